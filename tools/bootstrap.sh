@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# Bootstraps everything manygil needs to build and test, idempotently:
+#   1. a CPython >= 3.12 with headers and a shared libpython (found, or built once into a cache);
+#   2. the Debian packages the build and the C++ tests need (GoogleTest);
+#   3. the project's virtual environment at .venv with the build/test tools from PyPI.
+# A second run finds everything cached and takes seconds. Each step prints one line.
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cache=${MANYGIL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/manygil}
+venv="$repo/.venv"
+requirements="$repo/requirements-dev.txt"
+# The CPython series we build when none is found; Debian's 'trixie' suite serves its source.
+build_series=3.13
+debian_suite=trixie
+
+say() { printf '[bootstrap] %s\n' "$*"; }
+die() { printf '[bootstrap] error: %s\n' "$*" >&2; exit 1; }
+now() { date +%s; }
+since() { echo "$(( $(now) - $1 ))s"; }
+
+# --- 1. CPython ---------------------------------------------------------------------------------
+
+# Prints "VERSION PREFIX" when $1 is a usable CPython (>= 3.12, GIL build, headers, shared libpython).
+probe_python() {
+  "$1" - <<'PY' 2>/dev/null
+import os, sys, sysconfig
+if sys.implementation.name != "cpython" or sys.version_info < (3, 12): raise SystemExit(1)
+if sysconfig.get_config_var("Py_GIL_DISABLED"): raise SystemExit(1)
+if not sysconfig.get_config_var("Py_ENABLE_SHARED"): raise SystemExit(1)
+if not os.path.exists(os.path.join(sysconfig.get_path("include"), "Python.h")): raise SystemExit(1)
+lib = os.path.join(sysconfig.get_config_var("LIBDIR"), sysconfig.get_config_var("LDLIBRARY"))
+if not os.path.exists(lib): raise SystemExit(1)
+print("%d.%d.%d" % sys.version_info[:3], sys.executable)
+PY
+}
+
+python=""
+if [ -n "${MANYGIL_PYTHON:-}" ]; then
+  found=$(probe_python "$MANYGIL_PYTHON") ||
+    die "MANYGIL_PYTHON=$MANYGIL_PYTHON is not a CPython >= 3.12 with headers and a shared libpython"
+  python=${found#* }
+  say "python: $python (${found%% *}, from MANYGIL_PYTHON)"
+fi
+if [ -z "$python" ]; then
+  for name in python3.14 python3.13 python3.12; do
+    exe=$(command -v "$name" 2>/dev/null) || continue
+    if found=$(probe_python "$exe"); then
+      python=${found#* }
+      say "python: $python (${found%% *}, found on PATH as $name)"
+      break
+    fi
+  done
+fi
+if [ -z "$python" ]; then
+  # Reuse the newest complete build in the cache without asking the network.
+  for dir in $(ls -d "$cache"/cpython-"$build_series".* 2>/dev/null | sort -V -r); do
+    if [ -f "$dir/.complete" ] && found=$(probe_python "$dir/bin/python$build_series"); then
+      python=${found#* }
+      say "python: $python (${found%% *}, cached build)"
+      break
+    fi
+  done
+fi
+
+debian_build_deps=(build-essential pkg-config libssl-dev libffi-dev zlib1g-dev libbz2-dev liblzma-dev
+  libsqlite3-dev libreadline-dev uuid-dev libgdbm-dev libncurses-dev libexpat1-dev xz-utils)
+test_deps=(libgtest-dev libgmock-dev)
+
+apt_updated=0
+ensure_debian_packages() {  # $1: what they are for; rest: package names
+  local why=$1; shift
+  local missing=()
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if [ ${#missing[@]} -eq 0 ]; then say "debian packages for $why: present"; return; fi
+  if [ "$(id -u)" -ne 0 ]; then
+    die "missing Debian packages for $why; run: sudo apt-get update && sudo apt-get install -y ${missing[*]}"
+  fi
+  local t=$(now) log="$cache/apt.log"
+  mkdir -p "$cache"
+  if [ $apt_updated -eq 0 ]; then
+    apt-get update > "$log" 2>&1 || { cat "$log" >&2; die "apt-get update failed"; }
+    apt_updated=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}" >> "$log" 2>&1 ||
+    { tail -20 "$log" >&2; die "apt-get install ${missing[*]} failed (log: $log)"; }
+  say "debian packages for $why: installed ${missing[*]} ($(since $t))"
+}
+
+if [ -z "$python" ]; then
+  ensure_debian_packages "building CPython" "${debian_build_deps[@]}"
+  t=$(now)
+  # Ask Debian's source archive through a private sources list and private state, leaving the
+  # machine's apt configuration alone.
+  apt_dir=$(mktemp -d); trap 'rm -rf "$apt_dir"' EXIT
+  mkdir -p "$apt_dir/lists/partial"
+  echo "deb-src http://deb.debian.org/debian $debian_suite main" > "$apt_dir/sources.list"
+  apt_opts=(-o "Dir::Etc::sourcelist=$apt_dir/sources.list" -o Dir::Etc::sourceparts=/dev/null
+            -o "Dir::State::Lists=$apt_dir/lists" -o Dir::State::status=/dev/null)
+  apt-get "${apt_opts[@]}" update -qq >/dev/null 2>&1 || die "cannot read Debian's $debian_suite source index"
+  debver=$(apt-cache "${apt_opts[@]}" showsrc "python$build_series" 2>/dev/null | awk '/^Version:/ {print $2; exit}')
+  [ -n "$debver" ] || die "Debian's $debian_suite has no source package python$build_series"
+  version=${debver%%-*}            # 3.13.5-2+deb13u5 -> 3.13.5 (we build the upstream tarball)
+  prefix="$cache/cpython-$version"
+  if [ -f "$prefix/.complete" ]; then
+    python="$prefix/bin/python$build_series"
+    say "python: $python ($version, cached build)"
+  else
+    say "python: none >= 3.12 with a shared libpython found; building CPython $version into $prefix (about 3 min)"
+    src="$cache/src"; mkdir -p "$src"
+    tarball="$src/python${build_series}_$version.orig.tar.xz"
+    if [ ! -f "$tarball" ]; then
+      (cd "$apt_dir" && apt-get "${apt_opts[@]}" source --download-only -qq "python$build_series" >/dev/null 2>&1) ||
+        die "downloading Debian's source package python$build_series failed"
+      mv "$apt_dir/python${build_series}_$version.orig.tar.xz" "$tarball"
+    fi
+    work="$src/Python-$version"
+    rm -rf "$work" "$prefix"; tar -C "$src" -xf "$tarball"
+    log="$cache/cpython-$version.build.log"
+    (cd "$work" &&
+      ./configure --prefix="$prefix" --enable-shared --with-ensurepip=install \
+        LDFLAGS="-Wl,-rpath=$prefix/lib" &&
+      make -j"$(nproc)" && make install) > "$log" 2>&1 || die "CPython build failed; see $log"
+    rm -rf "$work"
+    touch "$prefix/.complete"
+    python="$prefix/bin/python$build_series"
+    say "python: built $python in $(since $t) (log: $log)"
+  fi
+fi
+
+# --- 2. Debian packages for the C++ tests -----------------------------------------------------------
+ensure_debian_packages "the C++ tests" "${test_deps[@]}"
+
+# --- 3. The project's virtual environment --------------------------------------------------------------
+stamp="$venv/.manygil-stamp"
+want="$python $(sha256sum "$requirements" | cut -d' ' -f1)"
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x "$venv/bin/python" ]; then
+  say "venv: $venv up to date"
+else
+  t=$(now)
+  rm -rf "$venv"
+  "$python" -m venv "$venv"
+  mkdir -p "$cache"
+  "$venv/bin/python" -m pip install --disable-pip-version-check -r "$requirements" > "$cache/pip.log" 2>&1 ||
+    { tail -20 "$cache/pip.log" >&2; die "pip install -r requirements-dev.txt failed (log: $cache/pip.log)"; }
+  echo "$want" > "$stamp"
+  say "venv: created $venv with $(tr '\n' ' ' < "$requirements" | sed 's/ *$//') ($(since $t))"
+fi
