@@ -1,0 +1,22 @@
+// manygil::Job: the unit of work a worker runs. Pool::submit and Interpreter::call build Jobs for you;
+// clients that need more (the Python extension, a host calling the C-API directly) post their own.
+#pragma once
+
+#include <exception>
+
+namespace manygil {
+
+class Job {
+public:
+    virtual ~Job() = default;
+
+    // Runs on a worker thread with that worker's interpreter attached (its GIL held). The job must
+    // report its own outcome (promise, callback) and leave no Python exception set.
+    virtual void run() noexcept = 0;
+
+    // Called instead of run() when the job will never run: cancelled at shutdown (CancelledError) or
+    // the pool broke (BrokenPoolError). Called on any thread, without any GIL held.
+    virtual void abandon(std::exception_ptr reason) noexcept = 0;
+};
+
+}  // namespace manygil

@@ -1,0 +1,94 @@
+// manygil::Pool: N own-GIL interpreters, one per worker thread, fed from one task queue.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <future>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "manygil/job.hpp"
+#include "manygil/runtime.hpp"
+#include "manygil/value.hpp"
+
+namespace manygil {
+
+// What each worker runs once, after creating its interpreter and before taking tasks.
+class Initializer {
+public:
+    // Python source executed in the worker's __main__ (it may define functions tasks then call as
+    // "__main__:name").
+    static Initializer source(std::string code);
+    // A call of "module:function" with these arguments.
+    static Initializer call(std::string target, Args args = {}, Kwargs kwargs = {});
+
+    bool is_source() const noexcept { return is_source_; }
+    const std::string& text() const noexcept { return text_; }  // the source, or the target
+    const Args& args() const noexcept { return args_; }
+    const Kwargs& kwargs() const noexcept { return kwargs_; }
+
+private:
+    bool is_source_ = true;
+    std::string text_;
+    Args args_;
+    Kwargs kwargs_;
+};
+
+struct PoolOptions {
+    // Number of worker interpreters; 0 means default_workers().
+    std::size_t workers = 0;
+    std::optional<Initializer> initializer;
+};
+
+class Pool {
+public:
+    // Starts the workers, which create their interpreters in parallel; returns at once (tasks
+    // submitted meanwhile wait in the queue). If a worker cannot start (its interpreter cannot be
+    // created or the initializer raises), the pool breaks: every pending and later task fails with
+    // BrokenPoolError carrying the original error.
+    Pool(Runtime& runtime, PoolOptions options = {});
+
+    // shutdown(wait=true, cancel_pending=false): queued tasks still run.
+    ~Pool();
+
+    Pool(const Pool&) = delete;
+    Pool& operator=(const Pool&) = delete;
+    Pool(Pool&&) noexcept;
+    Pool& operator=(Pool&&) noexcept;
+
+    // Queues a call of "module:function". The future yields the result or throws what the call threw
+    // (PythonError, UnknownFunctionError, ConversionError, CancelledError, BrokenPoolError).
+    // Throws ShutdownError after shutdown(), BrokenPoolError once broken.
+    std::future<Value> submit(std::string_view target, Args args = {}, Kwargs kwargs = {});
+
+    // Queues Python source to run in some worker's __main__; the future yields None.
+    std::future<Value> submit_exec(std::string_view source);
+
+    // Queues a custom job (see job.hpp). Same errors as submit().
+    void post(std::unique_ptr<Job> job);
+
+    // Stops accepting work. cancel_pending: queued tasks that have not started fail with
+    // CancelledError instead of running. wait: block until running (and, without cancel_pending,
+    // queued) tasks are done and every interpreter has ended. Idempotent.
+    void shutdown(bool wait = true, bool cancel_pending = false);
+
+    // Blocks until every worker has created its interpreter and run the initializer. Throws
+    // BrokenPoolError if one failed.
+    void wait_ready();
+
+    std::size_t size() const noexcept;
+
+    // Ids of the workers' interpreters (after wait_ready()).
+    std::vector<std::int64_t> interpreter_ids() const;
+
+    // The CPUs this process may run on (sched_getaffinity), at least 1.
+    static std::size_t default_workers();
+
+private:
+    std::shared_ptr<detail::WorkerGroup> group_;
+};
+
+}  // namespace manygil

@@ -1,0 +1,114 @@
+#include "calls.hpp"
+
+#include <string>
+
+#include "convert.hpp"
+#include "manygil/errors.hpp"
+#include "python_error.hpp"
+
+namespace manygil::detail {
+
+namespace {
+
+// Imports the module and walks the dotted qualname. Failures name the target and say why.
+PyRef resolve(std::string_view target) {
+    check_target(target);
+    auto colon = target.find(':');
+    std::string module(target.substr(0, colon));
+    std::string qualname(target.substr(colon + 1));
+
+    PyRef obj(PyImport_ImportModule(module.c_str()));
+    if (!obj) throw UnknownFunctionError(std::string(target), fetch_python_error().what());
+    std::size_t start = 0;
+    while (start <= qualname.size()) {
+        std::size_t dot = qualname.find('.', start);
+        if (dot == std::string::npos) dot = qualname.size();
+        std::string part = qualname.substr(start, dot - start);
+        PyRef next(PyObject_GetAttrString(obj.get(), part.c_str()));
+        if (!next) throw UnknownFunctionError(std::string(target), fetch_python_error().what());
+        obj = std::move(next);
+        start = dot + 1;
+    }
+    if (!PyCallable_Check(obj.get())) {
+        throw UnknownFunctionError(std::string(target),
+                                   "'" + type_qualname(Py_TYPE(obj.get())) + "' object is not callable");
+    }
+    return obj;
+}
+
+PyRef args_to_python(const Args& args) {
+    PyRef tuple(PyTuple_New(static_cast<Py_ssize_t>(args.size())));
+    if (!tuple) throw_python_error();
+    for (std::size_t i = 0; i < args.size(); ++i) {
+        try {
+            PyTuple_SET_ITEM(tuple.get(), static_cast<Py_ssize_t>(i), to_python(args[i]).release());
+        } catch (ConversionError& e) {
+            e.prepend_path("args[" + std::to_string(i) + "]");
+            throw;
+        }
+    }
+    return tuple;
+}
+
+PyRef kwargs_to_python(const Kwargs& kwargs) {
+    if (kwargs.empty()) return PyRef();
+    PyRef dict(PyDict_New());
+    if (!dict) throw_python_error();
+    for (const auto& [name, value] : kwargs) {
+        std::string path = "kwargs['" + name + "']";
+        PyRef v;
+        try {
+            v = to_python(value);
+        } catch (ConversionError& e) {
+            e.prepend_path(path);
+            throw;
+        }
+        if (PyDict_SetItemString(dict.get(), name.c_str(), v.get()) < 0) {
+            throw ConversionError("str", path, fetch_python_error().what());
+        }
+    }
+    return dict;
+}
+
+}  // namespace
+
+void check_target(std::string_view target) {
+    auto colon = target.find(':');
+    if (colon == std::string_view::npos || colon == 0 || colon + 1 == target.size() ||
+        target.find(':', colon + 1) != std::string_view::npos) {
+        throw InvalidArgument("target '" + std::string(target) +
+                              "' is not of the form 'module:function' (e.g. 'json:dumps', '__main__:f')");
+    }
+}
+
+PyRef invoke_target(std::string_view target, const Args& args, const Kwargs& kwargs) {
+    PyRef fn = resolve(target);
+    PyRef py_args = args_to_python(args);
+    PyRef py_kwargs = kwargs_to_python(kwargs);
+    PyRef result(PyObject_Call(fn.get(), py_args.get(), py_kwargs.get()));
+    if (!result) throw_python_error();
+    return result;
+}
+
+Value call_target(std::string_view target, const Args& args, const Kwargs& kwargs) {
+    PyRef result = invoke_target(target, args, kwargs);
+    try {
+        return from_python(result.get());
+    } catch (ConversionError& e) {
+        e.prepend_path("result");
+        throw;
+    }
+}
+
+void exec_source(std::string_view source) {
+    std::string code(source);  // NUL-terminated for the compiler
+    PyRef compiled(Py_CompileString(code.c_str(), "<manygil exec>", Py_file_input));
+    if (!compiled) throw_python_error();
+    PyObject* main = PyImport_AddModule("__main__");  // borrowed
+    if (!main) throw_python_error();
+    PyObject* globals = PyModule_GetDict(main);  // borrowed
+    PyRef result(PyEval_EvalCode(compiled.get(), globals, globals));
+    if (!result) throw_python_error();
+}
+
+}  // namespace manygil::detail

@@ -1,0 +1,177 @@
+#include "convert.hpp"
+
+#include <string>
+
+#include "manygil/errors.hpp"
+#include "python_error.hpp"
+
+namespace manygil::detail {
+
+namespace {
+
+const char* const kSupported =
+    "not one of the types a manygil::Value holds (None, bool, int, float, str, bytes, tuple, list, "
+    "dict; subclasses are refused rather than silently losing their type)";
+
+std::string index_path(Py_ssize_t i) { return "[" + std::to_string(i) + "]"; }
+
+// Wraps a Python error raised while building a container element into a ConversionError.
+[[noreturn]] void conversion_failed(const Value& value) {
+    PythonError e = fetch_python_error();
+    throw ConversionError(value.type_name(), "", e.what());
+}
+
+PyRef to_python_at(const Value& value, int depth);
+
+PyRef sequence_to_python(const std::vector<Value>& items, bool tuple, int depth) {
+    auto n = static_cast<Py_ssize_t>(items.size());
+    PyRef seq(tuple ? PyTuple_New(n) : PyList_New(n));
+    if (!seq) throw_python_error();
+    for (Py_ssize_t i = 0; i < n; ++i) {
+        try {
+            PyObject* item = to_python_at(items[static_cast<std::size_t>(i)], depth + 1).release();
+            if (tuple) PyTuple_SET_ITEM(seq.get(), i, item);
+            else PyList_SET_ITEM(seq.get(), i, item);
+        } catch (ConversionError& e) {
+            e.prepend_path(index_path(i));
+            throw;
+        }
+    }
+    return seq;
+}
+
+PyRef dict_to_python(const Value& value, int depth) {
+    PyRef dict(PyDict_New());
+    if (!dict) throw_python_error();
+    for (const auto& [key, item] : value.as_dict()) {
+        PyRef k, v;
+        try {
+            k = to_python_at(key, depth + 1);
+        } catch (ConversionError& e) {
+            e.prepend_path("<key " + key.repr() + ">");
+            throw;
+        }
+        try {
+            v = to_python_at(item, depth + 1);
+        } catch (ConversionError& e) {
+            e.prepend_path("[" + key.repr() + "]");
+            throw;
+        }
+        if (PyDict_SetItem(dict.get(), k.get(), v.get()) < 0) {
+            PythonError err = fetch_python_error();
+            throw ConversionError(key.type_name(), "<key " + key.repr() + ">", err.what());
+        }
+    }
+    return dict;
+}
+
+PyRef to_python_at(const Value& value, int depth) {
+    if (depth > kMaxDepth) {
+        throw ConversionError(value.type_name(), "", "nested deeper than " + std::to_string(kMaxDepth) + " levels");
+    }
+    PyRef out;
+    switch (value.kind()) {
+        case Value::Kind::None: return PyRef::borrow(Py_None);
+        case Value::Kind::Bool: return PyRef::borrow(value.as_bool() ? Py_True : Py_False);
+        case Value::Kind::Int: out = PyRef(PyLong_FromLongLong(value.as_int())); break;
+        case Value::Kind::BigInt: out = PyRef(PyLong_FromString(value.as_bigint().hex.c_str(), nullptr, 16)); break;
+        case Value::Kind::Float: out = PyRef(PyFloat_FromDouble(value.as_float())); break;
+        case Value::Kind::Str: {
+            const std::string& s = value.as_str();
+            // surrogatepass: a str holding lone surrogates survives the round trip.
+            out = PyRef(PyUnicode_DecodeUTF8(s.data(), static_cast<Py_ssize_t>(s.size()), "surrogatepass"));
+            break;
+        }
+        case Value::Kind::Bytes: {
+            const std::string& b = value.as_bytes().data;
+            out = PyRef(PyBytes_FromStringAndSize(b.data(), static_cast<Py_ssize_t>(b.size())));
+            break;
+        }
+        case Value::Kind::Tuple: return sequence_to_python(value.as_tuple(), true, depth);
+        case Value::Kind::List: return sequence_to_python(value.as_list(), false, depth);
+        case Value::Kind::Dict: return dict_to_python(value, depth);
+    }
+    if (!out) conversion_failed(value);
+    return out;
+}
+
+Value from_python_at(PyObject* obj, int depth);
+
+std::vector<Value> items_from_python(PyObject* seq, bool tuple, int depth) {
+    Py_ssize_t n = tuple ? PyTuple_GET_SIZE(seq) : PyList_GET_SIZE(seq);
+    std::vector<Value> items;
+    items.reserve(static_cast<std::size_t>(n));
+    // Converting exact built-in types runs no Python code, so the list cannot change under us.
+    for (Py_ssize_t i = 0; i < n; ++i) {
+        try {
+            items.push_back(from_python_at(tuple ? PyTuple_GET_ITEM(seq, i) : PyList_GET_ITEM(seq, i), depth + 1));
+        } catch (ConversionError& e) {
+            e.prepend_path(index_path(i));
+            throw;
+        }
+    }
+    return items;
+}
+
+Value from_python_at(PyObject* obj, int depth) {
+    PyTypeObject* type = Py_TYPE(obj);
+    if (depth > kMaxDepth) {
+        throw ConversionError(type_qualname(type), "", "nested deeper than " + std::to_string(kMaxDepth) + " levels");
+    }
+    if (obj == Py_None) return Value();
+    if (type == &PyBool_Type) return Value(obj == Py_True);
+    if (type == &PyLong_Type) {
+        int overflow = 0;
+        long long v = PyLong_AsLongLongAndOverflow(obj, &overflow);
+        if (!overflow) return Value(static_cast<std::int64_t>(v));
+        PyRef hex(PyNumber_ToBase(obj, 16));  // base 16: exempt from the int<->str digit limit
+        if (!hex) throw_python_error();
+        return Value(BigInt{PyUnicode_AsUTF8(hex.get())});
+    }
+    if (type == &PyFloat_Type) return Value(PyFloat_AS_DOUBLE(obj));
+    if (type == &PyUnicode_Type) {
+        Py_ssize_t n = 0;
+        if (const char* utf8 = PyUnicode_AsUTF8AndSize(obj, &n)) return Value(std::string(utf8, static_cast<std::size_t>(n)));
+        PyErr_Clear();  // lone surrogates: keep them, as Python's own "surrogatepass" does
+        PyRef encoded(PyUnicode_AsEncodedString(obj, "utf-8", "surrogatepass"));
+        if (!encoded) throw_python_error();
+        return Value(std::string(PyBytes_AS_STRING(encoded.get()), static_cast<std::size_t>(PyBytes_GET_SIZE(encoded.get()))));
+    }
+    if (type == &PyBytes_Type) {
+        return Value(Bytes{std::string(PyBytes_AS_STRING(obj), static_cast<std::size_t>(PyBytes_GET_SIZE(obj)))});
+    }
+    if (type == &PyTuple_Type) return Value(Tuple{items_from_python(obj, true, depth)});
+    if (type == &PyList_Type) return Value(List{items_from_python(obj, false, depth)});
+    if (type == &PyDict_Type) {
+        Dict dict;
+        dict.items.reserve(static_cast<std::size_t>(PyDict_GET_SIZE(obj)));
+        Py_ssize_t pos = 0;
+        PyObject *key, *item;
+        while (PyDict_Next(obj, &pos, &key, &item)) {
+            Value k;
+            try {
+                k = from_python_at(key, depth + 1);
+            } catch (ConversionError& e) {
+                e.prepend_path("<a key>");
+                throw;
+            }
+            try {
+                Value v = from_python_at(item, depth + 1);
+                dict.items.emplace_back(std::move(k), std::move(v));
+            } catch (ConversionError& e) {
+                e.prepend_path("[" + k.repr() + "]");
+                throw;
+            }
+        }
+        return Value(std::move(dict));
+    }
+    throw ConversionError(type_qualname(type), "", kSupported);
+}
+
+}  // namespace
+
+PyRef to_python(const Value& value) { return to_python_at(value, 0); }
+
+Value from_python(PyObject* obj) { return from_python_at(obj, 0); }
+
+}  // namespace manygil::detail

@@ -1,0 +1,90 @@
+#include "manygil/pool.hpp"
+
+#include <sched.h>
+
+#include <thread>
+
+#include "manygil/errors.hpp"
+#include "task_jobs.hpp"
+#include "worker_group.hpp"
+
+namespace manygil {
+
+Initializer Initializer::source(std::string code) {
+    Initializer init;
+    init.is_source_ = true;
+    init.text_ = std::move(code);
+    return init;
+}
+
+Initializer Initializer::call(std::string target, Args args, Kwargs kwargs) {
+    Initializer init;
+    init.is_source_ = false;
+    init.text_ = std::move(target);
+    init.args_ = std::move(args);
+    init.kwargs_ = std::move(kwargs);
+    return init;
+}
+
+namespace {
+detail::WorkerGroup& live(const std::shared_ptr<detail::WorkerGroup>& group) {
+    if (!group) throw Error("use of a moved-from manygil::Pool");
+    return *group;
+}
+}  // namespace
+
+Pool::Pool(Runtime& runtime, PoolOptions options)
+    : group_(detail::WorkerGroup::start(
+          runtime, {options.workers ? options.workers : default_workers(), std::move(options.initializer), "pool"})) {}
+
+Pool::~Pool() {
+    if (!group_) return;
+    // From inside one of its own tasks the pool cannot wait for itself: the workers finish on their own.
+    group_->shutdown(!group_->on_worker_thread(), false);
+}
+
+Pool::Pool(Pool&&) noexcept = default;
+Pool& Pool::operator=(Pool&& other) noexcept {
+    if (this != &other) {
+        if (group_) group_->shutdown(!group_->on_worker_thread(), false);
+        group_ = std::move(other.group_);
+    }
+    return *this;
+}
+
+std::future<Value> Pool::submit(std::string_view target, Args args, Kwargs kwargs) {
+    auto [job, future] = detail::make_call_job(target, std::move(args), std::move(kwargs));
+    live(group_).post(std::move(job));
+    return std::move(future);
+}
+
+std::future<Value> Pool::submit_exec(std::string_view source) {
+    auto [job, future] = detail::make_exec_job(source);
+    live(group_).post(std::move(job));
+    return std::move(future);
+}
+
+void Pool::post(std::unique_ptr<Job> job) {
+    if (!job) throw InvalidArgument("Pool::post: null job");
+    live(group_).post(std::move(job));
+}
+
+void Pool::shutdown(bool wait, bool cancel_pending) { live(group_).shutdown(wait, cancel_pending); }
+
+void Pool::wait_ready() { live(group_).wait_ready(); }
+
+std::size_t Pool::size() const noexcept { return group_ ? group_->size() : 0; }
+
+std::vector<std::int64_t> Pool::interpreter_ids() const { return live(group_).interpreter_ids(); }
+
+std::size_t Pool::default_workers() {
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0) {
+        int n = CPU_COUNT(&set);
+        if (n > 0) return static_cast<std::size_t>(n);
+    }
+    unsigned n = std::thread::hardware_concurrency();
+    return n ? n : 1;
+}
+
+}  // namespace manygil

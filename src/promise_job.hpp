@@ -1,0 +1,42 @@
+// PromiseJob: a Job whose outcome goes to a std::promise<Value>. What submit() and call() post.
+#pragma once
+
+#include <future>
+#include <utility>
+
+#include "manygil/job.hpp"
+#include "manygil/value.hpp"
+
+namespace manygil::detail {
+
+template <class Fn>
+class PromiseJob final : public Job {
+public:
+    explicit PromiseJob(Fn fn) : fn_(std::move(fn)) {}
+
+    std::future<Value> future() { return promise_.get_future(); }
+
+    void run() noexcept override {
+        try {
+            promise_.set_value(fn_());
+        } catch (...) {
+            promise_.set_exception(std::current_exception());
+        }
+    }
+
+    void abandon(std::exception_ptr reason) noexcept override { promise_.set_exception(std::move(reason)); }
+
+private:
+    Fn fn_;
+    std::promise<Value> promise_;
+};
+
+// Wraps fn (run on a worker, returning Value) into a job and hands back the job and its future.
+template <class Fn>
+std::pair<std::unique_ptr<Job>, std::future<Value>> make_promise_job(Fn fn) {
+    auto job = std::make_unique<PromiseJob<Fn>>(std::move(fn));
+    auto future = job->future();
+    return {std::move(job), std::move(future)};
+}
+
+}  // namespace manygil::detail

@@ -1,0 +1,24 @@
+#include "task_jobs.hpp"
+
+#include <string>
+
+#include "calls.hpp"
+#include "promise_job.hpp"
+
+namespace manygil::detail {
+
+JobAndFuture make_call_job(std::string_view target, Args args, Kwargs kwargs) {
+    check_target(target);
+    return make_promise_job([target = std::string(target), args = std::move(args), kwargs = std::move(kwargs)] {
+        return call_target(target, args, kwargs);
+    });
+}
+
+JobAndFuture make_exec_job(std::string_view source) {
+    return make_promise_job([source = std::string(source)] {
+        exec_source(source);
+        return Value();
+    });
+}
+
+}  // namespace manygil::detail

@@ -1,0 +1,180 @@
+#include "worker_group.hpp"
+
+#include <Python.h>
+#include <pthread.h>
+
+#include "calls.hpp"
+#include "manygil/errors.hpp"
+#include "thread_interpreter.hpp"
+
+namespace manygil::detail {
+
+namespace {
+
+std::string describe(std::exception_ptr e) {
+    try {
+        std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+        return ex.what();
+    } catch (...) {
+        return "unknown error";
+    }
+}
+
+void run_initializer(const Initializer& init) {
+    if (init.is_source()) exec_source(init.text());
+    else invoke_target(init.text(), init.args(), init.kwargs());  // its result is not needed
+}
+
+}  // namespace
+
+WorkerGroup::WorkerGroup(Options options) : options_(std::move(options)) {}
+
+std::shared_ptr<WorkerGroup> WorkerGroup::start(Runtime& runtime, Options options) {
+    if (options.workers == 0) throw InvalidArgument("a pool needs at least one worker");
+    if (options.initializer && !options.initializer->is_source()) check_target(options.initializer->text());
+    auto group = std::make_shared<WorkerGroup>(std::move(options));
+    group->ids_.assign(group->options_.workers, -1);
+    group->threads_.reserve(group->options_.workers);
+    for (std::size_t i = 0; i < group->options_.workers; ++i) {
+        // The threads use the raw pointer: the group joins them before it can be destroyed.
+        group->threads_.emplace_back([g = group.get(), i] { g->run_worker(i); });
+        group->thread_ids_.push_back(group->threads_.back().get_id());
+    }
+    try {
+        runtime.adopt(group);  // from now on Runtime::close() shuts it down; throws if already closed
+    } catch (...) {
+        group->shutdown(true, true);
+        throw;
+    }
+    return group;
+}
+
+WorkerGroup::~WorkerGroup() { shutdown(true, false); }
+
+void WorkerGroup::run_worker(std::size_t index) noexcept {
+    std::string thread_name = "mg-" + options_.name.substr(0, 8) + "-" + std::to_string(index);
+    pthread_setname_np(pthread_self(), thread_name.substr(0, 15).c_str());
+
+    std::optional<ThreadInterpreter> interp;
+    try {
+        interp.emplace();  // attached from here on
+        if (options_.initializer) run_initializer(*options_.initializer);
+    } catch (...) {
+        auto cause = std::current_exception();
+        if (interp) interp->end();
+        break_group(index, cause);
+        return;
+    }
+    interp->detach();
+    {
+        std::lock_guard lock(mu_);
+        ids_[index] = interp->id();
+        ++ready_;
+    }
+    ready_cv_.notify_all();
+
+    while (auto job = next_job()) {
+        interp->attach();
+        job->run();
+        job.reset();                       // jobs are destroyed where they ran
+        if (PyErr_Occurred()) PyErr_Clear();  // a misbehaving custom job must not poison the next one
+        interp->detach();
+    }
+    interp->attach();
+    interp->end();
+}
+
+std::unique_ptr<Job> WorkerGroup::next_job() {
+    std::unique_lock lock(mu_);
+    work_cv_.wait(lock, [&] { return !queue_.empty() || closed_ || broken_; });
+    if (broken_ || queue_.empty()) return nullptr;  // closed and drained, or broken
+    auto job = std::move(queue_.front());
+    queue_.pop_front();
+    return job;
+}
+
+void WorkerGroup::break_group(std::size_t index, std::exception_ptr cause) {
+    std::deque<std::unique_ptr<Job>> pending;
+    std::exception_ptr broken;
+    {
+        std::lock_guard lock(mu_);
+        if (!broken_) {
+            std::string what = options_.name + " is broken: worker " + std::to_string(index) +
+                               " failed to start: " + describe(cause);
+            broken_ = std::make_exception_ptr(BrokenPoolError(what, cause));
+        }
+        broken = broken_;
+        pending.swap(queue_);
+    }
+    work_cv_.notify_all();
+    ready_cv_.notify_all();
+    for (auto& job : pending) job->abandon(broken);
+}
+
+void WorkerGroup::post(std::unique_ptr<Job> job) {
+    {
+        std::lock_guard lock(mu_);
+        if (broken_) std::rethrow_exception(broken_);
+        if (closed_) throw ShutdownError("cannot submit to a " + options_.name + " after shutdown");
+        queue_.push_back(std::move(job));
+    }
+    work_cv_.notify_one();
+}
+
+void WorkerGroup::shutdown(bool wait, bool cancel_pending) {
+    if (wait && on_worker_thread()) {
+        throw Error("shutdown(wait=true) called from one of the " + options_.name +
+                    "'s own workers would wait for itself");
+    }
+    std::deque<std::unique_ptr<Job>> cancelled;
+    {
+        std::lock_guard lock(mu_);
+        closed_ = true;
+        if (cancel_pending) cancelled.swap(queue_);
+    }
+    work_cv_.notify_all();
+    if (!cancelled.empty()) {
+        auto reason = std::make_exception_ptr(CancelledError("cancelled by shutdown before it started"));
+        for (auto& job : cancelled) job->abandon(reason);
+    }
+    if (wait) join();
+}
+
+void WorkerGroup::join() {
+    std::lock_guard lock(join_mu_);
+    for (auto& t : threads_) {
+        if (t.joinable()) t.join();
+    }
+}
+
+void WorkerGroup::wait_ready() {
+    std::unique_lock lock(mu_);
+    ready_cv_.wait(lock, [&] { return ready_ == options_.workers || broken_; });
+    if (broken_) std::rethrow_exception(broken_);
+}
+
+std::vector<std::int64_t> WorkerGroup::interpreter_ids() const {
+    std::lock_guard lock(mu_);
+    return ids_;
+}
+
+bool WorkerGroup::closed() const {
+    std::lock_guard lock(mu_);
+    return closed_;
+}
+
+std::exception_ptr WorkerGroup::broken() const {
+    std::lock_guard lock(mu_);
+    return broken_;
+}
+
+bool WorkerGroup::on_worker_thread() const noexcept {
+    auto self = std::this_thread::get_id();
+    for (const auto& id : thread_ids_) {
+        if (id == self) return true;
+    }
+    return false;
+}
+
+}  // namespace manygil::detail

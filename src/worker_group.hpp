@@ -1,0 +1,71 @@
+// WorkerGroup: N worker threads, each owning one own-GIL interpreter for its whole life, fed from one
+// FIFO queue. Pool is a WorkerGroup of N; Interpreter is a WorkerGroup of 1.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "manygil/job.hpp"
+#include "manygil/pool.hpp"
+#include "manygil/runtime.hpp"
+
+namespace manygil::detail {
+
+class WorkerGroup : public std::enable_shared_from_this<WorkerGroup> {
+public:
+    struct Options {
+        std::size_t workers = 1;
+        std::optional<Initializer> initializer;
+        std::string name = "pool";  // in thread names and messages
+    };
+
+    // Registers the group with the runtime (which closes it before finalising) and starts the threads.
+    static std::shared_ptr<WorkerGroup> start(Runtime& runtime, Options options);
+
+    // shutdown(wait=true, cancel_pending=false).
+    ~WorkerGroup();
+
+    void post(std::unique_ptr<Job> job);
+    void shutdown(bool wait, bool cancel_pending);
+    void wait_ready();
+
+    std::size_t size() const noexcept { return options_.workers; }
+    std::vector<std::int64_t> interpreter_ids() const;
+    bool closed() const;
+    bool on_worker_thread() const noexcept;
+    // The error that broke the group (BrokenPoolError), or null.
+    std::exception_ptr broken() const;
+
+    explicit WorkerGroup(Options options);  // use start()
+
+private:
+    void run_worker(std::size_t index) noexcept;
+    std::unique_ptr<Job> next_job();
+    void break_group(std::size_t index, std::exception_ptr cause);
+    void join();
+
+    const Options options_;
+    std::vector<std::thread> threads_;          // written by start(), joined under join_mu_
+    std::vector<std::thread::id> thread_ids_;   // written by start(), then read-only
+
+    mutable std::mutex mu_;
+    std::condition_variable work_cv_;   // queue non-empty, closed or broken
+    std::condition_variable ready_cv_;  // a worker became ready, or the group broke
+    std::deque<std::unique_ptr<Job>> queue_;
+    bool closed_ = false;
+    std::exception_ptr broken_;
+    std::size_t ready_ = 0;
+    std::vector<std::int64_t> ids_;
+
+    std::mutex join_mu_;  // serialises joiners (a Pool's shutdown and the Runtime's close may race)
+};
+
+}  // namespace manygil::detail
