@@ -1,0 +1,248 @@
+// manygil::Pool: parallelism, initializers, failure isolation, shutdown semantics.
+#include <gtest/gtest.h>
+
+#include <Python.h>
+
+#include <algorithm>
+#include <chrono>
+#include <future>
+#include <set>
+#include <thread>
+
+#include "manygil/manygil.hpp"
+#include "shared_runtime.hpp"
+#include "testing_module.hpp"
+
+using manygil::Initializer;
+using manygil::Pool;
+using manygil::PoolOptions;
+using manygil::Value;
+using manygil::testing::runtime;
+
+namespace {
+
+bool is_ready(std::future<Value>& f) { return f.wait_for(std::chrono::seconds(0)) == std::future_status::ready; }
+
+// Unique names for rendezvous points and events, so tests never share them.
+std::string unique(const char* prefix) {
+    static int n = 0;
+    return std::string(prefix) + "-" + ::testing::UnitTest::GetInstance()->current_test_info()->name() + "-" +
+           std::to_string(++n);
+}
+
+}  // namespace
+
+TEST(Pool, DefaultSizeIsTheUsableCpuCount) {
+    Pool pool(runtime());
+    EXPECT_EQ(pool.size(), Pool::default_workers());
+    EXPECT_GE(Pool::default_workers(), 1u);
+    EXPECT_LE(Pool::default_workers(), std::max(1u, std::thread::hardware_concurrency()));
+}
+
+TEST(Pool, ThousandTasks) {
+    Pool pool(runtime(), {.workers = 2});
+    std::vector<std::future<Value>> futures;
+    for (int i = 0; i < 1000; ++i) futures.push_back(pool.submit("mg_tasks:add", {i, i}));
+    for (int i = 0; i < 1000; ++i) ASSERT_EQ(futures[i].get(), Value(2 * i)) << i;
+}
+
+TEST(Pool, EachWorkerHasItsOwnInterpreter) {
+    Pool pool(runtime(), {.workers = 3});
+    pool.wait_ready();
+    auto ids = pool.interpreter_ids();
+    ASSERT_EQ(ids.size(), 3u);
+    EXPECT_EQ(std::set<std::int64_t>(ids.begin(), ids.end()).size(), 3u);
+    for (auto id : ids) EXPECT_GT(id, 0) << "a worker runs in the main interpreter";
+}
+
+// Two tasks meet at a rendezvous while each HOLDS its interpreter's GIL. They can only both arrive if
+// two workers execute Python at the same time, i.e. the GILs are distinct. No clock is read.
+TEST(Pool, TwoWorkersRunPythonAtTheSameTime) {
+    Pool pool(runtime(), {.workers = 2});
+    std::string point = unique("pair");
+    auto a = pool.submit("mg_tasks:rendezvous_holding_gil", {point, 2});
+    auto b = pool.submit("mg_tasks:rendezvous_holding_gil", {point, 2});
+    EXPECT_EQ(a.get(), Value(true));
+    EXPECT_EQ(b.get(), Value(true));
+}
+
+// The control for the test above: the same rendezvous between two threads that share ONE GIL cannot
+// succeed for both (the first holds the GIL until its bound runs out). So the test above can fail.
+TEST(Pool, ControlThreadsSharingOneGilCannotRendezvous) {
+    manygil::Interpreter interp(runtime());
+    Value results = interp.call("mg_tasks:rendezvous_in_two_threads_of_one_interpreter", {unique("shared"), 0.5});
+    EXPECT_EQ(results.as_list().at(0), Value(false)) << results.repr();
+}
+
+TEST(Pool, SourceInitializerRunsInEveryWorker) {
+    PoolOptions options{.workers = 2,
+                        .initializer = Initializer::source("import _manygil_testing\n"
+                                                           "TAG = 'initialized'\n"
+                                                           "def tagged(point):\n"
+                                                           "    _manygil_testing.rendezvous(point, 2, 30.0)\n"
+                                                           "    return TAG\n")};
+    Pool pool(runtime(), options);
+    std::string point = unique("init");
+    auto a = pool.submit("__main__:tagged", {point});  // the rendezvous puts them on both workers
+    auto b = pool.submit("__main__:tagged", {point});
+    EXPECT_EQ(a.get(), Value("initialized"));
+    EXPECT_EQ(b.get(), Value("initialized"));
+}
+
+TEST(Pool, CallInitializerRunsWithItsArguments) {
+    Pool pool(runtime(), {.workers = 2, .initializer = Initializer::call("mg_tasks:setup", {"configured"})});
+    std::vector<std::future<Value>> futures;
+    for (int i = 0; i < 20; ++i) futures.push_back(pool.submit("mg_tasks:get_setup"));
+    for (auto& f : futures) EXPECT_EQ(f.get(), Value("configured"));
+}
+
+TEST(Pool, FailingInitializerFailsPendingAndLaterWork) {
+    std::string go = unique("init-go");
+    PoolOptions options{.workers = 2,
+                        .initializer = Initializer::source("import _manygil_testing\n"
+                                                           "_manygil_testing.wait_event('" + go + "', 60.0)\n"
+                                                           "raise RuntimeError('init failed')\n")};
+    Pool pool(runtime(), options);
+    std::vector<std::future<Value>> pending;
+    for (int i = 0; i < 5; ++i) pending.push_back(pool.submit("mg_tasks:add", {i}));  // before any worker is ready
+    manygil::testing::set_event(go);
+    for (auto& f : pending) EXPECT_THROW(f.get(), manygil::BrokenPoolError);
+    try {
+        pool.wait_ready();
+        FAIL() << "wait_ready on a broken pool did not throw";
+    } catch (const manygil::BrokenPoolError& e) {
+        EXPECT_NE(std::string(e.what()).find("RuntimeError: init failed"), std::string::npos) << e.what();
+        try {
+            std::rethrow_exception(e.cause());
+        } catch (const manygil::PythonError& cause) {
+            EXPECT_EQ(cause.type_name(), "RuntimeError");
+            EXPECT_EQ(cause.message(), "init failed");
+            EXPECT_NE(cause.traceback().find("init failed"), std::string::npos);
+        }
+    }
+    EXPECT_THROW(pool.submit("mg_tasks:add", {1}), manygil::BrokenPoolError);
+}
+
+TEST(Pool, UnknownInitializerTargetBreaksThePool) {
+    Pool pool(runtime(), {.workers = 1, .initializer = Initializer::call("no_such_module_xyz:setup")});
+    try {
+        pool.wait_ready();
+        FAIL() << "no exception";
+    } catch (const manygil::BrokenPoolError& e) {
+        EXPECT_THROW(std::rethrow_exception(e.cause()), manygil::UnknownFunctionError);
+    }
+    EXPECT_THROW(Pool(runtime(), {.workers = 1, .initializer = Initializer::call("no colon")}),
+                 manygil::InvalidArgument);
+}
+
+TEST(Pool, FailingTasksDoNotBreakThePool) {
+    Pool pool(runtime(), {.workers = 2});
+    std::vector<std::future<Value>> futures;
+    for (int i = 0; i < 100; ++i) {
+        futures.push_back(i % 2 ? pool.submit("mg_tasks:fail", {"odd"}) : pool.submit("mg_tasks:add", {i}));
+    }
+    for (int i = 0; i < 100; ++i) {
+        if (i % 2) EXPECT_THROW(futures[i].get(), manygil::PythonError);
+        else EXPECT_EQ(futures[i].get(), Value(i));
+    }
+    EXPECT_THROW(pool.submit("mg_tasks:nope").get(), manygil::UnknownFunctionError);
+    EXPECT_THROW(pool.submit("mg_tasks:return_set").get(), manygil::ConversionError);
+    EXPECT_EQ(pool.submit("mg_tasks:add", {20, 22}).get(), Value(42));
+}
+
+TEST(Pool, ShutdownWithCancelResolvesEveryQueuedFuture) {
+    Pool pool(runtime(), {.workers = 1});
+    std::string started = unique("started"), go = unique("go");
+    auto running = pool.submit("mg_tasks:block_until", {started, go});
+    ASSERT_TRUE(manygil::testing::wait_event(started, 60.0));
+    std::vector<std::future<Value>> queued;
+    for (int i = 0; i < 50; ++i) queued.push_back(pool.submit("mg_tasks:add", {i}));
+
+    pool.shutdown(/*wait=*/false, /*cancel_pending=*/true);
+    for (auto& f : queued) {
+        ASSERT_TRUE(is_ready(f)) << "a queued task was neither run nor cancelled";
+        EXPECT_THROW(f.get(), manygil::CancelledError);
+    }
+    EXPECT_THROW(pool.submit("mg_tasks:add", {1}), manygil::ShutdownError);
+    manygil::testing::set_event(go);
+    pool.shutdown(/*wait=*/true);
+    ASSERT_TRUE(is_ready(running));
+    EXPECT_EQ(running.get(), Value(true));  // the task already running was not interrupted
+}
+
+TEST(Pool, ShutdownWithoutCancelRunsEveryQueuedTask) {
+    Pool pool(runtime(), {.workers = 1});
+    std::string started = unique("started"), go = unique("go");
+    auto running = pool.submit("mg_tasks:block_until", {started, go});
+    ASSERT_TRUE(manygil::testing::wait_event(started, 60.0));
+    std::vector<std::future<Value>> queued;
+    for (int i = 0; i < 50; ++i) queued.push_back(pool.submit("mg_tasks:add", {i}));
+    pool.shutdown(/*wait=*/false);
+    manygil::testing::set_event(go);
+    pool.shutdown(/*wait=*/true);  // idempotent; now waits
+    EXPECT_EQ(running.get(), Value(true));
+    for (int i = 0; i < 50; ++i) EXPECT_EQ(queued[i].get(), Value(i));
+}
+
+TEST(Pool, DestructorFinishesQueuedWork) {
+    std::vector<std::future<Value>> futures;
+    {
+        Pool pool(runtime(), {.workers = 2});
+        for (int i = 0; i < 40; ++i) futures.push_back(pool.submit("mg_tasks:add", {i, 1}));
+    }
+    for (int i = 0; i < 40; ++i) {
+        ASSERT_TRUE(is_ready(futures[i]));
+        EXPECT_EQ(futures[i].get(), Value(i + 1));
+    }
+}
+
+TEST(Pool, SubmitExecRunsSource) {
+    Pool pool(runtime(), {.workers = 1});
+    EXPECT_EQ(pool.submit_exec("x = 6 * 7\ndef get_x():\n    return x\n").get(), Value());
+    EXPECT_EQ(pool.submit("__main__:get_x").get(), Value(42));
+}
+
+namespace {
+// Records which interpreter it ran in; optionally tries shutdown(wait=true) from inside the pool.
+class ProbeJob : public manygil::Job {
+public:
+    ProbeJob(Pool* pool_to_shut, std::promise<std::string>& out) : pool_(pool_to_shut), out_(out) {}
+    void run() noexcept override {
+        if (!pool_) {
+            out_.set_value(std::to_string(PyInterpreterState_GetID(PyInterpreterState_Get())));
+            return;
+        }
+        try {
+            pool_->shutdown(true);
+            out_.set_value("no error");
+        } catch (const manygil::Error& e) {
+            out_.set_value(e.what());
+        }
+    }
+    void abandon(std::exception_ptr) noexcept override { out_.set_value("abandoned"); }
+
+private:
+    Pool* pool_;
+    std::promise<std::string>& out_;
+};
+}  // namespace
+
+TEST(Pool, CustomJobsRunInAWorkerInterpreter) {
+    Pool pool(runtime(), {.workers = 2});
+    pool.wait_ready();
+    std::promise<std::string> out;
+    auto ran_in = out.get_future();
+    pool.post(std::make_unique<ProbeJob>(nullptr, out));
+    auto ids = pool.interpreter_ids();
+    std::int64_t id = std::stoll(ran_in.get());
+    EXPECT_NE(std::find(ids.begin(), ids.end(), id), ids.end());
+}
+
+TEST(Pool, WaitingShutdownFromInsideThePoolIsRefused) {
+    Pool pool(runtime(), {.workers = 1});
+    std::promise<std::string> out;
+    auto message = out.get_future();
+    pool.post(std::make_unique<ProbeJob>(&pool, out));
+    EXPECT_NE(message.get().find("would wait for itself"), std::string::npos);
+    EXPECT_EQ(pool.submit("mg_tasks:add", {1, 2}).get(), Value(3));  // refused without side effects
+}
