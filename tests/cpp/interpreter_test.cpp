@@ -63,6 +63,9 @@ TEST(Interpreter, OwnsItsGilAndIsIsolatedByConfig) {
 TEST(Interpreter, RefusesSinglePhaseExtensionsButLoadsIsolatedOnes) {
     Interpreter interp(runtime());
     EXPECT_EQ(interp.call("mg_tasks:import_module", {"_manygil_testing"}), Value(true));
+    if (manygil::Runtime::python_version() < "3.13") {
+        GTEST_SKIP() << "CPython 3.12 checks only file-based extensions, not built-in ones like this test's";
+    }
     try {
         interp.call("mg_tasks:import_module", {"_manygil_testing_legacy"});
         FAIL() << "a single-phase module loaded in an isolated interpreter";
