@@ -21,6 +21,28 @@ std::string index_path(Py_ssize_t i) { return "[" + std::to_string(i) + "]"; }
     throw ConversionError(value.type_name(), "", e.what());
 }
 
+Value pickle(PyObject* obj, PyObject* pickler) {
+    PyRef data(PyObject_CallOneArg(pickler, obj));
+    if (!data || !PyBytes_Check(data.get())) {
+        std::string why = data ? "the pickler did not return bytes" : fetch_python_error().what();
+        throw ConversionError(type_qualname(Py_TYPE(obj)), "", "cannot be pickled: " + why);
+    }
+    return Value(Pickled{std::string(PyBytes_AS_STRING(data.get()), static_cast<std::size_t>(PyBytes_GET_SIZE(data.get())))});
+}
+
+PyRef unpickle(const Pickled& pickled) {
+    PyRef pickle_module(PyImport_ImportModule("pickle"));
+    if (!pickle_module) throw_python_error();
+    PyRef data(PyBytes_FromStringAndSize(pickled.data.data(), static_cast<Py_ssize_t>(pickled.data.size())));
+    if (!data) throw_python_error();
+    PyRef obj(PyObject_CallMethod(pickle_module.get(), "loads", "O", data.get()));
+    if (!obj) {
+        PythonError e = fetch_python_error();
+        throw ConversionError("pickled object", "", std::string("cannot be unpickled here: ") + e.what());
+    }
+    return obj;
+}
+
 PyRef to_python_at(const Value& value, int depth);
 
 PyRef sequence_to_python(const std::vector<Value>& items, bool tuple, int depth) {
@@ -90,21 +112,22 @@ PyRef to_python_at(const Value& value, int depth) {
         case Value::Kind::Tuple: return sequence_to_python(value.as_tuple(), true, depth);
         case Value::Kind::List: return sequence_to_python(value.as_list(), false, depth);
         case Value::Kind::Dict: return dict_to_python(value, depth);
+        case Value::Kind::Pickled: return unpickle(value.as_pickled());
     }
     if (!out) conversion_failed(value);
     return out;
 }
 
-Value from_python_at(PyObject* obj, int depth);
+Value from_python_at(PyObject* obj, PyObject* pickler, int depth);
 
-std::vector<Value> items_from_python(PyObject* seq, bool tuple, int depth) {
+std::vector<Value> items_from_python(PyObject* seq, bool tuple, PyObject* pickler, int depth) {
     Py_ssize_t n = tuple ? PyTuple_GET_SIZE(seq) : PyList_GET_SIZE(seq);
     std::vector<Value> items;
     items.reserve(static_cast<std::size_t>(n));
     // Converting exact built-in types runs no Python code, so the list cannot change under us.
     for (Py_ssize_t i = 0; i < n; ++i) {
         try {
-            items.push_back(from_python_at(tuple ? PyTuple_GET_ITEM(seq, i) : PyList_GET_ITEM(seq, i), depth + 1));
+            items.push_back(from_python_at(tuple ? PyTuple_GET_ITEM(seq, i) : PyList_GET_ITEM(seq, i), pickler, depth + 1));
         } catch (ConversionError& e) {
             e.prepend_path(index_path(i));
             throw;
@@ -113,7 +136,7 @@ std::vector<Value> items_from_python(PyObject* seq, bool tuple, int depth) {
     return items;
 }
 
-Value from_python_at(PyObject* obj, int depth) {
+Value from_python_at(PyObject* obj, PyObject* pickler, int depth) {
     PyTypeObject* type = Py_TYPE(obj);
     if (depth > kMaxDepth) {
         throw ConversionError(type_qualname(type), "", "nested deeper than " + std::to_string(kMaxDepth) + " levels");
@@ -140,8 +163,8 @@ Value from_python_at(PyObject* obj, int depth) {
     if (type == &PyBytes_Type) {
         return Value(Bytes{std::string(PyBytes_AS_STRING(obj), static_cast<std::size_t>(PyBytes_GET_SIZE(obj)))});
     }
-    if (type == &PyTuple_Type) return Value(Tuple{items_from_python(obj, true, depth)});
-    if (type == &PyList_Type) return Value(List{items_from_python(obj, false, depth)});
+    if (type == &PyTuple_Type) return Value(Tuple{items_from_python(obj, true, pickler, depth)});
+    if (type == &PyList_Type) return Value(List{items_from_python(obj, false, pickler, depth)});
     if (type == &PyDict_Type) {
         Dict dict;
         dict.items.reserve(static_cast<std::size_t>(PyDict_GET_SIZE(obj)));
@@ -150,13 +173,13 @@ Value from_python_at(PyObject* obj, int depth) {
         while (PyDict_Next(obj, &pos, &key, &item)) {
             Value k;
             try {
-                k = from_python_at(key, depth + 1);
+                k = from_python_at(key, pickler, depth + 1);
             } catch (ConversionError& e) {
                 e.prepend_path("<a key>");
                 throw;
             }
             try {
-                Value v = from_python_at(item, depth + 1);
+                Value v = from_python_at(item, pickler, depth + 1);
                 dict.items.emplace_back(std::move(k), std::move(v));
             } catch (ConversionError& e) {
                 e.prepend_path("[" + k.repr() + "]");
@@ -165,6 +188,7 @@ Value from_python_at(PyObject* obj, int depth) {
         }
         return Value(std::move(dict));
     }
+    if (pickler) return pickle(obj, pickler);
     throw ConversionError(type_qualname(type), "", kSupported);
 }
 
@@ -172,6 +196,6 @@ Value from_python_at(PyObject* obj, int depth) {
 
 PyRef to_python(const Value& value) { return to_python_at(value, 0); }
 
-Value from_python(PyObject* obj) { return from_python_at(obj, 0); }
+Value from_python(PyObject* obj, PyObject* pickler) { return from_python_at(obj, pickler, 0); }
 
 }  // namespace manygil::detail

@@ -13,8 +13,10 @@ namespace manygil::detail {
 PyRef to_python(const Value& value);
 
 // Converts an object of an exact built-in type (None, bool, int, float, str, bytes, tuple, list,
-// dict). Throws ConversionError naming the type and the path of the first object that is not.
-Value from_python(PyObject* obj);
+// dict). Anything else becomes Pickled through `pickler` (a callable obj -> bytes, e.g.
+// cloudpickle.dumps) when one is given; without one, or if it raises, throws ConversionError naming
+// the type and the path of the object.
+Value from_python(PyObject* obj, PyObject* pickler = nullptr);
 
 // How deep containers may nest before conversion refuses (this also catches self-containing lists).
 inline constexpr int kMaxDepth = 200;

@@ -62,9 +62,13 @@ std::string type_qualname(PyTypeObject* type) {
 PythonError fetch_python_error() {
     PyRef exc(PyErr_GetRaisedException());
     if (!exc) return PythonError("SystemError", "manygil: error reported without a Python exception", "");
-    std::string type_name = type_qualname(Py_TYPE(exc.get()));
-    std::string message = str_or(exc.get(), "<exception str() failed>");
-    std::string traceback = format_traceback(exc.get());
+    return describe_exception(exc.get());
+}
+
+PythonError describe_exception(PyObject* exc) {
+    std::string type_name = type_qualname(Py_TYPE(exc));
+    std::string message = str_or(exc, "<exception str() failed>");
+    std::string traceback = format_traceback(exc);
     return PythonError(std::move(type_name), std::move(message), std::move(traceback));
 }
 

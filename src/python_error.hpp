@@ -12,6 +12,9 @@ namespace manygil::detail {
 // Fetches (and clears) the raised exception and describes it. Requires an exception to be set.
 PythonError fetch_python_error();
 
+// Describes an exception object without touching the error indicator.
+PythonError describe_exception(PyObject* exc);
+
 // fetch_python_error(), thrown.
 [[noreturn]] void throw_python_error();
 

@@ -23,6 +23,11 @@ public:
     void attach() noexcept { PyEval_RestoreThread(tstate_); }
     void detach() noexcept { PyEval_SaveThread(); }
 
+    // Take / release the MAIN interpreter's GIL with this thread's main-interpreter state (between
+    // detach() and attach() only).
+    void attach_main() noexcept { PyEval_RestoreThread(main_tstate_); }
+    void detach_main() noexcept { PyEval_SaveThread(); }
+
     // Ends the interpreter (joining its Python threads, running its atexit hooks). Must be attached.
     // Returns with no thread state attached.
     void end() noexcept;

@@ -11,7 +11,7 @@ namespace manygil {
 
 namespace {
 const char* const kTypeNames[] = {"NoneType", "bool", "int", "int", "float", "str",
-                                  "bytes",    "tuple", "list", "dict"};
+                                  "bytes",    "tuple", "list", "dict", "pickled"};
 
 void append_quoted(std::string& out, const std::string& s, bool is_bytes) {
     if (is_bytes) out += 'b';
@@ -70,6 +70,7 @@ void append_repr(std::string& out, const Value& v) {
         case Value::Kind::Bytes: append_quoted(out, v.as_bytes().data, true); break;
         case Value::Kind::Tuple: append_items(out, v.as_tuple(), '(', ')', true); break;
         case Value::Kind::List: append_items(out, v.as_list(), '[', ']', false); break;
+        case Value::Kind::Pickled: out += "<pickled, " + std::to_string(v.as_pickled().data.size()) + " bytes>"; break;
         case Value::Kind::Dict: {
             out += '{';
             bool first = true;
@@ -110,6 +111,7 @@ MANYGIL_ACCESSOR(const BigInt&, as_bigint, manygil::BigInt, "int (BigInt)")
 MANYGIL_ACCESSOR(double, as_float, double, "float")
 MANYGIL_ACCESSOR(const std::string&, as_str, std::string, "str")
 MANYGIL_ACCESSOR(const Bytes&, as_bytes, manygil::Bytes, "bytes")
+MANYGIL_ACCESSOR(const Pickled&, as_pickled, manygil::Pickled, "pickled")
 #undef MANYGIL_ACCESSOR
 
 using DictItems = std::vector<std::pair<Value, Value>>;
@@ -150,6 +152,7 @@ bool operator==(const Value& a, const Value& b) {
         case Value::Kind::Tuple: return a.as_tuple() == b.as_tuple();
         case Value::Kind::List: return a.as_list() == b.as_list();
         case Value::Kind::Dict: return a.as_dict() == b.as_dict();
+        case Value::Kind::Pickled: return a.as_pickled() == b.as_pickled();
     }
     return false;
 }

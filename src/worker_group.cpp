@@ -77,9 +77,18 @@ void WorkerGroup::run_worker(std::size_t index) noexcept {
     while (auto job = next_job()) {
         interp->attach();
         job->run();
-        job.reset();                       // jobs are destroyed where they ran
         if (PyErr_Occurred()) PyErr_Clear();  // a misbehaving custom job must not poison the next one
-        interp->detach();
+        if (job->wants_main()) {
+            interp->detach();
+            interp->attach_main();
+            job->run_in_main();
+            job.reset();  // jobs are destroyed where they ran last
+            if (PyErr_Occurred()) PyErr_Clear();
+            interp->detach_main();
+        } else {
+            job.reset();
+            interp->detach();
+        }
     }
     interp->attach();
     interp->end();

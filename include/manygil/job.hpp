@@ -14,6 +14,12 @@ public:
     // report its own outcome (promise, callback) and leave no Python exception set.
     virtual void run() noexcept = 0;
 
+    // Optional second phase, for results that belong to the main interpreter (a Python Future): if
+    // wants_main() is true, after run() the same worker thread attaches the MAIN interpreter (taking
+    // its GIL) and calls run_in_main(); the job is then destroyed there, still attached.
+    virtual bool wants_main() const noexcept { return false; }
+    virtual void run_in_main() noexcept {}
+
     // Called instead of run() when the job will never run: cancelled at shutdown (CancelledError) or
     // the pool broke (BrokenPoolError). Called on any thread, without any GIL held.
     virtual void abandon(std::exception_ptr reason) noexcept = 0;

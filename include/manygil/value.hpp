@@ -35,6 +35,14 @@ struct Bytes {
     friend bool operator==(const Bytes&, const Bytes&) = default;
 };
 
+// An object of another type, as a pickle (protocol 5). Only produced when a pickle fallback is asked
+// for (the Python package does; the plain C++ API refuses such objects with ConversionError).
+// Turned back into the object with pickle.loads by the interpreter that receives it.
+struct Pickled {
+    std::string data;
+    friend bool operator==(const Pickled&, const Pickled&) = default;
+};
+
 struct Tuple {
     std::vector<Value> items;
 };
@@ -49,7 +57,7 @@ struct Dict {
 
 class Value {
 public:
-    enum class Kind { None, Bool, Int, BigInt, Float, Str, Bytes, Tuple, List, Dict };
+    enum class Kind { None, Bool, Int, BigInt, Float, Str, Bytes, Tuple, List, Dict, Pickled };
 
     Value() noexcept : v_(manygil::None{}) {}
     Value(manygil::None) noexcept : v_(manygil::None{}) {}
@@ -66,6 +74,7 @@ public:
     Value(manygil::Tuple t) noexcept : v_(std::move(t)) {}
     Value(manygil::List l) noexcept : v_(std::move(l)) {}
     Value(manygil::Dict d) noexcept : v_(std::move(d)) {}
+    Value(manygil::Pickled p) noexcept : v_(std::move(p)) {}
 
     static Value tuple(std::initializer_list<Value> items) { return manygil::Tuple{items}; }
     static Value list(std::initializer_list<Value> items) { return manygil::List{items}; }
@@ -87,6 +96,7 @@ public:
     const std::vector<Value>& as_tuple() const;
     const std::vector<Value>& as_list() const;
     const std::vector<std::pair<Value, Value>>& as_dict() const;
+    const manygil::Pickled& as_pickled() const;
     std::vector<Value>& as_tuple();
     std::vector<Value>& as_list();
     std::vector<std::pair<Value, Value>>& as_dict();
@@ -98,7 +108,7 @@ public:
 
 private:
     using Storage = std::variant<manygil::None, bool, std::int64_t, manygil::BigInt, double, std::string,
-                                 manygil::Bytes, manygil::Tuple, manygil::List, manygil::Dict>;
+                                 manygil::Bytes, manygil::Tuple, manygil::List, manygil::Dict, manygil::Pickled>;
 
     template <class T>
     static Storage from_integral(T i) {

@@ -145,3 +145,24 @@ TEST_F(Conversion, InterpreterStaysUsableAfterConversionErrors) {
     EXPECT_THROW(interp_->call("mg_tasks:return_set"), manygil::ConversionError);
     EXPECT_EQ(interp_->call("mg_tasks:add", {2, 3}), Value(5));
 }
+
+TEST_F(Conversion, PickledValuesArriveAsTheOriginalObject) {
+    interp_->exec("import pickle\ndef pickled_set(): return pickle.dumps({1, 2}, 5)\n"
+                  "def describe(x): return [type(x).__name__, sorted(x)]");
+    Value data = interp_->call("__main__:pickled_set");
+    Value pickled(manygil::Pickled{data.as_bytes().data});
+    EXPECT_EQ(pickled.kind(), Value::Kind::Pickled);
+    EXPECT_EQ(interp_->call("__main__:describe", {pickled}), Value::list({"set", Value::list({1, 2})}));
+    // The strict C++ API still refuses to turn a set into a Value.
+    EXPECT_THROW(interp_->call("mg_tasks:identity", {pickled}), manygil::ConversionError);
+}
+
+TEST_F(Conversion, CorruptPickleIsAConversionError) {
+    try {
+        interp_->call("mg_tasks:identity", {Value(manygil::Pickled{"not a pickle"})});
+        FAIL() << "a corrupt pickle converted";
+    } catch (const manygil::ConversionError& e) {
+        EXPECT_EQ(e.path(), "args[0]");
+        EXPECT_NE(e.reason().find("cannot be unpickled"), std::string::npos) << e.reason();
+    }
+}

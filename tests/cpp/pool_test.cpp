@@ -238,6 +238,40 @@ TEST(Pool, CustomJobsRunInAWorkerInterpreter) {
     EXPECT_NE(std::find(ids.begin(), ids.end(), id), ids.end());
 }
 
+namespace {
+// A job with a main-interpreter phase: records the interpreter and thread of each phase.
+class TwoPhaseJob : public manygil::Job {
+public:
+    explicit TwoPhaseJob(std::promise<std::vector<std::int64_t>>& out) : out_(out) {}
+    void run() noexcept override { seen_.push_back(PyInterpreterState_GetID(PyInterpreterState_Get())); thread_ = std::this_thread::get_id(); }
+    bool wants_main() const noexcept override { return true; }
+    void run_in_main() noexcept override {
+        seen_.push_back(PyInterpreterState_GetID(PyInterpreterState_Get()));
+        seen_.push_back(thread_ == std::this_thread::get_id());
+        out_.set_value(seen_);
+    }
+    void abandon(std::exception_ptr) noexcept override { out_.set_value({}); }
+
+private:
+    std::promise<std::vector<std::int64_t>>& out_;
+    std::vector<std::int64_t> seen_;
+    std::thread::id thread_;
+};
+}  // namespace
+
+TEST(Pool, MainPhaseRunsInTheMainInterpreterOnTheSameThread) {
+    Pool pool(runtime(), {.workers = 2});
+    std::promise<std::vector<std::int64_t>> out;
+    auto seen = out.get_future();
+    pool.post(std::make_unique<TwoPhaseJob>(out));
+    auto phases = seen.get();
+    ASSERT_EQ(phases.size(), 3u);
+    EXPECT_GT(phases[0], 0) << "run() was not in a worker interpreter";
+    EXPECT_EQ(phases[1], 0) << "run_in_main() was not in the main interpreter";
+    EXPECT_EQ(phases[2], 1) << "the two phases ran on different threads";
+    EXPECT_EQ(pool.submit("mg_tasks:add", {1, 2}).get(), Value(3));
+}
+
 TEST(Pool, WaitingShutdownFromInsideThePoolIsRefused) {
     Pool pool(runtime(), {.workers = 1});
     std::promise<std::string> out;
