@@ -5,7 +5,7 @@ BUILD := build
 CMAKE := $(VENV)/bin/cmake
 CTEST := $(VENV)/bin/ctest
 
-.PHONY: all bootstrap configure build test test-cpp demo clean
+.PHONY: all bootstrap configure build build-cpp build-python test test-cpp test-python demo clean
 
 all: build
 
@@ -20,16 +20,28 @@ $(BUILD)/CMakeCache.txt: | bootstrap
 
 configure: bootstrap $(BUILD)/CMakeCache.txt
 
-build: configure
+build: build-cpp build-python
+
+build-cpp: configure
 	@$(CMAKE) --build $(BUILD)
 
-test-cpp: build
+# The Python package, through the same path a user takes (pip install . with scikit-build-core),
+# into .venv; its CMake tree (build/py) is kept, so a rebuild is incremental.
+build-python: bootstrap
+	@PATH="$(abspath $(VENV)/bin):$$PATH" $(VENV)/bin/python -m pip install --no-build-isolation --no-deps \
+	    --disable-pip-version-check . > $(BUILD).pip.log 2>&1 || (tail -40 $(BUILD).pip.log; exit 1)
+	@echo "[build] installed the manygil package into $(VENV) (log: $(BUILD).pip.log)"
+
+test-cpp: build-cpp
 	@$(CTEST) --test-dir $(BUILD) --output-on-failure -j2
 
-test: test-cpp
+test-python: build-python
+	@$(VENV)/bin/python -m pytest -q tests/python
 
-demo: build
+test: test-cpp test-python
+
+demo: build-cpp
 	@$(BUILD)/examples/manygil_speedup
 
 clean:
-	rm -rf $(BUILD) $(BUILD).configure.log
+	rm -rf $(BUILD) $(BUILD).configure.log $(BUILD).pip.log

@@ -10,8 +10,10 @@ namespace manygil::detail {
 
 namespace {
 
-// Imports the module and walks the dotted qualname. Failures name the target and say why.
-PyRef resolve(std::string_view target) {
+}  // namespace
+
+// Failures name the target and say why.
+PyRef resolve_target(std::string_view target) {
     check_target(target);
     auto colon = target.find(':');
     std::string module(target.substr(0, colon));
@@ -35,6 +37,8 @@ PyRef resolve(std::string_view target) {
     }
     return obj;
 }
+
+namespace {
 
 PyRef args_to_python(const Args& args) {
     PyRef tuple(PyTuple_New(static_cast<Py_ssize_t>(args.size())));
@@ -82,7 +86,7 @@ void check_target(std::string_view target) {
 }
 
 PyRef invoke_target(std::string_view target, const Args& args, const Kwargs& kwargs) {
-    PyRef fn = resolve(target);
+    PyRef fn = resolve_target(target);
     PyRef py_args = args_to_python(args);
     PyRef py_kwargs = kwargs_to_python(kwargs);
     PyRef result(PyObject_Call(fn.get(), py_args.get(), py_kwargs.get()));

@@ -10,6 +10,9 @@
 
 namespace manygil::detail {
 
+// Imports the module and walks the qualname. Throws InvalidArgument, UnknownFunctionError.
+PyRef resolve_target(std::string_view target);
+
 // Calls target ("module:qualname") with the arguments and returns the Python result.
 PyRef invoke_target(std::string_view target, const Args& args, const Kwargs& kwargs);
 

@@ -1,0 +1,138 @@
+// manygil._core: the extension module behind the manygil Python package. Multi-phase init, heap types,
+// per-module state: it loads in the main interpreter and in every worker interpreter.
+#include <Python.h>
+
+#include <cstdarg>
+#include <mutex>
+
+#include "manygil/errors.hpp"
+#include "module_state.hpp"
+#include "pool_object.hpp"
+#include "py_ref.hpp"
+#include "task_state.hpp"
+
+namespace manygil::ext {
+
+namespace {
+
+std::mutex g_runtime_mu;
+Runtime* g_runtime = nullptr;  // deliberately never destroyed: it only closes, at interpreter exit
+bool g_finalized = false;
+
+ModuleState* state_of(PyObject* module) { return static_cast<ModuleState*>(PyModule_GetState(module)); }
+
+// _finalize(): shut every pool down and end its interpreters. Registered by manygil to run at exit,
+// before Python finalises (workers must not outlive it).
+PyObject* py_finalize(PyObject*, PyObject*) {
+    if (PyInterpreterState_Get() != PyInterpreterState_Main()) {
+        PyErr_SetString(PyExc_RuntimeError, "_finalize() belongs to the main interpreter");
+        return nullptr;
+    }
+    Runtime* runtime = nullptr;
+    {
+        std::lock_guard lock(g_runtime_mu);
+        g_finalized = true;
+        runtime = g_runtime;
+    }
+    if (!runtime) Py_RETURN_NONE;
+    Py_BEGIN_ALLOW_THREADS  // workers need the main GIL to settle futures and end their interpreters
+    finalize_pools();
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
+PyObject* py_in_main_interpreter(PyObject*, PyObject*) {
+    return PyBool_FromLong(PyInterpreterState_Get() == PyInterpreterState_Main());
+}
+
+PyMethodDef module_methods[] = {
+    {"_finalize", py_finalize, METH_NOARGS, "Shut every pool down and end its interpreters (interpreter exit)."},
+    {"in_main_interpreter", py_in_main_interpreter, METH_NOARGS,
+     "True in the main interpreter, False in a manygil worker."},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+int module_exec(PyObject* module) {
+    ModuleState* state = state_of(module);
+    state->pool_type = reinterpret_cast<PyTypeObject*>(PyType_FromModuleAndSpec(module, &pool_spec, nullptr));
+    if (!state->pool_type || PyModule_AddType(module, state->pool_type) < 0) return -1;
+    state->task_handle_type =
+        reinterpret_cast<PyTypeObject*>(PyType_FromModuleAndSpec(module, &task_handle_spec, nullptr));
+    if (!state->task_handle_type || PyModule_AddType(module, state->task_handle_type) < 0) return -1;
+    if (PyModule_AddStringConstant(module, "python_version", Runtime::python_version().c_str()) < 0) return -1;
+    return 0;
+}
+
+int module_traverse(PyObject* module, visitproc visit, void* arg) {
+    ModuleState* state = state_of(module);
+    Py_VISIT(state->pool_type);
+    Py_VISIT(state->task_handle_type);
+    return 0;
+}
+
+int module_clear(PyObject* module) {
+    ModuleState* state = state_of(module);
+    Py_CLEAR(state->pool_type);
+    Py_CLEAR(state->task_handle_type);
+    return 0;
+}
+
+void module_free(void* module) { module_clear(static_cast<PyObject*>(module)); }
+
+PyModuleDef_Slot module_slots[] = {
+    {Py_mod_exec, reinterpret_cast<void*>(module_exec)},
+    {Py_mod_multiple_interpreters, Py_MOD_PER_INTERPRETER_GIL_SUPPORTED},
+#ifdef Py_mod_gil
+    {Py_mod_gil, Py_MOD_GIL_NOT_USED},
+#endif
+    {0, nullptr},
+};
+
+}  // namespace
+
+PyModuleDef module_def = {
+    PyModuleDef_HEAD_INIT, "manygil._core", "The native core of manygil: own-GIL worker pools.",
+    sizeof(ModuleState), module_methods, module_slots, module_traverse, module_clear, module_free,
+};
+
+ModuleState* state_of_type(PyTypeObject* type) {
+    PyObject* module = PyType_GetModuleByDef(type, &module_def);
+    return module ? state_of(module) : nullptr;
+}
+
+Runtime& runtime() {
+    std::lock_guard lock(g_runtime_mu);
+    if (g_finalized) throw ShutdownError("manygil is shut down: the interpreter is exiting");
+    if (!g_runtime) g_runtime = new Runtime();  // attaches to the running Python
+    return *g_runtime;
+}
+
+Runtime& runtime_for_exit() {
+    std::lock_guard lock(g_runtime_mu);
+    if (!g_runtime) g_runtime = new Runtime();
+    return *g_runtime;
+}
+
+PyObject* raise_from_errors(const char* factory, const char* format, ...) {
+    detail::PyRef errors(PyImport_ImportModule("manygil._errors"));
+    if (!errors) return nullptr;
+    detail::PyRef fn(PyObject_GetAttrString(errors.get(), factory));
+    if (!fn) return nullptr;
+    va_list va;
+    va_start(va, format);
+    detail::PyRef args(Py_VaBuildValue(format, va));
+    va_end(va);
+    if (!args) return nullptr;
+    if (!PyTuple_Check(args.get())) {
+        PyErr_SetString(PyExc_SystemError, "raise_from_errors: the format must build a tuple");
+        return nullptr;
+    }
+    detail::PyRef exc(PyObject_Call(fn.get(), args.get(), nullptr));
+    if (!exc) return nullptr;
+    PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(exc.get())), exc.get());
+    return nullptr;
+}
+
+}  // namespace manygil::ext
+
+PyMODINIT_FUNC PyInit__core(void) { return PyModuleDef_Init(&manygil::ext::module_def); }

@@ -1,0 +1,31 @@
+// manygil._core's per-interpreter module state, and the process-wide runtime the module uses.
+#pragma once
+
+#include <Python.h>
+
+#include "manygil/runtime.hpp"
+
+namespace manygil::ext {
+
+struct ModuleState {
+    PyTypeObject* pool_type = nullptr;
+    PyTypeObject* task_handle_type = nullptr;
+};
+
+extern PyModuleDef module_def;
+
+// The state of the _core module that defined `type`.
+ModuleState* state_of_type(PyTypeObject* type);
+
+// The Runtime attached to this process's Python, created on first use. Throws ShutdownError once
+// finalize() has run.
+Runtime& runtime();
+
+// The runtime regardless of finalisation (for closing it at exit).
+Runtime& runtime_for_exit();
+
+// Raises manygil._errors.<factory>(*args) as the current exception; returns nullptr for convenience.
+// `format` must build a tuple: "(s)", not "s".
+PyObject* raise_from_errors(const char* factory, const char* format, ...);
+
+}  // namespace manygil::ext

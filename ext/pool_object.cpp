@@ -1,0 +1,330 @@
+#include "pool_object.hpp"
+
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "convert.hpp"
+#include "manygil/errors.hpp"
+#include "manygil/pool.hpp"
+#include "module_state.hpp"
+#include "py_task_job.hpp"
+#include "task_state.hpp"
+
+namespace manygil::ext {
+
+namespace {
+
+struct PoolObject {
+    PyObject_HEAD
+    Pool* pool;            // owned; moved to the graveyard on dealloc
+    PyObject* pickler;     // obj -> bytes, for arguments of non-native types
+    PyTypeObject* handle_type;
+};
+
+// Pools whose Python object died before they were shut down and joined. Joining there would block
+// with the GIL held while their workers may need it, so they finish in the background and are
+// joined by finalize_pools().
+std::mutex g_graveyard_mu;
+std::vector<std::unique_ptr<Pool>> g_graveyard;
+
+PoolObject* as_pool(PyObject* self) { return reinterpret_cast<PoolObject*>(self); }
+
+// Translates the C++ error of a submission into the matching Python exception.
+PyObject* raise_submit_error(const std::exception& e) {
+    if (dynamic_cast<const BrokenPoolError*>(&e)) return raise_from_errors("broken_pool_now", "(s)", e.what());
+    if (dynamic_cast<const ShutdownError*>(&e)) {
+        PyErr_SetString(PyExc_RuntimeError, "cannot schedule new futures after shutdown");
+        return nullptr;
+    }
+    if (auto* c = dynamic_cast<const ConversionError*>(&e)) {
+        return raise_from_errors("not_shareable", "(sss)", c->type_name().c_str(), c->path().c_str(), c->reason().c_str());
+    }
+    PyErr_SetString(PyExc_RuntimeError, e.what());
+    return nullptr;
+}
+
+bool parse_spec(PyObject* spec, CallableSpec& out) {
+    Py_ssize_t n = 0;
+    if (PyUnicode_Check(spec)) {
+        const char* s = PyUnicode_AsUTF8AndSize(spec, &n);
+        if (!s) return false;
+        out = {true, std::string(s, static_cast<std::size_t>(n))};
+        return true;
+    }
+    if (PyBytes_Check(spec)) {
+        out = {false, std::string(PyBytes_AS_STRING(spec), static_cast<std::size_t>(PyBytes_GET_SIZE(spec)))};
+        return true;
+    }
+    PyErr_SetString(PyExc_TypeError, "callable spec must be str (reference) or bytes (pickled)");
+    return false;
+}
+
+// Converts with the pickle fallback; the path is reported from `root` (e.g. "args[1]['k']").
+Value convert(PoolObject* self, PyObject* obj, const char* root) {
+    try {
+        return detail::from_python(obj, self->pickler);
+    } catch (ConversionError& e) {
+        e.prepend_path(root);
+        throw;
+    }
+}
+
+// Posts a job for `future` and returns its TaskHandle.
+PyObject* post(PoolObject* self, PyTaskJob::Kind kind, CallableSpec spec, Value args, Value kwargs, bool star,
+               PyObject* future) {
+    auto state = std::make_shared<TaskState>();
+    PyObject* handle = new_task_handle(self->handle_type, state);
+    if (!handle) return nullptr;
+    try {
+        self->pool->post(std::make_unique<PyTaskJob>(kind, std::move(spec), std::move(args), std::move(kwargs), star,
+                                                     std::move(state), Py_NewRef(future)));
+    } catch (const std::exception& e) {
+        Py_DECREF(handle);
+        return raise_submit_error(e);
+    }
+    return handle;
+}
+
+bool check_open(PoolObject* self) {
+    if (self->pool) return true;
+    PyErr_SetString(PyExc_RuntimeError, "manygil pool is not initialised");
+    return false;
+}
+
+// Pool(workers: int, init_source: str, pickler)
+int pool_init(PyObject* op, PyObject* args, PyObject* kwargs) {
+    auto* self = as_pool(op);
+    Py_ssize_t workers;
+    const char* init_source;
+    PyObject* pickler;
+    static const char* kw[] = {"workers", "init_source", "pickler", nullptr};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "nsO", const_cast<char**>(kw), &workers, &init_source, &pickler)) {
+        return -1;
+    }
+    if (self->pool) {
+        PyErr_SetString(PyExc_RuntimeError, "Pool.__init__ called twice");
+        return -1;
+    }
+    if (workers <= 0) {
+        PyErr_SetString(PyExc_ValueError, "max_workers must be greater than 0");
+        return -1;
+    }
+    if (PyInterpreterState_Get() != PyInterpreterState_Main()) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "manygil pools can only be created in the main interpreter: this code runs inside a "
+                        "manygil worker, and nested pools are not supported");
+        return -1;
+    }
+    try {
+        self->pool = new Pool(runtime(), {.workers = static_cast<std::size_t>(workers),
+                                          .initializer = Initializer::source(init_source)});
+    } catch (const std::exception& e) {
+        PyErr_Format(PyExc_RuntimeError, "cannot start a manygil pool: %s", e.what());
+        return -1;
+    }
+    self->pickler = Py_NewRef(pickler);
+    self->handle_type = reinterpret_cast<PyTypeObject*>(Py_NewRef(state_of_type(Py_TYPE(op))->task_handle_type));
+    return 0;
+}
+
+void pool_dealloc(PyObject* op) {
+    auto* self = as_pool(op);
+    PyTypeObject* type = Py_TYPE(op);
+    PyObject_GC_UnTrack(op);
+    if (self->pool) {
+        std::unique_ptr<Pool> pool(self->pool);
+        self->pool = nullptr;
+        try {
+            pool->shutdown(/*wait=*/false, /*cancel_pending=*/false);  // queued work still runs
+        } catch (...) {
+        }
+        std::lock_guard lock(g_graveyard_mu);
+        g_graveyard.push_back(std::move(pool));
+    }
+    Py_CLEAR(self->pickler);
+    Py_CLEAR(self->handle_type);
+    type->tp_free(op);
+    Py_DECREF(type);
+}
+
+int pool_traverse(PyObject* op, visitproc visit, void* arg) {
+    auto* self = as_pool(op);
+    Py_VISIT(Py_TYPE(op));
+    Py_VISIT(self->pickler);
+    Py_VISIT(self->handle_type);
+    return 0;
+}
+
+// submit(future, spec, args: tuple, kwargs: dict | None) -> TaskHandle
+PyObject* pool_submit(PyObject* op, PyObject* const* argv, Py_ssize_t argc) {
+    auto* self = as_pool(op);
+    if (argc != 4) return PyErr_Format(PyExc_TypeError, "submit() takes 4 arguments (%zd given)", argc);
+    if (!check_open(self)) return nullptr;
+    CallableSpec spec;
+    if (!parse_spec(argv[1], spec)) return nullptr;
+    if (!PyTuple_Check(argv[2])) return PyErr_Format(PyExc_TypeError, "submit(): args must be a tuple");
+    try {
+        Value args = convert(self, argv[2], "args");
+        Value kwargs = argv[3] == Py_None ? Value() : convert(self, argv[3], "kwargs");
+        return post(self, PyTaskJob::Kind::Call, std::move(spec), std::move(args), std::move(kwargs), false, argv[0]);
+    } catch (const std::exception& e) {
+        return raise_submit_error(e);
+    }
+}
+
+// submit_chunk(future, spec, items: list, star: bool) -> TaskHandle
+PyObject* pool_submit_chunk(PyObject* op, PyObject* const* argv, Py_ssize_t argc) {
+    auto* self = as_pool(op);
+    if (argc != 4) return PyErr_Format(PyExc_TypeError, "submit_chunk() takes 4 arguments (%zd given)", argc);
+    if (!check_open(self)) return nullptr;
+    CallableSpec spec;
+    if (!parse_spec(argv[1], spec)) return nullptr;
+    if (!PyList_Check(argv[2])) return PyErr_Format(PyExc_TypeError, "submit_chunk(): items must be a list");
+    int star = PyObject_IsTrue(argv[3]);
+    if (star < 0) return nullptr;
+    try {
+        Value items = convert(self, argv[2], "items");
+        return post(self, PyTaskJob::Kind::Chunk, std::move(spec), std::move(items), Value(), star != 0, argv[0]);
+    } catch (const std::exception& e) {
+        return raise_submit_error(e);
+    }
+}
+
+// submit_exec(future, source: str) -> TaskHandle
+PyObject* pool_submit_exec(PyObject* op, PyObject* const* argv, Py_ssize_t argc) {
+    auto* self = as_pool(op);
+    if (argc != 2) return PyErr_Format(PyExc_TypeError, "submit_exec() takes 2 arguments (%zd given)", argc);
+    if (!check_open(self)) return nullptr;
+    Py_ssize_t n = 0;
+    const char* source = PyUnicode_AsUTF8AndSize(argv[1], &n);
+    if (!source) return nullptr;
+    return post(self, PyTaskJob::Kind::Exec, CallableSpec{}, Value(std::string(source, static_cast<std::size_t>(n))),
+                Value(), false, argv[0]);
+}
+
+// shutdown(wait: bool, cancel_futures: bool)
+PyObject* pool_shutdown(PyObject* op, PyObject* const* argv, Py_ssize_t argc) {
+    auto* self = as_pool(op);
+    if (argc != 2) return PyErr_Format(PyExc_TypeError, "shutdown() takes 2 arguments (%zd given)", argc);
+    if (!check_open(self)) return nullptr;
+    int wait = PyObject_IsTrue(argv[0]), cancel = PyObject_IsTrue(argv[1]);
+    if (wait < 0 || cancel < 0) return nullptr;
+    try {
+        // Cancelling settles futures, which needs this thread's main-interpreter GIL: do it holding it.
+        self->pool->shutdown(/*wait=*/false, cancel != 0);
+        if (wait) {
+            Pool* pool = self->pool;
+            std::string error;
+            Py_BEGIN_ALLOW_THREADS  // workers take the main GIL to settle futures and end interpreters
+            try {
+                pool->shutdown(/*wait=*/true, false);
+            } catch (const std::exception& e) {
+                error = e.what();
+            }
+            Py_END_ALLOW_THREADS
+            if (!error.empty()) {
+                PyErr_SetString(PyExc_RuntimeError, error.c_str());
+                return nullptr;
+            }
+        }
+    } catch (const std::exception& e) {
+        PyErr_SetString(PyExc_RuntimeError, e.what());
+        return nullptr;
+    }
+    Py_RETURN_NONE;
+}
+
+// wait_ready(): blocks until every worker has started; raises BrokenPool if one could not.
+PyObject* pool_wait_ready(PyObject* op, PyObject*) {
+    auto* self = as_pool(op);
+    if (!check_open(self)) return nullptr;
+    Pool* pool = self->pool;
+    std::exception_ptr error;
+    Py_BEGIN_ALLOW_THREADS
+    try {
+        pool->wait_ready();
+    } catch (...) {
+        error = std::current_exception();
+    }
+    Py_END_ALLOW_THREADS
+    if (!error) Py_RETURN_NONE;
+    try {
+        std::rethrow_exception(error);
+    } catch (const BrokenPoolError& e) {
+        return raise_from_errors("broken_pool_now", "(s)", e.what());
+    } catch (const std::exception& e) {
+        PyErr_SetString(PyExc_RuntimeError, e.what());
+        return nullptr;
+    }
+}
+
+PyObject* pool_interpreter_ids(PyObject* op, PyObject*) {
+    auto* self = as_pool(op);
+    if (!check_open(self)) return nullptr;
+    auto ids = self->pool->interpreter_ids();
+    PyObject* list = PyList_New(static_cast<Py_ssize_t>(ids.size()));
+    if (!list) return nullptr;
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+        PyObject* id = PyLong_FromLongLong(ids[i]);
+        if (!id) {
+            Py_DECREF(list);
+            return nullptr;
+        }
+        PyList_SET_ITEM(list, static_cast<Py_ssize_t>(i), id);
+    }
+    return list;
+}
+
+PyObject* pool_get_workers(PyObject* op, void*) {
+    auto* self = as_pool(op);
+    return PyLong_FromSize_t(self->pool ? self->pool->size() : 0);
+}
+
+PyMethodDef pool_methods[] = {
+    {"submit", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(pool_submit)), METH_FASTCALL,
+     "submit(future, spec, args, kwargs) -> TaskHandle"},
+    {"submit_chunk", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(pool_submit_chunk)), METH_FASTCALL,
+     "submit_chunk(future, spec, items, star) -> TaskHandle; the future gets (results, exception or None)"},
+    {"submit_exec", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(pool_submit_exec)), METH_FASTCALL,
+     "submit_exec(future, source) -> TaskHandle"},
+    {"shutdown", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(pool_shutdown)), METH_FASTCALL,
+     "shutdown(wait, cancel_futures)"},
+    {"wait_ready", pool_wait_ready, METH_NOARGS, "wait_ready(): block until every worker has started"},
+    {"interpreter_ids", pool_interpreter_ids, METH_NOARGS, "interpreter_ids() -> list[int]"},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+PyGetSetDef pool_getset[] = {
+    {"workers", pool_get_workers, nullptr, "number of worker interpreters", nullptr},
+    {nullptr, nullptr, nullptr, nullptr, nullptr},
+};
+
+PyType_Slot pool_slots[] = {
+    {Py_tp_init, reinterpret_cast<void*>(pool_init)},
+    {Py_tp_dealloc, reinterpret_cast<void*>(pool_dealloc)},
+    {Py_tp_traverse, reinterpret_cast<void*>(pool_traverse)},
+    {Py_tp_methods, pool_methods},
+    {Py_tp_getset, pool_getset},
+    {Py_tp_doc, const_cast<char*>("The native half of manygil.Pool: workers, queue, task transfer.")},
+    {0, nullptr},
+};
+
+}  // namespace
+
+PyType_Spec pool_spec = {
+    "manygil._core.Pool", sizeof(PoolObject), 0,
+    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE | Py_TPFLAGS_HAVE_GC, pool_slots,
+};
+
+void finalize_pools() {
+    std::vector<std::unique_ptr<Pool>> dead;
+    {
+        std::lock_guard lock(g_graveyard_mu);
+        dead.swap(g_graveyard);
+    }
+    runtime_for_exit().close();  // shuts down and joins every pool, live or dead
+    dead.clear();       // already joined: destroying them touches no Python
+}
+
+}  // namespace manygil::ext

@@ -1,0 +1,14 @@
+// _core.Pool: the Python-facing handle of a manygil::Pool, driven by manygil/_pool.py.
+#pragma once
+
+#include <Python.h>
+
+namespace manygil::ext {
+
+extern PyType_Spec pool_spec;
+
+// Ends every pool's interpreters and joins their threads (the GIL released meanwhile), including
+// pools whose Python object was collected without shutdown. For interpreter exit.
+void finalize_pools();
+
+}  // namespace manygil::ext

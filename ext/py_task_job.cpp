@@ -1,0 +1,198 @@
+#include "py_task_job.hpp"
+
+#include "calls.hpp"
+#include "convert.hpp"
+#include "main_interpreter.hpp"
+#include "manygil/errors.hpp"
+#include "py_ref.hpp"
+#include "python_error.hpp"
+#include "worker_cache.hpp"
+
+namespace manygil::ext {
+
+using detail::PyRef;
+
+PyTaskJob::PyTaskJob(Kind kind, CallableSpec callable, Value args, Value kwargs, bool star,
+                     std::shared_ptr<TaskState> state, PyObject* future)
+    : kind_(kind),
+      callable_(std::move(callable)),
+      args_(std::move(args)),
+      kwargs_(std::move(kwargs)),
+      star_(star),
+      state_(std::move(state)),
+      future_(future) {}
+
+PyTaskJob::~PyTaskJob() {
+    // Normally released by run_in_main() or abandon(). Still set only when post() refused the job, on
+    // the submitting thread, which holds the main interpreter.
+    Py_XDECREF(future_);
+}
+
+// ---- worker side ---------------------------------------------------------------------------------
+
+void PyTaskJob::run() noexcept {
+    if (!state_->start()) {  // cancelled while queued
+        skipped_ = true;
+        return;
+    }
+    try {
+        switch (kind_) {
+            case Kind::Call: run_call(); break;
+            case Kind::Chunk: run_chunk(); break;
+            case Kind::Exec: detail::exec_source(args_.as_str()); break;
+        }
+    } catch (const PythonError& e) {
+        error_ = ErrorInfo{e.type_name(), e.message(), e.traceback(), std::nullopt};
+    } catch (const UnknownFunctionError& e) {
+        fail_with("ImportError", "cannot load the task's function in a worker: " + std::string(e.what()));
+    } catch (const ConversionError& e) {
+        fail_with("manygil.NotShareableError", e.what());
+    } catch (const std::exception& e) {
+        fail_with("SystemError", std::string("manygil worker: ") + e.what());
+    }
+}
+
+void PyTaskJob::run_call() {
+    PyRef fn = resolve_callable(callable_);
+    PyRef args = detail::to_python(args_);
+    PyRef kwargs = kwargs_.is_none() ? PyRef() : detail::to_python(kwargs_);
+    PyRef result(PyObject_Call(fn.get(), args.get(), kwargs.get()));
+    if (!result) return capture_error();
+    try {
+        result_ = detail::from_python(result.get(), worker_pickler());
+    } catch (ConversionError& e) {
+        e.prepend_path("result");
+        throw;
+    }
+}
+
+void PyTaskJob::run_chunk() {
+    PyRef fn = resolve_callable(callable_);
+    PyRef items = detail::to_python(args_);
+    PyObject* pickler = worker_pickler();
+    Py_ssize_t n = PyList_GET_SIZE(items.get());
+    List results;
+    results.items.reserve(static_cast<std::size_t>(n));
+    for (Py_ssize_t i = 0; i < n; ++i) {
+        PyObject* item = PyList_GET_ITEM(items.get(), i);
+        PyRef r(star_ ? PyObject_Call(fn.get(), item, nullptr) : PyObject_CallOneArg(fn.get(), item));
+        if (!r) {
+            capture_error();
+            break;
+        }
+        try {
+            results.items.push_back(detail::from_python(r.get(), pickler));
+        } catch (ConversionError& e) {
+            e.prepend_path("result");
+            fail_with("manygil.NotShareableError", e.what());
+            break;
+        }
+    }
+    result_ = Value(std::move(results));
+}
+
+void PyTaskJob::capture_error() {
+    PyRef exc(PyErr_GetRaisedException());
+    PythonError info = detail::describe_exception(exc.get());
+    error_ = ErrorInfo{info.type_name(), info.message(), info.traceback(), pickle_exception(exc.get())};
+}
+
+void PyTaskJob::fail_with(const char* type_name, const std::string& message) {
+    error_ = ErrorInfo{type_name, message, "", std::nullopt};
+}
+
+// ---- caller side (main interpreter attached) ------------------------------------------------------
+
+PyObject* PyTaskJob::rebuild_error(const ErrorInfo& error) {
+    PyRef errors(PyImport_ImportModule("manygil._errors"));
+    PyRef pickled = error.pickled ? PyRef(PyBytes_FromStringAndSize(error.pickled->data(),
+                                                                    static_cast<Py_ssize_t>(error.pickled->size())))
+                                  : PyRef::borrow(Py_None);
+    PyObject* exc = errors ? PyObject_CallMethod(errors.get(), "rebuild", "s#s#s#O", error.type_name.data(),
+                                                 static_cast<Py_ssize_t>(error.type_name.size()),
+                                                 error.message.data(), static_cast<Py_ssize_t>(error.message.size()),
+                                                 error.traceback.data(),
+                                                 static_cast<Py_ssize_t>(error.traceback.size()), pickled.get())
+                           : nullptr;
+    if (!exc) {
+        // Rebuilding failed (should not happen): report that failure itself rather than nothing.
+        exc = PyErr_GetRaisedException();
+    }
+    if (!exc) exc = PyObject_CallFunction(PyExc_SystemError, "s", "manygil: could not rebuild a worker's error");
+    return exc;
+}
+
+void PyTaskJob::settle(const char* method, PyObject* arg) {
+    // CallMethodOneArg, not CallMethod(..., "O", arg): that would unpack a tuple argument.
+    PyRef name(PyUnicode_InternFromString(method));
+    PyRef done(name ? PyObject_CallMethodOneArg(future_, name.get(), arg) : nullptr);
+    if (!done) PyErr_WriteUnraisable(future_);  // e.g. InvalidStateError: nothing better to do
+    Py_CLEAR(future_);
+}
+
+void PyTaskJob::run_in_main() noexcept {
+    if (skipped_) {
+        Py_CLEAR(future_);  // the caller cancelled it: the future is already settled
+        return;
+    }
+    if (kind_ == Kind::Chunk) {
+        // (results, exception or None): map() yields the results, then raises at the failing item.
+        PyRef results, exc;
+        try {
+            results = detail::to_python(result_);
+        } catch (const std::exception& e) {
+            error_ = ErrorInfo{"manygil.NotShareableError", e.what(), "", std::nullopt};
+            results = PyRef(PyList_New(0));
+        }
+        exc = error_ ? PyRef(rebuild_error(*error_)) : PyRef::borrow(Py_None);
+        PyRef pair(PyTuple_Pack(2, results.get(), exc.get()));
+        settle("set_result", pair.get());
+        return;
+    }
+    if (!error_) {
+        try {
+            PyRef value = detail::to_python(result_);
+            settle("set_result", value.get());
+            return;
+        } catch (const ConversionError& e) {
+            error_ = ErrorInfo{"manygil.NotShareableError", std::string("the task's result: ") + e.what(), "",
+                               std::nullopt};
+        }
+    }
+    PyRef exc(rebuild_error(*error_));
+    settle("set_exception", exc.get());
+}
+
+void PyTaskJob::abandon(std::exception_ptr reason) noexcept {
+    MainInterpreterScope main;
+    try {
+        std::rethrow_exception(reason);
+    } catch (const CancelledError&) {
+        state_->cancel();
+        PyRef cancelled(PyObject_CallMethod(future_, "cancel", nullptr));
+        if (!cancelled) PyErr_WriteUnraisable(future_);
+        Py_CLEAR(future_);
+    } catch (const BrokenPoolError& e) {
+        std::string cause_type = "RuntimeError", cause_message, cause_traceback;
+        try {
+            std::rethrow_exception(e.cause());
+        } catch (const PythonError& cause) {
+            cause_type = cause.type_name();
+            cause_message = cause.message();
+            cause_traceback = cause.traceback();
+        } catch (const std::exception& cause) {
+            cause_message = cause.what();
+        }
+        PyRef errors(PyImport_ImportModule("manygil._errors"));
+        PyRef exc(errors ? PyObject_CallMethod(errors.get(), "broken_pool", "ssss", e.what(), cause_type.c_str(),
+                                               cause_message.c_str(), cause_traceback.c_str())
+                         : nullptr);
+        if (!exc) exc = PyRef(PyErr_GetRaisedException());
+        settle("set_exception", exc.get());
+    } catch (const std::exception& e) {
+        PyRef exc(PyObject_CallFunction(PyExc_RuntimeError, "s", e.what()));
+        settle("set_exception", exc.get());
+    }
+}
+
+}  // namespace manygil::ext

@@ -1,0 +1,73 @@
+// PyTaskJob: one task submitted from Python. Built on the caller's thread (main interpreter), run on a
+// worker (its interpreter), completed on the same worker thread with the main interpreter attached:
+// the Future's result is set there, as ThreadPoolExecutor's workers do, with no extra thread hop.
+//
+// Only C++ data crosses: the callable as a "module:qualname" reference or a pickle, arguments and
+// results as manygil::Value, errors as strings plus an optional pickle of the exception. The
+// Future (a main-interpreter object) is only touched with the main interpreter attached.
+#pragma once
+
+#include <Python.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "manygil/job.hpp"
+#include "manygil/value.hpp"
+#include "task_state.hpp"
+
+namespace manygil::ext {
+
+// What to call in the worker: a reference resolved by import, or a pickled callable (by value).
+struct CallableSpec {
+    bool by_reference = true;
+    std::string data;  // "module:qualname", or the pickle
+};
+
+// A Python exception, as it travels back to the caller.
+struct ErrorInfo {
+    std::string type_name, message, traceback;
+    std::optional<std::string> pickled;  // the exception itself, when it could be pickled
+};
+
+class PyTaskJob final : public Job {
+public:
+    enum class Kind {
+        Call,   // fn(*args, **kwargs)
+        Chunk,  // [fn(item) or fn(*item) for item in items], stopping at the first exception (map)
+        Exec,   // exec(source) in the worker's __main__
+    };
+
+    // `future` is a new reference, owned by the job until completion.
+    PyTaskJob(Kind kind, CallableSpec callable, Value args, Value kwargs, bool star, std::shared_ptr<TaskState> state,
+              PyObject* future);
+    ~PyTaskJob() override;
+
+    void run() noexcept override;
+    bool wants_main() const noexcept override { return true; }
+    void run_in_main() noexcept override;
+    void abandon(std::exception_ptr reason) noexcept override;
+
+private:
+    void run_call();
+    void run_chunk();
+    void capture_error();                     // from the raised Python exception
+    void fail_with(const char* type_name, const std::string& message);
+    PyObject* rebuild_error(const ErrorInfo& error);  // new reference, main interpreter
+    void settle(const char* method, PyObject* arg);   // future.<method>(arg), then drop the future
+
+    Kind kind_;
+    CallableSpec callable_;
+    Value args_, kwargs_;  // Call: tuple and dict; Chunk: list of items; Exec: the source as str
+    bool star_;
+    std::shared_ptr<TaskState> state_;
+    PyObject* future_;
+
+    // Outcome, written by run(), read by run_in_main().
+    bool skipped_ = false;
+    Value result_;  // Call: the result; Chunk: list of results before the error (if any)
+    std::optional<ErrorInfo> error_;
+};
+
+}  // namespace manygil::ext

@@ -1,0 +1,52 @@
+#include "task_state.hpp"
+
+#include <new>
+
+namespace manygil::ext {
+
+namespace {
+
+struct TaskHandleObject {
+    PyObject_HEAD
+    std::shared_ptr<TaskState> state;
+};
+
+void handle_dealloc(PyObject* self) {
+    PyTypeObject* type = Py_TYPE(self);
+    reinterpret_cast<TaskHandleObject*>(self)->state.~shared_ptr();
+    type->tp_free(self);
+    Py_DECREF(type);  // heap type
+}
+
+PyObject* handle_cancel(PyObject* self, PyObject*) {
+    return PyBool_FromLong(reinterpret_cast<TaskHandleObject*>(self)->state->cancel());
+}
+
+PyMethodDef handle_methods[] = {
+    {"cancel", handle_cancel, METH_NOARGS,
+     "cancel() -> bool: True if the task will never run (it had not started)."},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+PyType_Slot handle_slots[] = {
+    {Py_tp_dealloc, reinterpret_cast<void*>(handle_dealloc)},
+    {Py_tp_methods, handle_methods},
+    {Py_tp_doc, const_cast<char*>("The cancellation state of one submitted task.")},
+    {0, nullptr},
+};
+
+}  // namespace
+
+PyType_Spec task_handle_spec = {
+    "manygil._core.TaskHandle", sizeof(TaskHandleObject), 0,
+    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE | Py_TPFLAGS_DISALLOW_INSTANTIATION, handle_slots,
+};
+
+PyObject* new_task_handle(PyTypeObject* type, std::shared_ptr<TaskState> state) {
+    PyObject* self = type->tp_alloc(type, 0);
+    if (!self) return nullptr;
+    new (&reinterpret_cast<TaskHandleObject*>(self)->state) std::shared_ptr<TaskState>(std::move(state));
+    return self;
+}
+
+}  // namespace manygil::ext

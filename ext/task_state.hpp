@@ -1,0 +1,35 @@
+// TaskState: the one fact about a task that both the caller (Future.cancel) and the worker (about to
+// run it) decide, without any GIL: an atomic that moves PENDING -> RUNNING or PENDING -> CANCELLED once.
+// Exposed to Python as _core.TaskHandle.
+#pragma once
+
+#include <Python.h>
+
+#include <atomic>
+#include <memory>
+
+namespace manygil::ext {
+
+class TaskState {
+public:
+    // Caller side: true if the task will never run (cancelled now, or already).
+    bool cancel() noexcept {
+        int expected = kPending;
+        return state_.compare_exchange_strong(expected, kCancelled) || expected == kCancelled;
+    }
+    // Worker side: true if the task may run.
+    bool start() noexcept {
+        int expected = kPending;
+        return state_.compare_exchange_strong(expected, kRunning);
+    }
+
+private:
+    static constexpr int kPending = 0, kRunning = 1, kCancelled = 2;
+    std::atomic<int> state_{kPending};
+};
+
+// The TaskHandle type: its spec, and a constructor for the module's own use.
+extern PyType_Spec task_handle_spec;
+PyObject* new_task_handle(PyTypeObject* type, std::shared_ptr<TaskState> state);
+
+}  // namespace manygil::ext

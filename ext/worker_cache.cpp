@@ -1,0 +1,85 @@
+#include "worker_cache.hpp"
+
+#include "calls.hpp"
+#include "manygil/errors.hpp"
+#include "python_error.hpp"
+
+namespace manygil::ext {
+
+using detail::PyRef;
+
+namespace {
+
+constexpr Py_ssize_t kMaxCachedCallables = 1024;  // distinct lambdas must not grow it forever
+
+// A dict stored in the current interpreter's dict under `key`, created on first use (borrowed).
+PyObject* interpreter_dict_entry(const char* key) {
+    PyObject* state = PyInterpreterState_GetDict(PyInterpreterState_Get());
+    if (!state) throw Error("manygil: the interpreter has no state dict");
+    PyObject* entry = PyDict_GetItemString(state, key);
+    if (entry) return entry;
+    PyRef fresh(PyDict_New());
+    if (!fresh || PyDict_SetItemString(state, key, fresh.get()) < 0) detail::throw_python_error();
+    return fresh.get();  // the state dict holds it
+}
+
+// An attribute of manygil._worker, cached in the interpreter (borrowed).
+PyObject* worker_helper(const char* name) {
+    PyObject* helpers = interpreter_dict_entry("manygil.helpers");
+    if (PyObject* fn = PyDict_GetItemString(helpers, name)) return fn;
+    PyRef module(PyImport_ImportModule("manygil._worker"));
+    if (!module) detail::throw_python_error();
+    PyRef fn(PyObject_GetAttrString(module.get(), name));
+    if (!fn || PyDict_SetItemString(helpers, name, fn.get()) < 0) detail::throw_python_error();
+    return fn.get();
+}
+
+}  // namespace
+
+PyRef resolve_callable(const CallableSpec& spec) {
+    const std::string& data = spec.data;
+    bool cacheable = !spec.by_reference || data.rfind("__main__:", 0) != 0;
+    PyRef key(spec.by_reference ? PyUnicode_FromStringAndSize(data.data(), static_cast<Py_ssize_t>(data.size()))
+                                : PyBytes_FromStringAndSize(data.data(), static_cast<Py_ssize_t>(data.size())));
+    if (!key) detail::throw_python_error();
+    PyObject* cache = cacheable ? interpreter_dict_entry("manygil.callables") : nullptr;
+    if (cache) {
+        if (PyObject* fn = PyDict_GetItemWithError(cache, key.get())) return PyRef::borrow(fn);
+        if (PyErr_Occurred()) detail::throw_python_error();
+    }
+    PyRef fn;
+    if (spec.by_reference) {
+        if (data.rfind("__mp_main__:", 0) == 0) {  // defined in the caller's main script
+            PyRef loaded(PyObject_CallNoArgs(worker_helper("ensure_main_module")));
+            if (!loaded) detail::throw_python_error();
+        }
+        fn = detail::resolve_target(data);
+    } else {
+        fn = PyRef(PyObject_CallOneArg(worker_helper("loads_callable"), key.get()));
+        if (!fn) detail::throw_python_error();
+    }
+    if (cache) {
+        if (PyDict_GET_SIZE(cache) >= kMaxCachedCallables) PyDict_Clear(cache);
+        if (PyDict_SetItem(cache, key.get(), fn.get()) < 0) detail::throw_python_error();
+    }
+    return fn;
+}
+
+PyObject* worker_pickler() { return worker_helper("dumps"); }
+
+std::optional<std::string> pickle_exception(PyObject* exc) {
+    PyObject* dump = nullptr;
+    try {
+        dump = worker_helper("dump_exception");
+    } catch (const std::exception&) {
+        return std::nullopt;
+    }
+    PyRef data(PyObject_CallOneArg(dump, exc));
+    if (!data || !PyBytes_Check(data.get())) {
+        PyErr_Clear();
+        return std::nullopt;
+    }
+    return std::string(PyBytes_AS_STRING(data.get()), static_cast<std::size_t>(PyBytes_GET_SIZE(data.get())));
+}
+
+}  // namespace manygil::ext

@@ -1,0 +1,20 @@
+"""manygil: Python on every core, in one process.
+
+Each worker is a sub-interpreter with its own GIL (CPython >= 3.12, PEP 684) on its own thread, so
+pure-Python work runs in parallel without processes.
+
+    from manygil import Pool
+
+    with Pool() as pool:                       # a concurrent.futures.Executor
+        results = list(pool.map(work, items))
+
+Public names: Pool (alias InterpreterPoolExecutor), Interpreter, BrokenPool, NotShareableError,
+RemoteError.
+"""
+
+from ._errors import BrokenPool, NotShareableError, RemoteError
+from ._interpreter import Interpreter
+from ._pool import InterpreterPoolExecutor, Pool
+
+__all__ = ["Pool", "InterpreterPoolExecutor", "Interpreter", "BrokenPool", "NotShareableError", "RemoteError"]
+__version__ = "0.1.0"

@@ -1,0 +1,138 @@
+"""Functions the Python tests run in workers (importable there: pytest puts this folder on sys.path,
+and pools propagate sys.path)."""
+
+import os
+import threading
+
+
+def square(x):
+    return x * x
+
+
+def add(a, b=0, *, scale=1):
+    return (a + b) * scale
+
+
+def identity(x):
+    return x
+
+
+def kinds(*values):
+    return [type(v).__name__ for v in values]
+
+
+def fail(exc_type_name, message):
+    raise getattr(__builtins__, exc_type_name, None) or __builtins__[exc_type_name](message)
+
+
+def raise_value_error(message):
+    raise ValueError(message)
+
+
+def outer_frame(n):
+    return inner_frame(n)
+
+
+def inner_frame(n):
+    return {}[n]
+
+
+class CustomError(Exception):
+    def __init__(self, code, detail):
+        super().__init__(code, detail)
+        self.code = code
+        self.detail = detail
+
+
+def raise_custom():
+    raise CustomError(7, "detail")
+
+
+def raise_unpicklable_local():
+    class LocalError(Exception):
+        pass
+
+    raise LocalError("from a local class")
+
+
+def in_main_interpreter():
+    from manygil import _core
+
+    return _core.in_main_interpreter()
+
+
+def interpreter_config():
+    import _interpreters
+
+    config = _interpreters.get_config(_interpreters.get_current()[0])
+    return dict(vars(config))
+
+
+def interpreter_id():
+    import _interpreters
+
+    return _interpreters.get_current()[0]
+
+
+def meet(write_fd, read_fd):
+    """Half of a rendezvous between two tasks through two pipes: only returns if the other half runs too."""
+    os.write(write_fd, b"x")
+    return os.read(read_fd, 1)
+
+
+def block_on(read_fd):
+    """Blocks the worker until the test writes to the pipe."""
+    return os.read(read_fd, 1)
+
+
+def get_lock():
+    return threading.Lock()
+
+
+class Point:
+    def __init__(self, x, y):
+        self.x, self.y = x, y
+
+    def __eq__(self, other):
+        return isinstance(other, Point) and (self.x, self.y) == (other.x, other.y)
+
+    def norm2(self):
+        return self.x * self.x + self.y * self.y
+
+
+def make_pool_inside_worker():
+    import manygil
+
+    manygil.Pool(1)
+
+
+def sys_exit(code):
+    raise SystemExit(code)
+
+
+def sys_path():
+    import sys
+
+    return list(sys.path)
+
+
+def cwd():
+    return os.getcwd()
+
+
+def tag_initialized():
+    return globals().get("TAG")
+
+
+def set_tag(value):
+    globals()["TAG"] = value
+
+
+def fail_initializer(message):
+    raise RuntimeError(message)
+
+
+def started_then_block(started_fd, read_fd):
+    """Tells the test it is running (a byte on started_fd), then blocks until the test writes to read_fd."""
+    os.write(started_fd, b"s")
+    return os.read(read_fd, 1)

@@ -1,0 +1,103 @@
+"""Shutdown, cancellation and lifetime, with the semantics of concurrent.futures."""
+
+import concurrent.futures as cf
+import gc
+import os
+
+import pytest
+
+import helpers
+import manygil
+
+
+def test_submit_after_shutdown_raises_runtime_error():
+    p = manygil.Pool(1)
+    p.shutdown()
+    with pytest.raises(RuntimeError, match="cannot schedule new futures after shutdown"):
+        p.submit(helpers.square, 2)
+    with pytest.raises(RuntimeError):
+        p.map(helpers.square, [1])
+    p.shutdown()  # idempotent
+
+
+def test_context_manager_waits_for_tasks():
+    with manygil.Pool(2) as p:
+        futures = [p.submit(helpers.square, i) for i in range(50)]
+    assert all(f.done() for f in futures)
+    assert [f.result() for f in futures] == [i * i for i in range(50)]
+
+
+def test_cancel_pending_future(blocked_task):
+    with manygil.Pool(1) as p:
+        blocker = blocked_task.start(p)
+        queued = [p.submit(helpers.square, i) for i in range(5)]
+        assert queued[2].cancel() is True
+        assert queued[2].cancelled()
+        with pytest.raises(cf.CancelledError):
+            queued[2].result()
+        assert blocker.cancel() is False  # running
+        blocked_task.release()
+        assert blocker.result(timeout=60) == b"r"
+        assert blocker.cancel() is False  # done
+        assert [f.result() for i, f in enumerate(queued) if i != 2] == [0, 1, 9, 16]
+
+
+def test_shutdown_cancel_futures_cancels_queued_ones(blocked_task):
+    p = manygil.Pool(1)
+    blocker = blocked_task.start(p)
+    queued = [p.submit(helpers.square, i) for i in range(30)]
+    p.shutdown(wait=False, cancel_futures=True)
+    assert all(f.cancelled() for f in queued)  # settled at once, nothing silently dropped
+    blocked_task.release()
+    p.shutdown(wait=True)
+    assert blocker.result() == b"r"  # the running task was not interrupted
+
+
+def test_shutdown_without_wait_returns_while_tasks_run(blocked_task):
+    p = manygil.Pool(1)
+    running = blocked_task.start(p)
+    later = p.submit(helpers.square, 5)
+    p.shutdown(wait=False)
+    assert not later.done()
+    blocked_task.release()
+    assert running.result(timeout=60) == b"r"
+    assert later.result(timeout=60) == 25
+    p.shutdown(wait=True)
+
+
+def test_shutdown_while_tasks_run_waits_for_them(blocked_task):
+    import threading
+
+    p = manygil.Pool(1)
+    running = blocked_task.start(p)
+    queued = [p.submit(helpers.square, i) for i in range(10)]
+    releaser = threading.Timer(0.2, blocked_task.release)  # not a timing assertion: only unblocks it
+    releaser.start()
+    p.shutdown(wait=True)
+    releaser.join()
+    assert running.done() and all(f.done() for f in queued)
+    assert [f.result() for f in queued] == [i * i for i in range(10)]
+
+
+def test_garbage_collected_pool_still_finishes_its_tasks():
+    p = manygil.Pool(2)
+    futures = [p.submit(helpers.square, i) for i in range(20)]
+    del p
+    gc.collect()
+    assert [f.result(timeout=60) for f in futures] == [i * i for i in range(20)]
+
+
+def test_exit_with_a_live_pool_is_clean(run_python):
+    result = run_python("""
+        import manygil, helpers
+        p = manygil.Pool(2)
+        futures = [p.submit(helpers.square, i) for i in range(100)]
+        print(futures[-1].result())
+        q = manygil.Pool(2)
+        q.submit(helpers.square, 3)
+        del q   # collected without shutdown, tasks still queued
+        # no shutdown: the exit hook must end every worker before Python finalises
+    """)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "9801"
+    assert "Fatal" not in result.stderr and "Traceback" not in result.stderr
