@@ -42,6 +42,8 @@ def _setup_source(initializer, initargs):
     script = _shipping.main_script()
     if script:
         lines.append(f"_worker.main_script = {script!r}")
+        # Workers know the script as __mp_main__; what they send back by reference must resolve here.
+        sys.modules.setdefault("__mp_main__", sys.modules["__main__"])
     if initializer is not None:
         try:
             blob = _shipping.dumps((initializer, tuple(initargs)))

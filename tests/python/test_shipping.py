@@ -1,0 +1,101 @@
+"""Which callables reach workers, and how: by reference, __main__ of a script, by value."""
+
+import threading
+
+import pytest
+
+import helpers
+import manygil
+
+
+def test_importable_function_and_builtin(pool):
+    assert pool.submit(helpers.square, 9).result() == 81
+    assert pool.submit(sorted, [3, 1, 2]).result() == [1, 2, 3]
+    assert pool.submit(str.upper, "abc").result() == "ABC"
+
+
+def test_lambda_nested_function_and_closure(pool):
+    offset = 10
+
+    def nested(x):
+        return x + offset
+
+    assert pool.submit(lambda x: x * 2, 21).result() == 42
+    assert pool.submit(nested, 5).result() == 15
+
+
+def test_bound_method_and_partial(pool):
+    import functools
+
+    p = helpers.Point(3, 4)
+    assert pool.submit(p.norm2).result() == 25
+    assert pool.submit(functools.partial(helpers.add, 1, scale=3), 2).result() == 9
+
+
+def test_closure_over_unpicklable_value_fails_at_submit_naming_it(pool):
+    lock = threading.Lock()
+
+    def uses_lock():
+        with lock:
+            return 1
+
+    with pytest.raises(TypeError) as info:
+        pool.submit(uses_lock)
+    message = str(info.value)
+    assert "uses_lock" in message and "'lock'" in message and "lock" in message
+
+
+def test_script_main_functions_and_classes(run_python):
+    result = run_python("""
+        import manygil
+
+        class Acc:
+            def __init__(self, n):
+                self.n = n
+
+        def work(x):
+            return x * 3
+
+        def make(n):
+            return Acc(n)
+
+        if __name__ == "__main__":
+            with manygil.Pool(2) as pool:
+                print(pool.submit(work, 5).result())
+                print(list(pool.map(work, range(4))))
+                print(pool.submit(lambda a: a.n + 1, Acc(41)).result())
+                print(type(pool.submit(make, 1).result()).__name__)
+    """)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["15", "[0,", "3,", "6,", "9]", "42", "Acc"]
+
+
+def test_python_dash_c_main_functions(run_python):
+    result = run_python("""
+        import manygil
+        def cube(x):
+            return x ** 3
+        with manygil.Pool(2) as pool:
+            print(pool.submit(cube, 3).result(), list(pool.map(cube, [1, 2])))
+    """, mode="-c")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "27 [1, 8]"
+
+
+def test_repl_like_stdin_and_exec(run_python):
+    result = run_python("""
+        import manygil
+        ns = {}
+        exec("def triple(x):\\n    return 3 * x", ns)
+        def double(x):
+            return 2 * x
+        with manygil.Pool(1) as pool:
+            print(pool.submit(ns["triple"], 5).result(), pool.submit(double, 5).result())
+    """, mode="stdin")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "15 10"
+
+
+def test_not_callable_is_a_type_error(pool):
+    with pytest.raises(TypeError, match="not callable"):
+        pool.submit(42)
