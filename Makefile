@@ -5,7 +5,7 @@ BUILD := build
 CMAKE := $(VENV)/bin/cmake
 CTEST := $(VENV)/bin/ctest
 
-.PHONY: all bootstrap configure build build-cpp build-python test test-cpp test-python demo clean
+.PHONY: all bootstrap configure build build-cpp build-python test test-cpp test-python demo demo-cpp bench clean
 
 all: build
 
@@ -40,8 +40,16 @@ test-python: build-python
 
 test: test-cpp test-python
 
-demo: build-cpp
+# The main job: CPU-bound Python on serial, threads, processes and manygil, side by side.
+demo: build-python
+	@$(VENV)/bin/python examples/demo.py
+
+# The C++ runtime alone: the same work on 1 and on N workers from a C++ host.
+demo-cpp: build-cpp
 	@$(BUILD)/examples/manygil_speedup
+
+bench: build-python
+	@$(VENV)/bin/python bench/executor_overhead.py
 
 clean:
 	rm -rf $(BUILD) $(BUILD).configure.log $(BUILD).pip.log

@@ -52,7 +52,8 @@ def blocked_task():
 
 @pytest.fixture
 def run_python(tmp_path):
-    """Runs Python code in a fresh interpreter process: as a script file, with -c, or on stdin."""
+    """Runs Python code in a fresh interpreter process: as a script file, with -c, on stdin, or typed
+    at the interactive prompt (mode="repl")."""
 
     def run(code, mode="script", timeout=120):
         code = textwrap.dedent(code)
@@ -63,6 +64,8 @@ def run_python(tmp_path):
             cmd, stdin = [sys.executable, str(script)], None
         elif mode == "-c":
             cmd, stdin = [sys.executable, "-c", code], None
+        elif mode == "repl":  # the interactive prompt, fed through a pipe
+            cmd, stdin = [sys.executable, "-i", "-q"], code
         else:
             cmd, stdin = [sys.executable, "-"], code
         return subprocess.run(cmd, input=stdin, capture_output=True, text=True, timeout=timeout, env=env,

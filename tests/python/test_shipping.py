@@ -96,6 +96,24 @@ def test_repl_like_stdin_and_exec(run_python):
     assert result.stdout.strip() == "15 10"
 
 
+def test_interactive_prompt(run_python):
+    # At the prompt a compound statement ends with a blank line.
+    result = run_python("import manygil\n"
+                        "def halve(x):\n"
+                        "    return x / 2\n"
+                        "\n"
+                        "class Box:\n"
+                        "    def __init__(self, v):\n"
+                        "        self.v = v\n"
+                        "\n"
+                        "pool = manygil.Pool(2)\n"
+                        "print('R', pool.submit(halve, 9).result(), pool.submit(lambda b: b.v, Box(4)).result())\n"
+                        "pool.shutdown()\n", mode="repl")
+    assert result.returncode == 0, result.stderr
+    assert "R 4.5 4" in result.stdout, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr, result.stderr
+
+
 def test_not_callable_is_a_type_error(pool):
     with pytest.raises(TypeError, match="not callable"):
         pool.submit(42)

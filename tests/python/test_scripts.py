@@ -1,0 +1,27 @@
+"""The benchmark and the demo run end to end (tiny sizes; their numbers are not checked here)."""
+
+import os
+import subprocess
+import sys
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+
+
+def run(*args):
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=300, cwd=ROOT)
+
+
+def test_executor_overhead_bench_quick():
+    result = run("bench/executor_overhead.py", "--quick", "--rounds", "1")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert any("submit().result()" in line and "ratio" in line for line in lines), result.stdout
+    assert any("map over" in line and "us/item" in line for line in lines), result.stdout
+    assert any("CPU-bound" in line and "speedup" in line for line in lines), result.stdout
+
+
+def test_demo_prints_every_model():
+    result = run("examples/demo.py", "--workers", "2", "--tasks", "2", "--fib", "12", "--rounds", "1")
+    assert result.returncode == 0, result.stderr
+    for model in ("serial", "ThreadPoolExecutor", "ProcessPoolExecutor", "manygil.Pool"):
+        assert model in result.stdout, result.stdout
