@@ -34,13 +34,13 @@ Interpreter::Interpreter(Runtime& runtime)
 }
 
 Interpreter::~Interpreter() {
-    if (group_) group_->shutdown(!group_->on_worker_thread(), false);
+    if (group_) group_->close();
 }
 
 Interpreter::Interpreter(Interpreter&&) noexcept = default;
 Interpreter& Interpreter::operator=(Interpreter&& other) noexcept {
     if (this != &other) {
-        if (group_) group_->shutdown(!group_->on_worker_thread(), false);
+        if (group_) group_->close();
         group_ = std::move(other.group_);
     }
     return *this;
@@ -70,7 +70,7 @@ void Interpreter::post(std::unique_ptr<Job> job) {
 }
 
 void Interpreter::close() {
-    if (group_) group_->shutdown(!group_->on_worker_thread(), false);
+    if (group_) group_->close();
 }
 
 bool Interpreter::closed() const noexcept { return !group_ || group_->closed(); }

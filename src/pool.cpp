@@ -38,15 +38,13 @@ Pool::Pool(Runtime& runtime, PoolOptions options)
           runtime, {options.workers ? options.workers : default_workers(), std::move(options.initializer), "pool"})) {}
 
 Pool::~Pool() {
-    if (!group_) return;
-    // From inside one of its own tasks the pool cannot wait for itself: the workers finish on their own.
-    group_->shutdown(!group_->on_worker_thread(), false);
+    if (group_) group_->close();
 }
 
 Pool::Pool(Pool&&) noexcept = default;
 Pool& Pool::operator=(Pool&& other) noexcept {
     if (this != &other) {
-        if (group_) group_->shutdown(!group_->on_worker_thread(), false);
+        if (group_) group_->close();
         group_ = std::move(other.group_);
     }
     return *this;

@@ -150,6 +150,14 @@ void WorkerGroup::shutdown(bool wait, bool cancel_pending) {
     if (wait) join();
 }
 
+void WorkerGroup::close() noexcept {
+    try {
+        shutdown(!on_worker_thread(), false);
+    } catch (...) {
+        // Only the wait-for-itself refusal throws, and on_worker_thread() rules it out.
+    }
+}
+
 void WorkerGroup::join() {
     std::lock_guard lock(join_mu_);
     for (auto& t : threads_) {

@@ -35,6 +35,9 @@ public:
 
     void post(std::unique_ptr<Job> job);
     void shutdown(bool wait, bool cancel_pending);
+    // What an owner (Pool, Interpreter) does on close or destruction: no more work, queued tasks
+    // still run, and wait for the workers, unless called from one of them (it cannot wait for itself).
+    void close() noexcept;
     void wait_ready();
 
     std::size_t size() const noexcept { return options_.workers; }

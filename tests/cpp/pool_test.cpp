@@ -150,13 +150,26 @@ TEST(Pool, FailingTasksDoNotBreakThePool) {
     EXPECT_EQ(pool.submit("mg_tasks:add", {20, 22}).get(), Value(42));
 }
 
-TEST(Pool, ShutdownWithCancelResolvesEveryQueuedFuture) {
-    Pool pool(runtime(), {.workers = 1});
+namespace {
+// A one-worker pool whose worker is blocked in a task (until release()), with 50 tasks queued behind it.
+struct BlockedPool {
+    Pool pool{runtime(), {.workers = 1}};
     std::string started = unique("started"), go = unique("go");
-    auto running = pool.submit("mg_tasks:block_until", {started, go});
-    ASSERT_TRUE(manygil::testing::wait_event(started, 60.0));
+    std::future<Value> running;
     std::vector<std::future<Value>> queued;
-    for (int i = 0; i < 50; ++i) queued.push_back(pool.submit("mg_tasks:add", {i}));
+
+    BlockedPool() {
+        running = pool.submit("mg_tasks:block_until", {started, go});
+        EXPECT_TRUE(manygil::testing::wait_event(started, 60.0));
+        for (int i = 0; i < 50; ++i) queued.push_back(pool.submit("mg_tasks:add", {i}));
+    }
+    void release() { manygil::testing::set_event(go); }
+};
+}  // namespace
+
+TEST(Pool, ShutdownWithCancelResolvesEveryQueuedFuture) {
+    BlockedPool blocked;
+    auto& [pool, started, go, running, queued] = blocked;
 
     pool.shutdown(/*wait=*/false, /*cancel_pending=*/true);
     for (auto& f : queued) {
@@ -164,21 +177,17 @@ TEST(Pool, ShutdownWithCancelResolvesEveryQueuedFuture) {
         EXPECT_THROW(f.get(), manygil::CancelledError);
     }
     EXPECT_THROW(pool.submit("mg_tasks:add", {1}), manygil::ShutdownError);
-    manygil::testing::set_event(go);
+    blocked.release();
     pool.shutdown(/*wait=*/true);
     ASSERT_TRUE(is_ready(running));
     EXPECT_EQ(running.get(), Value(true));  // the task already running was not interrupted
 }
 
 TEST(Pool, ShutdownWithoutCancelRunsEveryQueuedTask) {
-    Pool pool(runtime(), {.workers = 1});
-    std::string started = unique("started"), go = unique("go");
-    auto running = pool.submit("mg_tasks:block_until", {started, go});
-    ASSERT_TRUE(manygil::testing::wait_event(started, 60.0));
-    std::vector<std::future<Value>> queued;
-    for (int i = 0; i < 50; ++i) queued.push_back(pool.submit("mg_tasks:add", {i}));
+    BlockedPool blocked;
+    auto& [pool, started, go, running, queued] = blocked;
     pool.shutdown(/*wait=*/false);
-    manygil::testing::set_event(go);
+    blocked.release();
     pool.shutdown(/*wait=*/true);  // idempotent; now waits
     EXPECT_EQ(running.get(), Value(true));
     for (int i = 0; i < 50; ++i) EXPECT_EQ(queued[i].get(), Value(i));
