@@ -81,12 +81,18 @@ def test_as_completed_wait_and_callbacks(pool):
     assert sorted(f.result() for f in cf.as_completed(futures, timeout=60)) == [i * i for i in range(20)]
     done, not_done = cf.wait(futures, timeout=60)
     assert len(done) == 20 and not not_done
-    seen = []
+    import threading
+
+    seen, called = [], threading.Event()
+
+    def callback(fut):
+        seen.append(fut.result())
+        called.set()
+
     f = pool.submit(helpers.square, 3)
-    f.add_done_callback(lambda fut: seen.append(fut.result()))
-    f.result()
-    cf.wait([f])
-    assert seen == [9] or (f.result() == 9)
+    f.add_done_callback(callback)
+    assert called.wait(60)  # callbacks run after waiters are woken: wait for it, not for result()
+    assert seen == [9]
 
 
 def test_thousand_tasks(pool):
