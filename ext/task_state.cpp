@@ -22,7 +22,12 @@ PyObject* handle_cancel(PyObject* self, PyObject*) {
     return PyBool_FromLong(reinterpret_cast<TaskHandleObject*>(self)->state->cancel());
 }
 
+PyObject* handle_started(PyObject* self, PyObject*) {
+    return PyBool_FromLong(reinterpret_cast<TaskHandleObject*>(self)->state->started());
+}
+
 PyMethodDef handle_methods[] = {
+    {"started", handle_started, METH_NOARGS, "started() -> bool: True once a worker has started the task."},
     {"cancel", handle_cancel, METH_NOARGS,
      "cancel() -> bool: True if the task will never run (it had not started)."},
     {nullptr, nullptr, 0, nullptr},

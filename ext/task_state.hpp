@@ -17,6 +17,8 @@ public:
         int expected = kPending;
         return state_.compare_exchange_strong(expected, kCancelled) || expected == kCancelled;
     }
+    // True once a worker has started it (and forever after: the Future knows when it is done).
+    bool started() const noexcept { return state_.load() == kRunning; }
     // Worker side: true if the task may run.
     bool start() noexcept {
         int expected = kPending;

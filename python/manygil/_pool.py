@@ -27,6 +27,12 @@ class _Future(Future):
             return False  # a worker has started it
         return super().cancel()
 
+    def running(self):
+        # The worker marks the task started without the caller's GIL; the Future's own state is only
+        # updated when it completes.
+        handle = self._handle
+        return handle is not None and handle.started() and not self.done()
+
 
 def default_workers():
     """The number of CPUs this process may run on."""

@@ -36,9 +36,11 @@ def test_cancel_pending_future(blocked_task):
         with pytest.raises(cf.CancelledError):
             queued[2].result()
         assert blocker.cancel() is False  # running
+        assert blocker.running() and not queued[0].running()
         blocked_task.release()
         assert blocker.result(timeout=60) == b"r"
         assert blocker.cancel() is False  # done
+        assert not blocker.running()
         assert [f.result() for i, f in enumerate(queued) if i != 2] == [0, 1, 9, 16]
 
 
