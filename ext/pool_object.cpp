@@ -140,6 +140,8 @@ void pool_dealloc(PyObject* op) {
         } catch (...) {
         }
         std::lock_guard lock(g_graveyard_mu);
+        // Pools whose workers have all ended join at once: reap them so dropped pools do not pile up.
+        std::erase_if(g_graveyard, [](const std::unique_ptr<Pool>& p) { return p->finished(); });
         g_graveyard.push_back(std::move(pool));
     }
     Py_CLEAR(self->pickler);

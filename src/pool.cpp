@@ -73,6 +73,8 @@ void Pool::wait_ready() { live(group_).wait_ready(); }
 
 std::size_t Pool::size() const noexcept { return group_ ? group_->size() : 0; }
 
+bool Pool::finished() const noexcept { return !group_ || group_->finished(); }
+
 std::vector<std::int64_t> Pool::interpreter_ids() const { return live(group_).interpreter_ids(); }
 
 std::size_t Pool::default_workers() {

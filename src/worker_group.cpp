@@ -64,6 +64,7 @@ void WorkerGroup::run_worker(std::size_t index) noexcept {
         auto cause = std::current_exception();
         if (interp) interp->end();
         break_group(index, cause);
+        ++exited_;
         return;
     }
     interp->detach();
@@ -92,6 +93,7 @@ void WorkerGroup::run_worker(std::size_t index) noexcept {
     }
     interp->attach();
     interp->end();
+    ++exited_;
 }
 
 std::unique_ptr<Job> WorkerGroup::next_job() {

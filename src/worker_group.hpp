@@ -2,6 +2,7 @@
 // FIFO queue. Pool is a WorkerGroup of N; Interpreter is a WorkerGroup of 1.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -43,6 +44,8 @@ public:
     std::size_t size() const noexcept { return options_.workers; }
     std::vector<std::int64_t> interpreter_ids() const;
     bool closed() const;
+    // True once every worker has ended its interpreter (after shutdown, or when the group broke).
+    bool finished() const noexcept { return exited_.load() == options_.workers; }
     bool on_worker_thread() const noexcept;
     // The error that broke the group (BrokenPoolError), or null.
     std::exception_ptr broken() const;
@@ -67,6 +70,8 @@ private:
     std::exception_ptr broken_;
     std::size_t ready_ = 0;
     std::vector<std::int64_t> ids_;
+
+    std::atomic<std::size_t> exited_{0};
 
     std::mutex join_mu_;  // serialises joiners (a Pool's shutdown and the Runtime's close may race)
 };

@@ -81,6 +81,10 @@ public:
 
     std::size_t size() const noexcept;
 
+    // True once every worker has ended its interpreter (after shutdown, or when the pool broke):
+    // destroying the pool then does not block.
+    bool finished() const noexcept;
+
     // Ids of the workers' interpreters (after wait_ready()).
     std::vector<std::int64_t> interpreter_ids() const;
 

@@ -193,6 +193,14 @@ TEST(Pool, ShutdownWithoutCancelRunsEveryQueuedTask) {
     for (int i = 0; i < 50; ++i) EXPECT_EQ(queued[i].get(), Value(i));
 }
 
+TEST(Pool, FinishedOnceEveryWorkerHasEnded) {
+    Pool pool(runtime(), {.workers = 2});
+    EXPECT_EQ(pool.submit("mg_tasks:add", {1}).get(), Value(1));
+    EXPECT_FALSE(pool.finished());
+    pool.shutdown(/*wait=*/true);
+    EXPECT_TRUE(pool.finished());
+}
+
 TEST(Pool, DestructorFinishesQueuedWork) {
     std::vector<std::future<Value>> futures;
     {

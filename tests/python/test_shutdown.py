@@ -89,6 +89,27 @@ def test_garbage_collected_pool_still_finishes_its_tasks():
     assert [f.result(timeout=60) for f in futures] == [i * i for i in range(20)]
 
 
+def test_many_dropped_pools_are_reaped():
+    # A worker thread that has exited but was never joined keeps its stack mapped (8 MiB of address
+    # space each): 40 dropped pools of 2 workers would hold about 640 MiB if nothing reaped them.
+    def vm_size_mib():
+        with open("/proc/self/status") as f:
+            kib = next(int(line.split()[1]) for line in f if line.startswith("VmSize:"))
+        return kib / 1024
+
+    for i in range(5):  # warm up allocator arenas and the thread-stack cache
+        manygil.Pool(2).submit(helpers.square, i).result()
+        gc.collect()
+    before = vm_size_mib()
+    for i in range(40):
+        p = manygil.Pool(2)
+        assert p.submit(helpers.square, i).result() == i * i
+        del p  # no shutdown: it finishes in the background; each later drop reaps finished ones
+        gc.collect()
+    grown = vm_size_mib() - before
+    assert grown < 320, f"address space grew by {grown:.0f} MiB over 40 dropped pools"
+
+
 def test_exit_with_a_live_pool_is_clean(run_python):
     result = run_python("""
         import manygil, helpers
