@@ -45,7 +45,11 @@ PyObject* py_in_main_interpreter(PyObject*, PyObject*) {
     return PyBool_FromLong(PyInterpreterState_Get() == PyInterpreterState_Main());
 }
 
+PyObject* py_dropped_pools(PyObject*, PyObject*) { return PyLong_FromSize_t(dropped_pools()); }
+
 PyMethodDef module_methods[] = {
+    {"_dropped_pools", py_dropped_pools, METH_NOARGS,
+     "How many pools collected without shutdown are not yet joined (diagnostics)."},
     {"_finalize", py_finalize, METH_NOARGS, "Shut every pool down and end its interpreters (interpreter exit)."},
     {"in_main_interpreter", py_in_main_interpreter, METH_NOARGS,
      "True in the main interpreter, False in a manygil worker."},

@@ -319,6 +319,11 @@ PyType_Spec pool_spec = {
     Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE | Py_TPFLAGS_HAVE_GC, pool_slots,
 };
 
+std::size_t dropped_pools() {
+    std::lock_guard lock(g_graveyard_mu);
+    return g_graveyard.size();
+}
+
 void finalize_pools() {
     std::vector<std::unique_ptr<Pool>> dead;
     {
