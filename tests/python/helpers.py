@@ -21,10 +21,6 @@ def kinds(*values):
     return [type(v).__name__ for v in values]
 
 
-def fail(exc_type_name, message):
-    raise getattr(__builtins__, exc_type_name, None) or __builtins__[exc_type_name](message)
-
-
 def raise_value_error(message):
     raise ValueError(message)
 
