@@ -17,6 +17,7 @@ public:
         if (current && PyThreadState_GetInterpreter(current) == PyInterpreterState_Main()) return;
         if (current) previous_ = PyEval_SaveThread();
         temporary_ = PyThreadState_New(PyInterpreterState_Main());
+        if (!temporary_) Py_FatalError("manygil: cannot create a thread state in the main interpreter");
         PyEval_RestoreThread(temporary_);
     }
     ~MainInterpreterScope() {

@@ -2,6 +2,7 @@
 // per-module state: it loads in the main interpreter and in every worker interpreter.
 #include <Python.h>
 
+#include <atomic>
 #include <cstdarg>
 #include <mutex>
 
@@ -18,6 +19,7 @@ namespace {
 std::mutex g_runtime_mu;
 Runtime* g_runtime = nullptr;  // deliberately never destroyed: it only closes, at interpreter exit
 bool g_finalized = false;
+std::atomic<bool> g_forked_child{false};
 
 ModuleState* state_of(PyObject* module) { return static_cast<ModuleState*>(PyModule_GetState(module)); }
 
@@ -28,6 +30,7 @@ PyObject* py_finalize(PyObject*, PyObject*) {
         PyErr_SetString(PyExc_RuntimeError, "_finalize() belongs to the main interpreter");
         return nullptr;
     }
+    if (forked_child()) Py_RETURN_NONE;  // the runtime's threads live in the parent
     Runtime* runtime = nullptr;
     {
         std::lock_guard lock(g_runtime_mu);
@@ -35,9 +38,18 @@ PyObject* py_finalize(PyObject*, PyObject*) {
         runtime = g_runtime;
     }
     if (!runtime) Py_RETURN_NONE;
+    std::string error;
     Py_BEGIN_ALLOW_THREADS  // workers need the main GIL to settle futures and end their interpreters
-    finalize_pools();
+    try {
+        finalize_pools();
+    } catch (const std::exception& e) {
+        error = e.what();
+    }
     Py_END_ALLOW_THREADS
+    if (!error.empty()) {
+        PyErr_SetString(PyExc_RuntimeError, error.c_str());
+        return nullptr;
+    }
     Py_RETURN_NONE;
 }
 
@@ -47,7 +59,15 @@ PyObject* py_in_main_interpreter(PyObject*, PyObject*) {
 
 PyObject* py_dropped_pools(PyObject*, PyObject*) { return PyLong_FromSize_t(dropped_pools()); }
 
+// _after_fork_in_child(): registered with os.register_at_fork.
+PyObject* py_after_fork_in_child(PyObject*, PyObject*) {
+    mark_forked_child();
+    Py_RETURN_NONE;
+}
+
 PyMethodDef module_methods[] = {
+    {"_after_fork_in_child", py_after_fork_in_child, METH_NOARGS,
+     "Mark this process as a fork child: inherited pools refuse work and are never joined."},
     {"_dropped_pools", py_dropped_pools, METH_NOARGS,
      "How many pools collected without shutdown are not yet joined (diagnostics)."},
     {"_finalize", py_finalize, METH_NOARGS, "Shut every pool down and end its interpreters (interpreter exit)."},
@@ -86,9 +106,7 @@ void module_free(void* module) { module_clear(static_cast<PyObject*>(module)); }
 PyModuleDef_Slot module_slots[] = {
     {Py_mod_exec, reinterpret_cast<void*>(module_exec)},
     {Py_mod_multiple_interpreters, Py_MOD_PER_INTERPRETER_GIL_SUPPORTED},
-#ifdef Py_mod_gil
-    {Py_mod_gil, Py_MOD_GIL_NOT_USED},
-#endif
+    // No Py_mod_gil slot: the pool object relies on the GIL, so free-threaded builds keep it on.
     {0, nullptr},
 };
 
@@ -104,7 +122,15 @@ ModuleState* state_of_type(PyTypeObject* type) {
     return module ? state_of(module) : nullptr;
 }
 
+bool forked_child() noexcept { return g_forked_child.load(); }
+
+void mark_forked_child() noexcept {
+    // Not under g_runtime_mu: it may have been held by another thread at the moment of the fork.
+    g_forked_child = true;
+}
+
 Runtime& runtime() {
+    if (forked_child()) throw ShutdownError("manygil pools cannot be started in a process forked from one with pools");
     std::lock_guard lock(g_runtime_mu);
     if (g_finalized) throw ShutdownError("manygil is shut down: the interpreter is exiting");
     if (!g_runtime) g_runtime = new Runtime();  // attaches to the running Python

@@ -21,6 +21,11 @@ ModuleState* state_of_type(PyTypeObject* type);
 // finalize() has run.
 Runtime& runtime();
 
+// True in a child process forked while pools existed: their threads stayed in the parent (and a
+// mutex may have been held at the fork), so nothing of theirs may be touched, joined or waited for.
+bool forked_child() noexcept;
+void mark_forked_child() noexcept;
+
 // The runtime regardless of finalisation (for closing it at exit).
 Runtime& runtime_for_exit();
 

@@ -70,12 +70,16 @@ Value convert(PoolObject* self, PyObject* obj, const char* root) {
     }
 }
 
-// Posts a job for `future` and returns its TaskHandle.
+// Posts a job for `future` (setting future._handle first, so cancel() can never miss it).
 PyObject* post(PoolObject* self, PyTaskJob::Kind kind, CallableSpec spec, Value args, Value kwargs, bool star,
                PyObject* future) {
     auto state = std::make_shared<TaskState>();
     PyObject* handle = new_task_handle(self->handle_type, state);
     if (!handle) return nullptr;
+    if (PyObject_SetAttrString(future, "_handle", handle) < 0) {
+        Py_DECREF(handle);
+        return nullptr;
+    }
     try {
         self->pool->post(std::make_unique<PyTaskJob>(kind, std::move(spec), std::move(args), std::move(kwargs), star,
                                                      std::move(state), Py_NewRef(future)));
@@ -87,6 +91,12 @@ PyObject* post(PoolObject* self, PyTaskJob::Kind kind, CallableSpec spec, Value 
 }
 
 bool check_open(PoolObject* self) {
+    if (forked_child()) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "manygil pools do not survive os.fork(): their workers stayed in the parent; create a new "
+                        "pool in the child");
+        return false;
+    }
     if (self->pool) return true;
     PyErr_SetString(PyExc_RuntimeError, "manygil pool is not initialised");
     return false;
@@ -116,13 +126,24 @@ int pool_init(PyObject* op, PyObject* args, PyObject* kwargs) {
                         "manygil worker, and nested pools are not supported");
         return -1;
     }
+    Pool* pool = nullptr;
+    std::string error;
+    std::string source(init_source);
+    // Without the GIL: if starting fails half-way, already started workers (which take the main GIL
+    // to create their interpreters) are joined.
+    Py_BEGIN_ALLOW_THREADS
     try {
-        self->pool = new Pool(runtime(), {.workers = static_cast<std::size_t>(workers),
-                                          .initializer = Initializer::source(init_source)});
+        pool = new Pool(runtime(), {.workers = static_cast<std::size_t>(workers),
+                                    .initializer = Initializer::source(std::move(source))});
     } catch (const std::exception& e) {
-        PyErr_Format(PyExc_RuntimeError, "cannot start a manygil pool: %s", e.what());
+        error = e.what();
+    }
+    Py_END_ALLOW_THREADS
+    if (!pool) {
+        PyErr_Format(PyExc_RuntimeError, "cannot start a manygil pool: %s", error.c_str());
         return -1;
     }
+    self->pool = pool;
     self->pickler = Py_NewRef(pickler);
     self->handle_type = reinterpret_cast<PyTypeObject*>(Py_NewRef(state_of_type(Py_TYPE(op))->task_handle_type));
     return 0;
@@ -132,6 +153,9 @@ void pool_dealloc(PyObject* op) {
     auto* self = as_pool(op);
     PyTypeObject* type = Py_TYPE(op);
     PyObject_GC_UnTrack(op);
+    if (self->pool && forked_child()) {
+        self->pool = nullptr;  // its threads and interpreters do not exist here: leak, never join
+    }
     if (self->pool) {
         std::unique_ptr<Pool> pool(self->pool);
         self->pool = nullptr;
@@ -261,6 +285,11 @@ PyObject* pool_wait_ready(PyObject* op, PyObject*) {
     }
 }
 
+PyObject* pool_is_shut_down(PyObject* op, PyObject*) {
+    auto* self = as_pool(op);
+    return PyBool_FromLong(!self->pool || self->pool->finished());
+}
+
 PyObject* pool_interpreter_ids(PyObject* op, PyObject*) {
     auto* self = as_pool(op);
     if (!check_open(self)) return nullptr;
@@ -294,6 +323,7 @@ PyMethodDef pool_methods[] = {
      "shutdown(wait, cancel_futures)"},
     {"wait_ready", pool_wait_ready, METH_NOARGS, "wait_ready(): block until every worker has started"},
     {"interpreter_ids", pool_interpreter_ids, METH_NOARGS, "interpreter_ids() -> list[int]"},
+    {"is_shut_down", pool_is_shut_down, METH_NOARGS, "True once every worker has ended its interpreter"},
     {nullptr, nullptr, 0, nullptr},
 };
 
@@ -320,18 +350,20 @@ PyType_Spec pool_spec = {
 };
 
 std::size_t dropped_pools() {
+    if (forked_child()) return 0;
     std::lock_guard lock(g_graveyard_mu);
     return g_graveyard.size();
 }
 
 void finalize_pools() {
+    if (forked_child()) return;  // the workers live in the parent
     std::vector<std::unique_ptr<Pool>> dead;
     {
         std::lock_guard lock(g_graveyard_mu);
         dead.swap(g_graveyard);
     }
     runtime_for_exit().close();  // shuts down and joins every pool, live or dead
-    dead.clear();       // already joined: destroying them touches no Python
+    dead.clear();                // already joined: destroying them touches no Python
 }
 
 }  // namespace manygil::ext

@@ -67,6 +67,7 @@ void PyTaskJob::run_call() {
 }
 
 void PyTaskJob::run_chunk() {
+    result_ = Value(List{});  // even if resolving fails below, map() gets (results, error)
     PyRef fn = resolve_callable(callable_);
     PyRef items = detail::to_python(args_);
     PyObject* pickler = worker_pickler();
@@ -75,7 +76,9 @@ void PyTaskJob::run_chunk() {
     results.items.reserve(static_cast<std::size_t>(n));
     for (Py_ssize_t i = 0; i < n; ++i) {
         PyObject* item = PyList_GET_ITEM(items.get(), i);
-        PyRef r(star_ ? PyObject_Call(fn.get(), item, nullptr) : PyObject_CallOneArg(fn.get(), item));
+        PyRef star_args = star_ ? PyRef(PySequence_Tuple(item)) : PyRef();  // fn(*item)
+        PyRef r(star_ ? (star_args ? PyObject_Call(fn.get(), star_args.get(), nullptr) : nullptr)
+                      : PyObject_CallOneArg(fn.get(), item));
         if (!r) {
             capture_error();
             break;
@@ -122,56 +125,79 @@ PyObject* PyTaskJob::rebuild_error(const ErrorInfo& error) {
     return exc;
 }
 
-void PyTaskJob::settle(const char* method, PyObject* arg) {
-    // CallMethodOneArg, not CallMethod(..., "O", arg): that would unpack a tuple argument.
-    PyRef name(PyUnicode_InternFromString(method));
-    PyRef done(name ? PyObject_CallMethodOneArg(future_, name.get(), arg) : nullptr);
-    if (!done) PyErr_WriteUnraisable(future_);  // e.g. InvalidStateError: nothing better to do
+void PyTaskJob::settle(const char* method, PyRef arg) {
+    if (!arg) {
+        arg = PyRef(PyErr_GetRaisedException());
+        if (!arg) arg = PyRef(PyObject_CallFunction(PyExc_SystemError, "s", "manygil: could not build a task's outcome"));
+        method = "set_exception";
+    }
+    if (arg) {
+        // CallMethodOneArg, not CallMethod(..., "O", arg): that would unpack a tuple argument.
+        PyRef name(PyUnicode_InternFromString(method));
+        PyRef done(name ? PyObject_CallMethodOneArg(future_, name.get(), arg.get()) : nullptr);
+        if (!done) PyErr_WriteUnraisable(future_);
+    } else {
+        PyErr_WriteUnraisable(future_);  // out of memory even for the error: nothing better to do
+    }
     Py_CLEAR(future_);
 }
 
+void PyTaskJob::settle_cancelled() {
+    // The caller's cancel() may have claimed the task but not yet marked the future (the GIL can
+    // switch between the two): cancel() again first, so the notification finds it CANCELLED.
+    PyRef cancelled(PyObject_CallMethod(future_, "cancel", nullptr));
+    if (!cancelled) PyErr_WriteUnraisable(future_);
+    PyRef notified(PyObject_CallMethod(future_, "set_running_or_notify_cancel", nullptr));
+    if (!notified) PyErr_WriteUnraisable(future_);
+    Py_CLEAR(future_);
+}
+
+void PyTaskJob::settle_chunk() {
+    // (results, exception or None): map() yields the results, then raises at the failing item.
+    PyRef results;
+    try {
+        results = detail::to_python(result_);
+    } catch (const ConversionError& e) {
+        // The results that could not be rebuilt came before any error the task raised: report this one.
+        error_ = ErrorInfo{"manygil.NotShareableError", e.what(), "", std::nullopt};
+        results = PyRef(PyList_New(0));
+    }
+    PyRef exc = error_ ? PyRef(rebuild_error(*error_)) : PyRef::borrow(Py_None);
+    settle("set_result", results && exc ? PyRef(PyTuple_Pack(2, results.get(), exc.get())) : PyRef());
+}
+
 void PyTaskJob::run_in_main() noexcept {
-    if (skipped_) {
-        Py_CLEAR(future_);  // the caller cancelled it: the future is already settled
-        return;
-    }
-    if (kind_ == Kind::Chunk) {
-        // (results, exception or None): map() yields the results, then raises at the failing item.
-        PyRef results, exc;
-        try {
-            results = detail::to_python(result_);
-        } catch (const std::exception& e) {
-            error_ = ErrorInfo{"manygil.NotShareableError", e.what(), "", std::nullopt};
-            results = PyRef(PyList_New(0));
+    try {
+        if (skipped_) return settle_cancelled();
+        if (kind_ == Kind::Chunk) return settle_chunk();
+        if (!error_) {
+            PyRef value;
+            try {
+                value = detail::to_python(result_);
+            } catch (const ConversionError& e) {
+                error_ = ErrorInfo{"manygil.NotShareableError", std::string("the task's result: ") + e.what(), "",
+                                   std::nullopt};
+            }
+            if (value) return settle("set_result", std::move(value));
         }
-        exc = error_ ? PyRef(rebuild_error(*error_)) : PyRef::borrow(Py_None);
-        PyRef pair(PyTuple_Pack(2, results.get(), exc.get()));
-        settle("set_result", pair.get());
-        return;
+        settle("set_exception", PyRef(rebuild_error(*error_)));
+    } catch (const std::exception& e) {  // PythonError (e.g. no memory), bad_alloc: still settle it
+        if (future_) settle("set_exception", PyRef(PyObject_CallFunction(PyExc_RuntimeError, "s", e.what())));
     }
-    if (!error_) {
-        try {
-            PyRef value = detail::to_python(result_);
-            settle("set_result", value.get());
-            return;
-        } catch (const ConversionError& e) {
-            error_ = ErrorInfo{"manygil.NotShareableError", std::string("the task's result: ") + e.what(), "",
-                               std::nullopt};
-        }
-    }
-    PyRef exc(rebuild_error(*error_));
-    settle("set_exception", exc.get());
 }
 
 void PyTaskJob::abandon(std::exception_ptr reason) noexcept {
     MainInterpreterScope main;
     try {
-        std::rethrow_exception(reason);
-    } catch (const CancelledError&) {
-        state_->cancel();
-        PyRef cancelled(PyObject_CallMethod(future_, "cancel", nullptr));
-        if (!cancelled) PyErr_WriteUnraisable(future_);
-        Py_CLEAR(future_);
+        try {
+            std::rethrow_exception(reason);
+        } catch (const CancelledError&) {
+            state_->cancel();
+            return settle_cancelled();
+        } catch (...) {
+            if (!state_->abandon()) return settle_cancelled();  // the caller cancelled it first
+            throw;
+        }
     } catch (const BrokenPoolError& e) {
         std::string cause_type = "RuntimeError", cause_message, cause_traceback;
         try {
@@ -184,14 +210,14 @@ void PyTaskJob::abandon(std::exception_ptr reason) noexcept {
             cause_message = cause.what();
         }
         PyRef errors(PyImport_ImportModule("manygil._errors"));
-        PyRef exc(errors ? PyObject_CallMethod(errors.get(), "broken_pool", "ssss", e.what(), cause_type.c_str(),
-                                               cause_message.c_str(), cause_traceback.c_str())
-                         : nullptr);
-        if (!exc) exc = PyRef(PyErr_GetRaisedException());
-        settle("set_exception", exc.get());
+        settle("set_exception",
+               PyRef(errors ? PyObject_CallMethod(errors.get(), "broken_pool", "ssss", e.what(), cause_type.c_str(),
+                                                  cause_message.c_str(), cause_traceback.c_str())
+                            : nullptr));
     } catch (const std::exception& e) {
-        PyRef exc(PyObject_CallFunction(PyExc_RuntimeError, "s", e.what()));
-        settle("set_exception", exc.get());
+        settle("set_exception", PyRef(PyObject_CallFunction(PyExc_RuntimeError, "s", e.what())));
+    } catch (...) {
+        settle("set_exception", PyRef());
     }
 }
 

@@ -15,6 +15,7 @@
 
 #include "manygil/job.hpp"
 #include "manygil/value.hpp"
+#include "py_ref.hpp"
 #include "task_state.hpp"
 
 namespace manygil::ext {
@@ -55,7 +56,13 @@ private:
     void capture_error();                     // from the raised Python exception
     void fail_with(const char* type_name, const std::string& message);
     PyObject* rebuild_error(const ErrorInfo& error);  // new reference, main interpreter
-    void settle(const char* method, PyObject* arg);   // future.<method>(arg), then drop the future
+    void settle_chunk();
+    // future.<method>(arg), then drop the future. A null arg (its construction failed) settles the
+    // future with the raised error instead, so the future never stays pending.
+    void settle(const char* method, detail::PyRef arg);
+    // For a task that will never run: cancel() then set_running_or_notify_cancel(), which wakes
+    // wait() and as_completed() (a merely cancelled future does not).
+    void settle_cancelled();
 
     Kind kind_;
     CallableSpec callable_;

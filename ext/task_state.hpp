@@ -1,5 +1,6 @@
-// TaskState: the one fact about a task that both the caller (Future.cancel) and the worker (about to
-// run it) decide, without any GIL: an atomic that moves PENDING -> RUNNING or PENDING -> CANCELLED once.
+// TaskState: the one fact about a task that the caller (Future.cancel), the worker (about to run it)
+// and the pool (failing it, when broken) decide without any GIL: an atomic that moves once from
+// PENDING to RUNNING, CANCELLED or ABANDONED.
 // Exposed to Python as _core.TaskHandle.
 #pragma once
 
@@ -17,6 +18,11 @@ public:
         int expected = kPending;
         return state_.compare_exchange_strong(expected, kCancelled) || expected == kCancelled;
     }
+    // Pool side: true if the task is now claimed for failing (the caller had not cancelled it).
+    bool abandon() noexcept {
+        int expected = kPending;
+        return state_.compare_exchange_strong(expected, kAbandoned);
+    }
     // True once a worker has started it (and forever after: the Future knows when it is done).
     bool started() const noexcept { return state_.load() == kRunning; }
     // Worker side: true if the task may run.
@@ -26,7 +32,7 @@ public:
     }
 
 private:
-    static constexpr int kPending = 0, kRunning = 1, kCancelled = 2;
+    static constexpr int kPending = 0, kRunning = 1, kCancelled = 2, kAbandoned = 3;
     std::atomic<int> state_{kPending};
 };
 

@@ -124,10 +124,12 @@ std::vector<Value> items_from_python(PyObject* seq, bool tuple, PyObject* pickle
     Py_ssize_t n = tuple ? PyTuple_GET_SIZE(seq) : PyList_GET_SIZE(seq);
     std::vector<Value> items;
     items.reserve(static_cast<std::size_t>(n));
-    // Converting exact built-in types runs no Python code, so the list cannot change under us.
-    for (Py_ssize_t i = 0; i < n; ++i) {
+    // A pickler runs arbitrary code (__reduce__) that may shrink the list: hold each item and
+    // re-check the length.
+    for (Py_ssize_t i = 0; i < (tuple ? n : PyList_GET_SIZE(seq)); ++i) {
+        PyRef item = PyRef::borrow(tuple ? PyTuple_GET_ITEM(seq, i) : PyList_GET_ITEM(seq, i));
         try {
-            items.push_back(from_python_at(tuple ? PyTuple_GET_ITEM(seq, i) : PyList_GET_ITEM(seq, i), pickler, depth + 1));
+            items.push_back(from_python_at(item.get(), pickler, depth + 1));
         } catch (ConversionError& e) {
             e.prepend_path(index_path(i));
             throw;
@@ -168,22 +170,27 @@ Value from_python_at(PyObject* obj, PyObject* pickler, int depth) {
     if (type == &PyDict_Type) {
         Dict dict;
         dict.items.reserve(static_cast<std::size_t>(PyDict_GET_SIZE(obj)));
-        Py_ssize_t pos = 0;
-        PyObject *key, *item;
-        while (PyDict_Next(obj, &pos, &key, &item)) {
+        Py_ssize_t pos = 0, size = PyDict_GET_SIZE(obj);
+        PyObject *borrowed_key, *borrowed_item;
+        while (PyDict_Next(obj, &pos, &borrowed_key, &borrowed_item)) {
+            // Held, and the size re-checked: a pickler runs arbitrary code that may mutate the dict.
+            PyRef key = PyRef::borrow(borrowed_key), item = PyRef::borrow(borrowed_item);
             Value k;
             try {
-                k = from_python_at(key, pickler, depth + 1);
+                k = from_python_at(key.get(), pickler, depth + 1);
             } catch (ConversionError& e) {
                 e.prepend_path("<a key>");
                 throw;
             }
             try {
-                Value v = from_python_at(item, pickler, depth + 1);
+                Value v = from_python_at(item.get(), pickler, depth + 1);
                 dict.items.emplace_back(std::move(k), std::move(v));
             } catch (ConversionError& e) {
                 e.prepend_path("[" + k.repr() + "]");
                 throw;
+            }
+            if (PyDict_GET_SIZE(obj) != size) {
+                throw ConversionError("dict", "", "changed size while being converted (a pickled value mutated it)");
             }
         }
         return Value(std::move(dict));

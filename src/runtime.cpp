@@ -97,7 +97,7 @@ void Runtime::close() {
         }
         state_->groups.clear();
     }
-    for (auto& group : groups) group->shutdown(true, false);
+    for (auto& group : groups) group->close();
 }
 
 void Runtime::adopt(const std::shared_ptr<detail::WorkerGroup>& group) {

@@ -19,7 +19,7 @@ class Interpreter:
         if not isinstance(source, str):
             raise TypeError(f"source must be str, not {type(source).__name__}")
         future = _pool._Future()
-        future._handle = self._pool._core.submit_exec(future, source)
+        self._pool._core.submit_exec(future, source)
         future.result()
 
     def call(self, fn, /, *args, **kwargs):

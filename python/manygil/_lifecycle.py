@@ -2,6 +2,7 @@
 every worker interpreter is ended, including pools that were garbage collected without shutdown."""
 
 import atexit
+import os
 import threading
 import weakref
 
@@ -24,6 +25,22 @@ def register(pool):
         except (AttributeError, RuntimeError):
             atexit.register(_at_exit)
         _registered = True
+        # A forked child inherits pool objects but not their threads: they must refuse work and never
+        # be joined there.
+        os.register_at_fork(before=_warn_before_fork, after_in_child=_core._after_fork_in_child)
+
+
+def _warn_before_fork():
+    if any(not pool._core_shut_down() for pool in list(_pools)):
+        import warnings
+
+        warnings.warn(
+            "os.fork() while manygil pools are alive: CPython (3.12-3.14) crashes the child when "
+            "sub-interpreters exist (gh-139759). Shut the pools down first, or start processes with "
+            "the 'forkserver' or 'spawn' method.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
 
 
 def _at_exit():

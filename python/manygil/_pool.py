@@ -105,7 +105,7 @@ class Pool(Executor):
         once broken, NotShareableError (a TypeError) for an argument that cannot be sent.
         """
         future = _Future()
-        future._handle = self._core.submit(future, _shipping.callable_spec(fn), args, kwargs or None)
+        self._core.submit(future, _shipping.callable_spec(fn), args, kwargs or None)  # sets future._handle
         return future
 
     def map(self, fn, *iterables, timeout=None, chunksize=None):
@@ -118,6 +118,8 @@ class Pool(Executor):
         """
         if chunksize is not None and chunksize < 1:
             raise ValueError("chunksize must be >= 1.")
+        if not iterables:
+            return iter(())
         end_time = None if timeout is None else timeout + time.monotonic()
         spec = _shipping.callable_spec(fn)
         star = len(iterables) != 1
@@ -130,7 +132,7 @@ class Pool(Executor):
             if not chunk:
                 return False
             future = _Future()
-            future._handle = self._core.submit_chunk(future, spec, chunk, star)
+            self._core.submit_chunk(future, spec, chunk, star)
             window.append(future)
             return True
 
@@ -171,6 +173,9 @@ class Pool(Executor):
         blocks until running (and, unless cancelled, queued) tasks are done and every worker
         interpreter has ended."""
         self._core.shutdown(wait, cancel_futures)
+
+    def _core_shut_down(self):
+        return self._core.is_shut_down()
 
     def wait_ready(self):
         """Blocks until every worker has started; raises BrokenPool if one could not."""

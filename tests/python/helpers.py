@@ -132,3 +132,14 @@ def started_then_block(started_fd, read_fd):
     """Tells the test it is running (a byte on started_fd), then blocks until the test writes to read_fd."""
     os.write(started_fd, b"s")
     return os.read(read_fd, 1)
+
+
+class ClearsOnPickle:
+    """Pickling it empties the container it sits in (arbitrary code during conversion)."""
+
+    def __init__(self, container):
+        self.container = container
+
+    def __reduce__(self):
+        self.container.clear()
+        return (int, (0,))

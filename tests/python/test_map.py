@@ -25,6 +25,7 @@ def test_several_iterables_stop_at_the_shortest(pool):
 
 def test_empty_and_bad_chunksize(pool):
     assert list(pool.map(helpers.square, [])) == []
+    assert list(pool.map(helpers.square)) == []  # no iterables, as Executor.map
     with pytest.raises(ValueError):
         pool.map(helpers.square, [1], chunksize=0)
 
@@ -54,6 +55,11 @@ def test_exception_is_raised_at_its_item_after_earlier_results(pool):
     assert next(results) == 4
     with pytest.raises(TypeError, match="can't multiply sequence"):
         next(results)
+
+
+def test_function_that_cannot_load_in_workers_is_raised_by_map(pool):
+    with pytest.raises(ImportError, match="no_such_module_xyz"):
+        list(pool.map("no_such_module_xyz:f", [1, 2, 3]))
 
 
 def test_timeout_raises_timeout_error(pool, blocked_task):

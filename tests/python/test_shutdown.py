@@ -44,12 +44,28 @@ def test_cancel_pending_future(blocked_task):
         assert [f.result() for i, f in enumerate(queued) if i != 2] == [0, 1, 9, 16]
 
 
+def test_cancelled_futures_wake_wait_and_as_completed(blocked_task):
+    with manygil.Pool(1) as p:
+        blocker = blocked_task.start(p)
+        queued = [p.submit(helpers.square, i) for i in range(3)]
+        assert queued[1].cancel()
+        # concurrent.futures counts a cancelled future as done once it is notified (the worker does
+        # that when it reaches it); wait() must not hang on it.
+        blocked_task.release()
+        done, not_done = cf.wait(queued, timeout=60)
+        assert not not_done
+        assert {f for f in cf.as_completed(queued, timeout=60)} == set(queued)
+        assert blocker.result() == b"r"
+
+
 def test_shutdown_cancel_futures_cancels_queued_ones(blocked_task):
     p = manygil.Pool(1)
     blocker = blocked_task.start(p)
     queued = [p.submit(helpers.square, i) for i in range(30)]
     p.shutdown(wait=False, cancel_futures=True)
     assert all(f.cancelled() for f in queued)  # settled at once, nothing silently dropped
+    done, not_done = cf.wait(queued, timeout=60)  # and notified: wait() sees them done
+    assert not not_done
     blocked_task.release()
     p.shutdown(wait=True)
     assert blocker.result() == b"r"  # the running task was not interrupted
@@ -108,6 +124,40 @@ def test_many_dropped_pools_are_reaped():
         manygil.Pool(1)  # dropped at once: reaps the finished ones
         gc.collect()
     assert _core._dropped_pools() <= 1
+
+
+def test_fork_with_live_pools_warns_and_the_parent_goes_on(run_python):
+    # CPython 3.12-3.14 crash a child forked while sub-interpreters exist (gh-139759): manygil warns
+    # before such a fork. Where the child survives (a fixed CPython), inherited pools must refuse work
+    # and the child must exit without waiting for the parent's workers.
+    result = run_python("""
+        import os, sys, warnings
+        import manygil, helpers
+        p = manygil.Pool(2)
+        print(p.submit(helpers.square, 3).result(), flush=True)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    p.submit(helpers.square, 4)
+                except RuntimeError as e:
+                    print("child refused:", "os.fork()" in str(e), flush=True)
+                sys.exit(0)
+        print("warned:", any("gh-139759" in str(w.message) for w in caught))
+        _, status = os.waitpid(pid, 0)
+        print("child:", os.waitstatus_to_exitcode(status))
+        print(p.submit(helpers.square, 5).result())
+    """, timeout=120)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "9" and lines[-1] == "25", result.stdout
+    assert "warned: True" in lines, result.stdout
+    child = next(line for line in lines if line.startswith("child:"))
+    if child == "child: 0":
+        assert "child refused: True" in lines, result.stdout
+    else:
+        assert child == "child: -6", result.stdout  # SIGABRT inside CPython's after-fork handling
 
 
 def test_exit_with_a_live_pool_is_clean(run_python):

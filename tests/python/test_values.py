@@ -43,6 +43,19 @@ def test_unshareable_argument_names_type_and_path(pool):
     assert info.value.path == "kwargs['b'][0]"
 
 
+def test_pickling_that_mutates_its_container_is_safe(pool):
+    items = [1]
+    items.append(helpers.ClearsOnPickle(items))
+    items.extend(range(100))
+    # The list shrinks while it is converted: what was still there arrives, nothing reads freed memory.
+    assert pool.submit(helpers.identity, items).result() == [1, 0]
+    table = {"a": 1}
+    table["b"] = helpers.ClearsOnPickle(table)
+    table["c"] = 3
+    with pytest.raises(manygil.NotShareableError, match="changed size"):
+        pool.submit(helpers.identity, table)
+
+
 def test_unshareable_result_fails_in_the_caller(pool):
     with pytest.raises(manygil.NotShareableError, match="_thread.lock"):
         pool.submit(helpers.get_lock).result()
