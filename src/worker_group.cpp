@@ -37,8 +37,9 @@ std::shared_ptr<WorkerGroup> WorkerGroup::start(Runtime& runtime, Options option
     group->ids_.assign(group->options_.workers, -1);
     group->threads_.reserve(group->options_.workers);
     for (std::size_t i = 0; i < group->options_.workers; ++i) {
-        // The threads use the raw pointer: the group joins them before it can be destroyed.
-        group->threads_.emplace_back([g = group.get(), i] { g->run_worker(i); });
+        // Each thread keeps the group alive until it is done with it: the last owner may then be a
+        // worker (a task that dropped its own pool), and the destructor copes with that.
+        group->threads_.emplace_back([group, i] { group->run_worker(i); });
         group->thread_ids_.push_back(group->threads_.back().get_id());
     }
     try {
@@ -50,7 +51,17 @@ std::shared_ptr<WorkerGroup> WorkerGroup::start(Runtime& runtime, Options option
     return group;
 }
 
-WorkerGroup::~WorkerGroup() { shutdown(true, false); }
+WorkerGroup::~WorkerGroup() {
+    close();
+    // Every worker has left run_worker() (each held a reference). If the last reference was one of
+    // theirs, this runs on that worker, which cannot join itself: it is detached and ends right after.
+    auto self = std::this_thread::get_id();
+    for (auto& t : threads_) {
+        if (!t.joinable()) continue;
+        if (t.get_id() == self) t.detach();
+        else t.join();
+    }
+}
 
 void WorkerGroup::run_worker(std::size_t index) noexcept {
     std::string thread_name = "mg-" + options_.name.substr(0, 8) + "-" + std::to_string(index);

@@ -31,7 +31,7 @@ public:
     // Registers the group with the runtime (which closes it before finalising) and starts the threads.
     static std::shared_ptr<WorkerGroup> start(Runtime& runtime, Options options);
 
-    // shutdown(wait=true, cancel_pending=false).
+    // Runs when the last owner lets go, possibly on one of its own workers (see start()).
     ~WorkerGroup();
 
     void post(std::unique_ptr<Job> job);

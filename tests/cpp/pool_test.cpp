@@ -289,6 +289,33 @@ TEST(Pool, MainPhaseRunsInTheMainInterpreterOnTheSameThread) {
     EXPECT_EQ(pool.submit("mg_tasks:add", {1, 2}).get(), Value(3));
 }
 
+namespace {
+// A job that owns the pool it runs in, and destroys it from inside.
+class DestroysItsOwnPool : public manygil::Job {
+public:
+    DestroysItsOwnPool(std::unique_ptr<Pool> pool, std::promise<bool>& done) : pool_(std::move(pool)), done_(done) {}
+    void run() noexcept override {
+        pool_.reset();  // ~Pool on one of its own workers: must neither wait for itself nor terminate
+        done_.set_value(true);
+    }
+    void abandon(std::exception_ptr) noexcept override { done_.set_value(false); }
+
+private:
+    std::unique_ptr<Pool> pool_;
+    std::promise<bool>& done_;
+};
+}  // namespace
+
+TEST(Pool, APoolDestroyedByItsOwnTaskWindsDownCleanly) {
+    std::promise<bool> done;
+    auto pool = std::make_unique<Pool>(runtime(), PoolOptions{.workers = 2});
+    Pool* raw = pool.get();
+    raw->post(std::make_unique<DestroysItsOwnPool>(std::move(pool), done));
+    EXPECT_TRUE(done.get_future().get());
+    Pool next(runtime(), {.workers = 1});  // the runtime is unharmed
+    EXPECT_EQ(next.submit("mg_tasks:add", {2, 2}).get(), Value(4));
+}
+
 TEST(Pool, WaitingShutdownFromInsideThePoolIsRefused) {
     Pool pool(runtime(), {.workers = 1});
     std::promise<std::string> out;
