@@ -6,7 +6,9 @@
 #include <cstdarg>
 #include <mutex>
 
+#include "buffer_object.hpp"
 #include "manygil/errors.hpp"
+#include "manygil/shared_buffer.hpp"
 #include "module_state.hpp"
 #include "pool_object.hpp"
 #include "py_ref.hpp"
@@ -59,6 +61,8 @@ PyObject* py_in_main_interpreter(PyObject*, PyObject*) {
 
 PyObject* py_dropped_pools(PyObject*, PyObject*) { return PyLong_FromSize_t(dropped_pools()); }
 
+PyObject* py_live_buffers(PyObject*, PyObject*) { return PyLong_FromSize_t(SharedBuffer::live_blocks()); }
+
 // _after_fork_in_child(): registered with os.register_at_fork.
 PyObject* py_after_fork_in_child(PyObject*, PyObject*) {
     mark_forked_child();
@@ -68,6 +72,8 @@ PyObject* py_after_fork_in_child(PyObject*, PyObject*) {
 PyMethodDef module_methods[] = {
     {"_after_fork_in_child", py_after_fork_in_child, METH_NOARGS,
      "Mark this process as a fork child: inherited pools refuse work and are never joined."},
+    {"live_buffers", py_live_buffers, METH_NOARGS,
+     "How many SharedBuffer memory blocks are alive in this process, across all interpreters."},
     {"_dropped_pools", py_dropped_pools, METH_NOARGS,
      "How many pools collected without shutdown are not yet joined (diagnostics)."},
     {"_finalize", py_finalize, METH_NOARGS, "Shut every pool down and end its interpreters (interpreter exit)."},
@@ -84,6 +90,13 @@ int module_exec(PyObject* module) {
         reinterpret_cast<PyTypeObject*>(PyType_FromModuleAndSpec(module, &task_handle_spec, nullptr));
     if (!state->task_handle_type || PyModule_AddType(module, state->task_handle_type) < 0) return -1;
     if (PyModule_AddStringConstant(module, "python_version", Runtime::python_version().c_str()) < 0) return -1;
+    try {  // the core's SharedBuffer type of this interpreter
+        if (PyModule_AddObjectRef(module, "SharedBuffer", reinterpret_cast<PyObject*>(detail::buffer_type())) < 0) {
+            return -1;
+        }
+    } catch (const std::exception&) {
+        return -1;  // buffer_type() left the Python error set... or raised it: report it
+    }
     return 0;
 }
 

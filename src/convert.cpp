@@ -2,6 +2,7 @@
 
 #include <string>
 
+#include "buffer_object.hpp"
 #include "manygil/errors.hpp"
 #include "python_error.hpp"
 
@@ -11,7 +12,7 @@ namespace {
 
 const char* const kSupported =
     "not one of the types a manygil::Value holds (None, bool, int, float, str, bytes, tuple, list, "
-    "dict; subclasses are refused rather than silently losing their type)";
+    "dict, manygil.SharedBuffer; subclasses are refused rather than silently losing their type)";
 
 std::string index_path(Py_ssize_t i) { return "[" + std::to_string(i) + "]"; }
 
@@ -113,6 +114,7 @@ PyRef to_python_at(const Value& value, int depth) {
         case Value::Kind::List: return sequence_to_python(value.as_list(), false, depth);
         case Value::Kind::Dict: return dict_to_python(value, depth);
         case Value::Kind::Pickled: return unpickle(value.as_pickled());
+        case Value::Kind::Buffer: return wrap_buffer(value.as_buffer());
     }
     if (!out) conversion_failed(value);
     return out;
@@ -195,6 +197,7 @@ Value from_python_at(PyObject* obj, PyObject* pickler, int depth) {
         }
         return Value(std::move(dict));
     }
+    if (const SharedBuffer* buffer = unwrap_buffer(obj)) return Value(*buffer);  // by reference
     if (pickler) return pickle(obj, pickler);
     throw ConversionError(type_qualname(type), "", kSupported);
 }

@@ -11,7 +11,7 @@ namespace manygil {
 
 namespace {
 const char* const kTypeNames[] = {"NoneType", "bool", "int", "int", "float", "str",
-                                  "bytes",    "tuple", "list", "dict", "pickled"};
+                                  "bytes",    "tuple", "list", "dict", "pickled", "SharedBuffer"};
 
 void append_quoted(std::string& out, const std::string& s, bool is_bytes) {
     if (is_bytes) out += 'b';
@@ -71,6 +71,7 @@ void append_repr(std::string& out, const Value& v) {
         case Value::Kind::Tuple: append_items(out, v.as_tuple(), '(', ')', true); break;
         case Value::Kind::List: append_items(out, v.as_list(), '[', ']', false); break;
         case Value::Kind::Pickled: out += "<pickled, " + std::to_string(v.as_pickled().data.size()) + " bytes>"; break;
+        case Value::Kind::Buffer: out += "<SharedBuffer, " + std::to_string(v.as_buffer().size()) + " bytes>"; break;
         case Value::Kind::Dict: {
             out += '{';
             bool first = true;
@@ -112,6 +113,7 @@ MANYGIL_ACCESSOR(double, as_float, double, "float")
 MANYGIL_ACCESSOR(const std::string&, as_str, std::string, "str")
 MANYGIL_ACCESSOR(const Bytes&, as_bytes, manygil::Bytes, "bytes")
 MANYGIL_ACCESSOR(const Pickled&, as_pickled, manygil::Pickled, "pickled")
+MANYGIL_ACCESSOR(const SharedBuffer&, as_buffer, manygil::SharedBuffer, "SharedBuffer")
 #undef MANYGIL_ACCESSOR
 
 using DictItems = std::vector<std::pair<Value, Value>>;
@@ -153,6 +155,7 @@ bool operator==(const Value& a, const Value& b) {
         case Value::Kind::List: return a.as_list() == b.as_list();
         case Value::Kind::Dict: return a.as_dict() == b.as_dict();
         case Value::Kind::Pickled: return a.as_pickled() == b.as_pickled();
+        case Value::Kind::Buffer: return a.as_buffer() == b.as_buffer();  // the same memory
     }
     return false;
 }

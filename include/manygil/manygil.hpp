@@ -6,4 +6,5 @@
 #include "manygil/job.hpp"
 #include "manygil/pool.hpp"
 #include "manygil/runtime.hpp"
+#include "manygil/shared_buffer.hpp"
 #include "manygil/value.hpp"

@@ -14,6 +14,8 @@
 #include <variant>
 #include <vector>
 
+#include "manygil/shared_buffer.hpp"
+
 namespace manygil {
 
 class Value;
@@ -57,7 +59,7 @@ struct Dict {
 
 class Value {
 public:
-    enum class Kind { None, Bool, Int, BigInt, Float, Str, Bytes, Tuple, List, Dict, Pickled };
+    enum class Kind { None, Bool, Int, BigInt, Float, Str, Bytes, Tuple, List, Dict, Pickled, Buffer };
 
     Value() noexcept : v_(manygil::None{}) {}
     Value(manygil::None) noexcept : v_(manygil::None{}) {}
@@ -75,6 +77,8 @@ public:
     Value(manygil::List l) noexcept : v_(std::move(l)) {}
     Value(manygil::Dict d) noexcept : v_(std::move(d)) {}
     Value(manygil::Pickled p) noexcept : v_(std::move(p)) {}
+    // Shares the buffer (no copy): it arrives in Python as a manygil.SharedBuffer over the same memory.
+    Value(manygil::SharedBuffer b) noexcept : v_(std::move(b)) {}
 
     static Value tuple(std::initializer_list<Value> items) { return manygil::Tuple{items}; }
     static Value list(std::initializer_list<Value> items) { return manygil::List{items}; }
@@ -97,6 +101,7 @@ public:
     const std::vector<Value>& as_list() const;
     const std::vector<std::pair<Value, Value>>& as_dict() const;
     const manygil::Pickled& as_pickled() const;
+    const manygil::SharedBuffer& as_buffer() const;
     std::vector<Value>& as_tuple();
     std::vector<Value>& as_list();
     std::vector<std::pair<Value, Value>>& as_dict();
@@ -108,7 +113,8 @@ public:
 
 private:
     using Storage = std::variant<manygil::None, bool, std::int64_t, manygil::BigInt, double, std::string,
-                                 manygil::Bytes, manygil::Tuple, manygil::List, manygil::Dict, manygil::Pickled>;
+                                 manygil::Bytes, manygil::Tuple, manygil::List, manygil::Dict, manygil::Pickled,
+                                 manygil::SharedBuffer>;
 
     template <class T>
     static Storage from_integral(T i) {

@@ -143,3 +143,31 @@ class ClearsOnPickle:
     def __reduce__(self):
         self.container.clear()
         return (int, (0,))
+
+
+def fill(buf, value):
+    """Writes `value` into every byte of a buffer, in place."""
+    view = memoryview(buf)
+    view[:] = bytes([value]) * len(view)
+
+
+def make_buffer(nbytes, value):
+    import manygil
+
+    buf = manygil.SharedBuffer(nbytes)
+    fill(buf, value)
+    return buf
+
+
+_kept = []
+
+
+def keep(obj):
+    """Holds obj in this worker's module state (until the interpreter ends)."""
+    _kept.append(obj)
+
+
+def buffer_address(buf):
+    import ctypes
+
+    return ctypes.addressof(ctypes.c_char.from_buffer(buf))

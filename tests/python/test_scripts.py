@@ -20,6 +20,13 @@ def test_executor_overhead_bench_quick():
     assert any("CPU-bound" in line and "speedup" in line for line in lines), result.stdout
 
 
+def test_data_plane_bench_quick():
+    result = run("bench/data_plane.py", "--quick", "--rounds", "1")
+    assert result.returncode == 0, result.stderr
+    assert "SharedBuffer to a task and back" in result.stdout, result.stdout
+    assert result.stdout.count("identity task") == 2, result.stdout
+
+
 def test_demo_prints_every_model():
     result = run("examples/demo.py", "--workers", "2", "--tasks", "2", "--fib", "12", "--rounds", "1")
     assert result.returncode == 0, result.stderr

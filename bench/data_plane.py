@@ -1,0 +1,62 @@
+"""Data-plane costs of issue 4, each against its peer in the same run.
+
+  python bench/data_plane.py [--rounds 5] [--quick]
+
+1. Handing a SharedBuffer to a task and back: 100 MB vs 1 KB (target: the same within noise), with
+   bytes of the same sizes for contrast (those are copied).
+2. The value codec: pool.submit(identity, x).result() vs ONE pickle.loads(pickle.dumps(x)), for a dict
+   of 1,000 str->int items and a list of 10,000 floats (target: ratio < 1.0).
+"""
+
+import argparse
+import os
+import pickle
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import workloads  # noqa: E402
+
+import manygil  # noqa: E402
+
+
+def per_call(fn, n, rounds):
+    best = float("inf")
+    for _ in range(rounds):
+        start = time.perf_counter()
+        for _ in range(n):
+            fn()
+        best = min(best, (time.perf_counter() - start) / n)
+    return best
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="smaller sizes (for smoke tests)")
+    args = parser.parse_args()
+    big = (1 << 20) if args.quick else 100 * (1 << 20)
+    n = 20 if args.quick else 200
+    print(f"manygil data plane: CPython {sys.version.split()[0]}, best of {args.rounds}")
+    with manygil.Pool(1) as pool:
+        def trip(x):
+            return lambda: pool.submit(workloads.noop, x).result()
+
+        small_buf, big_buf = manygil.SharedBuffer(1024), manygil.SharedBuffer(big)
+        t_small, t_big = per_call(trip(small_buf), n, args.rounds), per_call(trip(big_buf), n, args.rounds)
+        print(f"  SharedBuffer to a task and back: {big >> 20} MB {t_big * 1e6:8.1f} us | 1 KB {t_small * 1e6:8.1f} us"
+              f" | ratio {t_big / t_small:5.2f} (target ~1.0)")
+        small_b, big_b = bytes(1024), bytes(big)
+        b_small, b_big = per_call(trip(small_b), max(2, n // 20), args.rounds), per_call(trip(big_b), 2, args.rounds)
+        print(f"  bytes (copied) for contrast    : {big >> 20} MB {b_big * 1e6:8.1f} us | 1 KB {b_small * 1e6:8.1f} us"
+              f" | ratio {b_big / b_small:7.1f}")
+        for name, x in (("dict of 1,000 str->int", {f"key{i}": i for i in range(1000)}),
+                        ("list of 10,000 floats", [i * 0.5 for i in range(10_000)])):
+            identity = per_call(trip(x), n, args.rounds)
+            pickled = per_call(lambda: pickle.loads(pickle.dumps(x, 5)), n, args.rounds)
+            print(f"  identity task, {name}: {identity * 1e6:8.1f} us | one pickle round trip {pickled * 1e6:8.1f} us"
+                  f" | ratio {identity / pickled:5.2f} (target < 1.0)")
+
+
+if __name__ == "__main__":
+    main()
