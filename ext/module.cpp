@@ -7,6 +7,7 @@
 #include <mutex>
 
 #include "buffer_object.hpp"
+#include "channel_object.hpp"
 #include "manygil/errors.hpp"
 #include "manygil/shared_buffer.hpp"
 #include "module_state.hpp"
@@ -90,12 +91,17 @@ int module_exec(PyObject* module) {
         reinterpret_cast<PyTypeObject*>(PyType_FromModuleAndSpec(module, &task_handle_spec, nullptr));
     if (!state->task_handle_type || PyModule_AddType(module, state->task_handle_type) < 0) return -1;
     if (PyModule_AddStringConstant(module, "python_version", Runtime::python_version().c_str()) < 0) return -1;
-    try {  // the core's SharedBuffer type of this interpreter
-        if (PyModule_AddObjectRef(module, "SharedBuffer", reinterpret_cast<PyObject*>(detail::buffer_type())) < 0) {
+    try {  // the core's per-interpreter types: SharedBuffer, Channel and the channel exceptions
+        if (PyModule_AddObjectRef(module, "SharedBuffer", reinterpret_cast<PyObject*>(detail::buffer_type())) < 0 ||
+            PyModule_AddObjectRef(module, "Channel", reinterpret_cast<PyObject*>(detail::channel_type())) < 0) {
             return -1;
         }
-    } catch (const std::exception&) {
-        return -1;  // buffer_type() left the Python error set... or raised it: report it
+        for (const char* name : {"ChannelClosed", "ChannelEmpty", "ChannelFull"}) {
+            if (PyModule_AddObjectRef(module, name, detail::channel_exception(name)) < 0) return -1;
+        }
+    } catch (const std::exception& e) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_ImportError, e.what());
+        return -1;
     }
     return 0;
 }

@@ -3,6 +3,7 @@
 #include <string>
 
 #include "buffer_object.hpp"
+#include "channel_object.hpp"
 #include "manygil/errors.hpp"
 #include "python_error.hpp"
 
@@ -12,7 +13,7 @@ namespace {
 
 const char* const kSupported =
     "not one of the types a manygil::Value holds (None, bool, int, float, str, bytes, tuple, list, "
-    "dict, manygil.SharedBuffer; subclasses are refused rather than silently losing their type)";
+    "dict, manygil.SharedBuffer, manygil.Channel; subclasses are refused rather than silently losing their type)";
 
 std::string index_path(Py_ssize_t i) { return "[" + std::to_string(i) + "]"; }
 
@@ -115,6 +116,7 @@ PyRef to_python_at(const Value& value, int depth) {
         case Value::Kind::Dict: return dict_to_python(value, depth);
         case Value::Kind::Pickled: return unpickle(value.as_pickled());
         case Value::Kind::Buffer: return wrap_buffer(value.as_buffer());
+        case Value::Kind::Channel: return wrap_channel(value.as_channel());
     }
     if (!out) conversion_failed(value);
     return out;
@@ -198,6 +200,7 @@ Value from_python_at(PyObject* obj, PyObject* pickler, int depth) {
         return Value(std::move(dict));
     }
     if (const SharedBuffer* buffer = unwrap_buffer(obj)) return Value(*buffer);  // by reference
+    if (const Channel* channel = unwrap_channel(obj)) return Value(*channel);     // by reference
     if (pickler) return pickle(obj, pickler);
     throw ConversionError(type_qualname(type), "", kSupported);
 }

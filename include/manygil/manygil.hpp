@@ -5,6 +5,7 @@
 #include "manygil/interpreter.hpp"
 #include "manygil/job.hpp"
 #include "manygil/pool.hpp"
+#include "manygil/channel.hpp"
 #include "manygil/runtime.hpp"
 #include "manygil/shared_buffer.hpp"
 #include "manygil/value.hpp"

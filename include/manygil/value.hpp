@@ -14,6 +14,7 @@
 #include <variant>
 #include <vector>
 
+#include "manygil/channel.hpp"
 #include "manygil/shared_buffer.hpp"
 
 namespace manygil {
@@ -59,7 +60,7 @@ struct Dict {
 
 class Value {
 public:
-    enum class Kind { None, Bool, Int, BigInt, Float, Str, Bytes, Tuple, List, Dict, Pickled, Buffer };
+    enum class Kind { None, Bool, Int, BigInt, Float, Str, Bytes, Tuple, List, Dict, Pickled, Buffer, Channel };
 
     Value() noexcept : v_(manygil::None{}) {}
     Value(manygil::None) noexcept : v_(manygil::None{}) {}
@@ -79,6 +80,8 @@ public:
     Value(manygil::Pickled p) noexcept : v_(std::move(p)) {}
     // Shares the buffer (no copy): it arrives in Python as a manygil.SharedBuffer over the same memory.
     Value(manygil::SharedBuffer b) noexcept : v_(std::move(b)) {}
+    // Shares the channel: it arrives in Python as a manygil.Channel over the same queue.
+    Value(manygil::Channel c) noexcept : v_(std::move(c)) {}
 
     static Value tuple(std::initializer_list<Value> items) { return manygil::Tuple{items}; }
     static Value list(std::initializer_list<Value> items) { return manygil::List{items}; }
@@ -102,6 +105,7 @@ public:
     const std::vector<std::pair<Value, Value>>& as_dict() const;
     const manygil::Pickled& as_pickled() const;
     const manygil::SharedBuffer& as_buffer() const;
+    const manygil::Channel& as_channel() const;
     std::vector<Value>& as_tuple();
     std::vector<Value>& as_list();
     std::vector<std::pair<Value, Value>>& as_dict();
@@ -114,7 +118,7 @@ public:
 private:
     using Storage = std::variant<manygil::None, bool, std::int64_t, manygil::BigInt, double, std::string,
                                  manygil::Bytes, manygil::Tuple, manygil::List, manygil::Dict, manygil::Pickled,
-                                 manygil::SharedBuffer>;
+                                 manygil::SharedBuffer, manygil::Channel>;
 
     template <class T>
     static Storage from_integral(T i) {

@@ -171,3 +171,28 @@ def buffer_address(buf):
     import ctypes
 
     return ctypes.addressof(ctypes.c_char.from_buffer(buf))
+
+
+def produce(channel, start, count):
+    for i in range(start, start + count):
+        channel.send(i)
+    return count
+
+
+def drain(channel):
+    """Receives until the channel is closed and drained."""
+    return list(channel)
+
+
+def echo_doubled(inbox, outbox):
+    for x in inbox:
+        outbox.send(x * 2)
+    outbox.close()
+
+
+def recv_one(channel):
+    return channel.recv(timeout=60)
+
+
+def send_one(channel, obj):
+    channel.send(obj)

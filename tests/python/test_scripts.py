@@ -24,6 +24,7 @@ def test_data_plane_bench_quick():
     result = run("bench/data_plane.py", "--quick", "--rounds", "1")
     assert result.returncode == 0, result.stderr
     assert "SharedBuffer to a task and back" in result.stdout, result.stdout
+    assert "Channel ping-pong" in result.stdout, result.stdout
     assert result.stdout.count("identity task") == 2, result.stdout
 
 

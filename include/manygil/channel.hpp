@@ -1,0 +1,51 @@
+// manygil::Channel: a multi-producer multi-consumer queue of Values between any threads and
+// interpreters. It lives outside every interpreter; each interpreter sees it through its own
+// manygil.Channel wrapper. Blocking calls wait on a condition variable (no polling); callers that
+// hold a GIL must release it around them (the Python wrapper does).
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <optional>
+
+#include "manygil/errors.hpp"
+
+namespace manygil {
+
+class Value;
+
+// send() on a closed channel, or recv() on a closed channel with nothing left.
+class ChannelClosed : public Error {
+public:
+    ChannelClosed() : Error("the channel is closed") {}
+};
+
+class Channel {
+public:
+    using Timeout = std::optional<std::chrono::duration<double>>;  // nullopt: wait as long as needed
+
+    // maxsize 0: unbounded.
+    explicit Channel(std::size_t maxsize = 0);
+
+    // Blocks while full; false if the timeout passed first. Throws ChannelClosed.
+    bool send(Value value, Timeout timeout = std::nullopt);
+    // Blocks while empty; nullopt if the timeout passed first. Throws ChannelClosed once closed and drained.
+    std::optional<Value> recv(Timeout timeout = std::nullopt);
+
+    // Senders then get ChannelClosed; receivers get what is left, then ChannelClosed. Idempotent.
+    void close();
+    bool closed() const;
+    std::size_t size() const;
+    std::size_t maxsize() const noexcept;
+
+    // True if both are the same channel.
+    friend bool operator==(const Channel& a, const Channel& b) noexcept { return a.state_ == b.state_; }
+
+    struct State;
+
+private:
+    std::shared_ptr<State> state_;
+};
+
+}  // namespace manygil

@@ -1,0 +1,80 @@
+#include "manygil/channel.hpp"
+
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+
+#include "manygil/value.hpp"
+
+namespace manygil {
+
+struct Channel::State {
+    explicit State(std::size_t max) : maxsize(max) {}
+    const std::size_t maxsize;
+    mutable std::mutex mu;
+    std::condition_variable not_empty, not_full;
+    std::deque<Value> items;
+    bool closed = false;
+
+    bool full() const { return maxsize && items.size() >= maxsize; }
+
+    // Waits for pred under lock, up to the timeout; returns pred().
+    template <class Pred>
+    bool wait(std::unique_lock<std::mutex>& lock, std::condition_variable& cv, const Timeout& timeout, Pred pred) {
+        if (!timeout) {
+            cv.wait(lock, pred);
+            return true;
+        }
+        auto deadline = std::chrono::steady_clock::now() +
+                        std::chrono::duration_cast<std::chrono::steady_clock::duration>(*timeout);
+        return cv.wait_until(lock, deadline, pred);
+    }
+};
+
+Channel::Channel(std::size_t maxsize) : state_(std::make_shared<State>(maxsize)) {}
+
+bool Channel::send(Value value, Timeout timeout) {
+    State& s = *state_;
+    std::unique_lock lock(s.mu);
+    if (!s.wait(lock, s.not_full, timeout, [&] { return s.closed || !s.full(); })) return false;
+    if (s.closed) throw ChannelClosed();
+    s.items.push_back(std::move(value));
+    lock.unlock();
+    s.not_empty.notify_one();
+    return true;
+}
+
+std::optional<Value> Channel::recv(Timeout timeout) {
+    State& s = *state_;
+    std::unique_lock lock(s.mu);
+    if (!s.wait(lock, s.not_empty, timeout, [&] { return s.closed || !s.items.empty(); })) return std::nullopt;
+    if (s.items.empty()) throw ChannelClosed();  // closed and drained
+    Value value = std::move(s.items.front());
+    s.items.pop_front();
+    lock.unlock();
+    s.not_full.notify_one();
+    return value;
+}
+
+void Channel::close() {
+    {
+        std::lock_guard lock(state_->mu);
+        state_->closed = true;
+    }
+    state_->not_empty.notify_all();
+    state_->not_full.notify_all();
+}
+
+bool Channel::closed() const {
+    std::lock_guard lock(state_->mu);
+    return state_->closed;
+}
+
+std::size_t Channel::size() const {
+    std::lock_guard lock(state_->mu);
+    return state_->items.size();
+}
+
+std::size_t Channel::maxsize() const noexcept { return state_->maxsize; }
+
+}  // namespace manygil
