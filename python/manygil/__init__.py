@@ -8,15 +8,16 @@ pure-Python work runs in parallel without processes.
     with Pool() as pool:                       # a concurrent.futures.Executor
         results = list(pool.map(work, items))
 
-Public names: Pool (alias InterpreterPoolExecutor), Interpreter, SharedBuffer, Channel (and
+Public names: Pool (alias InterpreterPoolExecutor), Interpreter, actor (ActorHandle), SharedBuffer, Channel (and
 ChannelClosed, ChannelEmpty, ChannelFull), BrokenPool, NotShareableError, RemoteError.
 """
 
+from ._actor import ActorHandle, actor
 from ._core import Channel, ChannelClosed, ChannelEmpty, ChannelFull, SharedBuffer
 from ._errors import BrokenPool, NotShareableError, RemoteError
 from ._interpreter import Interpreter
 from ._pool import InterpreterPoolExecutor, Pool
 
-__all__ = ["Pool", "InterpreterPoolExecutor", "Interpreter", "SharedBuffer", "Channel", "ChannelClosed",
+__all__ = ["Pool", "InterpreterPoolExecutor", "Interpreter", "actor", "ActorHandle", "SharedBuffer", "Channel", "ChannelClosed",
            "ChannelEmpty", "ChannelFull", "BrokenPool", "NotShareableError", "RemoteError"]
 __version__ = "0.1.0"

@@ -50,3 +50,19 @@ def ensure_main_module():
 def run_initializer(blob):
     fn, args = pickle.loads(blob)
     fn(*args)
+
+
+# Actors living in this interpreter, by key (one interpreter usually holds one actor).
+_actors = {}
+
+
+def actor_create(key, cls, args, kwargs):
+    _actors[key] = cls(*args, **kwargs)
+
+
+def actor_call(key, name, args, kwargs):
+    try:
+        obj = _actors[key]
+    except KeyError:
+        raise RuntimeError("this actor has no object: its constructor raised (see wait_created())") from None
+    return getattr(obj, name)(*args, **kwargs)

@@ -196,3 +196,28 @@ def recv_one(channel):
 
 def send_one(channel, obj):
     channel.send(obj)
+
+
+class Counter:
+    def __init__(self, start=0):
+        self.value = start
+        self.log = []
+
+    def add(self, n):
+        self.value += n
+        self.log.append(n)
+        return self.value
+
+    def history(self):
+        return list(self.log)
+
+    def fail(self, message):
+        raise ValueError(message)
+
+
+class BrokenOnCreate:
+    def __init__(self):
+        raise RuntimeError("cannot build")
+
+    def ping(self):
+        return "pong"
