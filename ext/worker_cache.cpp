@@ -1,6 +1,7 @@
 #include "worker_cache.hpp"
 
 #include "calls.hpp"
+#include "interpreter_cache.hpp"
 #include "manygil/errors.hpp"
 #include "python_error.hpp"
 
@@ -12,16 +13,8 @@ namespace {
 
 constexpr Py_ssize_t kMaxCachedCallables = 1024;  // distinct lambdas must not grow it forever
 
-// A dict stored in the current interpreter's dict under `key`, created on first use (borrowed).
-PyObject* interpreter_dict_entry(const char* key) {
-    PyObject* state = PyInterpreterState_GetDict(PyInterpreterState_Get());
-    if (!state) throw Error("manygil: the interpreter has no state dict");
-    PyObject* entry = PyDict_GetItemString(state, key);
-    if (entry) return entry;
-    PyRef fresh(PyDict_New());
-    if (!fresh || PyDict_SetItemString(state, key, fresh.get()) < 0) detail::throw_python_error();
-    return fresh.get();  // the state dict holds it
-}
+// A dict kept in the current interpreter (borrowed).
+PyObject* interpreter_dict_entry(const char* key) { return detail::interpreter_cached(key, [] { return PyDict_New(); }); }
 
 // An attribute of manygil._worker, cached in the interpreter (borrowed).
 PyObject* worker_helper(const char* name) {

@@ -2,6 +2,7 @@
 
 #include <new>
 
+#include "interpreter_cache.hpp"
 #include "python_error.hpp"
 
 namespace manygil::detail {
@@ -115,12 +116,7 @@ PyType_Spec buffer_spec = {
 }  // namespace
 
 PyTypeObject* buffer_type() {
-    PyObject* state = PyInterpreterState_GetDict(PyInterpreterState_Get());
-    if (!state) throw PythonError("SystemError", "manygil: the interpreter has no state dict", "");
-    if (PyObject* type = PyDict_GetItemString(state, kTypeKey)) return reinterpret_cast<PyTypeObject*>(type);
-    PyRef type(PyType_FromSpec(&buffer_spec));
-    if (!type || PyDict_SetItemString(state, kTypeKey, type.get()) < 0) throw_python_error();
-    return reinterpret_cast<PyTypeObject*>(type.get());  // the interpreter's dict holds it
+    return reinterpret_cast<PyTypeObject*>(interpreter_cached(kTypeKey, [] { return PyType_FromSpec(&buffer_spec); }));
 }
 
 PyRef wrap_buffer(const SharedBuffer& buffer) {

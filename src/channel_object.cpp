@@ -5,6 +5,7 @@
 #include <string>
 
 #include "convert.hpp"
+#include "interpreter_cache.hpp"
 #include "manygil/value.hpp"
 #include "python_error.hpp"
 
@@ -18,17 +19,6 @@ struct ChannelObject {
 };
 
 Channel& channel_of(PyObject* op) { return reinterpret_cast<ChannelObject*>(op)->channel; }
-
-// A dict entry of the current interpreter's state dict, created by make() on first use (borrowed).
-template <class Make>
-PyObject* interpreter_cached(const char* key, Make make) {
-    PyObject* state = PyInterpreterState_GetDict(PyInterpreterState_Get());
-    if (!state) throw PythonError("SystemError", "manygil: the interpreter has no state dict", "");
-    if (PyObject* value = PyDict_GetItemString(state, key)) return value;
-    PyRef value(make());
-    if (!value || PyDict_SetItemString(state, key, value.get()) < 0) throw_python_error();
-    return value.get();  // the state dict holds it
-}
 
 // What sends objects of other types: cloudpickle through manygil's worker helpers when the package
 // is there (lambdas, __main__ classes), else the standard pickle.
