@@ -8,6 +8,7 @@
 
 #include "buffer_object.hpp"
 #include "channel_object.hpp"
+#include "sync_objects.hpp"
 #include "manygil/errors.hpp"
 #include "manygil/shared_buffer.hpp"
 #include "module_state.hpp"
@@ -98,6 +99,9 @@ int module_exec(PyObject* module) {
         }
         for (const char* name : {"ChannelClosed", "ChannelEmpty", "ChannelFull"}) {
             if (PyModule_AddObjectRef(module, name, detail::channel_exception(name)) < 0) return -1;
+        }
+        for (const char* name : {"Lock", "Event", "Semaphore", "Barrier"}) {
+            if (PyModule_AddObjectRef(module, name, reinterpret_cast<PyObject*>(detail::sync_type(name))) < 0) return -1;
         }
     } catch (const std::exception& e) {
         if (!PyErr_Occurred()) PyErr_SetString(PyExc_ImportError, e.what());

@@ -4,6 +4,7 @@
 
 #include "buffer_object.hpp"
 #include "channel_object.hpp"
+#include "sync_objects.hpp"
 #include "manygil/errors.hpp"
 #include "python_error.hpp"
 
@@ -13,7 +14,7 @@ namespace {
 
 const char* const kSupported =
     "not one of the types a manygil::Value holds (None, bool, int, float, str, bytes, tuple, list, "
-    "dict, manygil.SharedBuffer, manygil.Channel; subclasses are refused rather than silently losing their type)";
+    "dict, manygil.SharedBuffer, Channel, Lock, Event, Semaphore, Barrier; subclasses are refused rather than silently losing their type)";
 
 std::string index_path(Py_ssize_t i) { return "[" + std::to_string(i) + "]"; }
 
@@ -117,6 +118,7 @@ PyRef to_python_at(const Value& value, int depth) {
         case Value::Kind::Pickled: return unpickle(value.as_pickled());
         case Value::Kind::Buffer: return wrap_buffer(value.as_buffer());
         case Value::Kind::Channel: return wrap_channel(value.as_channel());
+        case Value::Kind::Sync: return wrap_sync(value.as_sync());
     }
     if (!out) conversion_failed(value);
     return out;
@@ -201,6 +203,7 @@ Value from_python_at(PyObject* obj, PyObject* pickler, int depth) {
     }
     if (const SharedBuffer* buffer = unwrap_buffer(obj)) return Value(*buffer);  // by reference
     if (const Channel* channel = unwrap_channel(obj)) return Value(*channel);     // by reference
+    if (auto primitive = unwrap_sync(obj)) return Value(std::move(*primitive));   // by reference
     if (pickler) return pickle(obj, pickler);
     throw ConversionError(type_qualname(type), "", kSupported);
 }

@@ -8,4 +8,5 @@
 #include "manygil/channel.hpp"
 #include "manygil/runtime.hpp"
 #include "manygil/shared_buffer.hpp"
+#include "manygil/sync.hpp"
 #include "manygil/value.hpp"

@@ -16,6 +16,7 @@
 
 #include "manygil/channel.hpp"
 #include "manygil/shared_buffer.hpp"
+#include "manygil/sync.hpp"
 
 namespace manygil {
 
@@ -60,7 +61,7 @@ struct Dict {
 
 class Value {
 public:
-    enum class Kind { None, Bool, Int, BigInt, Float, Str, Bytes, Tuple, List, Dict, Pickled, Buffer, Channel };
+    enum class Kind { None, Bool, Int, BigInt, Float, Str, Bytes, Tuple, List, Dict, Pickled, Buffer, Channel, Sync };
 
     Value() noexcept : v_(manygil::None{}) {}
     Value(manygil::None) noexcept : v_(manygil::None{}) {}
@@ -82,6 +83,12 @@ public:
     Value(manygil::SharedBuffer b) noexcept : v_(std::move(b)) {}
     // Shares the channel: it arrives in Python as a manygil.Channel over the same queue.
     Value(manygil::Channel c) noexcept : v_(std::move(c)) {}
+    // Shares the primitive: it arrives in Python as manygil.Lock / Event / Semaphore / Barrier.
+    Value(manygil::SyncPrimitive s) noexcept : v_(std::move(s)) {}
+    Value(manygil::Lock l) noexcept : v_(manygil::SyncPrimitive(std::move(l))) {}
+    Value(manygil::Event e) noexcept : v_(manygil::SyncPrimitive(std::move(e))) {}
+    Value(manygil::Semaphore s) noexcept : v_(manygil::SyncPrimitive(std::move(s))) {}
+    Value(manygil::Barrier b) noexcept : v_(manygil::SyncPrimitive(std::move(b))) {}
 
     static Value tuple(std::initializer_list<Value> items) { return manygil::Tuple{items}; }
     static Value list(std::initializer_list<Value> items) { return manygil::List{items}; }
@@ -106,6 +113,7 @@ public:
     const manygil::Pickled& as_pickled() const;
     const manygil::SharedBuffer& as_buffer() const;
     const manygil::Channel& as_channel() const;
+    const manygil::SyncPrimitive& as_sync() const;
     std::vector<Value>& as_tuple();
     std::vector<Value>& as_list();
     std::vector<std::pair<Value, Value>>& as_dict();
@@ -118,7 +126,7 @@ public:
 private:
     using Storage = std::variant<manygil::None, bool, std::int64_t, manygil::BigInt, double, std::string,
                                  manygil::Bytes, manygil::Tuple, manygil::List, manygil::Dict, manygil::Pickled,
-                                 manygil::SharedBuffer, manygil::Channel>;
+                                 manygil::SharedBuffer, manygil::Channel, manygil::SyncPrimitive>;
 
     template <class T>
     static Storage from_integral(T i) {

@@ -9,15 +9,17 @@ pure-Python work runs in parallel without processes.
         results = list(pool.map(work, items))
 
 Public names: Pool (alias InterpreterPoolExecutor), Interpreter, actor (ActorHandle), SharedBuffer, Channel (and
-ChannelClosed, ChannelEmpty, ChannelFull), BrokenPool, NotShareableError, RemoteError.
+ChannelClosed, ChannelEmpty, ChannelFull), Lock, Event, Semaphore, Barrier (threading's APIs, across
+interpreters), BrokenPool, NotShareableError, RemoteError.
 """
 
 from ._actor import ActorHandle, actor
-from ._core import Channel, ChannelClosed, ChannelEmpty, ChannelFull, SharedBuffer
+from ._core import Barrier, Channel, ChannelClosed, ChannelEmpty, ChannelFull, Event, Lock, Semaphore, SharedBuffer
 from ._errors import BrokenPool, NotShareableError, RemoteError
 from ._interpreter import Interpreter
 from ._pool import InterpreterPoolExecutor, Pool
 
 __all__ = ["Pool", "InterpreterPoolExecutor", "Interpreter", "actor", "ActorHandle", "SharedBuffer", "Channel", "ChannelClosed",
-           "ChannelEmpty", "ChannelFull", "BrokenPool", "NotShareableError", "RemoteError"]
+           "ChannelEmpty", "ChannelFull", "Lock", "Event", "Semaphore", "Barrier", "BrokenPool", "NotShareableError",
+           "RemoteError"]
 __version__ = "0.1.0"

@@ -221,3 +221,27 @@ class BrokenOnCreate:
 
     def ping(self):
         return "pong"
+
+
+def locked_increments(lock, counter_buf, times):
+    """Read-modify-write of a shared int64 under `lock`; without mutual exclusion updates get lost."""
+    cell = memoryview(counter_buf).cast("q")
+    for _ in range(times):
+        with lock:
+            value = cell[0]
+            for _ in range(20):  # widen the window between read and write
+                pass
+            cell[0] = value + 1
+    return times
+
+
+def wait_event(event, timeout):
+    return event.wait(timeout)
+
+
+def barrier_wait(barrier):
+    return barrier.wait(timeout=60)
+
+
+def release_lock(lock):
+    lock.release()

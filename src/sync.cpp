@@ -1,0 +1,195 @@
+#include "manygil/sync.hpp"
+
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+
+namespace manygil {
+
+namespace {
+
+// Waits on cv for pred, up to the timeout; returns pred().
+template <class Pred>
+bool wait_for(std::unique_lock<std::mutex>& lock, std::condition_variable& cv, const Timeout& timeout, Pred pred) {
+    if (!timeout) {
+        cv.wait(lock, pred);
+        return true;
+    }
+    auto deadline =
+        std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(*timeout);
+    return cv.wait_until(lock, deadline, pred);
+}
+
+}  // namespace
+
+// --- Lock ---------------------------------------------------------------------------------------------
+
+struct Lock::State {
+    mutable std::mutex mu;
+    std::condition_variable cv;
+    bool held = false;
+};
+
+Lock::Lock() : state_(std::make_shared<State>()) {}
+
+bool Lock::acquire(Timeout timeout) {
+    std::unique_lock lock(state_->mu);
+    if (!wait_for(lock, state_->cv, timeout, [&] { return !state_->held; })) return false;
+    state_->held = true;
+    return true;
+}
+
+void Lock::release() {
+    {
+        std::lock_guard lock(state_->mu);
+        if (!state_->held) throw Error("release unlocked lock");
+        state_->held = false;
+    }
+    state_->cv.notify_one();
+}
+
+bool Lock::locked() const {
+    std::lock_guard lock(state_->mu);
+    return state_->held;
+}
+
+// --- Event --------------------------------------------------------------------------------------------
+
+struct Event::State {
+    mutable std::mutex mu;
+    mutable std::condition_variable cv;
+    bool flag = false;
+};
+
+Event::Event() : state_(std::make_shared<State>()) {}
+
+void Event::set() {
+    {
+        std::lock_guard lock(state_->mu);
+        state_->flag = true;
+    }
+    state_->cv.notify_all();
+}
+
+void Event::clear() {
+    std::lock_guard lock(state_->mu);
+    state_->flag = false;
+}
+
+bool Event::is_set() const {
+    std::lock_guard lock(state_->mu);
+    return state_->flag;
+}
+
+bool Event::wait(Timeout timeout) const {
+    std::unique_lock lock(state_->mu);
+    return wait_for(lock, state_->cv, timeout, [&] { return state_->flag; });
+}
+
+// --- Semaphore ----------------------------------------------------------------------------------------
+
+struct Semaphore::State {
+    explicit State(std::size_t v) : value(v) {}
+    mutable std::mutex mu;
+    std::condition_variable cv;
+    std::size_t value;
+};
+
+Semaphore::Semaphore(std::size_t value) : state_(std::make_shared<State>(value)) {}
+
+bool Semaphore::acquire(Timeout timeout) {
+    std::unique_lock lock(state_->mu);
+    if (!wait_for(lock, state_->cv, timeout, [&] { return state_->value > 0; })) return false;
+    --state_->value;
+    return true;
+}
+
+void Semaphore::release(std::size_t n) {
+    {
+        std::lock_guard lock(state_->mu);
+        state_->value += n;
+    }
+    if (n == 1) state_->cv.notify_one();
+    else state_->cv.notify_all();
+}
+
+std::size_t Semaphore::value() const {
+    std::lock_guard lock(state_->mu);
+    return state_->value;
+}
+
+// --- Barrier ------------------------------------------------------------------------------------------
+
+struct Barrier::State {
+    explicit State(std::size_t p) : parties(p) {}
+    const std::size_t parties;
+    mutable std::mutex mu;
+    std::condition_variable cv;
+    std::size_t count = 0;          // arrived in the current generation
+    std::uint64_t generation = 0;   // bumped when a generation is released or reset
+    std::uint64_t reset_generation = UINT64_MAX;  // the generation a reset() broke
+    bool broken = false;
+};
+
+Barrier::Barrier(std::size_t parties) {
+    if (parties == 0) throw InvalidArgument("a Barrier needs at least one party");
+    state_ = std::make_shared<State>(parties);
+}
+
+std::size_t Barrier::wait(Timeout timeout) {
+    State& s = *state_;
+    std::unique_lock lock(s.mu);
+    if (s.broken) throw BrokenBarrier();
+    std::uint64_t generation = s.generation;
+    std::size_t index = s.count++;
+    if (s.count == s.parties) {  // the last arrival releases everyone
+        s.count = 0;
+        ++s.generation;
+        lock.unlock();
+        s.cv.notify_all();
+        return index;
+    }
+    bool released = wait_for(lock, s.cv, timeout, [&] { return s.generation != generation || s.broken; });
+    if (s.generation != generation) {
+        if (s.reset_generation == generation) throw BrokenBarrier();  // reset() while we waited
+        return index;
+    }
+    if (!released) {  // our timeout breaks it for everyone, as threading.Barrier does
+        s.broken = true;
+        s.cv.notify_all();
+    }
+    throw BrokenBarrier();
+}
+
+void Barrier::abort() {
+    {
+        std::lock_guard lock(state_->mu);
+        state_->broken = true;
+    }
+    state_->cv.notify_all();
+}
+
+void Barrier::reset() {
+    {
+        std::lock_guard lock(state_->mu);
+        if (state_->count > 0) state_->reset_generation = state_->generation;
+        ++state_->generation;
+        state_->count = 0;
+        state_->broken = false;
+    }
+    state_->cv.notify_all();
+}
+
+std::size_t Barrier::parties() const noexcept { return state_->parties; }
+
+std::size_t Barrier::n_waiting() const {
+    std::lock_guard lock(state_->mu);
+    return state_->count;
+}
+
+bool Barrier::broken() const {
+    std::lock_guard lock(state_->mu);
+    return state_->broken;
+}
+
+}  // namespace manygil
