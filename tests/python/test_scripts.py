@@ -28,6 +28,12 @@ def test_data_plane_bench_quick():
     assert result.stdout.count("identity task") == 2, result.stdout
 
 
+def test_images_example_checks_its_results():
+    result = run("examples/images.py", "--images", "3", "--size", "16", "--workers", "2", "--rounds", "1")
+    assert result.returncode == 0, result.stderr  # it asserts parallel output == serial output itself
+    assert "results identical to the serial run" in result.stdout, result.stdout
+
+
 def test_demo_prints_every_model():
     result = run("examples/demo.py", "--workers", "2", "--tasks", "2", "--fib", "12", "--rounds", "1")
     assert result.returncode == 0, result.stderr
