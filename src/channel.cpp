@@ -5,6 +5,7 @@
 #include <mutex>
 
 #include "manygil/value.hpp"
+#include "timed_wait.hpp"
 
 namespace manygil {
 
@@ -17,18 +18,6 @@ struct Channel::State {
     bool closed = false;
 
     bool full() const { return maxsize && items.size() >= maxsize; }
-
-    // Waits for pred under lock, up to the timeout; returns pred().
-    template <class Pred>
-    bool wait(std::unique_lock<std::mutex>& lock, std::condition_variable& cv, const Timeout& timeout, Pred pred) {
-        if (!timeout) {
-            cv.wait(lock, pred);
-            return true;
-        }
-        auto deadline = std::chrono::steady_clock::now() +
-                        std::chrono::duration_cast<std::chrono::steady_clock::duration>(*timeout);
-        return cv.wait_until(lock, deadline, pred);
-    }
 };
 
 Channel::Channel(std::size_t maxsize) : state_(std::make_shared<State>(maxsize)) {}
@@ -36,7 +25,7 @@ Channel::Channel(std::size_t maxsize) : state_(std::make_shared<State>(maxsize))
 bool Channel::send(Value value, Timeout timeout) {
     State& s = *state_;
     std::unique_lock lock(s.mu);
-    if (!s.wait(lock, s.not_full, timeout, [&] { return s.closed || !s.full(); })) return false;
+    if (!detail::timed_wait(lock, s.not_full, timeout, [&] { return s.closed || !s.full(); })) return false;
     if (s.closed) throw ChannelClosed();
     s.items.push_back(std::move(value));
     lock.unlock();
@@ -47,7 +36,7 @@ bool Channel::send(Value value, Timeout timeout) {
 std::optional<Value> Channel::recv(Timeout timeout) {
     State& s = *state_;
     std::unique_lock lock(s.mu);
-    if (!s.wait(lock, s.not_empty, timeout, [&] { return s.closed || !s.items.empty(); })) return std::nullopt;
+    if (!detail::timed_wait(lock, s.not_empty, timeout, [&] { return s.closed || !s.items.empty(); })) return std::nullopt;
     if (s.items.empty()) throw ChannelClosed();  // closed and drained
     Value value = std::move(s.items.front());
     s.items.pop_front();

@@ -4,23 +4,9 @@
 #include <cstdint>
 #include <mutex>
 
+#include "timed_wait.hpp"
+
 namespace manygil {
-
-namespace {
-
-// Waits on cv for pred, up to the timeout; returns pred().
-template <class Pred>
-bool wait_for(std::unique_lock<std::mutex>& lock, std::condition_variable& cv, const Timeout& timeout, Pred pred) {
-    if (!timeout) {
-        cv.wait(lock, pred);
-        return true;
-    }
-    auto deadline =
-        std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(*timeout);
-    return cv.wait_until(lock, deadline, pred);
-}
-
-}  // namespace
 
 // --- Lock ---------------------------------------------------------------------------------------------
 
@@ -34,7 +20,7 @@ Lock::Lock() : state_(std::make_shared<State>()) {}
 
 bool Lock::acquire(Timeout timeout) {
     std::unique_lock lock(state_->mu);
-    if (!wait_for(lock, state_->cv, timeout, [&] { return !state_->held; })) return false;
+    if (!detail::timed_wait(lock, state_->cv, timeout, [&] { return !state_->held; })) return false;
     state_->held = true;
     return true;
 }
@@ -83,7 +69,7 @@ bool Event::is_set() const {
 
 bool Event::wait(Timeout timeout) const {
     std::unique_lock lock(state_->mu);
-    return wait_for(lock, state_->cv, timeout, [&] { return state_->flag; });
+    return detail::timed_wait(lock, state_->cv, timeout, [&] { return state_->flag; });
 }
 
 // --- Semaphore ----------------------------------------------------------------------------------------
@@ -99,7 +85,7 @@ Semaphore::Semaphore(std::size_t value) : state_(std::make_shared<State>(value))
 
 bool Semaphore::acquire(Timeout timeout) {
     std::unique_lock lock(state_->mu);
-    if (!wait_for(lock, state_->cv, timeout, [&] { return state_->value > 0; })) return false;
+    if (!detail::timed_wait(lock, state_->cv, timeout, [&] { return state_->value > 0; })) return false;
     --state_->value;
     return true;
 }
@@ -149,7 +135,7 @@ std::size_t Barrier::wait(Timeout timeout) {
         s.cv.notify_all();
         return index;
     }
-    bool released = wait_for(lock, s.cv, timeout, [&] { return s.generation != generation || s.broken; });
+    bool released = detail::timed_wait(lock, s.cv, timeout, [&] { return s.generation != generation || s.broken; });
     if (s.generation != generation) {
         if (s.reset_generation == generation) throw BrokenBarrier();  // reset() while we waited
         return index;

@@ -10,6 +10,7 @@
 #include <optional>
 
 #include "manygil/errors.hpp"
+#include "manygil/timeout.hpp"
 
 namespace manygil {
 
@@ -23,7 +24,7 @@ public:
 
 class Channel {
 public:
-    using Timeout = std::optional<std::chrono::duration<double>>;  // nullopt: wait as long as needed
+    using Timeout = manygil::Timeout;
 
     // maxsize 0: unbounded.
     explicit Channel(std::size_t maxsize = 0);

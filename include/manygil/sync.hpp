@@ -12,10 +12,9 @@
 #include <variant>
 
 #include "manygil/errors.hpp"
+#include "manygil/timeout.hpp"
 
 namespace manygil {
-
-using Timeout = std::optional<std::chrono::duration<double>>;  // nullopt: wait as long as needed
 
 // Barrier::wait() on a broken barrier (a waiter timed out, abort() or reset() was called).
 class BrokenBarrier : public Error {
