@@ -81,8 +81,11 @@ def main():
                         ("list of 10,000 floats", [i * 0.5 for i in range(10_000)])):
             identity = per_call(trip(x), n, args.rounds)
             pickled = per_call(lambda: pickle.loads(pickle.dumps(x, 5)), n, args.rounds)
+            codec = per_call(lambda: manygil._core._codec_roundtrip(x), n, args.rounds)
             print(f"  identity task, {name}: {identity * 1e6:8.1f} us | one pickle round trip {pickled * 1e6:8.1f} us"
                   f" | ratio {identity / pickled:5.2f} (target < 1.0)")
+            print(f"    (one codec round trip, no dispatch: {codec * 1e6:8.1f} us = {codec / pickled:4.2f} pickle round "
+                  f"trips; an identity task makes two)")
 
 
 if __name__ == "__main__":

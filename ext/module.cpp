@@ -7,6 +7,7 @@
 #include <mutex>
 
 #include "buffer_object.hpp"
+#include "convert.hpp"
 #include "channel_object.hpp"
 #include "sync_objects.hpp"
 #include "manygil/errors.hpp"
@@ -65,6 +66,17 @@ PyObject* py_dropped_pools(PyObject*, PyObject*) { return PyLong_FromSize_t(drop
 
 PyObject* py_live_buffers(PyObject*, PyObject*) { return PyLong_FromSize_t(SharedBuffer::live_blocks()); }
 
+// _codec_roundtrip(obj): obj converted to a manygil::Value and back, as a task argument travels one
+// way (diagnostics: the codec's cost without any dispatch).
+PyObject* py_codec_roundtrip(PyObject*, PyObject* obj) {
+    try {
+        return detail::to_python(detail::from_python(obj)).release();
+    } catch (const std::exception& e) {
+        PyErr_SetString(PyExc_TypeError, e.what());
+        return nullptr;
+    }
+}
+
 // _after_fork_in_child(): registered with os.register_at_fork.
 PyObject* py_after_fork_in_child(PyObject*, PyObject*) {
     mark_forked_child();
@@ -76,6 +88,7 @@ PyMethodDef module_methods[] = {
      "Mark this process as a fork child: inherited pools refuse work and are never joined."},
     {"live_buffers", py_live_buffers, METH_NOARGS,
      "How many SharedBuffer memory blocks are alive in this process, across all interpreters."},
+    {"_codec_roundtrip", py_codec_roundtrip, METH_O, "obj -> Value -> a new obj (codec diagnostics)."},
     {"_dropped_pools", py_dropped_pools, METH_NOARGS,
      "How many pools collected without shutdown are not yet joined (diagnostics)."},
     {"_finalize", py_finalize, METH_NOARGS, "Shut every pool down and end its interpreters (interpreter exit)."},
