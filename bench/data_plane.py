@@ -69,6 +69,8 @@ def main():
         def trip(x):
             return lambda: pool.submit(workloads.noop, x).result()
 
+        trip(0)()  # warm up: the worker imports workloads once
+
         small_buf, big_buf = manygil.SharedBuffer(1024), manygil.SharedBuffer(big)
         t_small, t_big = per_call(trip(small_buf), n, args.rounds), per_call(trip(big_buf), n, args.rounds)
         print(f"  SharedBuffer to a task and back: {big >> 20} MB {t_big * 1e6:8.1f} us | 1 KB {t_small * 1e6:8.1f} us"
