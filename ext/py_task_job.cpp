@@ -1,7 +1,8 @@
 #include "py_task_job.hpp"
 
 #include "calls.hpp"
-#include "convert.hpp"
+#include "decode_cache.hpp"
+#include "payload_python.hpp"
 #include "main_interpreter.hpp"
 #include "manygil/errors.hpp"
 #include "py_ref.hpp"
@@ -12,7 +13,7 @@ namespace manygil::ext {
 
 using detail::PyRef;
 
-PyTaskJob::PyTaskJob(Kind kind, CallableSpec callable, Value args, Value kwargs, bool star,
+PyTaskJob::PyTaskJob(Kind kind, CallableSpec callable, detail::Payload args, detail::Payload kwargs, bool star,
                      std::shared_ptr<TaskState> state, PyObject* future)
     : kind_(kind),
       callable_(std::move(callable)),
@@ -39,7 +40,7 @@ void PyTaskJob::run() noexcept {
         switch (kind_) {
             case Kind::Call: run_call(); break;
             case Kind::Chunk: run_chunk(); break;
-            case Kind::Exec: detail::exec_source(args_.as_str()); break;
+            case Kind::Exec: run_exec(); break;
         }
     } catch (const PythonError& e) {
         error_ = ErrorInfo{e.type_name(), e.message(), e.traceback(), std::nullopt};
@@ -52,30 +53,55 @@ void PyTaskJob::run() noexcept {
     }
 }
 
+// Holds `obj` until cleanup(), so that freeing it does not delay the caller. Returns it, borrowed.
+PyObject* PyTaskJob::keep(PyRef obj) {
+    worker_objects_.push_back(std::move(obj));
+    return worker_objects_.back().get();
+}
+
+void PyTaskJob::cleanup() noexcept {
+    // Newest first: the result often is (or holds) an argument, so the arguments are released last,
+    // when nothing else holds them, and their floats can be kept for the next payload.
+    detail::DecodeCache* cache = nullptr;
+    try {
+        cache = &detail::DecodeCache::current();
+    } catch (const std::exception&) {
+        PyErr_Clear();
+    }
+    while (!worker_objects_.empty()) {
+        if (cache && worker_objects_.back()) cache->recycle(worker_objects_.back().get());
+        worker_objects_.pop_back();
+    }
+}
+
 void PyTaskJob::run_call() {
     PyRef fn = resolve_callable(callable_);
-    PyRef args = detail::to_python(args_);
-    PyRef kwargs = kwargs_.is_none() ? PyRef() : detail::to_python(kwargs_);
-    PyRef result(PyObject_Call(fn.get(), args.get(), kwargs.get()));
+    PyObject* args = keep(detail::decode_python(args_));
+    PyObject* kwargs = kwargs_.bytes.empty() ? nullptr : keep(detail::decode_python(kwargs_));
+    PyRef result(PyObject_Call(fn.get(), args, kwargs));
     if (!result) return capture_error();
     try {
-        result_ = detail::from_python(result.get(), worker_pickler());
+        result_ = detail::encode_python(result.get(), worker_pickler());
     } catch (ConversionError& e) {
         e.prepend_path("result");
         throw;
     }
+    keep(std::move(result));
 }
 
 void PyTaskJob::run_chunk() {
-    result_ = Value(List{});  // even if resolving fails below, map() gets (results, error)
+    result_ = detail::encode(Value(List{}));  // even if resolving fails below, map() gets (results, error)
     PyRef fn = resolve_callable(callable_);
-    PyRef items = detail::to_python(args_);
+    PyObject* items = keep(detail::decode_python(args_));
     PyObject* pickler = worker_pickler();
-    Py_ssize_t n = PyList_GET_SIZE(items.get());
-    List results;
-    results.items.reserve(static_cast<std::size_t>(n));
+    Py_ssize_t n = PyList_GET_SIZE(items);
+    // The results, as one list payload whose count is only known at the end.
+    detail::PayloadWriter w;
+    std::vector<Value> handles;
+    std::size_t count_at = w.tagged_count_later(detail::Tag::List);
+    std::uint64_t done = 0;
     for (Py_ssize_t i = 0; i < n; ++i) {
-        PyObject* item = PyList_GET_ITEM(items.get(), i);
+        PyObject* item = PyList_GET_ITEM(items, i);
         PyRef star_args = star_ ? PyRef(PySequence_Tuple(item)) : PyRef();  // fn(*item)
         PyRef r(star_ ? (star_args ? PyObject_Call(fn.get(), star_args.get(), nullptr) : nullptr)
                       : PyObject_CallOneArg(fn.get(), item));
@@ -83,15 +109,30 @@ void PyTaskJob::run_chunk() {
             capture_error();
             break;
         }
+        std::size_t mark = w.size(), handles_mark = handles.size();
         try {
-            results.items.push_back(detail::from_python(r.get(), pickler));
+            detail::encode_python_into(w, handles, r.get(), pickler);
         } catch (ConversionError& e) {
+            w.truncate(mark);  // drop the half-written result
+            handles.resize(handles_mark);
             e.prepend_path("result");
             fail_with("manygil.NotShareableError", e.what());
             break;
         }
+        ++done;
+        keep(std::move(r));
     }
-    result_ = Value(std::move(results));
+    w.patch_count(count_at, done);
+    result_ = detail::Payload{w.take(), std::move(handles)};
+}
+
+void PyTaskJob::run_exec() {
+    PyObject* source = keep(detail::decode_python(args_));
+    if (!PyUnicode_Check(source)) return fail_with("TypeError", "the source to exec must be a str");
+    Py_ssize_t n = 0;
+    const char* utf8 = PyUnicode_AsUTF8AndSize(source, &n);
+    if (!utf8) return capture_error();
+    detail::exec_source(std::string_view(utf8, static_cast<std::size_t>(n)));
 }
 
 void PyTaskJob::capture_error() {
@@ -156,7 +197,7 @@ void PyTaskJob::settle_chunk() {
     // (results, exception or None): map() yields the results, then raises at the failing item.
     PyRef results;
     try {
-        results = detail::to_python(result_);
+        results = detail::decode_python(result_);
     } catch (const ConversionError& e) {
         // The results that could not be rebuilt came before any error the task raised: report this one.
         error_ = ErrorInfo{"manygil.NotShareableError", e.what(), "", std::nullopt};
@@ -173,7 +214,7 @@ void PyTaskJob::run_in_main() noexcept {
         if (!error_) {
             PyRef value;
             try {
-                value = detail::to_python(result_);
+                value = detail::decode_python(result_);
             } catch (const ConversionError& e) {
                 error_ = ErrorInfo{"manygil.NotShareableError", std::string("the task's result: ") + e.what(), "",
                                    std::nullopt};

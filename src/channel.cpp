@@ -4,6 +4,7 @@
 #include <deque>
 #include <mutex>
 
+#include "channel_access.hpp"
 #include "manygil/value.hpp"
 #include "timed_wait.hpp"
 
@@ -14,7 +15,7 @@ struct Channel::State {
     const std::size_t maxsize;
     mutable std::mutex mu;
     std::condition_variable not_empty, not_full;
-    std::deque<Value> items;
+    std::deque<detail::Payload> items;
     bool closed = false;
 
     bool full() const { return maxsize && items.size() >= maxsize; }
@@ -22,28 +23,40 @@ struct Channel::State {
 
 Channel::Channel(std::size_t maxsize) : state_(std::make_shared<State>(maxsize)) {}
 
-bool Channel::send(Value value, Timeout timeout) {
-    State& s = *state_;
+bool Channel::send(Value value, Timeout timeout) { return detail::ChannelAccess::send(*this, detail::encode(value), timeout); }
+
+std::optional<Value> Channel::recv(Timeout timeout) {
+    std::optional<detail::Payload> payload = detail::ChannelAccess::recv(*this, timeout);
+    if (!payload) return std::nullopt;
+    return detail::decode_value(*payload);
+}
+
+namespace detail {
+
+bool ChannelAccess::send(Channel& channel, Payload payload, Channel::Timeout timeout) {
+    Channel::State& s = *channel.state_;
     std::unique_lock lock(s.mu);
-    if (!detail::timed_wait(lock, s.not_full, timeout, [&] { return s.closed || !s.full(); })) return false;
+    if (!timed_wait(lock, s.not_full, timeout, [&] { return s.closed || !s.full(); })) return false;
     if (s.closed) throw ChannelClosed();
-    s.items.push_back(std::move(value));
+    s.items.push_back(std::move(payload));
     lock.unlock();
     s.not_empty.notify_one();
     return true;
 }
 
-std::optional<Value> Channel::recv(Timeout timeout) {
-    State& s = *state_;
+std::optional<Payload> ChannelAccess::recv(Channel& channel, Channel::Timeout timeout) {
+    Channel::State& s = *channel.state_;
     std::unique_lock lock(s.mu);
-    if (!detail::timed_wait(lock, s.not_empty, timeout, [&] { return s.closed || !s.items.empty(); })) return std::nullopt;
+    if (!timed_wait(lock, s.not_empty, timeout, [&] { return s.closed || !s.items.empty(); })) return std::nullopt;
     if (s.items.empty()) throw ChannelClosed();  // closed and drained
-    Value value = std::move(s.items.front());
+    Payload payload = std::move(s.items.front());
     s.items.pop_front();
     lock.unlock();
     s.not_full.notify_one();
-    return value;
+    return payload;
 }
+
+}  // namespace detail
 
 void Channel::close() {
     {

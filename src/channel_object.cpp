@@ -4,7 +4,8 @@
 #include <optional>
 #include <string>
 
-#include "convert.hpp"
+#include "channel_access.hpp"
+#include "payload_python.hpp"
 #include "interpreter_cache.hpp"
 #include "manygil/value.hpp"
 #include "python_error.hpp"
@@ -73,9 +74,9 @@ bool parse_timeout(PyObject* arg, Channel::Timeout& out) {
 }
 
 PyObject* do_send(PyObject* self, PyObject* obj, Channel::Timeout timeout) {
-    Value value;
+    Payload payload;
     try {
-        value = from_python(obj, pickler());
+        payload = encode_python(obj, pickler());
     } catch (const ConversionError& e) {
         return raise_not_shareable(e);
     } catch (const PythonError& e) {
@@ -86,7 +87,7 @@ PyObject* do_send(PyObject* self, PyObject* obj, Channel::Timeout timeout) {
     bool sent = false, closed = false;
     Py_BEGIN_ALLOW_THREADS
     try {
-        sent = channel.send(std::move(value), timeout);
+        sent = ChannelAccess::send(channel, std::move(payload), timeout);
     } catch (const ChannelClosed&) {
         closed = true;
     }
@@ -99,19 +100,19 @@ PyObject* do_send(PyObject* self, PyObject* obj, Channel::Timeout timeout) {
 // Returns a new reference, or null with: ChannelEmpty (timeout) / ChannelClosed / a conversion error.
 PyObject* do_recv(PyObject* self, Channel::Timeout timeout) {
     Channel channel = channel_of(self);
-    std::optional<Value> value;
+    std::optional<Payload> payload;
     bool closed = false;
     Py_BEGIN_ALLOW_THREADS
     try {
-        value = channel.recv(timeout);
+        payload = ChannelAccess::recv(channel, timeout);
     } catch (const ChannelClosed&) {
         closed = true;
     }
     Py_END_ALLOW_THREADS
     if (closed) return raise_named("ChannelClosed", "the channel is closed and empty");
-    if (!value) return raise_named("ChannelEmpty", "the channel is empty");
+    if (!payload) return raise_named("ChannelEmpty", "the channel is empty");
     try {
-        return to_python(*value).release();
+        return decode_python(*payload).release();
     } catch (const ConversionError& e) {
         return raise_not_shareable(e);
     } catch (const PythonError& e) {

@@ -4,6 +4,7 @@
 #include <Python.h>
 
 #include "manygil/value.hpp"
+#include "payload.hpp"
 #include "py_ref.hpp"
 
 namespace manygil::detail {
@@ -17,8 +18,5 @@ PyRef to_python(const Value& value);
 // cloudpickle.dumps) when one is given; without one, or if it raises, throws ConversionError naming
 // the type and the path of the object.
 Value from_python(PyObject* obj, PyObject* pickler = nullptr);
-
-// How deep containers may nest before conversion refuses (this also catches self-containing lists).
-inline constexpr int kMaxDepth = 200;
 
 }  // namespace manygil::detail

@@ -1,4 +1,4 @@
-// manygil::Channel: a multi-producer multi-consumer queue of Values between any threads and
+// manygil::Channel: a multi-producer multi-consumer queue of values between any threads and
 // interpreters. It lives outside every interpreter; each interpreter sees it through its own
 // manygil.Channel wrapper. Blocking calls wait on a condition variable (no polling); callers that
 // hold a GIL must release it around them (the Python wrapper does).
@@ -15,6 +15,9 @@
 namespace manygil {
 
 class Value;
+namespace detail {
+struct ChannelAccess;
+}
 
 // send() on a closed channel, or recv() on a closed channel with nothing left.
 class ChannelClosed : public Error {
@@ -46,6 +49,7 @@ public:
     struct State;
 
 private:
+    friend struct detail::ChannelAccess;  // the Python wrapper's path, which skips Value
     std::shared_ptr<State> state_;
 };
 
