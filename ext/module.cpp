@@ -7,7 +7,8 @@
 #include <mutex>
 
 #include "buffer_object.hpp"
-#include "convert.hpp"
+#include "deferred_result.hpp"
+#include "payload_python.hpp"
 #include "channel_object.hpp"
 #include "sync_objects.hpp"
 #include "manygil/errors.hpp"
@@ -66,11 +67,11 @@ PyObject* py_dropped_pools(PyObject*, PyObject*) { return PyLong_FromSize_t(drop
 
 PyObject* py_live_buffers(PyObject*, PyObject*) { return PyLong_FromSize_t(SharedBuffer::live_blocks()); }
 
-// _codec_roundtrip(obj): obj converted to a manygil::Value and back, as a task argument travels one
+// _codec_roundtrip(obj): obj encoded into a payload and decoded back, as a task argument travels one
 // way (diagnostics: the codec's cost without any dispatch).
 PyObject* py_codec_roundtrip(PyObject*, PyObject* obj) {
     try {
-        return detail::to_python(detail::from_python(obj)).release();
+        return detail::decode_python(detail::encode_python(obj)).release();
     } catch (const std::exception& e) {
         PyErr_SetString(PyExc_TypeError, e.what());
         return nullptr;
@@ -88,7 +89,8 @@ PyMethodDef module_methods[] = {
      "Mark this process as a fork child: inherited pools refuse work and are never joined."},
     {"live_buffers", py_live_buffers, METH_NOARGS,
      "How many SharedBuffer memory blocks are alive in this process, across all interpreters."},
-    {"_codec_roundtrip", py_codec_roundtrip, METH_O, "obj -> Value -> a new obj (codec diagnostics)."},
+    {"_decode_result", py_decode_result, METH_O, "capsule -> the task's result, decoded here (see _pool._Future)."},
+    {"_codec_roundtrip", py_codec_roundtrip, METH_O, "obj -> payload -> a new obj (codec diagnostics)."},
     {"_dropped_pools", py_dropped_pools, METH_NOARGS,
      "How many pools collected without shutdown are not yet joined (diagnostics)."},
     {"_finalize", py_finalize, METH_NOARGS, "Shut every pool down and end its interpreters (interpreter exit)."},
@@ -105,6 +107,8 @@ int module_exec(PyObject* module) {
         reinterpret_cast<PyTypeObject*>(PyType_FromModuleAndSpec(module, &task_handle_spec, nullptr));
     if (!state->task_handle_type || PyModule_AddType(module, state->task_handle_type) < 0) return -1;
     if (PyModule_AddStringConstant(module, "python_version", Runtime::python_version().c_str()) < 0) return -1;
+    // What a Future holds while its large result waits to be decoded (ext/deferred_result.hpp).
+    if (PyModule_AddObjectRef(module, "_EncodedResult", reinterpret_cast<PyObject*>(&PyCapsule_Type)) < 0) return -1;
     try {  // the core's per-interpreter types: SharedBuffer, Channel and the channel exceptions
         if (PyModule_AddObjectRef(module, "SharedBuffer", reinterpret_cast<PyObject*>(detail::buffer_type())) < 0 ||
             PyModule_AddObjectRef(module, "Channel", reinterpret_cast<PyObject*>(detail::channel_type())) < 0) {

@@ -4,7 +4,7 @@
 #include <mutex>
 #include <vector>
 
-#include "convert.hpp"
+#include "payload_python.hpp"
 #include "manygil/errors.hpp"
 #include "manygil/pool.hpp"
 #include "module_state.hpp"
@@ -60,10 +60,10 @@ bool parse_spec(PyObject* spec, CallableSpec& out) {
     return false;
 }
 
-// Converts with the pickle fallback; the path is reported from `root` (e.g. "args[1]['k']").
-Value convert(PoolObject* self, PyObject* obj, const char* root) {
+// Encodes with the pickle fallback; the path is reported from `root` (e.g. "args[1]['k']").
+detail::Payload convert(PoolObject* self, PyObject* obj, const char* root) {
     try {
-        return detail::from_python(obj, self->pickler);
+        return detail::encode_python(obj, self->pickler);
     } catch (ConversionError& e) {
         e.prepend_path(root);
         throw;
@@ -71,8 +71,8 @@ Value convert(PoolObject* self, PyObject* obj, const char* root) {
 }
 
 // Posts a job for `future` (setting future._handle first, so cancel() can never miss it).
-PyObject* post(PoolObject* self, PyTaskJob::Kind kind, CallableSpec spec, Value args, Value kwargs, bool star,
-               PyObject* future) {
+PyObject* post(PoolObject* self, PyTaskJob::Kind kind, CallableSpec spec, detail::Payload args,
+               detail::Payload kwargs, bool star, PyObject* future) {
     auto state = std::make_shared<TaskState>();
     PyObject* handle = new_task_handle(self->handle_type, state);
     if (!handle) return nullptr;
@@ -191,8 +191,8 @@ PyObject* pool_submit(PyObject* op, PyObject* const* argv, Py_ssize_t argc) {
     if (!parse_spec(argv[1], spec)) return nullptr;
     if (!PyTuple_Check(argv[2])) return PyErr_Format(PyExc_TypeError, "submit(): args must be a tuple");
     try {
-        Value args = convert(self, argv[2], "args");
-        Value kwargs = argv[3] == Py_None ? Value() : convert(self, argv[3], "kwargs");
+        detail::Payload args = convert(self, argv[2], "args");
+        detail::Payload kwargs = argv[3] == Py_None ? detail::Payload{} : convert(self, argv[3], "kwargs");
         return post(self, PyTaskJob::Kind::Call, std::move(spec), std::move(args), std::move(kwargs), false, argv[0]);
     } catch (const std::exception& e) {
         return raise_submit_error(e);
@@ -210,8 +210,8 @@ PyObject* pool_submit_chunk(PyObject* op, PyObject* const* argv, Py_ssize_t argc
     int star = PyObject_IsTrue(argv[3]);
     if (star < 0) return nullptr;
     try {
-        Value items = convert(self, argv[2], "items");
-        return post(self, PyTaskJob::Kind::Chunk, std::move(spec), std::move(items), Value(), star != 0, argv[0]);
+        detail::Payload items = convert(self, argv[2], "items");
+        return post(self, PyTaskJob::Kind::Chunk, std::move(spec), std::move(items), {}, star != 0, argv[0]);
     } catch (const std::exception& e) {
         return raise_submit_error(e);
     }
@@ -222,11 +222,12 @@ PyObject* pool_submit_exec(PyObject* op, PyObject* const* argv, Py_ssize_t argc)
     auto* self = as_pool(op);
     if (argc != 2) return PyErr_Format(PyExc_TypeError, "submit_exec() takes 2 arguments (%zd given)", argc);
     if (!check_open(self)) return nullptr;
-    Py_ssize_t n = 0;
-    const char* source = PyUnicode_AsUTF8AndSize(argv[1], &n);
-    if (!source) return nullptr;
-    return post(self, PyTaskJob::Kind::Exec, CallableSpec{}, Value(std::string(source, static_cast<std::size_t>(n))),
-                Value(), false, argv[0]);
+    if (!PyUnicode_Check(argv[1])) return PyErr_Format(PyExc_TypeError, "submit_exec(): source must be a str");
+    try {
+        return post(self, PyTaskJob::Kind::Exec, CallableSpec{}, convert(self, argv[1], "source"), {}, false, argv[0]);
+    } catch (const std::exception& e) {
+        return raise_submit_error(e);
+    }
 }
 
 // shutdown(wait: bool, cancel_futures: bool)

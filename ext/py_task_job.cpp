@@ -2,6 +2,7 @@
 
 #include "calls.hpp"
 #include "decode_cache.hpp"
+#include "deferred_result.hpp"
 #include "payload_python.hpp"
 #include "main_interpreter.hpp"
 #include "manygil/errors.hpp"
@@ -133,6 +134,7 @@ void PyTaskJob::run_exec() {
     const char* utf8 = PyUnicode_AsUTF8AndSize(source, &n);
     if (!utf8) return capture_error();
     detail::exec_source(std::string_view(utf8, static_cast<std::size_t>(n)));
+    result_ = detail::encode(Value());  // exec returns None
 }
 
 void PyTaskJob::capture_error() {
@@ -197,7 +199,8 @@ void PyTaskJob::settle_chunk() {
     // (results, exception or None): map() yields the results, then raises at the failing item.
     PyRef results;
     try {
-        results = detail::decode_python(result_);
+        results = result_.bytes.size() >= kDeferredResultBytes ? PyRef(defer_result(std::move(result_)))
+                                                                 : detail::decode_python(result_);
     } catch (const ConversionError& e) {
         // The results that could not be rebuilt came before any error the task raised: report this one.
         error_ = ErrorInfo{"manygil.NotShareableError", e.what(), "", std::nullopt};
@@ -214,12 +217,14 @@ void PyTaskJob::run_in_main() noexcept {
         if (!error_) {
             PyRef value;
             try {
-                value = detail::decode_python(result_);
+                value = result_.bytes.size() >= kDeferredResultBytes ? PyRef(defer_result(std::move(result_)))
+                                                                      : detail::decode_python(result_);
             } catch (const ConversionError& e) {
                 error_ = ErrorInfo{"manygil.NotShareableError", std::string("the task's result: ") + e.what(), "",
                                    std::nullopt};
             }
-            if (value) return settle("set_result", std::move(value));
+            // A null value with no error_ is a failed allocation: settle() reports the raised error.
+            if (value || !error_) return settle("set_result", std::move(value));
         }
         settle("set_exception", PyRef(rebuild_error(*error_)));
     } catch (const std::exception& e) {  // PythonError (e.g. no memory), bad_alloc: still settle it

@@ -3,8 +3,9 @@
 // the Future's result is set there, as ThreadPoolExecutor's workers do, with no extra thread hop.
 //
 // Only C++ data crosses: the callable as a "module:qualname" reference or a pickle, arguments and
-// results as manygil::Value, errors as strings plus an optional pickle of the exception. The
-// Future (a main-interpreter object) is only touched with the main interpreter attached.
+// results as payloads (payload.hpp), errors as strings plus an optional pickle of the exception. The
+// Future (a main-interpreter object) is only touched with the main interpreter attached. What the
+// task made in the worker is released after the Future is settled (cleanup()), off the caller's path.
 #pragma once
 
 #include <Python.h>
@@ -12,9 +13,11 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "manygil/job.hpp"
 #include "manygil/value.hpp"
+#include "payload.hpp"
 #include "py_ref.hpp"
 #include "task_state.hpp"
 
@@ -41,18 +44,23 @@ public:
     };
 
     // `future` is a new reference, owned by the job until completion.
-    PyTaskJob(Kind kind, CallableSpec callable, Value args, Value kwargs, bool star, std::shared_ptr<TaskState> state,
-              PyObject* future);
+    // `kwargs` is empty (no bytes) for none.
+    PyTaskJob(Kind kind, CallableSpec callable, detail::Payload args, detail::Payload kwargs, bool star,
+              std::shared_ptr<TaskState> state, PyObject* future);
     ~PyTaskJob() override;
 
     void run() noexcept override;
     bool wants_main() const noexcept override { return true; }
     void run_in_main() noexcept override;
+    bool wants_cleanup() const noexcept override { return !worker_objects_.empty(); }
+    void cleanup() noexcept override;
     void abandon(std::exception_ptr reason) noexcept override;
 
 private:
     void run_call();
     void run_chunk();
+    void run_exec();
+    PyObject* keep(detail::PyRef obj);
     void capture_error();                     // from the raised Python exception
     void fail_with(const char* type_name, const std::string& message);
     PyObject* rebuild_error(const ErrorInfo& error);  // new reference, main interpreter
@@ -66,15 +74,17 @@ private:
 
     Kind kind_;
     CallableSpec callable_;
-    Value args_, kwargs_;  // Call: tuple and dict; Chunk: list of items; Exec: the source as str
+    detail::Payload args_, kwargs_;  // Call: tuple and dict; Chunk: list of items; Exec: the source as str
     bool star_;
     std::shared_ptr<TaskState> state_;
     PyObject* future_;
 
     // Outcome, written by run(), read by run_in_main().
     bool skipped_ = false;
-    Value result_;  // Call: the result; Chunk: list of results before the error (if any)
+    detail::Payload result_;  // Call: the result; Chunk: list of results before the error (if any)
     std::optional<ErrorInfo> error_;
+    // The worker's objects (arguments, result), released by cleanup() in the worker.
+    std::vector<detail::PyRef> worker_objects_;
 };
 
 }  // namespace manygil::ext

@@ -94,9 +94,19 @@ void WorkerGroup::run_worker(std::size_t index) noexcept {
             interp->detach();
             interp->attach_main();
             job->run_in_main();
-            job.reset();  // jobs are destroyed where they ran last
             if (PyErr_Occurred()) PyErr_Clear();
-            interp->detach_main();
+            if (job->wants_cleanup()) {
+                interp->detach_main();
+                interp->attach();
+                job->cleanup();
+                job.reset();  // jobs are destroyed where they ran last
+                if (PyErr_Occurred()) PyErr_Clear();
+                interp->detach();
+            } else {
+                job.reset();
+                if (PyErr_Occurred()) PyErr_Clear();
+                interp->detach_main();
+            }
         } else {
             job.reset();
             interp->detach();

@@ -20,6 +20,13 @@ public:
     virtual bool wants_main() const noexcept { return false; }
     virtual void run_in_main() noexcept {}
 
+    // Optional last phase, for work that must not delay the caller: if wants_cleanup() is true after
+    // run_in_main(), the worker re-attaches its own interpreter and calls cleanup() (e.g. to release
+    // the objects the task made there, which can take as long as making them); the job is then
+    // destroyed there, still attached.
+    virtual bool wants_cleanup() const noexcept { return false; }
+    virtual void cleanup() noexcept {}
+
     // Called instead of run() when the job will never run: cancelled at shutdown (CancelledError) or
     // the pool broke (BrokenPoolError). Called on any thread, without any GIL held.
     virtual void abandon(std::exception_ptr reason) noexcept = 0;

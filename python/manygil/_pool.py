@@ -16,10 +16,40 @@ _CHUNKS_PER_WORKER = 4
 _MAX_AUTO_CHUNK = 1024
 
 
+_Encoded = _core._EncodedResult  # a large result not decoded yet (ext/deferred_result.hpp)
+
+
+def _decoded(value):
+    return _core._decode_result(value) if type(value) is _Encoded else value
+
+
 class _Future(Future):
-    """A concurrent.futures.Future whose cancel() also withdraws the queued task from the workers."""
+    """A concurrent.futures.Future whose cancel() also withdraws the queued task from the workers,
+    and whose large results are decoded by the thread that asks for them."""
 
     _handle = None
+
+    def result(self, timeout=None):
+        value = super().result(timeout)
+        if type(value) is _Encoded:
+            with self._condition:  # decoded once, whichever thread asks first
+                if type(self._result) is _Encoded:
+                    try:
+                        self._result = _core._decode_result(self._result)
+                    except BaseException as e:
+                        self._result, self._exception = None, e  # from now on, the task's error
+                        raise
+                value = self._result
+        return value
+
+    def exception(self, timeout=None):
+        exc = super().exception(timeout)
+        if exc is None and type(self._result) is _Encoded:
+            try:
+                self.result()
+            except BaseException as e:
+                return e
+        return exc
 
     def cancel(self):
         handle = self._handle
@@ -155,7 +185,7 @@ class Pool(Executor):
                 window.popleft()
                 if more:
                     more = submit_next()
-                yield from results
+                yield from _decoded(results)
                 if exc is not None:
                     raise exc
         finally:

@@ -245,3 +245,47 @@ def barrier_wait(barrier):
 
 def release_lock(lock):
     lock.release()
+
+
+_kept_floats = []
+
+
+def keep_first_float(values):
+    """Keeps values[0] alive in this worker after the task (so it must not be recycled)."""
+    _kept_floats.append(values[0])
+    return len(values)
+
+
+def kept_floats():
+    return list(_kept_floats)
+
+
+def scaled(values, factor):
+    return [v * factor for v in values]
+
+
+def fails_to_load_in_main():
+    raise RuntimeError("this object cannot be rebuilt in the main interpreter")
+
+
+class LoadsOnlyInWorkers:
+    """Pickles fine; unpickles in workers only (in the main interpreter its loader raises)."""
+
+    def __reduce__(self):
+        return (_load_only_in_workers, ())
+
+
+def _load_only_in_workers():
+    import manygil._core
+
+    if manygil._core.in_main_interpreter():
+        fails_to_load_in_main()
+    return LoadsOnlyInWorkers()
+
+
+def big_result_with(obj, n):
+    return [float(i) for i in range(n)] + [obj]
+
+
+def make_unloadable_big_result(n):
+    return big_result_with(LoadsOnlyInWorkers(), n)
