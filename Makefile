@@ -5,12 +5,16 @@ BUILD := build
 CMAKE := $(VENV)/bin/cmake
 CTEST := $(VENV)/bin/ctest
 
-.PHONY: all bootstrap configure build build-cpp build-python test test-cpp test-python demo demo-cpp bench clean
+.PHONY: all bootstrap peers configure build build-cpp build-python test test-cpp test-python demo demo-cpp bench clean
 
 all: build
 
 bootstrap:
 	@bash tools/bootstrap.sh
+
+# Optional peers for `manygil bench`: a free-threaded build of the same CPython (about 3 min, cached).
+peers:
+	@MANYGIL_FREE_THREADED=1 bash tools/bootstrap.sh
 
 $(BUILD)/CMakeCache.txt: | bootstrap
 	@$(CMAKE) -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMANYGIL_WERROR=ON \
@@ -40,16 +44,19 @@ test-python: build-python
 
 test: test-cpp test-python
 
-# The main job: CPU-bound Python on serial, threads, processes and manygil, side by side.
+# The main job: pure-Python workloads on every execution model, side by side (quick settings).
 demo: build-python
-	@$(VENV)/bin/python examples/demo.py
+	@$(VENV)/bin/manygil bench --quick
 
 # The C++ runtime alone: the same work on 1 and on N workers from a C++ host.
 demo-cpp: build-cpp
 	@$(BUILD)/examples/manygil_speedup
 
+# The full comparison (a few minutes), then the issue-specific micro-benchmarks.
 bench: build-python
+	@$(VENV)/bin/manygil bench --json $(BUILD)/bench.json --plot $(BUILD)/bench.png
 	@$(VENV)/bin/python bench/executor_overhead.py
+	@$(VENV)/bin/python bench/data_plane.py
 
 clean:
 	rm -rf $(BUILD) $(BUILD).configure.log $(BUILD).pip.log

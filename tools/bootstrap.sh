@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Bootstraps everything manygil needs to build and test, idempotently:
-#   1. a CPython >= 3.12 with headers and a shared libpython (found, or built once into a cache);
+#   1. a CPython >= 3.12 with headers and a shared libpython (found, or built once into a cache), and
+#      with MANYGIL_FREE_THREADED=1 a free-threaded build of it too (a peer for `manygil bench`);
 #   2. the Debian packages the build and the C++ tests need (GoogleTest);
 #   3. the project's virtual environment at .venv with the build/test tools from PyPI.
 # A second run finds everything cached and takes seconds. Each step prints one line.
@@ -89,9 +90,9 @@ ensure_debian_packages() {  # $1: what they are for; rest: package names
   say "debian packages for $why: installed ${missing[*]} ($(since $t))"
 }
 
-if [ -z "$python" ]; then
+# Sets $version and $tarball: the upstream source of Debian's python$build_series, downloaded once.
+fetch_cpython_source() {
   ensure_debian_packages "building CPython" "${debian_build_deps[@]}"
-  t=$(now)
   # Ask Debian's source archive through a private sources list and private state, leaving the
   # machine's apt configuration alone.
   apt_dir=$(mktemp -d); trap 'rm -rf "$apt_dir"' EXIT
@@ -103,30 +104,54 @@ if [ -z "$python" ]; then
   debver=$(apt-cache "${apt_opts[@]}" showsrc "python$build_series" 2>/dev/null | awk '/^Version:/ {print $2; exit}')
   [ -n "$debver" ] || die "Debian's $debian_suite has no source package python$build_series"
   version=${debver%%-*}            # 3.13.5-2+deb13u5 -> 3.13.5 (we build the upstream tarball)
+  src="$cache/src"; mkdir -p "$src"
+  tarball="$src/python${build_series}_$version.orig.tar.xz"
+  if [ ! -f "$tarball" ]; then
+    (cd "$apt_dir" && apt-get "${apt_opts[@]}" source --download-only -qq "python$build_series" >/dev/null 2>&1) ||
+      die "downloading Debian's source package python$build_series failed"
+    mv "$apt_dir/python${build_series}_$version.orig.tar.xz" "$tarball"
+  fi
+}
+
+# build_cpython PREFIX [CONFIGURE ARGS...]: builds $tarball into PREFIX (marked complete when done).
+build_cpython() {
+  local prefix=$1; shift
+  local work="$src/Python-$version-build" log="$prefix.build.log"
+  rm -rf "$work" "$prefix"; mkdir -p "$work"; tar -C "$work" --strip-components=1 -xf "$tarball"
+  (cd "$work" &&
+    ./configure --prefix="$prefix" --enable-shared --with-ensurepip=install \
+      LDFLAGS="-Wl,-rpath=$prefix/lib" "$@" &&
+    make -j"$(nproc)" && make install) > "$log" 2>&1 || die "CPython build failed; see $log"
+  rm -rf "$work"
+  touch "$prefix/.complete"
+}
+
+if [ -z "$python" ]; then
+  t=$(now)
+  fetch_cpython_source
   prefix="$cache/cpython-$version"
   if [ -f "$prefix/.complete" ]; then
     python="$prefix/bin/python$build_series"
     say "python: $python ($version, cached build)"
   else
     say "python: none >= 3.12 with a shared libpython found; building CPython $version into $prefix (about 3 min)"
-    src="$cache/src"; mkdir -p "$src"
-    tarball="$src/python${build_series}_$version.orig.tar.xz"
-    if [ ! -f "$tarball" ]; then
-      (cd "$apt_dir" && apt-get "${apt_opts[@]}" source --download-only -qq "python$build_series" >/dev/null 2>&1) ||
-        die "downloading Debian's source package python$build_series failed"
-      mv "$apt_dir/python${build_series}_$version.orig.tar.xz" "$tarball"
-    fi
-    work="$src/Python-$version"
-    rm -rf "$work" "$prefix"; tar -C "$src" -xf "$tarball"
-    log="$cache/cpython-$version.build.log"
-    (cd "$work" &&
-      ./configure --prefix="$prefix" --enable-shared --with-ensurepip=install \
-        LDFLAGS="-Wl,-rpath=$prefix/lib" &&
-      make -j"$(nproc)" && make install) > "$log" 2>&1 || die "CPython build failed; see $log"
-    rm -rf "$work"
-    touch "$prefix/.complete"
+    build_cpython "$prefix"
     python="$prefix/bin/python$build_series"
-    say "python: built $python in $(since $t) (log: $log)"
+    say "python: built $python in $(since $t) (log: $prefix.build.log)"
+  fi
+fi
+
+# --- 1b. On request (make peers): a free-threaded build of the same CPython, a peer for the bench ----------
+if [ "${MANYGIL_FREE_THREADED:-0}" = 1 ]; then
+  t=$(now)
+  fetch_cpython_source
+  ft_prefix="$cache/cpython-$version-ft"
+  if [ -f "$ft_prefix/.complete" ]; then
+    say "free-threaded python: $ft_prefix/bin/python${build_series}t (cached build)"
+  else
+    say "free-threaded python: building CPython $version --disable-gil into $ft_prefix (about 3 min)"
+    build_cpython "$ft_prefix" --disable-gil
+    say "free-threaded python: built $ft_prefix/bin/python${build_series}t in $(since $t)"
   fi
 fi
 

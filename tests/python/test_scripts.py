@@ -1,4 +1,4 @@
-"""The benchmark and the demo run end to end (tiny sizes; their numbers are not checked here)."""
+"""The benchmark scripts run end to end (tiny sizes; their numbers are not checked here)."""
 
 import os
 import subprocess
@@ -32,10 +32,3 @@ def test_images_example_checks_its_results():
     result = run("examples/images.py", "--images", "3", "--size", "16", "--workers", "2", "--rounds", "1")
     assert result.returncode == 0, result.stderr  # it asserts parallel output == serial output itself
     assert "results identical to the serial run" in result.stdout, result.stdout
-
-
-def test_demo_prints_every_model():
-    result = run("examples/demo.py", "--workers", "2", "--tasks", "2", "--fib", "12", "--rounds", "1")
-    assert result.returncode == 0, result.stderr
-    for model in ("serial", "ThreadPoolExecutor", "ProcessPoolExecutor", "manygil.Pool"):
-        assert model in result.stdout, result.stdout

@@ -1,0 +1,7 @@
+"""`python -m manygil bench|compat`."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""`manygil bench`: the same workloads on every execution model, side by side."""

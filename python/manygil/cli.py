@@ -1,0 +1,72 @@
+"""The `manygil` command: `manygil bench` and `manygil compat` (also `python -m manygil ...`)."""
+
+import argparse
+import json
+import sys
+
+
+def _write_json(doc, path):
+    with open(path, "w") as f:
+        json.dump(doc, f, indent=2)
+        f.write("\n")
+
+
+def _bench(args):
+    from ._bench import runner
+    from ._pool import default_workers
+
+    doc = runner.run(args.workers or default_workers(), quick=args.quick, rounds=args.rounds,
+                     only_models=set(args.models.split(",")) if args.models else None)
+    print(runner.format_table(doc))
+    if args.json:
+        _write_json(doc, args.json)
+        print(f"\nresults: {args.json}")
+    if args.plot:
+        runner.plot(doc, args.plot)
+        print(f"chart: {args.plot}")
+    return 0
+
+
+def _compat(args):
+    from . import _compat
+    from ._bench.runner import Progress
+
+    progress = Progress()
+    rows = _compat.check(args.modules or _compat.default_modules(), progress=progress)
+    progress.done()
+    print(_compat.format_table(rows))
+    if args.json:
+        _write_json({"schema": "manygil-compat/1", "python": sys.version.split()[0], "modules": rows}, args.json)
+        print(f"\nresults: {args.json}")
+    return 0
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="manygil", description="Python on every core, in one process.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    bench = commands.add_parser("bench", help="the same workloads on serial, threads, processes, interpreter "
+                                "pools, free-threaded CPython and manygil, side by side")
+    bench.add_argument("--workers", type=int, default=0, help="workers per model (default: the CPUs available)")
+    bench.add_argument("--quick", action="store_true", help="small sizes and one round (a smoke run)")
+    bench.add_argument("--rounds", type=int, default=0, help="rounds per workload; each model keeps its best "
+                       "(default: 1 quick, 3 full)")
+    bench.add_argument("--models", help="comma-separated model names to run (serial always runs)")
+    bench.add_argument("--json", metavar="PATH", help="also write the results as JSON (schema in the README)")
+    bench.add_argument("--plot", metavar="PATH", help="also draw a PNG chart of the speedups (needs matplotlib)")
+    bench.set_defaults(run=_bench)
+
+    compat = commands.add_parser("compat", help="which modules load in an own-GIL interpreter")
+    compat.add_argument("modules", nargs="*", metavar="MODULE",
+                        help="modules to try (default: the stdlib's extension modules and the installed ones)")
+    compat.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    compat.set_defaults(run=_compat)
+
+    args = parser.parse_args(argv)
+    if getattr(args, "workers", 0) < 0 or getattr(args, "rounds", 0) < 0:
+        parser.error("--workers and --rounds must be positive")
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,124 @@
+"""The `manygil` command end to end: `bench --quick` with its JSON and chart, and `compat`."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+MODELS = {"serial", "threads", "processes (fork)", "processes (spawn)", "stdlib interpreters", "manygil",
+          "free-threaded threads"}
+WORKLOADS = {"fib", "nbody", "json", "regex", "parser", "transfer bytes", "transfer dict", "transfer SharedBuffer",
+             "submit().result()", "map"}
+
+
+def manygil_cli(*args, tmp_path, env=None, timeout=600):
+    return subprocess.run([sys.executable, "-m", "manygil", *args], capture_output=True, text=True,
+                          cwd=tmp_path, env=env or os.environ, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def quick_bench(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("bench")
+    # No free-threaded Python on purpose (an empty cache, no python3.1xt on PATH): it must be
+    # reported as unavailable, with the reason, and the run must go on.
+    env = dict(os.environ, MANYGIL_CACHE=str(tmp / "no-cache"), PATH=os.path.dirname(sys.executable) + ":/usr/bin:/bin")
+    proc = manygil_cli("bench", "--quick", "--workers", "2", "--json", "out.json", "--plot", "out.png",
+                       tmp_path=tmp, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    with open(tmp / "out.json") as f:
+        return proc, json.load(f), tmp
+
+
+def test_bench_json_has_the_documented_schema(quick_bench):
+    _, doc, _ = quick_bench
+    assert doc["schema"] == "manygil-bench/1"
+    assert doc["workers"] == 2 and doc["quick"] is True and doc["rounds"] == 1
+    assert isinstance(doc["cpus"], int) and doc["python"] == sys.version.split()[0] and doc["date"]
+    assert {m["name"] for m in doc["models"]} == MODELS
+    for m in doc["models"]:
+        assert set(m) >= {"name", "available", "reason", "startup_s", "rss_per_worker_mb"}
+    assert {w["name"] for w in doc["workloads"]} == WORKLOADS
+    for w in doc["workloads"]:
+        assert w["kind"] in ("cpu", "transfer", "overhead") and w["unit"] in ("s", "us/call", "us/item")
+        for r in w["results"].values():
+            assert set(r) >= {"time", "speedup", "vs_manygil", "error"}
+            assert (r["time"] is None) == (r["error"] is not None)
+
+
+def test_bench_runs_every_available_model_correctly(quick_bench):
+    _, doc, _ = quick_bench
+    models = {m["name"]: m for m in doc["models"]}
+    for name in ("serial", "threads", "processes (fork)", "processes (spawn)", "manygil"):
+        assert models[name]["available"], models[name]
+    assert models["manygil"]["startup_s"] > 0 and models["manygil"]["rss_per_worker_mb"] is not None
+    by_name = {w["name"]: w for w in doc["workloads"]}
+    for w in ("fib", "nbody", "json", "regex", "parser", "transfer bytes", "transfer dict"):
+        manygil_result = by_name[w]["results"]["manygil"]
+        assert manygil_result["error"] is None and manygil_result["time"] > 0, (w, manygil_result)
+        assert manygil_result["vs_manygil"] == pytest.approx(1.0)
+        if by_name[w]["kind"] == "cpu":
+            assert by_name[w]["results"]["serial"]["speedup"] == pytest.approx(1.0)
+            assert manygil_result["speedup"] > 0
+        else:  # serial transfers nothing: no speedup to speak of
+            assert manygil_result["speedup"] is None
+    # SharedBuffers do not cross processes: shown as such, not as a failure of the run.
+    assert by_name["transfer SharedBuffer"]["results"]["processes (spawn)"]["error"].startswith("n/a")
+    assert by_name["transfer SharedBuffer"]["results"]["manygil"]["time"] > 0
+
+
+def test_bench_reports_an_unavailable_model_with_its_reason(quick_bench):
+    proc, doc, _ = quick_bench
+    ft = next(m for m in doc["models"] if m["name"] == "free-threaded threads")
+    assert ft["available"] is False and "make peers" in ft["reason"]
+    assert "free-threaded threads: unavailable" in proc.stdout
+
+
+def test_bench_prints_the_table_and_draws_the_chart(quick_bench):
+    proc, _, tmp = quick_bench
+    assert "speedup" in proc.stdout and "vs manygil" in proc.stdout
+    for name in ("fib", "transfer dict", "submit().result()", "processes (fork)", "RSS per idle worker"):
+        assert name in proc.stdout
+    with open(tmp / "out.png", "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_bench_refuses_bad_arguments(tmp_path):
+    proc = manygil_cli("bench", "--workers", "-1", tmp_path=tmp_path)
+    assert proc.returncode == 2 and "--workers" in proc.stderr
+
+
+CRASHER = "import os, signal\nos.kill(os.getpid(), signal.SIGSEGV)\n"
+
+
+def test_compat_classifies_modules(tmp_path):
+    (tmp_path / "mg_crashes_on_import.py").write_text(CRASHER)
+    (tmp_path / "mg_raises_on_import.py").write_text("raise RuntimeError('no thanks')\n")
+    env = dict(os.environ, PYTHONPATH=str(tmp_path))
+    modules = ["json", "_testsinglephase", "mg_crashes_on_import", "mg_raises_on_import", "mg_no_such_module", "math"]
+    proc = manygil_cli("compat", *modules, "--json", "compat.json", tmp_path=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stderr
+    with open(tmp_path / "compat.json") as f:
+        doc = json.load(f)
+    assert doc["schema"] == "manygil-compat/1"
+    rows = {r["module"]: r for r in doc["modules"]}
+    assert [r["module"] for r in doc["modules"]] == modules
+    assert rows["json"]["status"] == "works" and rows["math"]["status"] == "works"
+    assert rows["_testsinglephase"]["status"] == "refuses"
+    assert "subinterpreters" in rows["_testsinglephase"]["detail"]
+    assert rows["_testsinglephase"]["culprit"] == "_testsinglephase"
+    assert rows["mg_crashes_on_import"]["status"] == "crashes" and "SIGSEGV" in rows["mg_crashes_on_import"]["detail"]
+    assert rows["mg_raises_on_import"]["status"] == "fails" and "no thanks" in rows["mg_raises_on_import"]["detail"]
+    assert rows["mg_no_such_module"]["status"] == "missing"
+    # The table names each module with its status.
+    assert "_testsinglephase" in proc.stdout and "crashes" in proc.stdout
+
+
+def test_compat_default_list_covers_stdlib_extensions():
+    from manygil import _compat
+
+    names = _compat.default_modules()
+    assert "_json" in names and "math" in names and "_decimal" in names
+    assert "_testsinglephase" not in names
+    assert "cloudpickle" in names  # installed in this environment
