@@ -122,3 +122,31 @@ def test_compat_default_list_covers_stdlib_extensions():
     assert "_json" in names and "math" in names and "_decimal" in names
     assert "_testsinglephase" not in names
     assert "cloudpickle" in names  # installed in this environment
+
+
+def test_a_failing_or_wrong_model_is_reported_and_the_run_goes_on():
+    from manygil._bench import models, runner
+
+    class Fails(models.Serial):
+        name = "fails"
+
+        def map(self, fn, items, chunksize=1):
+            raise OSError("worker exploded")
+
+    class Wrong(models.Serial):
+        name = "wrong"
+
+        def map(self, fn, items, chunksize=1):
+            return [0 for _ in items]
+
+    live = [models.Serial(), Fails(), Wrong(), models.Threads()]
+    for m in live:
+        m.start(2)
+    try:
+        entry = runner._run_workload("fib", "cpu", "fib", "4 x fib(15)", [15] * 4, live, 2, lambda *a, **k: None)
+    finally:
+        for m in live:
+            m.stop()
+    assert entry["results"]["fails"] == {"time": None, "error": "OSError: worker exploded"}
+    assert entry["results"]["wrong"]["error"] == "AssertionError: results differ from the serial run's"
+    assert entry["results"]["threads"]["error"] is None and entry["results"]["threads"]["time"] > 0
