@@ -1,7 +1,10 @@
 #include "pool_object.hpp"
 
+#include <algorithm>
+#include <chrono>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <vector>
 
 #include "payload_python.hpp"
@@ -72,8 +75,10 @@ detail::Payload convert(PoolObject* self, PyObject* obj, const char* root) {
 
 // Posts a job for `future` (setting future._handle first, so cancel() can never miss it).
 PyObject* post(PoolObject* self, PyTaskJob::Kind kind, CallableSpec spec, detail::Payload args,
-               detail::Payload kwargs, bool star, PyObject* future) {
+               detail::Payload kwargs, bool star, PyObject* future, std::optional<double> timeout = std::nullopt) {
     auto state = std::make_shared<TaskState>();
+    state->timeout = timeout;
+    state->interrupter = self->pool->interrupter(state->id());
     PyObject* handle = new_task_handle(self->handle_type, state);
     if (!handle) return nullptr;
     if (PyObject_SetAttrString(future, "_handle", handle) < 0) {
@@ -182,10 +187,25 @@ int pool_traverse(PyObject* op, visitproc visit, void* arg) {
     return 0;
 }
 
-// submit(future, spec, args: tuple, kwargs: dict | None) -> TaskHandle
+// A task timeout: None, or a positive number of seconds.
+bool parse_timeout(PyObject* arg, std::optional<double>& out) {
+    if (arg == Py_None) return true;
+    double t = PyFloat_AsDouble(arg);
+    if (t == -1.0 && PyErr_Occurred()) return false;
+    if (!(t > 0) || t > 1e9) {
+        PyErr_Format(PyExc_ValueError, "timeout must be a positive number of seconds or None, not %R", arg);
+        return false;
+    }
+    out = t;
+    return true;
+}
+
+// submit(future, spec, args: tuple, kwargs: dict | None[, timeout: float | None]) -> TaskHandle
 PyObject* pool_submit(PyObject* op, PyObject* const* argv, Py_ssize_t argc) {
     auto* self = as_pool(op);
-    if (argc != 4) return PyErr_Format(PyExc_TypeError, "submit() takes 4 arguments (%zd given)", argc);
+    if (argc != 4 && argc != 5) return PyErr_Format(PyExc_TypeError, "submit() takes 4 or 5 arguments (%zd given)", argc);
+    std::optional<double> timeout;
+    if (argc == 5 && !parse_timeout(argv[4], timeout)) return nullptr;
     if (!check_open(self)) return nullptr;
     CallableSpec spec;
     if (!parse_spec(argv[1], spec)) return nullptr;
@@ -193,7 +213,8 @@ PyObject* pool_submit(PyObject* op, PyObject* const* argv, Py_ssize_t argc) {
     try {
         detail::Payload args = convert(self, argv[2], "args");
         detail::Payload kwargs = argv[3] == Py_None ? detail::Payload{} : convert(self, argv[3], "kwargs");
-        return post(self, PyTaskJob::Kind::Call, std::move(spec), std::move(args), std::move(kwargs), false, argv[0]);
+        return post(self, PyTaskJob::Kind::Call, std::move(spec), std::move(args), std::move(kwargs), false, argv[0],
+                    timeout);
     } catch (const std::exception& e) {
         return raise_submit_error(e);
     }
@@ -286,6 +307,99 @@ PyObject* pool_wait_ready(PyObject* op, PyObject*) {
     }
 }
 
+// stats() -> {"workers": [...], "queued": n}
+PyObject* pool_stats(PyObject* op, PyObject*) {
+    auto* self = as_pool(op);
+    if (!check_open(self)) return nullptr;
+    PoolStats stats;
+    try {
+        stats = self->pool->stats();
+    } catch (const std::exception& e) {
+        PyErr_SetString(PyExc_RuntimeError, e.what());
+        return nullptr;
+    }
+    detail::PyRef workers(PyList_New(0));
+    if (!workers) return nullptr;
+    for (const WorkerStats& w : stats.workers) {
+        detail::PyRef current;
+        if (w.current) {
+            const RunningTask& t = *w.current;
+            PyObject* pending = t.interrupt_pending_seconds ? PyFloat_FromDouble(*t.interrupt_pending_seconds)
+                                                            : Py_NewRef(Py_None);
+            current = detail::PyRef(Py_BuildValue("{s:s#,s:d,s:O,s:N}", "task", t.what.data(),
+                                                  static_cast<Py_ssize_t>(t.what.size()), "running_s",
+                                                  t.running_seconds, "interruptible", t.interruptible ? Py_True : Py_False,
+                                                  "interrupt_pending_s", pending));
+        } else {
+            current = detail::PyRef::borrow(Py_None);
+        }
+        detail::PyRef entry(current ? Py_BuildValue("{s:n,s:L,s:K,s:K,s:d,s:O}", "worker", static_cast<Py_ssize_t>(w.index),
+                                                    "interpreter_id", static_cast<long long>(w.interpreter_id),
+                                                    "tasks_done", static_cast<unsigned long long>(w.tasks_done),
+                                                    "tasks_failed", static_cast<unsigned long long>(w.tasks_failed),
+                                                    "busy_s", w.busy_seconds, "current", current.get())
+                                    : nullptr);
+        if (!entry) return nullptr;
+        if (PyList_Append(workers.get(), entry.get()) < 0) return nullptr;
+    }
+    return Py_BuildValue("{s:O,s:n}", "workers", workers.get(), "queued", static_cast<Py_ssize_t>(stats.queued));
+}
+
+// dump_stacks(timeout: float) -> [str | None]
+PyObject* pool_dump_stacks(PyObject* op, PyObject* arg) {
+    auto* self = as_pool(op);
+    if (!check_open(self)) return nullptr;
+    double timeout = PyFloat_AsDouble(arg);
+    if (timeout == -1.0 && PyErr_Occurred()) return nullptr;
+    Pool* pool = self->pool;
+    std::vector<std::optional<std::string>> stacks;
+    std::string error;
+    Py_BEGIN_ALLOW_THREADS  // the monitors take the workers' GILs, and a worker may want ours
+    try {
+        stacks = pool->dump_stacks(std::chrono::milliseconds(static_cast<long long>(std::max(0.0, timeout) * 1000)));
+    } catch (const std::exception& e) {
+        error = e.what();
+    }
+    Py_END_ALLOW_THREADS
+    if (!error.empty()) {
+        PyErr_SetString(PyExc_RuntimeError, error.c_str());
+        return nullptr;
+    }
+    detail::PyRef out(PyList_New(static_cast<Py_ssize_t>(stacks.size())));
+    if (!out) return nullptr;
+    for (std::size_t i = 0; i < stacks.size(); ++i) {
+        PyObject* item = stacks[i] ? PyUnicode_DecodeUTF8(stacks[i]->data(), static_cast<Py_ssize_t>(stacks[i]->size()),
+                                                          "replace")
+                                   : Py_NewRef(Py_None);
+        if (!item) return nullptr;
+        PyList_SET_ITEM(out.get(), static_cast<Py_ssize_t>(i), item);
+    }
+    return out.release();
+}
+
+// wait_finished(timeout: float) -> bool: every worker has ended its interpreter
+PyObject* pool_wait_finished(PyObject* op, PyObject* arg) {
+    auto* self = as_pool(op);
+    if (!self->pool) Py_RETURN_TRUE;
+    double timeout = PyFloat_AsDouble(arg);
+    if (timeout == -1.0 && PyErr_Occurred()) return nullptr;
+    Pool* pool = self->pool;
+    bool done = false;
+    Py_BEGIN_ALLOW_THREADS  // workers take the main GIL to settle futures
+    done = pool->wait_finished(std::chrono::milliseconds(static_cast<long long>(std::max(0.0, timeout) * 1000)));
+    Py_END_ALLOW_THREADS
+    return PyBool_FromLong(done);
+}
+
+// interrupt_running(reason: str) -> int
+PyObject* pool_interrupt_running(PyObject* op, PyObject* arg) {
+    auto* self = as_pool(op);
+    if (!check_open(self)) return nullptr;
+    const char* reason = PyUnicode_AsUTF8(arg);
+    if (!reason) return nullptr;
+    return PyLong_FromSize_t(self->pool->interrupt_running(reason));
+}
+
 PyObject* pool_is_shut_down(PyObject* op, PyObject*) {
     auto* self = as_pool(op);
     return PyBool_FromLong(!self->pool || self->pool->finished());
@@ -325,6 +439,10 @@ PyMethodDef pool_methods[] = {
     {"wait_ready", pool_wait_ready, METH_NOARGS, "wait_ready(): block until every worker has started"},
     {"interpreter_ids", pool_interpreter_ids, METH_NOARGS, "interpreter_ids() -> list[int]"},
     {"is_shut_down", pool_is_shut_down, METH_NOARGS, "True once every worker has ended its interpreter"},
+    {"stats", pool_stats, METH_NOARGS, "stats() -> {'workers': [...], 'queued': n}"},
+    {"dump_stacks", pool_dump_stacks, METH_O, "dump_stacks(timeout) -> [str | None], one per worker"},
+    {"wait_finished", pool_wait_finished, METH_O, "wait_finished(timeout) -> bool: every worker has ended"},
+    {"interrupt_running", pool_interrupt_running, METH_O, "interrupt_running(reason) -> number of calls interrupted"},
     {nullptr, nullptr, 0, nullptr},
 };
 

@@ -4,6 +4,7 @@
 #include "decode_cache.hpp"
 #include "deferred_result.hpp"
 #include "payload_python.hpp"
+#include "worker_monitor.hpp"
 #include "main_interpreter.hpp"
 #include "manygil/errors.hpp"
 #include "py_ref.hpp"
@@ -75,11 +76,34 @@ void PyTaskJob::cleanup() noexcept {
     }
 }
 
+std::string PyTaskJob::describe() const {
+    switch (kind_) {
+        case Kind::Exec: return "exec(source)";
+        case Kind::Chunk: return (callable_.by_reference ? callable_.data : std::string("<function sent by value>")) + " (map)";
+        case Kind::Call: break;
+    }
+    return callable_.by_reference ? callable_.data : "<function sent by value>";
+}
+
+template <class Call>
+PyRef PyTaskJob::interruptible(Call call) {
+    auto* monitor = detail::WorkerMonitor::current();
+    std::optional<detail::WorkerMonitor::Clock::duration> timeout;
+    if (state_->timeout) {
+        timeout = std::chrono::duration_cast<detail::WorkerMonitor::Clock::duration>(
+            std::chrono::duration<double>(*state_->timeout));
+    }
+    if (monitor) monitor->call_started(state_->id(), timeout);
+    PyRef result(call());
+    interrupted_ = monitor ? monitor->call_finished() : std::nullopt;
+    return result;
+}
+
 void PyTaskJob::run_call() {
     PyRef fn = resolve_callable(callable_);
     PyObject* args = keep(detail::decode_python(args_));
     PyObject* kwargs = kwargs_.bytes.empty() ? nullptr : keep(detail::decode_python(kwargs_));
-    PyRef result(PyObject_Call(fn.get(), args, kwargs));
+    PyRef result = interruptible([&] { return PyObject_Call(fn.get(), args, kwargs); });
     if (!result) return capture_error();
     try {
         result_ = detail::encode_python(result.get(), worker_pickler());
@@ -104,8 +128,10 @@ void PyTaskJob::run_chunk() {
     for (Py_ssize_t i = 0; i < n; ++i) {
         PyObject* item = PyList_GET_ITEM(items, i);
         PyRef star_args = star_ ? PyRef(PySequence_Tuple(item)) : PyRef();  // fn(*item)
-        PyRef r(star_ ? (star_args ? PyObject_Call(fn.get(), star_args.get(), nullptr) : nullptr)
-                      : PyObject_CallOneArg(fn.get(), item));
+        PyRef r = interruptible([&]() -> PyObject* {
+            if (!star_) return PyObject_CallOneArg(fn.get(), item);
+            return star_args ? PyObject_Call(fn.get(), star_args.get(), nullptr) : nullptr;
+        });
         if (!r) {
             capture_error();
             break;
@@ -140,6 +166,11 @@ void PyTaskJob::run_exec() {
 void PyTaskJob::capture_error() {
     PyRef exc(PyErr_GetRaisedException());
     PythonError info = detail::describe_exception(exc.get());
+    if (interrupted_ && Py_IS_TYPE(exc.get(), reinterpret_cast<PyTypeObject*>(PyExc_TimeoutError))) {
+        // Ours, not the task's own TimeoutError: the caller gets manygil.Interrupted (a TimeoutError).
+        error_ = ErrorInfo{"manygil.Interrupted", *interrupted_, info.traceback(), std::nullopt};
+        return;
+    }
     error_ = ErrorInfo{info.type_name(), info.message(), info.traceback(), pickle_exception(exc.get())};
 }
 

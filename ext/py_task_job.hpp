@@ -53,6 +53,8 @@ public:
     bool wants_main() const noexcept override { return true; }
     void run_in_main() noexcept override;
     bool wants_cleanup() const noexcept override { return !worker_objects_.empty(); }
+    std::string describe() const override;
+    bool failed() const noexcept override { return error_.has_value(); }
     void cleanup() noexcept override;
     void abandon(std::exception_ptr reason) noexcept override;
 
@@ -61,6 +63,11 @@ private:
     void run_chunk();
     void run_exec();
     PyObject* keep(detail::PyRef obj);
+    // call() (a Python call returning a new reference or null) as an interruptible call: its
+    // timeout and Future.interrupt() apply; interrupted_ says afterwards whether one was delivered
+    // (capture_error() then reports manygil.Interrupted).
+    template <class Call>
+    detail::PyRef interruptible(Call call);
     void capture_error();                     // from the raised Python exception
     void fail_with(const char* type_name, const std::string& message);
     PyObject* rebuild_error(const ErrorInfo& error);  // new reference, main interpreter
@@ -83,6 +90,7 @@ private:
     bool skipped_ = false;
     detail::Payload result_;  // Call: the result; Chunk: list of results before the error (if any)
     std::optional<ErrorInfo> error_;
+    std::optional<std::string> interrupted_;  // why the last call was interrupted, if it was
     // The worker's objects (arguments, result), released by cleanup() in the worker.
     std::vector<detail::PyRef> worker_objects_;
 };

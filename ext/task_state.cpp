@@ -26,7 +26,24 @@ PyObject* handle_started(PyObject* self, PyObject*) {
     return PyBool_FromLong(reinterpret_cast<TaskHandleObject*>(self)->state->started());
 }
 
+// interrupt() -> bool: interrupts the task's call if it runs now (or as soon as it starts).
+PyObject* handle_interrupt(PyObject* self, PyObject*) {
+    TaskState& state = *reinterpret_cast<TaskHandleObject*>(self)->state;
+    bool running = false;
+    if (state.interrupter) {
+        try {
+            running = state.interrupter("manygil: the task was interrupted (Future.interrupt())");
+        } catch (const std::exception& e) {
+            PyErr_SetString(PyExc_RuntimeError, e.what());
+            return nullptr;
+        }
+    }
+    return PyBool_FromLong(running);
+}
+
 PyMethodDef handle_methods[] = {
+    {"interrupt", handle_interrupt, METH_NOARGS,
+     "interrupt() -> bool: stop the task's running call (TimeoutError at its next bytecode); True if it runs."},
     {"started", handle_started, METH_NOARGS, "started() -> bool: True once a worker has started the task."},
     {"cancel", handle_cancel, METH_NOARGS,
      "cancel() -> bool: True if the task will never run (it had not started)."},

@@ -7,12 +7,27 @@
 #include <Python.h>
 
 #include <atomic>
+#include <cstdint>
+#include <functional>
 #include <memory>
+#include <optional>
+#include <string>
+
+#include "worker_monitor.hpp"
 
 namespace manygil::ext {
 
 class TaskState {
 public:
+    TaskState() noexcept : id_(detail::next_task_id()) {}
+
+    // Unique in the process: how interrupts find the task's call in whichever worker runs it.
+    std::uint64_t id() const noexcept { return id_; }
+    // How long the task's call may run (submit_with(timeout=...)).
+    std::optional<double> timeout;
+    // Set when posted: interrupts this task in its pool (a no-op once the pool is gone).
+    std::function<bool(const std::string&)> interrupter;
+
     // Caller side: true if the task will never run (cancelled now, or already).
     bool cancel() noexcept {
         int expected = kPending;
@@ -32,6 +47,7 @@ public:
     }
 
 private:
+    const std::uint64_t id_;
     static constexpr int kPending = 0, kRunning = 1, kCancelled = 2, kAbandoned = 3;
     std::atomic<int> state_{kPending};
 };

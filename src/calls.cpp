@@ -3,6 +3,7 @@
 #include <string>
 
 #include "convert.hpp"
+#include "worker_monitor.hpp"
 #include "manygil/errors.hpp"
 #include "python_error.hpp"
 
@@ -89,8 +90,18 @@ PyRef invoke_target(std::string_view target, const Args& args, const Kwargs& kwa
     PyRef fn = resolve_target(target);
     PyRef py_args = args_to_python(args);
     PyRef py_kwargs = kwargs_to_python(kwargs);
+    // Interruptible (Pool::interrupt_running) when it runs as a worker's task.
+    WorkerMonitor* monitor = WorkerMonitor::current();
+    if (monitor) monitor->call_started(next_task_id(), std::nullopt);
     PyRef result(PyObject_Call(fn.get(), py_args.get(), py_kwargs.get()));
-    if (!result) throw_python_error();
+    std::optional<std::string> interrupted = monitor ? monitor->call_finished() : std::nullopt;
+    if (!result) {
+        if (interrupted && PyErr_ExceptionMatches(PyExc_TimeoutError)) {
+            PythonError e = fetch_python_error();
+            throw PythonError("TimeoutError", *interrupted, e.traceback());
+        }
+        throw_python_error();
+    }
     return result;
 }
 

@@ -77,6 +77,26 @@ bool Pool::finished() const noexcept { return !group_ || group_->finished(); }
 
 std::vector<std::int64_t> Pool::interpreter_ids() const { return live(group_).interpreter_ids(); }
 
+PoolStats Pool::stats() const { return live(group_).stats(); }
+
+bool Pool::wait_finished(std::chrono::milliseconds timeout) { return live(group_).wait_finished(timeout); }
+
+bool Pool::interrupt(std::uint64_t task, const std::string& reason) { return live(group_).interrupt(task, reason); }
+
+std::size_t Pool::interrupt_running(const std::string& reason) { return live(group_).interrupt_all(reason); }
+
+std::function<bool(const std::string&)> Pool::interrupter(std::uint64_t task) const {
+    std::weak_ptr<detail::WorkerGroup> group = group_;
+    return [group, task](const std::string& reason) {
+        auto g = group.lock();
+        return g && g->interrupt(task, reason);
+    };
+}
+
+std::vector<std::optional<std::string>> Pool::dump_stacks(std::chrono::milliseconds timeout) const {
+    return live(group_).dump_stacks(timeout);
+}
+
 std::size_t Pool::default_workers() {
     cpu_set_t set;
     if (sched_getaffinity(0, sizeof set, &set) == 0) {

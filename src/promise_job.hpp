@@ -2,6 +2,7 @@
 #pragma once
 
 #include <future>
+#include <string>
 #include <utility>
 
 #include "manygil/job.hpp"
@@ -12,7 +13,7 @@ namespace manygil::detail {
 template <class Fn>
 class PromiseJob final : public Job {
 public:
-    explicit PromiseJob(Fn fn) : fn_(std::move(fn)) {}
+    PromiseJob(Fn fn, std::string what) : fn_(std::move(fn)), what_(std::move(what)) {}
 
     std::future<Value> future() { return promise_.get_future(); }
 
@@ -20,21 +21,27 @@ public:
         try {
             promise_.set_value(fn_());
         } catch (...) {
+            failed_ = true;
             promise_.set_exception(std::current_exception());
         }
     }
+    std::string describe() const override { return what_; }
+    bool failed() const noexcept override { return failed_; }
 
     void abandon(std::exception_ptr reason) noexcept override { promise_.set_exception(std::move(reason)); }
 
 private:
     Fn fn_;
+    std::string what_;
+    bool failed_ = false;
     std::promise<Value> promise_;
 };
 
 // Wraps fn (run on a worker, returning Value) into a job and hands back the job and its future.
+// `what` names it in stats().
 template <class Fn>
-std::pair<std::unique_ptr<Job>, std::future<Value>> make_promise_job(Fn fn) {
-    auto job = std::make_unique<PromiseJob<Fn>>(std::move(fn));
+std::pair<std::unique_ptr<Job>, std::future<Value>> make_promise_job(Fn fn, std::string what) {
+    auto job = std::make_unique<PromiseJob<Fn>>(std::move(fn), std::move(what));
     auto future = job->future();
     return {std::move(job), std::move(future)};
 }

@@ -33,6 +33,7 @@ public:
     void end() noexcept;
 
     std::int64_t id() const noexcept { return id_; }
+    PyThreadState* tstate() const noexcept { return tstate_; }
 
 private:
     PyThreadState* tstate_ = nullptr;       // ours, in the new interpreter

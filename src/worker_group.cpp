@@ -28,7 +28,9 @@ void run_initializer(const Initializer& init) {
 
 }  // namespace
 
-WorkerGroup::WorkerGroup(Options options) : options_(std::move(options)) {}
+WorkerGroup::WorkerGroup(Options options) : options_(std::move(options)) {
+    for (std::size_t i = 0; i < options_.workers; ++i) monitors_.push_back(std::make_unique<WorkerMonitor>());
+}
 
 std::shared_ptr<WorkerGroup> WorkerGroup::start(Runtime& runtime, Options options) {
     if (options.workers == 0) throw InvalidArgument("a pool needs at least one worker");
@@ -75,9 +77,12 @@ void WorkerGroup::run_worker(std::size_t index) noexcept {
         auto cause = std::current_exception();
         if (interp) interp->end();
         break_group(index, cause);
-        ++exited_;
+        mark_exited();
         return;
     }
+    WorkerMonitor& monitor = *monitors_[index];
+    monitor.start(interp->tstate(), interp->id());
+    WorkerMonitor::set_current(&monitor);
     interp->detach();
     {
         std::lock_guard lock(mu_);
@@ -88,7 +93,9 @@ void WorkerGroup::run_worker(std::size_t index) noexcept {
 
     while (auto job = next_job()) {
         interp->attach();
+        monitor.job_started(job->describe());
         job->run();
+        monitor.job_finished(job->failed());
         if (PyErr_Occurred()) PyErr_Clear();  // a misbehaving custom job must not poison the next one
         if (job->wants_main()) {
             interp->detach();
@@ -112,9 +119,54 @@ void WorkerGroup::run_worker(std::size_t index) noexcept {
             interp->detach();
         }
     }
+    WorkerMonitor::set_current(nullptr);
+    monitor.stop();  // detached: the monitor drops its thread state in this interpreter first
     interp->attach();
     interp->end();
-    ++exited_;
+    mark_exited();
+}
+
+void WorkerGroup::mark_exited() {
+    {
+        std::lock_guard lock(mu_);
+        ++exited_;
+    }
+    exited_cv_.notify_all();
+}
+
+bool WorkerGroup::wait_finished(std::chrono::steady_clock::duration timeout) {
+    std::unique_lock lock(mu_);
+    return exited_cv_.wait_for(lock, timeout, [&] { return exited_.load() == options_.workers; });
+}
+
+PoolStats WorkerGroup::stats() const {
+    PoolStats s;
+    for (std::size_t i = 0; i < monitors_.size(); ++i) s.workers.push_back(monitors_[i]->stats(i));
+    std::lock_guard lock(mu_);
+    s.queued = queue_.size();
+    return s;
+}
+
+std::vector<std::optional<std::string>> WorkerGroup::dump_stacks(std::chrono::steady_clock::duration timeout) const {
+    std::vector<std::optional<std::string>> out;
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (const auto& m : monitors_) {
+        auto left = std::max(deadline - std::chrono::steady_clock::now(), std::chrono::steady_clock::duration::zero());
+        out.push_back(m->stack(left));
+    }
+    return out;
+}
+
+bool WorkerGroup::interrupt(std::uint64_t task, const std::string& reason) {
+    bool running = false;
+    for (const auto& m : monitors_) running = m->interrupt(task, reason) || running;
+    return running;
+}
+
+std::size_t WorkerGroup::interrupt_all(const std::string& reason) {
+    std::size_t n = 0;
+    for (const auto& m : monitors_) n += m->interrupt_current(reason) ? 1 : 0;
+    return n;
 }
 
 std::unique_ptr<Job> WorkerGroup::next_job() {

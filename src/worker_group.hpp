@@ -3,6 +3,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -17,6 +18,7 @@
 #include "manygil/job.hpp"
 #include "manygil/pool.hpp"
 #include "manygil/runtime.hpp"
+#include "worker_monitor.hpp"
 
 namespace manygil::detail {
 
@@ -49,6 +51,16 @@ public:
     bool on_worker_thread() const noexcept;
     // The error that broke the group (BrokenPoolError), or null.
     std::exception_ptr broken() const;
+    // Blocks until every worker has ended its interpreter, or the timeout passes: true if they have.
+    bool wait_finished(std::chrono::steady_clock::duration timeout);
+
+    // Observability and interrupts (worker_monitor.hpp).
+    PoolStats stats() const;
+    std::vector<std::optional<std::string>> dump_stacks(std::chrono::steady_clock::duration timeout) const;
+    // Interrupts task `task` wherever it runs (or as soon as its call starts). True if it runs now.
+    bool interrupt(std::uint64_t task, const std::string& reason);
+    // Interrupts every running call; returns how many there were.
+    std::size_t interrupt_all(const std::string& reason);
 
     explicit WorkerGroup(Options options);  // use start()
 
@@ -56,6 +68,7 @@ private:
     void run_worker(std::size_t index) noexcept;
     std::unique_ptr<Job> next_job();
     void break_group(std::size_t index, std::exception_ptr cause);
+    void mark_exited();
     void join();
 
     const Options options_;
@@ -72,6 +85,10 @@ private:
     std::vector<std::int64_t> ids_;
 
     std::atomic<std::size_t> exited_{0};
+    std::condition_variable exited_cv_;  // with mu_: a worker ended its interpreter
+
+    // One per worker, created with the group (so stats() never races their creation).
+    std::vector<std::unique_ptr<WorkerMonitor>> monitors_;
 
     std::mutex join_mu_;  // serialises joiners (a Pool's shutdown and the Runtime's close may race)
 };

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <exception>
+#include <string>
 
 namespace manygil {
 
@@ -26,6 +27,11 @@ public:
     // destroyed there, still attached.
     virtual bool wants_cleanup() const noexcept { return false; }
     virtual void cleanup() noexcept {}
+
+    // For stats() and stack dumps: what the job runs (e.g. "module:function").
+    virtual std::string describe() const { return "job"; }
+    // After run(): whether the job failed (counted in stats()).
+    virtual bool failed() const noexcept { return false; }
 
     // Called instead of run() when the job will never run: cancelled at shutdown (CancelledError) or
     // the pool broke (BrokenPoolError). Called on any thread, without any GIL held.

@@ -1,8 +1,10 @@
 // manygil::Pool: N own-GIL interpreters, one per worker thread, fed from one task queue.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <future>
 #include <memory>
 #include <optional>
@@ -35,6 +37,29 @@ private:
     std::string text_;
     Args args_;
     Kwargs kwargs_;
+};
+
+// A task running on a worker, as stats() sees it.
+struct RunningTask {
+    std::string what;                // e.g. "module:function"
+    double running_seconds = 0;
+    bool interruptible = false;      // inside a call that an interrupt or a timeout can stop
+    // Set when an interrupt was sent and the task still runs (it is in C code that does not return
+    // to Python bytecode): how long ago.
+    std::optional<double> interrupt_pending_seconds;
+};
+
+struct WorkerStats {
+    std::size_t index = 0;
+    std::int64_t interpreter_id = -1;
+    std::uint64_t tasks_done = 0, tasks_failed = 0;
+    double busy_seconds = 0;
+    std::optional<RunningTask> current;  // nullopt: idle
+};
+
+struct PoolStats {
+    std::vector<WorkerStats> workers;
+    std::size_t queued = 0;  // tasks waiting for a worker
 };
 
 struct PoolOptions {
@@ -85,6 +110,23 @@ public:
     // destroying the pool then does not block.
     bool finished() const noexcept;
 
+    // Per-worker numbers and what runs now.
+    PoolStats stats() const;
+    // Each worker's current Python stack (innermost call last), or nullopt for a worker whose GIL
+    // could not be had within `timeout` (it runs C code that keeps it).
+    std::vector<std::optional<std::string>> dump_stacks(std::chrono::milliseconds timeout = std::chrono::seconds(1)) const;
+    // Blocks until every worker has ended its interpreter (after shutdown()), or `timeout` passes.
+    // True if they have.
+    bool wait_finished(std::chrono::milliseconds timeout);
+    // Interrupts: a running interruptible call (a job marks its Python calls so; the Python
+    // package's tasks do) gets TimeoutError(reason) at its next bytecode. interrupt() targets the
+    // call of one task id (now, or as soon as it starts), interrupt_running() every running call
+    // (returning how many). See stats() for calls that do not return to bytecode.
+    bool interrupt(std::uint64_t task, const std::string& reason);
+    std::size_t interrupt_running(const std::string& reason);
+    // A callable that interrupts task `task` of this pool for as long as the pool exists (and then
+    // returns false): for handles that may outlive the pool.
+    std::function<bool(const std::string& reason)> interrupter(std::uint64_t task) const;
     // Ids of the workers' interpreters (after wait_ready()).
     std::vector<std::int64_t> interpreter_ids() const;
 

@@ -10,16 +10,16 @@ pure-Python work runs in parallel without processes.
 
 Public names: Pool (alias InterpreterPoolExecutor), Interpreter, actor (ActorHandle), SharedBuffer, Channel (and
 ChannelClosed, ChannelEmpty, ChannelFull), Lock, Event, Semaphore, Barrier (threading's APIs, across
-interpreters), BrokenPool, NotShareableError, RemoteError.
+interpreters), BrokenPool, Interrupted, NotShareableError, RemoteError.
 """
 
 from ._actor import ActorHandle, actor
 from ._core import Barrier, Channel, ChannelClosed, ChannelEmpty, ChannelFull, Event, Lock, Semaphore, SharedBuffer
-from ._errors import BrokenPool, NotShareableError, RemoteError
+from ._errors import BrokenPool, Interrupted, NotShareableError, RemoteError
 from ._interpreter import Interpreter
 from ._pool import InterpreterPoolExecutor, Pool
 
 __all__ = ["Pool", "InterpreterPoolExecutor", "Interpreter", "actor", "ActorHandle", "SharedBuffer", "Channel", "ChannelClosed",
-           "ChannelEmpty", "ChannelFull", "Lock", "Event", "Semaphore", "Barrier", "BrokenPool", "NotShareableError",
-           "RemoteError"]
+           "ChannelEmpty", "ChannelFull", "Lock", "Event", "Semaphore", "Barrier", "BrokenPool", "Interrupted",
+           "NotShareableError", "RemoteError"]
 __version__ = "0.1.0"

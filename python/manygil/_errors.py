@@ -25,6 +25,13 @@ class NotShareableError(TypeError):
         self.path = path
 
 
+class Interrupted(TimeoutError):
+    """A task was stopped inside its worker: its timeout passed (Pool.submit_with(timeout=...)), it
+    was interrupted (Future.interrupt()) or the pool's shutdown(timeout=...) ran out of patience.
+    The worker goes on serving; ``__cause__`` carries the worker's traceback at the point it stopped.
+    """
+
+
 class RemoteError(Exception):
     """A task raised an exception that cannot be rebuilt in the caller as its own type.
 

@@ -42,6 +42,19 @@ class _Future(Future):
                 value = self._result
         return value
 
+    def interrupt(self):
+        """Stops this task: a queued one is cancelled; a running one gets manygil.Interrupted (a
+        TimeoutError) raised at its next Python bytecode, in its worker, which goes on serving.
+        Returns True if the task was cancelled or is being interrupted, False if it had finished.
+        A task inside C code that does not return to bytecode (time.sleep, a blocking read) only
+        stops when that returns; Pool.stats() shows it with its interrupt pending."""
+        if self.done():
+            return False
+        if self.cancel():
+            return True
+        handle = self._handle
+        return handle is not None and handle.interrupt() and not self.done()
+
     def exception(self, timeout=None):
         exc = super().exception(timeout)
         if exc is None and type(self._result) is _Encoded:
@@ -192,17 +205,68 @@ class Pool(Executor):
             for future in window:
                 future.cancel()
 
+    def submit_with(self, fn, args=(), kwargs=None, *, timeout=None):
+        """submit(fn, *args, **kwargs) with options. ``timeout``: seconds the call may run once a
+        worker starts it (time in the queue does not count); past it, manygil.Interrupted (a
+        TimeoutError) is raised inside the call, the future gets it, and the worker goes on."""
+        if timeout is not None and not isinstance(timeout, (int, float)):
+            raise TypeError(f"timeout must be a number of seconds or None, not {type(timeout).__name__}")
+        future = _Future()
+        self._core.submit(future, _shipping.callable_spec(fn), tuple(args), dict(kwargs) if kwargs else None,
+                          None if timeout is None else float(timeout))
+        return future
+
+    def stats(self):
+        """What each worker did and does: a dict ``{"workers": [...], "queued": n}``, one entry per
+        worker: ``worker`` (index), ``interpreter_id``, ``tasks_done``, ``tasks_failed``, ``busy_s``
+        (seconds spent running tasks), ``current`` (None when idle, else ``task`` (its function),
+        ``running_s``, ``interruptible``, ``interrupt_pending_s``: seconds since an interrupt that
+        has not stopped it yet, or None)."""
+        return self._core.stats()
+
+    def dump_stacks(self, timeout=1.0):
+        """Each worker's current Python stack, as text (for "why is it stuck?"): one string per
+        worker, "idle" when it runs nothing. A worker whose GIL cannot be had within ``timeout``
+        seconds (C code holding it) is reported as such."""
+        stacks = self._core.dump_stacks(float(timeout))
+        stats = self._core.stats()["workers"]
+        out = []
+        for worker, stack in zip(stats, stacks):
+            current = worker["current"]
+            head = f"worker {worker['worker']} (interpreter {worker['interpreter_id']}): "
+            head += f"running {current['task']} for {current['running_s']:.3f} s" if current else "idle"
+            body = stack if stack is not None else f"(no stack: its GIL was not released within {timeout} s)"
+            out.append(head + "\n" + body)
+        return out
+
     async def run(self, fn, /, *args, **kwargs):
         """``await pool.run(fn, *args)``: submit() for asyncio, without blocking the event loop."""
         import asyncio
 
         return await asyncio.wrap_future(self.submit(fn, *args, **kwargs))
 
-    def shutdown(self, wait=True, *, cancel_futures=False):
+    def shutdown(self, wait=True, *, cancel_futures=False, timeout=None):
         """As Executor.shutdown: no new tasks; ``cancel_futures`` cancels the queued ones; ``wait``
         blocks until running (and, unless cancelled, queued) tasks are done and every worker
-        interpreter has ended."""
-        self._core.shutdown(wait, cancel_futures)
+        interpreter has ended.
+
+        ``timeout`` (with ``wait``): wait that many seconds, then interrupt the calls still running
+        (manygil.Interrupted) and wait up to one more second; if workers still run (C code that does
+        not return to bytecode), raise TimeoutError naming them. The pool stays shut down; those
+        workers end in the background when their call returns."""
+        if timeout is None or not wait:
+            self._core.shutdown(wait, cancel_futures)
+            return
+        self._core.shutdown(False, cancel_futures)
+        if self._core.wait_finished(max(0.0, float(timeout))):
+            return
+        self._core.interrupt_running("manygil: interrupted by shutdown(timeout=...)")
+        if self._core.wait_finished(1.0):
+            return
+        stuck = [f"worker {w['worker']} running {w['current']['task']} for {w['current']['running_s']:.1f} s"
+                 for w in self._core.stats()["workers"] if w["current"]]
+        raise TimeoutError(f"shutdown: workers still running after {timeout} s and an interrupt: "
+                           + ("; ".join(stuck) or "(finishing)"))
 
     def _core_shut_down(self):
         return self._core.is_shut_down()

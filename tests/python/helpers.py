@@ -289,3 +289,39 @@ def big_result_with(obj, n):
 
 def make_unloadable_big_result(n):
     return big_result_with(LoadsOnlyInWorkers(), n)
+
+
+def spin():
+    """Pure Python that never ends by itself."""
+    x = 0
+    while True:
+        x += 1
+
+
+def busy_for(seconds):
+    import time
+
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+    return seconds
+
+
+def sleep_then(seconds, value):
+    """Blocked in C (time.sleep) for a while, then back in Python."""
+    import time
+
+    time.sleep(seconds)
+    return value
+
+
+def raise_own_timeout():
+    raise TimeoutError("the task's own timeout")
+
+
+def spin_until_set(fd_to_signal):
+    """Signals that it started (writes to a pipe), then spins."""
+    import os
+
+    os.write(fd_to_signal, b"x")
+    spin()

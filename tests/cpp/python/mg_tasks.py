@@ -118,3 +118,11 @@ def rendezvous_in_two_threads_of_one_interpreter(name, timeout):
     for t in threads:
         t.join()
     return sorted(results)
+
+
+def spin_after(path):
+    """Creates `path` (so the test knows it started), then spins in pure Python until interrupted."""
+    open(path, "w").close()
+    x = 0
+    while True:
+        x += 1

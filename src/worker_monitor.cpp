@@ -1,0 +1,251 @@
+#include "worker_monitor.hpp"
+
+#include <pthread.h>
+
+#include <atomic>
+#include <vector>
+
+#include "py_ref.hpp"
+
+namespace manygil::detail {
+
+namespace {
+
+thread_local WorkerMonitor* t_current = nullptr;
+
+double seconds(WorkerMonitor::Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+
+std::string utf8(PyObject* s) {
+    Py_ssize_t n = 0;
+    const char* p = s && PyUnicode_Check(s) ? PyUnicode_AsUTF8AndSize(s, &n) : nullptr;
+    if (!p) {
+        PyErr_Clear();
+        return "?";
+    }
+    return std::string(p, static_cast<std::size_t>(n));
+}
+
+}  // namespace
+
+std::uint64_t next_task_id() noexcept {
+    static std::atomic<std::uint64_t> counter{0};
+    return ++counter;
+}
+
+WorkerMonitor* WorkerMonitor::current() noexcept { return t_current; }
+void WorkerMonitor::set_current(WorkerMonitor* monitor) noexcept { t_current = monitor; }
+
+WorkerMonitor::~WorkerMonitor() { stop(); }
+
+void WorkerMonitor::start(PyThreadState* worker, std::int64_t interpreter_id) {
+    worker_ = worker;
+    worker_ident_ = PyThread_get_thread_ident();
+    interpreter_id_ = interpreter_id;
+    PyInterpreterState* interp = PyThreadState_GetInterpreter(worker);
+    thread_ = std::thread([this, interp] { run(interp); });
+    std::lock_guard lock(mu_);
+    started_ = true;
+}
+
+void WorkerMonitor::stop() noexcept {
+    {
+        std::lock_guard lock(mu_);
+        stopping_ = true;
+        if (!started_) return;
+        started_ = false;
+    }
+    wake_.notify_all();
+    answer_.notify_all();
+    thread_.join();
+}
+
+void WorkerMonitor::job_started(std::string what) {
+    std::lock_guard lock(mu_);
+    busy_ = true;
+    what_ = std::move(what);
+    job_started_at_ = Clock::now();
+}
+
+void WorkerMonitor::job_finished(bool failed) {
+    std::lock_guard lock(mu_);
+    busy_ = false;
+    ++done_;
+    if (failed) ++failed_;
+    busy_total_ += Clock::now() - job_started_at_;
+}
+
+void WorkerMonitor::call_started(std::uint64_t task, std::optional<Clock::duration> timeout) {
+    gil_call_task_ = task;  // the worker holds its GIL: the monitor reads this under the same GIL
+    gil_delivered_ = false;
+    bool wake = false;
+    {
+        std::lock_guard lock(mu_);
+        call_task_ = task;
+        interrupt_sent_at_.reset();
+        if (timeout) {
+            deadline_ = Clock::now() + *timeout;
+            deadline_reason_ = "manygil: the task ran past its timeout of " + std::to_string(seconds(*timeout)) + " s";
+            wake = true;
+        }
+        wake = wake || interrupt_task_ == task;  // interrupted before its call started
+    }
+    if (wake) wake_.notify_all();
+}
+
+std::optional<std::string> WorkerMonitor::call_finished() {
+    std::uint64_t task = gil_call_task_;
+    gil_call_task_ = 0;
+    std::optional<std::string> delivered;
+    if (gil_delivered_) {
+        // Delivered, but the call may have returned before reaching a bytecode that raises it: it
+        // must not go off later in unrelated code.
+        PyThreadState_SetAsyncExc(worker_ident_, nullptr);
+        gil_delivered_ = false;
+        delivered = std::move(gil_reason_);
+    }
+    std::lock_guard lock(mu_);
+    call_task_ = 0;
+    deadline_.reset();
+    interrupt_sent_at_.reset();
+    if (interrupt_task_ == task) interrupt_task_ = 0;
+    return delivered;
+}
+
+bool WorkerMonitor::interrupt(std::uint64_t task, std::string reason) {
+    bool running;
+    {
+        std::lock_guard lock(mu_);
+        if (stopping_) return false;
+        interrupt_task_ = task;
+        interrupt_reason_ = std::move(reason);
+        running = call_task_ == task;
+    }
+    wake_.notify_all();
+    return running;
+}
+
+bool WorkerMonitor::interrupt_current(std::string reason) {
+    std::uint64_t task;
+    {
+        std::lock_guard lock(mu_);
+        task = call_task_;
+    }
+    return task && interrupt(task, std::move(reason));
+}
+
+std::optional<std::string> WorkerMonitor::stack(Clock::duration timeout) {
+    std::unique_lock lock(mu_);
+    if (stopping_ || !started_) return std::nullopt;
+    std::uint64_t ticket = ++stack_wanted_;
+    wake_.notify_all();
+    if (!answer_.wait_for(lock, timeout, [&] { return stack_done_ >= ticket || stopping_; }) || stack_done_ < ticket) {
+        return std::nullopt;
+    }
+    return stack_;
+}
+
+WorkerStats WorkerMonitor::stats(std::size_t index) const {
+    std::lock_guard lock(mu_);
+    WorkerStats s;
+    s.index = index;
+    s.interpreter_id = interpreter_id_;
+    s.tasks_done = done_;
+    s.tasks_failed = failed_;
+    auto now = Clock::now();
+    s.busy_seconds = seconds(busy_total_ + (busy_ ? now - job_started_at_ : Clock::duration{}));
+    if (busy_) {
+        RunningTask t;
+        t.what = what_;
+        t.running_seconds = seconds(now - job_started_at_);
+        t.interruptible = call_task_ != 0;
+        if (interrupt_sent_at_) t.interrupt_pending_seconds = seconds(now - *interrupt_sent_at_);
+        s.current = std::move(t);
+    }
+    return s;
+}
+
+// ---- the monitor thread --------------------------------------------------------------------------------
+
+void WorkerMonitor::run(PyInterpreterState* interp) noexcept {
+    pthread_setname_np(pthread_self(), "mg-monitor");
+    PyThreadState* tstate = PyThreadState_New(interp);  // no GIL needed; attached only to visit
+    std::unique_lock lock(mu_);
+    while (!stopping_) {
+        auto now = Clock::now();
+        // Due work: a deadline passed, an interrupt for the running call, a stack dump.
+        std::uint64_t interrupt_task = 0;
+        std::string reason;
+        if (call_task_ && !interrupt_sent_at_) {
+            if (interrupt_task_ == call_task_) {
+                interrupt_task = call_task_;
+                reason = interrupt_reason_;
+            } else if (deadline_ && now >= *deadline_) {
+                interrupt_task = call_task_;
+                reason = deadline_reason_;
+            }
+        }
+        bool dump = stack_wanted_ > stack_done_;
+        if (!interrupt_task && !dump) {
+            if (deadline_ && call_task_ && !interrupt_sent_at_) wake_.wait_until(lock, *deadline_);
+            else wake_.wait(lock);
+            continue;
+        }
+        std::uint64_t ticket = stack_wanted_;
+        if (interrupt_task) interrupt_sent_at_ = now;  // once per call; stats() shows it pending from now
+        lock.unlock();
+        std::string dumped;
+        if (tstate) {
+            PyEval_RestoreThread(tstate);  // waits until the worker lets go of its GIL
+            if (interrupt_task) deliver_interrupt(interrupt_task, reason);
+            if (dump) dumped = format_stack();
+            PyEval_SaveThread();
+        } else if (dump) {
+            dumped = "(no thread state for the monitor)";
+        }
+        lock.lock();
+        if (dump) {
+            stack_ = std::move(dumped);
+            stack_done_ = ticket;
+            answer_.notify_all();
+        }
+    }
+    lock.unlock();
+    if (tstate) {
+        PyEval_RestoreThread(tstate);
+        PyThreadState_Clear(tstate);
+        PyThreadState_DeleteCurrent();
+    }
+}
+
+void WorkerMonitor::deliver_interrupt(std::uint64_t task, const std::string& reason) {
+    if (gil_call_task_ != task) return;  // that call is over (checked under the worker's GIL)
+    // CPython raises an asynchronous exception from its type (an instance is refused), so the
+    // reason travels beside it and the job puts it back into the error it reports.
+    if (PyThreadState_SetAsyncExc(worker_ident_, PyExc_TimeoutError) == 1) {
+        gil_delivered_ = true;
+        gil_reason_ = reason;
+    }
+}
+
+std::string WorkerMonitor::format_stack() const {
+    PyFrameObject* frame = PyThreadState_GetFrame(worker_);  // new reference, or null when idle
+    if (!frame) return "(idle: no Python code running)";
+    std::vector<std::string> lines;
+    while (frame) {
+        PyCodeObject* code = PyFrame_GetCode(frame);
+        PyRef file(PyObject_GetAttrString(reinterpret_cast<PyObject*>(code), "co_filename"));
+        PyRef name(PyObject_GetAttrString(reinterpret_cast<PyObject*>(code), "co_qualname"));
+        PyErr_Clear();
+        lines.push_back("  File \"" + utf8(file.get()) + "\", line " + std::to_string(PyFrame_GetLineNumber(frame)) +
+                        ", in " + utf8(name.get()));
+        Py_DECREF(code);
+        PyFrameObject* back = PyFrame_GetBack(frame);
+        Py_DECREF(frame);
+        frame = back;
+    }
+    std::string out = "Traceback (most recent call last):";
+    for (auto it = lines.rbegin(); it != lines.rend(); ++it) out += "\n" + *it;
+    return out;
+}
+
+}  // namespace manygil::detail

@@ -1,0 +1,113 @@
+// WorkerMonitor: one per worker; a small thread that watches it from outside. It keeps the worker's
+// numbers (tasks, failures, busy time, what runs now), enforces task deadlines, delivers interrupts
+// and takes stack dumps.
+//
+// Interrupting Python that runs in another interpreter takes that interpreter's GIL: the monitor
+// holds its own thread state in the worker's interpreter, attaches it (CPython asks the worker to
+// drop its GIL at the next bytecode boundary, within its switch interval, 5 ms by default), checks
+// under that GIL that the same call still runs, and sets an asynchronous exception on the worker's
+// thread (PyThreadState_SetAsyncExc), raised at the worker's next bytecode. Code in C that keeps the
+// GIL or never returns to bytecode (time.sleep, a blocking read) is not interrupted; stats() shows it
+// running, with the interrupt pending since when.
+//
+// Waiting for a worker's GIL can take as long as that worker keeps it: each worker has its own
+// monitor, so one stuck worker delays nobody else, and callers wait with a timeout.
+//
+// Lifetime: the worker starts its monitor once its interpreter exists, and stops (joins) it before
+// ending the interpreter, without holding the GIL, so the monitor can drop its thread state there.
+#pragma once
+
+#include <Python.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include "manygil/pool.hpp"
+
+namespace manygil::detail {
+
+// A process-wide unique id for an interruptible call's task (never 0).
+std::uint64_t next_task_id() noexcept;
+
+class WorkerMonitor {
+public:
+    using Clock = std::chrono::steady_clock;
+
+    WorkerMonitor() = default;
+    ~WorkerMonitor();
+    WorkerMonitor(const WorkerMonitor&) = delete;
+    WorkerMonitor& operator=(const WorkerMonitor&) = delete;
+
+    // ---- the worker's thread ----
+    // Its interpreter attached (`worker` is its thread state): starts the monitor thread.
+    void start(PyThreadState* worker, std::int64_t interpreter_id);
+    // Its interpreter NOT attached: ends the monitor thread (which first drops its thread state).
+    void stop() noexcept;
+    void job_started(std::string what);
+    void job_finished(bool failed);
+    // Around one interruptible Python call of task `task`, the worker's GIL held. With a timeout,
+    // the call is interrupted (TimeoutError) once it has run that long. call_finished() returns the
+    // reason if an interrupt was delivered during the call (any still pending is withdrawn).
+    void call_started(std::uint64_t task, std::optional<Clock::duration> timeout);
+    std::optional<std::string> call_finished();
+
+    // ---- any thread, no GIL held ----
+    // Interrupts task `task` if it runs here now, or as soon as its call starts here. Returns true if
+    // it runs here now.
+    bool interrupt(std::uint64_t task, std::string reason);
+    // Interrupts whatever call runs here now. Returns true if one does.
+    bool interrupt_current(std::string reason);
+    // The worker's current Python stack, innermost call last; nullopt if its GIL could not be had
+    // within `timeout` (it runs C code that keeps the GIL).
+    std::optional<std::string> stack(Clock::duration timeout);
+    WorkerStats stats(std::size_t index) const;
+
+    // The worker thread's monitor, while it runs a job (for jobs that mark interruptible calls).
+    static WorkerMonitor* current() noexcept;
+    static void set_current(WorkerMonitor* monitor) noexcept;
+
+private:
+    void run(PyInterpreterState* interp) noexcept;
+    void deliver_interrupt(std::uint64_t task, const std::string& reason);  // the worker's GIL held
+    std::string format_stack() const;                                        // the worker's GIL held
+
+    mutable std::mutex mu_;
+    std::condition_variable wake_;   // the monitor: a request, a new deadline, stop
+    std::condition_variable answer_; // callers of stack(): the dump is ready
+    std::thread thread_;
+    bool started_ = false, stopping_ = false;
+
+    // The worker (set by start()).
+    PyThreadState* worker_ = nullptr;
+    unsigned long worker_ident_ = 0;
+    std::int64_t interpreter_id_ = -1;
+
+    // What runs (mu_).
+    bool busy_ = false;
+    std::string what_;
+    Clock::time_point job_started_at_{};
+    std::uint64_t done_ = 0, failed_ = 0;
+    Clock::duration busy_total_{};
+    std::uint64_t call_task_ = 0;  // 0: no interruptible call running
+    std::optional<Clock::time_point> deadline_;
+    std::string deadline_reason_;
+
+    // Requests (mu_).
+    std::uint64_t interrupt_task_ = 0;  // to interrupt when its call runs here
+    std::string interrupt_reason_;
+    std::optional<Clock::time_point> interrupt_sent_at_;
+    std::uint64_t stack_wanted_ = 0, stack_done_ = 0;  // request / answer sequence numbers
+    std::string stack_;
+
+    // Written by the monitor and read by the worker only while holding the worker's GIL.
+    std::uint64_t gil_call_task_ = 0;
+    bool gil_delivered_ = false;
+    std::string gil_reason_;
+};
+
+}  // namespace manygil::detail
