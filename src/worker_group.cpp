@@ -72,6 +72,7 @@ void WorkerGroup::run_worker(std::size_t index) noexcept {
     std::optional<ThreadInterpreter> interp;
     try {
         interp.emplace();  // attached from here on
+        WorkerMonitor::prepare_interpreter();
         if (options_.initializer) run_initializer(*options_.initializer);
     } catch (...) {
         auto cause = std::current_exception();

@@ -37,6 +37,12 @@ void WorkerMonitor::set_current(WorkerMonitor* monitor) noexcept { t_current = m
 
 WorkerMonitor::~WorkerMonitor() { stop(); }
 
+void WorkerMonitor::prepare_interpreter() {
+    PyRef sys(PyImport_ImportModule("sys"));
+    PyRef done(sys ? PyObject_CallMethod(sys.get(), "setswitchinterval", "d", kSwitchIntervalSeconds) : nullptr);
+    if (!done) PyErr_Clear();  // interrupts then land within CPython's default interval instead
+}
+
 void WorkerMonitor::start(PyThreadState* worker, std::int64_t interpreter_id) {
     worker_ = worker;
     worker_ident_ = PyThread_get_thread_ident();
@@ -77,59 +83,44 @@ void WorkerMonitor::job_finished(bool failed) {
 void WorkerMonitor::call_started(std::uint64_t task, std::optional<Clock::duration> timeout) {
     gil_call_task_ = task;  // the worker holds its GIL: the monitor reads this under the same GIL
     gil_delivered_ = false;
-    bool wake = false;
+    call_task_.store(task);
+    // The monitor only needs waking for a deadline, or an interrupt that came before the call.
+    if (!timeout && interrupt_task_.load() != task) return;
     {
         std::lock_guard lock(mu_);
-        call_task_ = task;
-        interrupt_sent_at_.reset();
         if (timeout) {
+            deadline_task_ = task;
             deadline_ = Clock::now() + *timeout;
             deadline_reason_ = "manygil: the task ran past its timeout of " + std::to_string(seconds(*timeout)) + " s";
-            wake = true;
         }
-        wake = wake || interrupt_task_ == task;  // interrupted before its call started
     }
-    if (wake) wake_.notify_all();
+    wake_.notify_all();
 }
 
 std::optional<std::string> WorkerMonitor::call_finished() {
-    std::uint64_t task = gil_call_task_;
+    call_task_.store(0);
     gil_call_task_ = 0;
-    std::optional<std::string> delivered;
-    if (gil_delivered_) {
-        // Delivered, but the call may have returned before reaching a bytecode that raises it: it
-        // must not go off later in unrelated code.
-        PyThreadState_SetAsyncExc(worker_ident_, nullptr);
-        gil_delivered_ = false;
-        delivered = std::move(gil_reason_);
-    }
-    std::lock_guard lock(mu_);
-    call_task_ = 0;
-    deadline_.reset();
-    interrupt_sent_at_.reset();
-    if (interrupt_task_ == task) interrupt_task_ = 0;
-    return delivered;
+    if (!gil_delivered_) return std::nullopt;
+    // Delivered, but the call may have returned before reaching a bytecode that raises it: it must
+    // not go off later in unrelated code.
+    PyThreadState_SetAsyncExc(worker_ident_, nullptr);
+    gil_delivered_ = false;
+    return std::move(gil_reason_);
 }
 
 bool WorkerMonitor::interrupt(std::uint64_t task, std::string reason) {
-    bool running;
     {
         std::lock_guard lock(mu_);
         if (stopping_) return false;
-        interrupt_task_ = task;
         interrupt_reason_ = std::move(reason);
-        running = call_task_ == task;
+        interrupt_task_.store(task);
     }
     wake_.notify_all();
-    return running;
+    return call_task_.load() == task;
 }
 
 bool WorkerMonitor::interrupt_current(std::string reason) {
-    std::uint64_t task;
-    {
-        std::lock_guard lock(mu_);
-        task = call_task_;
-    }
+    std::uint64_t task = call_task_.load();
     return task && interrupt(task, std::move(reason));
 }
 
@@ -157,8 +148,9 @@ WorkerStats WorkerMonitor::stats(std::size_t index) const {
         RunningTask t;
         t.what = what_;
         t.running_seconds = seconds(now - job_started_at_);
-        t.interruptible = call_task_ != 0;
-        if (interrupt_sent_at_) t.interrupt_pending_seconds = seconds(now - *interrupt_sent_at_);
+        std::uint64_t call = call_task_.load();
+        t.interruptible = call != 0;
+        if (call && sent_task_ == call) t.interrupt_pending_seconds = seconds(now - sent_at_);
         s.current = std::move(t);
     }
     return s;
@@ -171,27 +163,30 @@ void WorkerMonitor::run(PyInterpreterState* interp) noexcept {
     PyThreadState* tstate = PyThreadState_New(interp);  // no GIL needed; attached only to visit
     std::unique_lock lock(mu_);
     while (!stopping_) {
-        auto now = Clock::now();
-        // Due work: a deadline passed, an interrupt for the running call, a stack dump.
-        std::uint64_t interrupt_task = 0;
+        // Due work: an interrupt for the running call (asked for, or its deadline passed), a dump.
+        std::uint64_t call = call_task_.load(), interrupt_task = 0;
         std::string reason;
-        if (call_task_ && !interrupt_sent_at_) {
-            if (interrupt_task_ == call_task_) {
-                interrupt_task = call_task_;
+        bool deadline_pending = call && deadline_task_ == call && sent_task_ != call;
+        if (call && sent_task_ != call) {
+            if (interrupt_task_.load() == call) {
+                interrupt_task = call;
                 reason = interrupt_reason_;
-            } else if (deadline_ && now >= *deadline_) {
-                interrupt_task = call_task_;
+            } else if (deadline_pending && Clock::now() >= deadline_) {
+                interrupt_task = call;
                 reason = deadline_reason_;
             }
         }
         bool dump = stack_wanted_ > stack_done_;
         if (!interrupt_task && !dump) {
-            if (deadline_ && call_task_ && !interrupt_sent_at_) wake_.wait_until(lock, *deadline_);
+            if (deadline_pending) wake_.wait_until(lock, deadline_);
             else wake_.wait(lock);
             continue;
         }
         std::uint64_t ticket = stack_wanted_;
-        if (interrupt_task) interrupt_sent_at_ = now;  // once per call; stats() shows it pending from now
+        if (interrupt_task) {  // once per call; stats() shows it pending from now until the call ends
+            sent_task_ = interrupt_task;
+            sent_at_ = Clock::now();
+        }
         lock.unlock();
         std::string dumped;
         if (tstate) {

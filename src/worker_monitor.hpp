@@ -19,6 +19,7 @@
 
 #include <Python.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -42,6 +43,12 @@ public:
     ~WorkerMonitor();
     WorkerMonitor(const WorkerMonitor&) = delete;
     WorkerMonitor& operator=(const WorkerMonitor&) = delete;
+
+    // How long a thread waiting for a worker's GIL waits before CPython asks the worker to drop it
+    // (sys.setswitchinterval; CPython's default is 5 ms). It bounds how late an interrupt lands.
+    // Set in each worker's interpreter before its initializer runs, which may change it.
+    static constexpr double kSwitchIntervalSeconds = 0.001;
+    static void prepare_interpreter();
 
     // ---- the worker's thread ----
     // Its interpreter attached (`worker` is its thread state): starts the monitor thread.
@@ -93,15 +100,23 @@ private:
     Clock::time_point job_started_at_{};
     std::uint64_t done_ = 0, failed_ = 0;
     Clock::duration busy_total_{};
-    std::uint64_t call_task_ = 0;  // 0: no interruptible call running
-    std::optional<Clock::time_point> deadline_;
-    std::string deadline_reason_;
 
-    // Requests (mu_).
-    std::uint64_t interrupt_task_ = 0;  // to interrupt when its call runs here
-    std::string interrupt_reason_;
-    std::optional<Clock::time_point> interrupt_sent_at_;
-    std::uint64_t stack_wanted_ = 0, stack_done_ = 0;  // request / answer sequence numbers
+    // The interruptible call running now (0: none). Atomic: the worker sets it for every call
+    // (every item of a map), without taking mu_.
+    std::atomic<std::uint64_t> call_task_{0};
+    // The task to interrupt when its call runs here (sticky: ids are never reused).
+    std::atomic<std::uint64_t> interrupt_task_{0};
+
+    // Deadline, interrupt reason, and what was sent: each tagged with its task, so nothing needs
+    // resetting when a call ends (mu_).
+    std::uint64_t deadline_task_ = 0;
+    Clock::time_point deadline_{};
+    std::string deadline_reason_, interrupt_reason_;
+    std::uint64_t sent_task_ = 0;
+    Clock::time_point sent_at_{};
+
+    // Stack dumps (mu_): request / answer sequence numbers.
+    std::uint64_t stack_wanted_ = 0, stack_done_ = 0;
     std::string stack_;
 
     // Written by the monitor and read by the worker only while holding the worker's GIL.

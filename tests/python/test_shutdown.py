@@ -157,7 +157,9 @@ def test_fork_with_live_pools_warns_and_the_parent_goes_on(run_python):
     if child == "child: 0":
         assert "child refused: True" in lines, result.stdout
     else:
-        assert child == "child: -6", result.stdout  # SIGABRT inside CPython's after-fork handling
+        # Killed inside CPython's after-fork handling: SIGABRT or SIGSEGV, depending on which of the
+        # inherited thread states (workers', monitors') it trips over first.
+        assert child in ("child: -6", "child: -11"), result.stdout
 
 
 def test_exit_with_a_live_pool_is_clean(run_python):
