@@ -78,6 +78,19 @@ def _exception_type(type_name):
     return None
 
 
+# Errors whose cause is the workers' interpreter configuration, and what to do instead.
+_HINTS = [
+    ("fork not supported for isolated subinterpreters",
+     "manygil workers are isolated interpreters, which cannot fork: start processes with subprocess, or "
+     "use multiprocessing from the main interpreter"),
+    ("exec not supported for isolated subinterpreters",
+     "manygil workers are isolated interpreters, which cannot replace the process (os.exec*): use subprocess"),
+    ("does not support loading in subinterpreters",
+     "this extension module cannot load in an own-GIL interpreter; `manygil compat MODULE` checks a module "
+     "up front"),
+]
+
+
 def rebuild(type_name, message, traceback, pickled):
     """The exception to raise in the caller for an error that happened in a worker."""
     exc = None
@@ -97,6 +110,9 @@ def rebuild(type_name, message, traceback, pickled):
                 exc = None
     if exc is None:
         exc = RemoteError(type_name, message)
+    for marker, hint in _HINTS:
+        if marker in message:
+            exc.add_note(hint)
     if traceback:
         exc.__cause__ = _RemoteTraceback(traceback)
     return exc

@@ -202,8 +202,10 @@ class Pool(Executor):
                 if exc is not None:
                     raise exc
         finally:
+            # Abandoned (an item raised, the consumer stopped, Ctrl-C): stop the rest of the work,
+            # the queued chunks and the running ones alike.
             for future in window:
-                future.cancel()
+                future.interrupt()
 
     def submit_with(self, fn, args=(), kwargs=None, *, timeout=None):
         """submit(fn, *args, **kwargs) with options. ``timeout``: seconds the call may run once a

@@ -325,3 +325,31 @@ def spin_until_set(fd_to_signal):
 
     os.write(fd_to_signal, b"x")
     spin()
+
+
+def do_fork():
+    import os
+
+    return os.fork()
+
+
+def do_exec():
+    import os
+    import sys
+
+    os.execv(sys.executable, [sys.executable, "-c", "print('the process was replaced')"])
+
+
+def run_subprocess():
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-c", "print(6 * 7)"], capture_output=True, text=True, check=True).stdout
+
+
+def recurse(n):
+    return recurse(n + 1)
+
+
+def import_single_phase():
+    import _testsinglephase  # noqa: F401  (refuses to load in sub-interpreters)
