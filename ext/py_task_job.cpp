@@ -93,7 +93,11 @@ PyRef PyTaskJob::interruptible(Call call) {
         timeout = std::chrono::duration_cast<detail::WorkerMonitor::Clock::duration>(
             std::chrono::duration<double>(*state_->timeout));
     }
-    if (monitor) monitor->call_started(state_->id(), timeout);
+    if (monitor) {
+        monitor->call_started(state_->id(), timeout);
+        // Asked before the call started (the interrupter then found nothing to stop): ask now.
+        if (auto reason = state_->interrupt_requested()) monitor->interrupt(state_->id(), std::move(*reason));
+    }
     PyRef result(call());
     interrupted_ = monitor ? monitor->call_finished() : std::nullopt;
     return result;

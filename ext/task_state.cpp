@@ -29,10 +29,12 @@ PyObject* handle_started(PyObject* self, PyObject*) {
 // interrupt() -> bool: interrupts the task's call if it runs now (or as soon as it starts).
 PyObject* handle_interrupt(PyObject* self, PyObject*) {
     TaskState& state = *reinterpret_cast<TaskHandleObject*>(self)->state;
-    bool running = false;
+    const char* reason = "manygil: the task was interrupted (Future.interrupt())";
+    if (!state.interrupt_requested()) state.request_interrupt(reason);
+    bool running = state.started();
     if (state.interrupter) {
         try {
-            running = state.interrupter("manygil: the task was interrupted (Future.interrupt())");
+            state.interrupter(reason);  // its call may not have started yet: then the task asks itself
         } catch (const std::exception& e) {
             PyErr_SetString(PyExc_RuntimeError, e.what());
             return nullptr;

@@ -25,8 +25,19 @@ public:
     std::uint64_t id() const noexcept { return id_; }
     // How long the task's call may run (submit_with(timeout=...)).
     std::optional<double> timeout;
-    // Set when posted: interrupts this task in its pool (a no-op once the pool is gone).
+    // Set when posted: interrupts this task's running call in its pool (a no-op once the pool is gone).
     std::function<bool(const std::string&)> interrupter;
+
+    // Future.interrupt(): the wish is recorded first, so a call that starts just after the
+    // interrupter found none running sees it (PyTaskJob checks after marking its call started).
+    void request_interrupt(std::string reason) {
+        interrupt_reason_ = std::move(reason);
+        interrupt_requested_.store(true);
+    }
+    std::optional<std::string> interrupt_requested() const {
+        if (!interrupt_requested_.load()) return std::nullopt;
+        return interrupt_reason_;
+    }
 
     // Caller side: true if the task will never run (cancelled now, or already).
     bool cancel() noexcept {
@@ -48,6 +59,8 @@ public:
 
 private:
     const std::uint64_t id_;
+    std::string interrupt_reason_;  // written once, before the flag
+    std::atomic<bool> interrupt_requested_{false};
     static constexpr int kPending = 0, kRunning = 1, kCancelled = 2, kAbandoned = 3;
     std::atomic<int> state_{kPending};
 };

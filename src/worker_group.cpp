@@ -159,9 +159,10 @@ std::vector<std::optional<std::string>> WorkerGroup::dump_stacks(std::chrono::st
 }
 
 bool WorkerGroup::interrupt(std::uint64_t task, const std::string& reason) {
-    bool running = false;
-    for (const auto& m : monitors_) running = m->interrupt(task, reason) || running;
-    return running;
+    for (const auto& m : monitors_) {
+        if (m->interrupt(task, reason)) return true;  // one call runs it at most
+    }
+    return false;
 }
 
 std::size_t WorkerGroup::interrupt_all(const std::string& reason) {

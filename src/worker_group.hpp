@@ -57,7 +57,7 @@ public:
     // Observability and interrupts (worker_monitor.hpp).
     PoolStats stats() const;
     std::vector<std::optional<std::string>> dump_stacks(std::chrono::steady_clock::duration timeout) const;
-    // Interrupts task `task` wherever it runs (or as soon as its call starts). True if it runs now.
+    // Interrupts the call of task `task` wherever it runs now. True if it does.
     bool interrupt(std::uint64_t task, const std::string& reason);
     // Interrupts every running call; returns how many there were.
     std::size_t interrupt_all(const std::string& reason);

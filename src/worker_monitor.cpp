@@ -84,15 +84,12 @@ void WorkerMonitor::call_started(std::uint64_t task, std::optional<Clock::durati
     gil_call_task_ = task;  // the worker holds its GIL: the monitor reads this under the same GIL
     gil_delivered_ = false;
     call_task_.store(task);
-    // The monitor only needs waking for a deadline, or an interrupt that came before the call.
-    if (!timeout && interrupt_task_.load() != task) return;
+    if (!timeout) return;  // the monitor only needs waking for a deadline
     {
         std::lock_guard lock(mu_);
-        if (timeout) {
-            deadline_task_ = task;
-            deadline_ = Clock::now() + *timeout;
-            deadline_reason_ = "manygil: the task ran past its timeout of " + std::to_string(seconds(*timeout)) + " s";
-        }
+        deadline_task_ = task;
+        deadline_ = Clock::now() + *timeout;
+        deadline_reason_ = "manygil: the task ran past its timeout of " + std::to_string(seconds(*timeout)) + " s";
     }
     wake_.notify_all();
 }
@@ -111,12 +108,13 @@ std::optional<std::string> WorkerMonitor::call_finished() {
 bool WorkerMonitor::interrupt(std::uint64_t task, std::string reason) {
     {
         std::lock_guard lock(mu_);
-        if (stopping_) return false;
+        if (stopping_ || call_task_.load() != task) return false;
         interrupt_reason_ = std::move(reason);
         interrupt_task_.store(task);
+        ++interrupt_seq_;
     }
     wake_.notify_all();
-    return call_task_.load() == task;
+    return true;
 }
 
 bool WorkerMonitor::interrupt_current(std::string reason) {
@@ -166,15 +164,15 @@ void WorkerMonitor::run(PyInterpreterState* interp) noexcept {
         // Due work: an interrupt for the running call (asked for, or its deadline passed), a dump.
         std::uint64_t call = call_task_.load(), interrupt_task = 0;
         std::string reason;
-        bool deadline_pending = call && deadline_task_ == call && sent_task_ != call;
-        if (call && sent_task_ != call) {
-            if (interrupt_task_.load() == call) {
-                interrupt_task = call;
-                reason = interrupt_reason_;
-            } else if (deadline_pending && Clock::now() >= deadline_) {
-                interrupt_task = call;
-                reason = deadline_reason_;
-            }
+        bool deadline_pending = call && deadline_task_ == call && deadline_sent_task_ != call;
+        if (call && interrupt_task_.load() == call && interrupt_seq_ > interrupt_sent_seq_) {
+            interrupt_task = call;
+            reason = interrupt_reason_;
+            interrupt_sent_seq_ = interrupt_seq_;
+        } else if (deadline_pending && Clock::now() >= deadline_) {
+            interrupt_task = call;
+            reason = deadline_reason_;
+            deadline_sent_task_ = call;
         }
         bool dump = stack_wanted_ > stack_done_;
         if (!interrupt_task && !dump) {
@@ -183,7 +181,7 @@ void WorkerMonitor::run(PyInterpreterState* interp) noexcept {
             continue;
         }
         std::uint64_t ticket = stack_wanted_;
-        if (interrupt_task) {  // once per call; stats() shows it pending from now until the call ends
+        if (interrupt_task && sent_task_ != interrupt_task) {  // stats() shows it pending from the first
             sent_task_ = interrupt_task;
             sent_at_ = Clock::now();
         }

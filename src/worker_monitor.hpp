@@ -64,8 +64,9 @@ public:
     std::optional<std::string> call_finished();
 
     // ---- any thread, no GIL held ----
-    // Interrupts task `task` if it runs here now, or as soon as its call starts here. Returns true if
-    // it runs here now.
+    // Interrupts task `task` if its call runs here now (true), else does nothing (false). A caller
+    // that must not miss a call about to start records its wish where the task will look after
+    // call_started() (as the Python tasks' TaskState does), and the task asks again itself.
     bool interrupt(std::uint64_t task, std::string reason);
     // Interrupts whatever call runs here now. Returns true if one does.
     bool interrupt_current(std::string reason);
@@ -104,7 +105,7 @@ private:
     // The interruptible call running now (0: none). Atomic: the worker sets it for every call
     // (every item of a map), without taking mu_.
     std::atomic<std::uint64_t> call_task_{0};
-    // The task to interrupt when its call runs here (sticky: ids are never reused).
+    // The call to interrupt (its task id; a new request replaces an older one, whose call is over).
     std::atomic<std::uint64_t> interrupt_task_{0};
 
     // Deadline, interrupt reason, and what was sent: each tagged with its task, so nothing needs
@@ -112,8 +113,10 @@ private:
     std::uint64_t deadline_task_ = 0;
     Clock::time_point deadline_{};
     std::string deadline_reason_, interrupt_reason_;
-    std::uint64_t sent_task_ = 0;
+    std::uint64_t interrupt_seq_ = 0, interrupt_sent_seq_ = 0;  // each request is delivered once
+    std::uint64_t sent_task_ = 0;      // the call an interrupt was last sent to (for stats)
     Clock::time_point sent_at_{};
+    std::uint64_t deadline_sent_task_ = 0;
 
     // Stack dumps (mu_): request / answer sequence numbers.
     std::uint64_t stack_wanted_ = 0, stack_done_ = 0;

@@ -120,12 +120,12 @@ public:
     bool wait_finished(std::chrono::milliseconds timeout);
     // Interrupts: a running interruptible call (a job marks its Python calls so; the Python
     // package's tasks do) gets TimeoutError(reason) at its next bytecode. interrupt() targets the
-    // call of one task id (now, or as soon as it starts), interrupt_running() every running call
-    // (returning how many). See stats() for calls that do not return to bytecode.
+    // call of one task id if it runs now (true), interrupt_running() every running call (returning
+    // how many). See stats() for calls that do not return to bytecode.
     bool interrupt(std::uint64_t task, const std::string& reason);
     std::size_t interrupt_running(const std::string& reason);
-    // A callable that interrupts task `task` of this pool for as long as the pool exists (and then
-    // returns false): for handles that may outlive the pool.
+    // A callable that does interrupt(task, reason) for as long as the pool exists (and then returns
+    // false): for handles that may outlive the pool.
     std::function<bool(const std::string& reason)> interrupter(std::uint64_t task) const;
     // Ids of the workers' interpreters (after wait_ready()).
     std::vector<std::int64_t> interpreter_ids() const;

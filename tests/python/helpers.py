@@ -353,3 +353,15 @@ def recurse(n):
 
 def import_single_phase():
     import _testsinglephase  # noqa: F401  (refuses to load in sub-interpreters)
+
+
+def swallow_first_interrupt(fd_to_signal):
+    """Signals its start, swallows the first interrupt (signalling again), then spins on."""
+    import os
+
+    try:
+        os.write(fd_to_signal, b"x")  # inside the try: the interrupt may land right after it
+        spin()
+    except TimeoutError:
+        os.write(fd_to_signal, b"y")
+    spin()

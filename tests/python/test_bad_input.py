@@ -43,14 +43,23 @@ def test_an_extension_that_refuses_names_itself_and_the_remedy(pool):
 
 
 def test_ctrl_c_during_map_stops_the_work_and_exits(run_python):
-    # The tasks never end by themselves: without the interrupt the process would hang here.
+    # The tasks never end by themselves: without the interrupt the process would hang here. Ctrl-C
+    # comes once both workers run a task (each writes a byte to the pipe when it starts).
     result = run_python("""
         import os, signal, threading
         import manygil, helpers
-        threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT)).start()
+
+        r, w = os.pipe()
+
+        def press_ctrl_c():
+            os.read(r, 1), os.read(r, 1)
+            os.kill(os.getpid(), signal.SIGINT)
+
+        threading.Thread(target=press_ctrl_c, daemon=True).start()
+        pool = manygil.Pool(2)
         try:
-            with manygil.Pool(2) as pool:
-                for _ in pool.map(helpers.spin_until_set, [os.open(os.devnull, os.O_WRONLY)] * 6, chunksize=1):
+            with pool:
+                for _ in pool.map(helpers.spin_until_set, [w] * 6, chunksize=1):
                     pass
         except KeyboardInterrupt:
             print("interrupted, pool shut down:", pool._core_shut_down())

@@ -150,3 +150,16 @@ def test_submit_with_validates_its_options(pool):
     with pytest.raises(TypeError, match="timeout"):
         pool.submit_with(helpers.add, (1, 2), timeout="soon")
     assert pool.submit_with(helpers.add, [1, 2]).result() == 3
+
+
+def test_a_task_that_swallows_an_interrupt_can_be_interrupted_again(pool):
+    r, w = os.pipe()
+    future = pool.submit(helpers.swallow_first_interrupt, w)
+    assert os.read(r, 1) == b"x"
+    assert future.interrupt() is True
+    assert os.read(r, 1) == b"y"  # it caught the first one and spins on
+    assert future.interrupt() is True
+    with pytest.raises(manygil.Interrupted):
+        future.result(timeout=60)
+    os.close(r)
+    os.close(w)
