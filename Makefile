@@ -5,7 +5,7 @@ BUILD := build
 CMAKE := $(VENV)/bin/cmake
 CTEST := $(VENV)/bin/ctest
 
-.PHONY: all bootstrap peers configure build build-cpp build-python test test-cpp test-python demo demo-cpp bench clean
+.PHONY: all bootstrap peers configure build build-cpp build-python test test-cpp test-python fuzz demo demo-cpp bench clean
 
 all: build
 
@@ -42,7 +42,29 @@ test-cpp: build-cpp
 test-python: build-python
 	@$(VENV)/bin/python -m pytest -q tests/python
 
-test: test-cpp test-python
+test: test-cpp test-python fuzz
+
+# libFuzzer on the payload decoder (clang, ASan+UBSan), FUZZ_SECONDS per target, seeded from the
+# committed corpus (tests/fuzz/corpus); what it finds goes to $(FUZZ_BUILD)/corpus, crashes to
+# $(FUZZ_BUILD)/ (a crash or leak fails the run). PYTHONMALLOC=malloc: Python's objects then come
+# from malloc, where LeakSanitizer sees the pointers they hold (pymalloc's arenas it does not scan).
+FUZZ_BUILD := build-fuzz
+FUZZ_SECONDS ?= 20
+FUZZERS := fuzz_payload_value fuzz_payload_python
+fuzz: bootstrap
+	@CXX=clang++-14 $(CMAKE) -S . -B $(FUZZ_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	    -DCMAKE_MAKE_PROGRAM=$(abspath $(VENV)/bin/ninja) -DPython_EXECUTABLE=$(abspath $(VENV)/bin/python) \
+	    -DMANYGIL_BUILD_TESTS=OFF -DMANYGIL_BUILD_EXAMPLES=OFF -DMANYGIL_BUILD_FUZZERS=ON \
+	    "-DCMAKE_CXX_FLAGS=-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer" \
+	    > $(FUZZ_BUILD).configure.log || (cat $(FUZZ_BUILD).configure.log; exit 1)
+	@$(CMAKE) --build $(FUZZ_BUILD) > $(FUZZ_BUILD).build.log || (tail -40 $(FUZZ_BUILD).build.log; exit 1)
+	@for t in $(FUZZERS); do \
+	    mkdir -p $(FUZZ_BUILD)/corpus/$$t && \
+	    PYTHONMALLOC=malloc $(FUZZ_BUILD)/tests/fuzz/$$t -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -timeout=10 \
+	        -artifact_prefix=$(FUZZ_BUILD)/ $(FUZZ_BUILD)/corpus/$$t tests/fuzz/corpus/$$t \
+	        > $(FUZZ_BUILD)/$$t.log 2>&1 || { tail -60 $(FUZZ_BUILD)/$$t.log; exit 1; }; \
+	    echo "[fuzz] $$t: $$(grep -E '^#[0-9]+' $(FUZZ_BUILD)/$$t.log | tail -1 | cut -c1-100)"; \
+	done
 
 # The main job: pure-Python workloads on every execution model, side by side (quick settings).
 demo: build-python
@@ -59,4 +81,4 @@ bench: build-python
 	@$(VENV)/bin/python bench/data_plane.py
 
 clean:
-	rm -rf $(BUILD) $(BUILD).configure.log $(BUILD).pip.log
+	rm -rf $(BUILD) $(BUILD).configure.log $(BUILD).pip.log $(FUZZ_BUILD) $(FUZZ_BUILD).configure.log $(FUZZ_BUILD).build.log

@@ -78,6 +78,17 @@ PyObject* py_codec_roundtrip(PyObject*, PyObject* obj) {
     }
 }
 
+// _payload_bytes(obj) -> bytes: obj's encoded payload (diagnostics, and the fuzzers' seed corpus).
+PyObject* py_payload_bytes(PyObject*, PyObject* obj) {
+    try {
+        detail::Payload p = detail::encode_python(obj);
+        return PyBytes_FromStringAndSize(p.bytes.data(), static_cast<Py_ssize_t>(p.bytes.size()));
+    } catch (const std::exception& e) {
+        PyErr_SetString(PyExc_TypeError, e.what());
+        return nullptr;
+    }
+}
+
 // _after_fork_in_child(): registered with os.register_at_fork.
 PyObject* py_after_fork_in_child(PyObject*, PyObject*) {
     mark_forked_child();
@@ -89,6 +100,7 @@ PyMethodDef module_methods[] = {
      "Mark this process as a fork child: inherited pools refuse work and are never joined."},
     {"live_buffers", py_live_buffers, METH_NOARGS,
      "How many SharedBuffer memory blocks are alive in this process, across all interpreters."},
+    {"_payload_bytes", py_payload_bytes, METH_O, "obj -> its payload's bytes (diagnostics, fuzzing seeds)."},
     {"_decode_result", py_decode_result, METH_O, "capsule -> the task's result, decoded here (see _pool._Future)."},
     {"_codec_roundtrip", py_codec_roundtrip, METH_O, "obj -> payload -> a new obj (codec diagnostics)."},
     {"_dropped_pools", py_dropped_pools, METH_NOARGS,

@@ -179,7 +179,7 @@ private:
 
 class Decoder {
 public:
-    explicit Decoder(const Payload& p) : r_(p.bytes), handles_(p.handles) {}
+    Decoder(const Payload& p, bool allow_pickled) : r_(p.bytes), handles_(p.handles), allow_pickled_(allow_pickled) {}
 
     PyRef run() {
         PyRef obj = decode(0);
@@ -305,6 +305,7 @@ private:
     }
 
     PyRef unpickle(std::string_view data) {
+        if (!allow_pickled_) PayloadReader::malformed("a pickled item where none is allowed");
         if (!loads_) {
             PyRef pickle(PyImport_ImportModule("pickle"));
             loads_ = PyRef(pickle ? PyObject_GetAttrString(pickle.get(), "loads") : nullptr);
@@ -333,6 +334,7 @@ private:
 
     PayloadReader r_;
     const std::vector<Value>& handles_;
+    bool allow_pickled_;
     DecodeCache* cache_ = nullptr;
     PyRef loads_;
 };
@@ -351,6 +353,6 @@ Payload encode_python(PyObject* obj, PyObject* pickler) {
     return p;
 }
 
-PyRef decode_python(const Payload& payload) { return Decoder(payload).run(); }
+PyRef decode_python(const Payload& payload, bool allow_pickled) { return Decoder(payload, allow_pickled).run(); }
 
 }  // namespace manygil::detail

@@ -22,7 +22,8 @@ void encode_python_into(PayloadWriter& w, std::vector<Value>& handles, PyObject*
 
 // Builds new objects in the current interpreter. Throws ConversionError for what cannot be
 // rebuilt here (invalid UTF-8 from a C++ host, an unhashable dict key, a pickle that does not
-// load) and for malformed payloads.
-PyRef decode_python(const Payload& payload);
+// load) and for malformed payloads. Without allow_pickled, pickled items are refused too (the
+// fuzzer's setting: pickle.loads runs arbitrary code by design).
+PyRef decode_python(const Payload& payload, bool allow_pickled = true);
 
 }  // namespace manygil::detail

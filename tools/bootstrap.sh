@@ -66,7 +66,7 @@ fi
 
 debian_build_deps=(build-essential pkg-config libssl-dev libffi-dev zlib1g-dev libbz2-dev liblzma-dev
   libsqlite3-dev libreadline-dev uuid-dev libgdbm-dev libncurses-dev libexpat1-dev xz-utils)
-test_deps=(libgtest-dev libgmock-dev)
+test_deps=(libgtest-dev libgmock-dev clang-14 libclang-rt-14-dev)  # GoogleTest; clang + libFuzzer for make fuzz
 
 apt_updated=0
 ensure_debian_packages() {  # $1: what they are for; rest: package names
@@ -156,7 +156,7 @@ if [ "${MANYGIL_FREE_THREADED:-0}" = 1 ]; then
 fi
 
 # --- 2. Debian packages for the C++ tests -----------------------------------------------------------
-ensure_debian_packages "the C++ tests" "${test_deps[@]}"
+ensure_debian_packages "the C++ tests and fuzzers" "${test_deps[@]}"
 
 # --- 3. The project's virtual environment --------------------------------------------------------------
 stamp="$venv/.manygil-stamp"

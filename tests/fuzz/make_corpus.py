@@ -1,0 +1,32 @@
+"""Writes the fuzzers' seed corpus (tests/fuzz/corpus/<target>/): payloads of typical and edge values.
+
+  .venv/bin/python tests/fuzz/make_corpus.py
+"""
+
+import hashlib
+import os
+
+from manygil import _core
+
+SEEDS = [
+    None, True, False, 0, -1, 127, 128, -(2**63), 2**63 - 1, 2**64, -(2**100), 0.5, float("inf"), -0.0,
+    "", "key", "caf\u00e9", "\ud800", "x" * 100, b"", b"\x00\xff",
+    (), (1,), [], [1, 2.5, "x"], {}, {"a": 1, "b": [None, True]}, {(1, "k"): b"v"},
+    [{"id": i, "name": f"n{i}", "score": i / 3} for i in range(5)],
+    [[[[[]]]]], {"k" * 70: "long key"},
+]
+
+
+def main():
+    here = os.path.dirname(os.path.abspath(__file__))
+    for target in ("fuzz_payload_value", "fuzz_payload_python"):
+        out = os.path.join(here, "corpus", target)
+        os.makedirs(out, exist_ok=True)
+        for value in SEEDS:
+            data = _core._payload_bytes(value)
+            with open(os.path.join(out, hashlib.sha1(data).hexdigest()[:16]), "wb") as f:
+                f.write(data)
+
+
+if __name__ == "__main__":
+    main()
