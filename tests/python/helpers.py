@@ -365,3 +365,13 @@ def swallow_first_interrupt(fd_to_signal):
     except TimeoutError:
         os.write(fd_to_signal, b"y")
     spin()
+
+
+def echo_buffers(inbox, outbox):
+    """Sends back every (i, buffer) it receives, in order, until the inbox closes; returns how many."""
+    n = 0
+    for item in inbox:
+        outbox.send(item)
+        n += 1
+    outbox.close()
+    return n
