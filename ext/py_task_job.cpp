@@ -261,7 +261,11 @@ void PyTaskJob::run_in_main() noexcept {
             // A null value with no error_ is a failed allocation: settle() reports the raised error.
             if (value || !error_) return settle("set_result", std::move(value));
         }
-        settle("set_exception", PyRef(rebuild_error(*error_)));
+        // A module that refuses to load in an own-GIL interpreter: the Future decides (its pool may
+        // re-route the task: Pool(fallback=...)).
+        bool refused = error_->type_name == "ImportError" &&
+                       error_->message.find("does not support loading in subinterpreters") != std::string::npos;
+        settle(refused ? "_refused" : "set_exception", PyRef(rebuild_error(*error_)));
     } catch (const std::exception& e) {  // PythonError (e.g. no memory), bad_alloc: still settle it
         if (future_) settle("set_exception", PyRef(PyObject_CallFunction(PyExc_RuntimeError, "s", e.what())));
     }

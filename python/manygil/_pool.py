@@ -28,6 +28,31 @@ class _Future(Future):
     and whose large results are decoded by the thread that asks for them."""
 
     _handle = None
+    _route = None  # (pool, fn, args, kwargs) when the pool has a fallback
+
+    def _refused(self, exc):
+        """Called instead of set_exception() when the task failed because a module refuses to load
+        in an own-GIL interpreter: runs it through the pool's fallback, if it has one."""
+        route, self._route = self._route, None
+        if route is None:
+            self.set_exception(exc)
+            return
+        pool, fn, args, kwargs = route
+        try:
+            inner = pool._fallback_submit(fn, args, kwargs)
+        except BaseException as e:
+            e.__context__ = exc
+            self.set_exception(e)
+            return
+
+        def copy(done):
+            error = done.exception()
+            if error is None:
+                self.set_result(done.result())
+            else:
+                self.set_exception(error)
+
+        inner.add_done_callback(copy)
 
     def result(self, timeout=None):
         value = super().result(timeout)
@@ -116,17 +141,23 @@ def _chunk_sizes(chunksize, iterables, workers):
 class Pool(Executor):
     """A pool of own-GIL interpreters, one per worker thread, behind the concurrent.futures API.
 
-    Pool(max_workers=None, *, initializer=None, initargs=())
+    Pool(max_workers=None, *, initializer=None, initargs=(), fallback=None)
 
     ``max_workers`` defaults to the number of usable CPUs. ``initializer(*initargs)`` runs in each
-    worker before it takes tasks; if it raises, the pool is broken (BrokenPool). Functions are sent by
+    worker before it takes tasks; if it raises, the pool is broken (BrokenPool). ``fallback`` says
+    what happens to a task that fails because a module refuses to load in an own-GIL interpreter:
+    None raises that ImportError (default); "main" runs the task again on a thread of the main
+    interpreter; "process" in a process pool. Re-routed tasks are counted in stats()["fallbacks"]
+    (map's chunks are not re-routed). Functions are sent by
     reference when workers can import them, else pickled by value (lambdas, closures, REPL code);
     arguments and results of the native types (None, bool, int, float, str, bytes, tuple, list,
     dict) cross without pickle, anything else is pickled. Exceptions are re-raised as their own type
     with the worker's traceback as ``__cause__``.
     """
 
-    def __init__(self, max_workers=None, *, initializer=None, initargs=()):
+    def __init__(self, max_workers=None, *, initializer=None, initargs=(), fallback=None):
+        if fallback not in (None, "main", "process"):
+            raise ValueError(f"fallback must be None, 'main' or 'process', not {fallback!r}")
         if max_workers is None:
             max_workers = default_workers()
         elif max_workers <= 0:
@@ -134,6 +165,10 @@ class Pool(Executor):
         if initializer is not None and not callable(initializer):
             raise TypeError("initializer must be a callable")
         self._max_workers = max_workers
+        self._fallback = fallback
+        self._fallback_executor = None
+        self._fallback_lock = threading.Lock()
+        self._fallbacks = 0
         self._core = _core.Pool(max_workers, _setup_source(initializer, initargs), _shipping.dumps)
         _lifecycle.register(self)
 
@@ -148,8 +183,28 @@ class Pool(Executor):
         once broken, NotShareableError (a TypeError) for an argument that cannot be sent.
         """
         future = _Future()
+        if self._fallback is not None:
+            future._route = (self, fn, args, kwargs)
         self._core.submit(future, _shipping.callable_spec(fn), args, kwargs or None)  # sets future._handle
         return future
+
+    def _fallback_submit(self, fn, args, kwargs):
+        """Runs a task that cannot run in a worker where Pool(fallback=...) says: "main" on a thread of
+        the main interpreter, "process" in a process pool (forkserver: forking this process, which
+        has sub-interpreters, would crash the child)."""
+        import concurrent.futures as cf
+        import multiprocessing
+
+        with self._fallback_lock:
+            if self._fallback_executor is None:
+                if self._fallback == "main":
+                    self._fallback_executor = cf.ThreadPoolExecutor(self._max_workers, thread_name_prefix="manygil-fallback")
+                else:
+                    methods = multiprocessing.get_all_start_methods()
+                    context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+                    self._fallback_executor = cf.ProcessPoolExecutor(self._max_workers, mp_context=context)
+            self._fallbacks += 1
+            return self._fallback_executor.submit(fn, *args, **(kwargs or {}))
 
     def map(self, fn, *iterables, timeout=None, chunksize=None):
         """Like Executor.map: results in order, ``timeout`` counted from this call.
@@ -219,12 +274,14 @@ class Pool(Executor):
         return future
 
     def stats(self):
-        """What each worker did and does: a dict ``{"workers": [...], "queued": n}``, one entry per
+        """What each worker did and does: a dict ``{"workers": [...], "queued": n, "fallbacks": n}``, one entry per
         worker: ``worker`` (index), ``interpreter_id``, ``tasks_done``, ``tasks_failed``, ``busy_s``
         (seconds spent running tasks), ``current`` (None when idle, else ``task`` (its function),
         ``running_s``, ``interruptible``, ``interrupt_pending_s``: seconds since an interrupt that
         has not stopped it yet, or None)."""
-        return self._core.stats()
+        stats = self._core.stats()
+        stats["fallbacks"] = self._fallbacks
+        return stats
 
     def dump_stacks(self, timeout=1.0):
         """Each worker's current Python stack, as text (for "why is it stuck?"): one string per
@@ -256,6 +313,8 @@ class Pool(Executor):
         (manygil.Interrupted) and wait up to one more second; if workers still run (C code that does
         not return to bytecode), raise TimeoutError naming them. The pool stays shut down; those
         workers end in the background when their call returns."""
+        if self._fallback_executor is not None:
+            self._fallback_executor.shutdown(wait=wait, cancel_futures=cancel_futures)
         if timeout is None or not wait:
             self._core.shutdown(wait, cancel_futures)
             return

@@ -375,3 +375,12 @@ def echo_buffers(inbox, outbox):
         n += 1
     outbox.close()
     return n
+
+
+def needs_single_phase_module(x):
+    """Imports an extension that refuses own-GIL interpreters; returns where it ran."""
+    import os
+
+    import _testsinglephase  # noqa: F401
+
+    return x * 2, in_main_interpreter(), os.getpid()
