@@ -391,13 +391,15 @@ PyObject* pool_wait_finished(PyObject* op, PyObject* arg) {
     return PyBool_FromLong(done);
 }
 
-// interrupt_running(reason: str) -> int
-PyObject* pool_interrupt_running(PyObject* op, PyObject* arg) {
+// interrupt_running(reason: str, later_calls_too: bool) -> int
+PyObject* pool_interrupt_running(PyObject* op, PyObject* const* argv, Py_ssize_t argc) {
     auto* self = as_pool(op);
+    if (argc != 2) return PyErr_Format(PyExc_TypeError, "interrupt_running() takes 2 arguments (%zd given)", argc);
     if (!check_open(self)) return nullptr;
-    const char* reason = PyUnicode_AsUTF8(arg);
-    if (!reason) return nullptr;
-    return PyLong_FromSize_t(self->pool->interrupt_running(reason));
+    const char* reason = PyUnicode_AsUTF8(argv[0]);
+    int later = PyObject_IsTrue(argv[1]);
+    if (!reason || later < 0) return nullptr;
+    return PyLong_FromSize_t(self->pool->interrupt_running(reason, later != 0));
 }
 
 PyObject* pool_is_shut_down(PyObject* op, PyObject*) {
@@ -442,7 +444,8 @@ PyMethodDef pool_methods[] = {
     {"stats", pool_stats, METH_NOARGS, "stats() -> {'workers': [...], 'queued': n}"},
     {"dump_stacks", pool_dump_stacks, METH_O, "dump_stacks(timeout) -> [str | None], one per worker"},
     {"wait_finished", pool_wait_finished, METH_O, "wait_finished(timeout) -> bool: every worker has ended"},
-    {"interrupt_running", pool_interrupt_running, METH_O, "interrupt_running(reason) -> number of calls interrupted"},
+    {"interrupt_running", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(pool_interrupt_running)),
+     METH_FASTCALL, "interrupt_running(reason, later_calls_too) -> number of running calls interrupted"},
     {nullptr, nullptr, 0, nullptr},
 };
 
@@ -471,6 +474,8 @@ PyType_Spec pool_spec = {
 std::size_t dropped_pools() {
     if (forked_child()) return 0;
     std::lock_guard lock(g_graveyard_mu);
+    // Reap the finished ones first (their workers have ended: joining them does not block).
+    std::erase_if(g_graveyard, [](const std::unique_ptr<Pool>& p) { return p->finished(); });
     return g_graveyard.size();
 }
 

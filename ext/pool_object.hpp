@@ -11,7 +11,7 @@ extern PyType_Spec pool_spec;
 // pools whose Python object was collected without shutdown. For interpreter exit.
 void finalize_pools();
 
-// How many collected pools are still waiting to be joined (for tests and diagnostics).
+// How many collected pools are still running (finished ones are joined first; for tests and diagnostics).
 std::size_t dropped_pools();
 
 }  // namespace manygil::ext

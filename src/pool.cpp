@@ -83,7 +83,9 @@ bool Pool::wait_finished(std::chrono::milliseconds timeout) { return live(group_
 
 bool Pool::interrupt(std::uint64_t task, const std::string& reason) { return live(group_).interrupt(task, reason); }
 
-std::size_t Pool::interrupt_running(const std::string& reason) { return live(group_).interrupt_all(reason); }
+std::size_t Pool::interrupt_running(const std::string& reason, bool later_calls_too) {
+    return live(group_).interrupt_all(reason, later_calls_too);
+}
 
 std::function<bool(const std::string&)> Pool::interrupter(std::uint64_t task) const {
     std::weak_ptr<detail::WorkerGroup> group = group_;

@@ -165,9 +165,9 @@ bool WorkerGroup::interrupt(std::uint64_t task, const std::string& reason) {
     return false;
 }
 
-std::size_t WorkerGroup::interrupt_all(const std::string& reason) {
+std::size_t WorkerGroup::interrupt_all(const std::string& reason, bool later_calls_too) {
     std::size_t n = 0;
-    for (const auto& m : monitors_) n += m->interrupt_current(reason) ? 1 : 0;
+    for (const auto& m : monitors_) n += m->interrupt_current(reason, later_calls_too) ? 1 : 0;
     return n;
 }
 

@@ -59,8 +59,9 @@ public:
     std::vector<std::optional<std::string>> dump_stacks(std::chrono::steady_clock::duration timeout) const;
     // Interrupts the call of task `task` wherever it runs now. True if it does.
     bool interrupt(std::uint64_t task, const std::string& reason);
-    // Interrupts every running call; returns how many there were.
-    std::size_t interrupt_all(const std::string& reason);
+    // Interrupts every running call (and, with later_calls_too, every call that starts from now
+    // on); returns how many were running.
+    std::size_t interrupt_all(const std::string& reason, bool later_calls_too = false);
 
     explicit WorkerGroup(Options options);  // use start()
 

@@ -84,6 +84,14 @@ void WorkerMonitor::call_started(std::uint64_t task, std::optional<Clock::durati
     gil_call_task_ = task;  // the worker holds its GIL: the monitor reads this under the same GIL
     gil_delivered_ = false;
     call_task_.store(task);
+    if (stop_all_.load()) {  // the pool is stopping: this call too
+        std::string reason;
+        {
+            std::lock_guard lock(mu_);
+            reason = stop_reason_;
+        }
+        interrupt(task, std::move(reason));
+    }
     if (!timeout) return;  // the monitor only needs waking for a deadline
     {
         std::lock_guard lock(mu_);
@@ -117,7 +125,14 @@ bool WorkerMonitor::interrupt(std::uint64_t task, std::string reason) {
     return true;
 }
 
-bool WorkerMonitor::interrupt_current(std::string reason) {
+bool WorkerMonitor::interrupt_current(std::string reason, bool later_calls_too) {
+    if (later_calls_too) {
+        {
+            std::lock_guard lock(mu_);
+            stop_reason_ = reason;
+        }
+        stop_all_.store(true);
+    }
     std::uint64_t task = call_task_.load();
     return task && interrupt(task, std::move(reason));
 }

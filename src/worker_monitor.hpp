@@ -68,8 +68,9 @@ public:
     // that must not miss a call about to start records its wish where the task will look after
     // call_started() (as the Python tasks' TaskState does), and the task asks again itself.
     bool interrupt(std::uint64_t task, std::string reason);
-    // Interrupts whatever call runs here now. Returns true if one does.
-    bool interrupt_current(std::string reason);
+    // Interrupts whatever call runs here now (true if one does); with `later_calls_too`, every call
+    // that starts here afterwards as well (a pool that shuts down and must stop).
+    bool interrupt_current(std::string reason, bool later_calls_too = false);
     // The worker's current Python stack, innermost call last; nullopt if its GIL could not be had
     // within `timeout` (it runs C code that keeps the GIL).
     std::optional<std::string> stack(Clock::duration timeout);
@@ -117,6 +118,8 @@ private:
     std::uint64_t sent_task_ = 0;      // the call an interrupt was last sent to (for stats)
     Clock::time_point sent_at_{};
     std::uint64_t deadline_sent_task_ = 0;
+    std::atomic<bool> stop_all_{false};  // interrupt_current(..., later_calls_too)
+    std::string stop_reason_;            // (mu_)
 
     // Stack dumps (mu_): request / answer sequence numbers.
     std::uint64_t stack_wanted_ = 0, stack_done_ = 0;

@@ -121,9 +121,10 @@ public:
     // Interrupts: a running interruptible call (a job marks its Python calls so; the Python
     // package's tasks do) gets TimeoutError(reason) at its next bytecode. interrupt() targets the
     // call of one task id if it runs now (true), interrupt_running() every running call (returning
-    // how many). See stats() for calls that do not return to bytecode.
+    // how many) and, with later_calls_too, every call that starts afterwards (for a pool that is
+    // shutting down and must stop). See stats() for calls that do not return to bytecode.
     bool interrupt(std::uint64_t task, const std::string& reason);
-    std::size_t interrupt_running(const std::string& reason);
+    std::size_t interrupt_running(const std::string& reason, bool later_calls_too = false);
     // A callable that does interrupt(task, reason) for as long as the pool exists (and then returns
     // false): for handles that may outlive the pool.
     std::function<bool(const std::string& reason)> interrupter(std::uint64_t task) const;

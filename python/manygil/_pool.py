@@ -310,7 +310,7 @@ class Pool(Executor):
         interpreter has ended.
 
         ``timeout`` (with ``wait``): wait that many seconds, then interrupt the calls still running
-        (manygil.Interrupted) and wait up to one more second; if workers still run (C code that does
+        and every one that starts later (manygil.Interrupted), and wait up to one more second; if workers still run (C code that does
         not return to bytecode), raise TimeoutError naming them. The pool stays shut down; those
         workers end in the background when their call returns."""
         if self._fallback_executor is not None:
@@ -321,7 +321,8 @@ class Pool(Executor):
         self._core.shutdown(False, cancel_futures)
         if self._core.wait_finished(max(0.0, float(timeout))):
             return
-        self._core.interrupt_running("manygil: interrupted by shutdown(timeout=...)")
+        # This call and every one that starts from now on (queued tasks too: the pool must stop).
+        self._core.interrupt_running("manygil: interrupted by shutdown(timeout=...)", True)
         if self._core.wait_finished(1.0):
             return
         stuck = [f"worker {w['worker']} running {w['current']['task']} for {w['current']['running_s']:.1f} s"
