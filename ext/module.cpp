@@ -8,6 +8,7 @@
 
 #include "buffer_object.hpp"
 #include "deferred_result.hpp"
+#include "without_gil.hpp"
 #include "payload_python.hpp"
 #include "channel_object.hpp"
 #include "sync_objects.hpp"
@@ -44,18 +45,7 @@ PyObject* py_finalize(PyObject*, PyObject*) {
         runtime = g_runtime;
     }
     if (!runtime) Py_RETURN_NONE;
-    std::string error;
-    Py_BEGIN_ALLOW_THREADS  // workers need the main GIL to settle futures and end their interpreters
-    try {
-        finalize_pools();
-    } catch (const std::exception& e) {
-        error = e.what();
-    }
-    Py_END_ALLOW_THREADS
-    if (!error.empty()) {
-        PyErr_SetString(PyExc_RuntimeError, error.c_str());
-        return nullptr;
-    }
+    if (!without_gil([] { finalize_pools(); })) return nullptr;
     Py_RETURN_NONE;
 }
 

@@ -13,6 +13,7 @@
 #include "module_state.hpp"
 #include "py_task_job.hpp"
 #include "task_state.hpp"
+#include "without_gil.hpp"
 
 namespace manygil::ext {
 
@@ -263,18 +264,7 @@ PyObject* pool_shutdown(PyObject* op, PyObject* const* argv, Py_ssize_t argc) {
         self->pool->shutdown(/*wait=*/false, cancel != 0);
         if (wait) {
             Pool* pool = self->pool;
-            std::string error;
-            Py_BEGIN_ALLOW_THREADS  // workers take the main GIL to settle futures and end interpreters
-            try {
-                pool->shutdown(/*wait=*/true, false);
-            } catch (const std::exception& e) {
-                error = e.what();
-            }
-            Py_END_ALLOW_THREADS
-            if (!error.empty()) {
-                PyErr_SetString(PyExc_RuntimeError, error.c_str());
-                return nullptr;
-            }
+            if (!without_gil([pool] { pool->shutdown(/*wait=*/true, false); })) return nullptr;
         }
     } catch (const std::exception& e) {
         PyErr_SetString(PyExc_RuntimeError, e.what());
@@ -353,16 +343,10 @@ PyObject* pool_dump_stacks(PyObject* op, PyObject* arg) {
     if (timeout == -1.0 && PyErr_Occurred()) return nullptr;
     Pool* pool = self->pool;
     std::vector<std::optional<std::string>> stacks;
-    std::string error;
-    Py_BEGIN_ALLOW_THREADS  // the monitors take the workers' GILs, and a worker may want ours
-    try {
-        stacks = pool->dump_stacks(std::chrono::milliseconds(static_cast<long long>(std::max(0.0, timeout) * 1000)));
-    } catch (const std::exception& e) {
-        error = e.what();
-    }
-    Py_END_ALLOW_THREADS
-    if (!error.empty()) {
-        PyErr_SetString(PyExc_RuntimeError, error.c_str());
+    // The monitors take the workers' GILs, and a worker may want ours.
+    if (!without_gil([&] {
+            stacks = pool->dump_stacks(std::chrono::milliseconds(static_cast<long long>(std::max(0.0, timeout) * 1000)));
+        })) {
         return nullptr;
     }
     detail::PyRef out(PyList_New(static_cast<Py_ssize_t>(stacks.size())));
