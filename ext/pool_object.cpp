@@ -24,6 +24,7 @@ struct PoolObject {
     Pool* pool;            // owned; moved to the graveyard on dealloc
     PyObject* pickler;     // obj -> bytes, for arguments of non-native types
     PyTypeObject* handle_type;
+    std::shared_ptr<detail::WaitEstimate>* latency;  // owned; shared with its tasks: submit to delivery
 };
 
 // Pools whose Python object died before they were shut down and joined. Joining there would block
@@ -77,7 +78,7 @@ detail::Payload convert(PoolObject* self, PyObject* obj, const char* root) {
 // Posts a job for `future` (setting future._handle first, so cancel() can never miss it).
 PyObject* post(PoolObject* self, PyTaskJob::Kind kind, CallableSpec spec, detail::Payload args,
                detail::Payload kwargs, bool star, PyObject* future, std::optional<double> timeout = std::nullopt) {
-    auto state = std::make_shared<TaskState>();
+    auto state = std::make_shared<TaskState>(*self->latency);
     state->timeout = timeout;
     state->interrupter = self->pool->interrupter(state->id());
     PyObject* handle = new_task_handle(self->handle_type, state);
@@ -151,6 +152,7 @@ int pool_init(PyObject* op, PyObject* args, PyObject* kwargs) {
     }
     self->pool = pool;
     self->pickler = Py_NewRef(pickler);
+    self->latency = new std::shared_ptr<detail::WaitEstimate>(std::make_shared<detail::WaitEstimate>());
     self->handle_type = reinterpret_cast<PyTypeObject*>(Py_NewRef(state_of_type(Py_TYPE(op))->task_handle_type));
     return 0;
 }
@@ -176,6 +178,8 @@ void pool_dealloc(PyObject* op) {
     }
     Py_CLEAR(self->pickler);
     Py_CLEAR(self->handle_type);
+    delete self->latency;
+    self->latency = nullptr;
     type->tp_free(op);
     Py_DECREF(type);
 }

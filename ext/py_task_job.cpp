@@ -62,6 +62,8 @@ PyObject* PyTaskJob::keep(PyRef obj) {
 }
 
 void PyTaskJob::cleanup() noexcept {
+    state_->mark_delivered();  // the worker has left the caller's interpreter (see TaskState)
+    if (worker_objects_.empty()) return;
     // Newest first: the result often is (or holds) an argument, so the arguments are released last,
     // when nothing else holds them, and their floats can be kept for the next payload.
     detail::DecodeCache* cache = nullptr;

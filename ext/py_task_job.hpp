@@ -52,7 +52,7 @@ public:
     void run() noexcept override;
     bool wants_main() const noexcept override { return true; }
     void run_in_main() noexcept override;
-    bool wants_cleanup() const noexcept override { return !worker_objects_.empty(); }
+    bool wants_cleanup() const noexcept override { return true; }  // also tells the caller it may go on
     std::string describe() const override;
     bool failed() const noexcept override { return error_.has_value(); }
     void cleanup() noexcept override;

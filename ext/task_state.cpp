@@ -1,6 +1,10 @@
 #include "task_state.hpp"
 
+#include <algorithm>
+#include <chrono>
 #include <new>
+
+#include "spin_wait.hpp"
 
 namespace manygil::ext {
 
@@ -43,7 +47,32 @@ PyObject* handle_interrupt(PyObject* self, PyObject*) {
     return PyBool_FromLong(running);
 }
 
+// spin(timeout: float | None) -> bool: watches, without the GIL, for the task's outcome for as long as
+// its pool's WaitEstimate suggests (or the timeout, if shorter); True if it was delivered. Future.result() calls it before
+// sleeping on its condition: the worker that settles the Future then finds the caller's GIL free, and
+// the caller needs no wake-up from the kernel (spin_wait.hpp).
+PyObject* handle_spin(PyObject* self, PyObject* arg) {
+    using Clock = std::chrono::steady_clock;
+    const TaskState& state = *reinterpret_cast<TaskHandleObject*>(self)->state;
+    Clock::duration budget = state.spin_for(manygil::detail::spin_budget());
+    if (arg != Py_None) {
+        double seconds = PyFloat_AsDouble(arg);
+        if (seconds == -1.0 && PyErr_Occurred()) return nullptr;
+        if (seconds < 0) seconds = 0;
+        budget = std::min(budget, std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(std::min(seconds, 1.0))));
+    }
+    if (state.delivered()) Py_RETURN_TRUE;
+    if (budget <= Clock::duration::zero()) Py_RETURN_FALSE;
+    bool delivered;
+    Py_BEGIN_ALLOW_THREADS
+    delivered = manygil::detail::spin_until([&] { return state.delivered(); }, Clock::now() + budget);
+    Py_END_ALLOW_THREADS
+    return PyBool_FromLong(delivered);
+}
+
 PyMethodDef handle_methods[] = {
+    {"spin", handle_spin, METH_O,
+     "spin(timeout) -> bool: wait briefly, without the GIL, for the task's outcome; True once delivered."},
     {"interrupt", handle_interrupt, METH_NOARGS,
      "interrupt() -> bool: stop the task's running call (TimeoutError at its next bytecode); True if it runs."},
     {"started", handle_started, METH_NOARGS, "started() -> bool: True once a worker has started the task."},

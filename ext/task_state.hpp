@@ -13,13 +13,15 @@
 #include <optional>
 #include <string>
 
+#include "wait_estimate.hpp"
 #include "worker_monitor.hpp"
 
 namespace manygil::ext {
 
 class TaskState {
 public:
-    TaskState() noexcept : id_(detail::next_task_id()) {}
+    explicit TaskState(std::shared_ptr<detail::WaitEstimate> latency = nullptr) noexcept
+        : id_(detail::next_task_id()), latency_(std::move(latency)) {}
 
     // Unique in the process: how interrupts find the task's call in whichever worker runs it.
     std::uint64_t id() const noexcept { return id_; }
@@ -57,12 +59,27 @@ public:
         return state_.compare_exchange_strong(expected, kRunning);
     }
 
+    // Worker side: the Future is settled and the worker has let go of the caller's interpreter, so a
+    // caller that waits for the result can take its GIL back at once.
+    void mark_delivered() noexcept {
+        if (latency_) latency_->record(detail::WaitEstimate::Clock::now() - posted_);
+        delivered_.store(true, std::memory_order_release);
+    }
+    bool delivered() const noexcept { return delivered_.load(std::memory_order_acquire); }
+    // How long a caller waiting for the outcome should spin before sleeping (WaitEstimate).
+    detail::WaitEstimate::Clock::duration spin_for(detail::WaitEstimate::Clock::duration base) const noexcept {
+        return latency_ ? latency_->spin_for(posted_, base) : base;
+    }
+
 private:
     const std::uint64_t id_;
+    const detail::WaitEstimate::Clock::time_point posted_ = detail::WaitEstimate::Clock::now();
+    const std::shared_ptr<detail::WaitEstimate> latency_;  // the pool's, shared by its tasks
     std::string interrupt_reason_;  // written once, before the flag
     std::atomic<bool> interrupt_requested_{false};
     static constexpr int kPending = 0, kRunning = 1, kCancelled = 2, kAbandoned = 3;
     std::atomic<int> state_{kPending};
+    std::atomic<bool> delivered_{false};
 };
 
 // The TaskHandle type: its spec, and a constructor for the module's own use.

@@ -1,12 +1,11 @@
 #include "manygil/channel.hpp"
 
-#include <condition_variable>
 #include <deque>
 #include <mutex>
 
 #include "channel_access.hpp"
 #include "manygil/value.hpp"
-#include "timed_wait.hpp"
+#include "wake_signal.hpp"
 
 namespace manygil {
 
@@ -14,7 +13,7 @@ struct Channel::State {
     explicit State(std::size_t max) : maxsize(max) {}
     const std::size_t maxsize;
     mutable std::mutex mu;
-    std::condition_variable not_empty, not_full;
+    detail::WakeSignal not_empty, not_full;
     std::deque<detail::Payload> items;
     bool closed = false;
 
@@ -36,7 +35,7 @@ namespace detail {
 bool ChannelAccess::send(Channel& channel, Payload payload, Channel::Timeout timeout) {
     Channel::State& s = *channel.state_;
     std::unique_lock lock(s.mu);
-    if (!timed_wait(lock, s.not_full, timeout, [&] { return s.closed || !s.full(); })) return false;
+    if (!s.not_full.wait(lock, timeout, [&] { return s.closed || !s.full(); })) return false;
     if (s.closed) throw ChannelClosed();
     s.items.push_back(std::move(payload));
     lock.unlock();
@@ -47,7 +46,7 @@ bool ChannelAccess::send(Channel& channel, Payload payload, Channel::Timeout tim
 std::optional<Payload> ChannelAccess::recv(Channel& channel, Channel::Timeout timeout) {
     Channel::State& s = *channel.state_;
     std::unique_lock lock(s.mu);
-    if (!timed_wait(lock, s.not_empty, timeout, [&] { return s.closed || !s.items.empty(); })) return std::nullopt;
+    if (!s.not_empty.wait(lock, timeout, [&] { return s.closed || !s.items.empty(); })) return std::nullopt;
     if (s.items.empty()) throw ChannelClosed();  // closed and drained
     Payload payload = std::move(s.items.front());
     s.items.pop_front();

@@ -1,10 +1,9 @@
 #include "manygil/sync.hpp"
 
-#include <condition_variable>
 #include <cstdint>
 #include <mutex>
 
-#include "timed_wait.hpp"
+#include "wake_signal.hpp"
 
 namespace manygil {
 
@@ -12,7 +11,7 @@ namespace manygil {
 
 struct Lock::State {
     mutable std::mutex mu;
-    std::condition_variable cv;
+    detail::WakeSignal signal;
     bool held = false;
 };
 
@@ -20,7 +19,7 @@ Lock::Lock() : state_(std::make_shared<State>()) {}
 
 bool Lock::acquire(Timeout timeout) {
     std::unique_lock lock(state_->mu);
-    if (!detail::timed_wait(lock, state_->cv, timeout, [&] { return !state_->held; })) return false;
+    if (!state_->signal.wait(lock, timeout, [&] { return !state_->held; })) return false;
     state_->held = true;
     return true;
 }
@@ -31,7 +30,7 @@ void Lock::release() {
         if (!state_->held) throw Error("release unlocked lock");
         state_->held = false;
     }
-    state_->cv.notify_one();
+    state_->signal.notify_one();
 }
 
 bool Lock::locked() const {
@@ -43,7 +42,7 @@ bool Lock::locked() const {
 
 struct Event::State {
     mutable std::mutex mu;
-    mutable std::condition_variable cv;
+    mutable detail::WakeSignal signal;
     bool flag = false;
 };
 
@@ -54,7 +53,7 @@ void Event::set() {
         std::lock_guard lock(state_->mu);
         state_->flag = true;
     }
-    state_->cv.notify_all();
+    state_->signal.notify_all();
 }
 
 void Event::clear() {
@@ -69,7 +68,7 @@ bool Event::is_set() const {
 
 bool Event::wait(Timeout timeout) const {
     std::unique_lock lock(state_->mu);
-    return detail::timed_wait(lock, state_->cv, timeout, [&] { return state_->flag; });
+    return state_->signal.wait(lock, timeout, [&] { return state_->flag; });
 }
 
 // --- Semaphore ----------------------------------------------------------------------------------------
@@ -77,7 +76,7 @@ bool Event::wait(Timeout timeout) const {
 struct Semaphore::State {
     explicit State(std::size_t v) : value(v) {}
     mutable std::mutex mu;
-    std::condition_variable cv;
+    detail::WakeSignal signal;
     std::size_t value;
 };
 
@@ -85,7 +84,7 @@ Semaphore::Semaphore(std::size_t value) : state_(std::make_shared<State>(value))
 
 bool Semaphore::acquire(Timeout timeout) {
     std::unique_lock lock(state_->mu);
-    if (!detail::timed_wait(lock, state_->cv, timeout, [&] { return state_->value > 0; })) return false;
+    if (!state_->signal.wait(lock, timeout, [&] { return state_->value > 0; })) return false;
     --state_->value;
     return true;
 }
@@ -95,8 +94,8 @@ void Semaphore::release(std::size_t n) {
         std::lock_guard lock(state_->mu);
         state_->value += n;
     }
-    if (n == 1) state_->cv.notify_one();
-    else state_->cv.notify_all();
+    if (n == 1) state_->signal.notify_one();
+    else state_->signal.notify_all();
 }
 
 std::size_t Semaphore::value() const {
@@ -110,7 +109,7 @@ struct Barrier::State {
     explicit State(std::size_t p) : parties(p) {}
     const std::size_t parties;
     mutable std::mutex mu;
-    std::condition_variable cv;
+    detail::WakeSignal signal;
     std::size_t count = 0;          // arrived in the current generation
     std::uint64_t generation = 0;   // bumped when a generation is released or reset
     std::uint64_t reset_generation = UINT64_MAX;  // the generation a reset() broke
@@ -132,17 +131,17 @@ std::size_t Barrier::wait(Timeout timeout) {
         s.count = 0;
         ++s.generation;
         lock.unlock();
-        s.cv.notify_all();
+        s.signal.notify_all();
         return index;
     }
-    bool released = detail::timed_wait(lock, s.cv, timeout, [&] { return s.generation != generation || s.broken; });
+    bool released = s.signal.wait(lock, timeout, [&] { return s.generation != generation || s.broken; });
     if (s.generation != generation) {
         if (s.reset_generation == generation) throw BrokenBarrier();  // reset() while we waited
         return index;
     }
     if (!released) {  // our timeout breaks it for everyone, as threading.Barrier does
         s.broken = true;
-        s.cv.notify_all();
+        s.signal.notify_all();
     }
     throw BrokenBarrier();
 }
@@ -152,7 +151,7 @@ void Barrier::abort() {
         std::lock_guard lock(state_->mu);
         state_->broken = true;
     }
-    state_->cv.notify_all();
+    state_->signal.notify_all();
 }
 
 void Barrier::reset() {
@@ -163,7 +162,7 @@ void Barrier::reset() {
         state_->count = 0;
         state_->broken = false;
     }
-    state_->cv.notify_all();
+    state_->signal.notify_all();
 }
 
 std::size_t Barrier::parties() const noexcept { return state_->parties; }

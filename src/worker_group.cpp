@@ -173,7 +173,7 @@ std::size_t WorkerGroup::interrupt_all(const std::string& reason, bool later_cal
 
 std::unique_ptr<Job> WorkerGroup::next_job() {
     std::unique_lock lock(mu_);
-    work_cv_.wait(lock, [&] { return !queue_.empty() || closed_ || broken_; });
+    work_signal_.wait(lock, [&] { return !queue_.empty() || closed_ || broken_; }, &idle_wait_);
     if (broken_ || queue_.empty()) return nullptr;  // closed and drained, or broken
     auto job = std::move(queue_.front());
     queue_.pop_front();
@@ -193,7 +193,7 @@ void WorkerGroup::break_group(std::size_t index, std::exception_ptr cause) {
         broken = broken_;
         pending.swap(queue_);
     }
-    work_cv_.notify_all();
+    work_signal_.notify_all();
     ready_cv_.notify_all();
     for (auto& job : pending) job->abandon(broken);
 }
@@ -205,7 +205,7 @@ void WorkerGroup::post(std::unique_ptr<Job> job) {
         if (closed_) throw ShutdownError("cannot submit to a " + options_.name + " after shutdown");
         queue_.push_back(std::move(job));
     }
-    work_cv_.notify_one();
+    work_signal_.notify_one();
 }
 
 void WorkerGroup::shutdown(bool wait, bool cancel_pending) {
@@ -219,7 +219,7 @@ void WorkerGroup::shutdown(bool wait, bool cancel_pending) {
         closed_ = true;
         if (cancel_pending) cancelled.swap(queue_);
     }
-    work_cv_.notify_all();
+    work_signal_.notify_all();
     if (!cancelled.empty()) {
         auto reason = std::make_exception_ptr(CancelledError("cancelled by shutdown before it started"));
         for (auto& job : cancelled) job->abandon(reason);

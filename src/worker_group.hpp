@@ -18,6 +18,7 @@
 #include "manygil/job.hpp"
 #include "manygil/pool.hpp"
 #include "manygil/runtime.hpp"
+#include "wake_signal.hpp"
 #include "worker_monitor.hpp"
 
 namespace manygil::detail {
@@ -77,7 +78,8 @@ private:
     std::vector<std::thread::id> thread_ids_;   // written by start(), then read-only
 
     mutable std::mutex mu_;
-    std::condition_variable work_cv_;   // queue non-empty, closed or broken
+    WakeSignal work_signal_;  // queue non-empty, closed or broken
+    WaitEstimate idle_wait_;  // how long idle workers wait for a task: they spin through short waits
     std::condition_variable ready_cv_;  // a worker became ready, or the group broke
     std::deque<std::unique_ptr<Job>> queue_;
     bool closed_ = false;

@@ -7,6 +7,7 @@ import sys
 import threading
 import time
 from concurrent.futures import Executor, Future
+from concurrent.futures._base import PENDING, RUNNING
 
 from . import _core, _lifecycle, _shipping
 
@@ -54,7 +55,15 @@ class _Future(Future):
 
         inner.add_done_callback(copy)
 
+    def _spin(self, timeout):
+        """Before sleeping on the Future's condition: watch briefly, without the GIL, for the outcome
+        (spin_wait.hpp). A short task's result then needs no wake-up from the kernel."""
+        handle = self._handle
+        if handle is not None and self._state in (PENDING, RUNNING):
+            handle.spin(timeout)
+
     def result(self, timeout=None):
+        self._spin(timeout)
         value = super().result(timeout)
         if type(value) is _Encoded:
             with self._condition:  # decoded once, whichever thread asks first
@@ -81,6 +90,7 @@ class _Future(Future):
         return handle is not None and handle.interrupt() and not self.done()
 
     def exception(self, timeout=None):
+        self._spin(timeout)
         exc = super().exception(timeout)
         if exc is None and type(self._result) is _Encoded:
             try:

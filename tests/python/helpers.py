@@ -239,6 +239,13 @@ def wait_event(event, timeout):
     return event.wait(timeout)
 
 
+def pong(inbox, reply, n):
+    """Sends back each of the n items it receives."""
+    for _ in range(n):
+        reply.send(inbox.recv(timeout=60))
+    return n
+
+
 def barrier_wait(barrier):
     return barrier.wait(timeout=60)
 
@@ -256,7 +263,10 @@ def keep_first_float(values):
     return len(values)
 
 
-def kept_floats():
+def kept_floats(barrier):
+    """What keep_first_float() kept in this worker; `barrier` (one party per worker) makes every
+    worker answer one of these calls."""
+    barrier.wait(timeout=30)
     return list(_kept_floats)
 
 
