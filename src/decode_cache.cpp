@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include "dict_fill.h"
 #include "interpreter_cache.hpp"
 
 namespace manygil::detail {
@@ -42,22 +43,6 @@ std::uint64_t hash_key(std::string_view s) noexcept {
     return h ^ (h >> 33);
 }
 
-bool same_key(PyObject* str, std::string_view s) noexcept {
-    if (static_cast<std::size_t>(PyUnicode_GET_LENGTH(str)) != s.size()) return false;
-    const char* data = static_cast<const char*>(PyUnicode_DATA(str));
-    std::size_t i = 0;
-    for (; i + 8 <= s.size(); i += 8) {
-        std::uint64_t a, b;
-        std::memcpy(&a, data + i, 8);
-        std::memcpy(&b, s.data() + i, 8);
-        if (a != b) return false;
-    }
-    for (; i < s.size(); ++i) {
-        if (data[i] != s[i]) return false;
-    }
-    return true;
-}
-
 }  // namespace
 
 PyObject* new_ascii_str(std::string_view ascii) {
@@ -80,6 +65,10 @@ DecodeCache::~DecodeCache() {
     for (auto& set : keys_) {
         for (Key& k : set) Py_CLEAR(k.str);
     }
+    for (KeyRun& run : key_runs_) {
+        Py_CLEAR(run.tmpl);
+        for (PyObject* k : run.keys) Py_DECREF(k);
+    }
     for (PyObject* f : spare_floats_) Py_DECREF(f);
 }
 
@@ -101,6 +90,47 @@ PyObject* DecodeCache::key(std::string_view ascii) {
     set[1] = set[0];
     set[0] = Key{h, Py_NewRef(s)};
     return s;
+}
+
+PyObject* DecodeCache::remember_key(KeyRun& run, std::size_t index, std::string_view ascii) {
+    PyObject* k = key(ascii);
+    if (!k) return nullptr;
+    if (index < run.keys.size()) {
+        Py_SETREF(run.keys[index], Py_NewRef(k));
+        // The template holds exactly keys[0, its size): one of them changed.
+        if (run.tmpl && index < static_cast<std::size_t>(PyDict_GET_SIZE(run.tmpl))) Py_CLEAR(run.tmpl);
+    } else if (index == run.keys.size()) {
+        run.keys.push_back(Py_NewRef(k));
+    }  // else the run is shorter than this dict: not worth a gap
+    return k;
+}
+
+PyObject* DecodeCache::dict_from_run(int depth, std::size_t n, PyObject* const* values, std::size_t stride) {
+    KeyRun& run = key_runs_[static_cast<std::size_t>(depth)];
+    if (n < 2 || n > run.keys.size()) return nullptr;
+    if (!run.tmpl || static_cast<std::size_t>(PyDict_GET_SIZE(run.tmpl)) != n) {
+        // Seen twice now: worth a template for the third time.
+        Py_CLEAR(run.tmpl);
+        PyObject* tmpl = PyDict_New();
+        for (std::size_t i = 0; tmpl && i < n; ++i) {
+            if (PyDict_SetItem(tmpl, run.keys[i], Py_None) < 0) Py_CLEAR(tmpl);
+        }
+        if (!tmpl) PyErr_Clear();  // no template, no harm: the caller builds this dict itself
+        run.tmpl = tmpl;
+        return nullptr;
+    }
+    PyObject* d = PyDict_Copy(run.tmpl);
+    if (!d) return nullptr;
+    const auto size = static_cast<Py_ssize_t>(n);
+    if (manygil_fill_dict_copy(d, values, size, static_cast<Py_ssize_t>(stride))) return d;
+    // An unknown dict layout: the same through the public API (each key is found by identity).
+    for (std::size_t i = 0; i < n; ++i) {
+        if (PyDict_SetItem(d, run.keys[i], values[i * stride]) < 0) {
+            Py_DECREF(d);
+            return nullptr;
+        }
+    }
+    return d;
 }
 
 void DecodeCache::recycle(PyObject* obj) {

@@ -190,17 +190,9 @@ public:
         if (t >= kTagCount) malformed("unknown tag " + std::to_string(t));
         return static_cast<Tag>(t);
     }
-    std::uint64_t varint() {
-        if (p_ < end_ && !(*p_ & 0x80)) return static_cast<std::uint8_t>(*p_++);  // one byte: most of them
-        std::uint64_t v = 0;
-        for (int shift = 0; shift < 64; shift += 7) {
-            need(1);
-            auto b = static_cast<std::uint8_t>(*p_++);
-            if (shift == 63 && b > 1) malformed("a varint over 64 bits");
-            v |= static_cast<std::uint64_t>(b & 0x7f) << shift;
-            if (!(b & 0x80)) return v;
-        }
-        malformed("a varint over 64 bits");
+    [[gnu::always_inline]] std::uint64_t varint() {
+        if (p_ < end_ && !(*p_ & 0x80)) [[likely]] return static_cast<std::uint8_t>(*p_++);  // one byte: most of them
+        return long_varint();
     }
     std::int64_t int64() {
         std::uint64_t z = varint();
@@ -233,6 +225,18 @@ public:
     }
 
 private:
+    [[gnu::noinline]] std::uint64_t long_varint() {
+        std::uint64_t v = 0;
+        for (int shift = 0; shift < 64; shift += 7) {
+            need(1);
+            auto b = static_cast<std::uint8_t>(*p_++);
+            if (shift == 63 && b > 1) malformed("a varint over 64 bits");
+            v |= static_cast<std::uint64_t>(b & 0x7f) << shift;
+            if (!(b & 0x80)) return v;
+        }
+        malformed("a varint over 64 bits");
+    }
+
     void need(std::size_t n) const {
         if (static_cast<std::size_t>(end_ - p_) < n) malformed("truncated");
     }

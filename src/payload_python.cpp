@@ -131,6 +131,17 @@ private:
         w_.expect(16 * static_cast<std::size_t>(size));  // enough for short keys and scalar values
         PyObject *key, *item;
         while (PyDict_Next(dict, &pos, &key, &item)) {
+            if (Py_IS_TYPE(key, &PyUnicode_Type) && PyUnicode_IS_ASCII(key)) {
+                // The commonest item of records: an ASCII key and a number, written here directly.
+                PyTypeObject* type = Py_TYPE(item);
+                if (type == &PyFloat_Type || (type == &PyLong_Type && PyUnstable_Long_IsCompact(
+                                                                         reinterpret_cast<PyLongObject*>(item)))) {
+                    w_.tagged_bytes(Tag::Ascii, PyUnicode_DATA(key), static_cast<std::size_t>(PyUnicode_GET_LENGTH(key)));
+                    if (type == &PyFloat_Type) w_.tagged_float(PyFloat_AS_DOUBLE(item));
+                    else w_.tagged_int(PyUnstable_Long_CompactValue(reinterpret_cast<PyLongObject*>(item)));
+                    continue;
+                }
+            }
             if (runs_no_code(key) && runs_no_code(item)) {  // records: nothing can mutate the dict
                 encode(key, depth + 1);
                 encode(item, depth + 1);
@@ -198,7 +209,7 @@ private:
             case Tag::None: return PyRef::borrow(Py_None);
             case Tag::False: return PyRef::borrow(Py_False);
             case Tag::True: return PyRef::borrow(Py_True);
-            case Tag::Int: return checked(PyLong_FromLongLong(r_.int64()));
+            case Tag::Int: return checked(PyLong_FromLongLong(r_.int64()));  // also int_value()
             case Tag::Float: {
                 double v = r_.f64();
                 return checked(cache_ ? cache_->new_float(v) : PyFloat_FromDouble(v));
@@ -229,6 +240,11 @@ private:
         PayloadReader::malformed("unknown tag");
     }
 
+    PyRef int_value() {
+        r_.tag();
+        return checked(PyLong_FromLongLong(r_.int64()));
+    }
+
     PyRef ascii(std::string_view s) {
         if (!is_ascii(s.data(), s.size())) PayloadReader::malformed("non-ASCII byte in an ASCII str");
         return checked(new_ascii_str(s));
@@ -243,7 +259,15 @@ private:
         auto n = static_cast<Py_ssize_t>(r_.count(1));
         if (n >= 16 && !cache_) cache_ = &DecodeCache::current();  // worth its lookup from here on
         PyRef seq = checked(tuple ? PyTuple_New(n) : PyList_New(n));  // NULL slots are fine if we fail
+        PyObject** items = tuple ? reinterpret_cast<PyTupleObject*>(seq.get())->ob_item
+                                 : reinterpret_cast<PyListObject*>(seq.get())->ob_item;
         for (Py_ssize_t i = 0; i < n; ++i) {
+            if (r_.peek_tag() == Tag::Float) {  // the commonest item of big payloads, inline
+                r_.tag();
+                double v = r_.f64();
+                items[i] = checked(cache_ ? cache_->new_float(v) : PyFloat_FromDouble(v)).release();
+                continue;
+            }
             try {
                 PyObject* item = decode(depth + 1).release();
                 if (tuple) PyTuple_SET_ITEM(seq.get(), i, item);
@@ -256,15 +280,20 @@ private:
         return seq;
     }
 
-    PyRef dict_key(int depth) {
+    PyRef dict_key(int depth, std::size_t index, bool& in_run) {
+        in_run = false;
         // Short ASCII keys come from this interpreter's cache, already hashed.
         if (r_.peek_tag() == Tag::Ascii) {
             r_.tag();
             std::string_view s = r_.sized();
             if (s.size() > DecodeCache::kMaxKeyLength) return ascii(s);
-            if (!is_ascii(s.data(), s.size())) PayloadReader::malformed("non-ASCII byte in an ASCII str");
             if (!cache_) cache_ = &DecodeCache::current();
-            return checked(cache_->key(s));
+            if (PyObject* key = cache_->key_in_run(depth, index, s)) {
+                in_run = true;
+                return PyRef(key);
+            }
+            if (!is_ascii(s.data(), s.size())) PayloadReader::malformed("non-ASCII byte in an ASCII str");
+            return checked(cache_->key_at(depth, index, s));
         }
         try {
             return decode(depth + 1);
@@ -274,27 +303,58 @@ private:
         }
     }
 
+    // Keys and values are decoded onto pending_ (key, value, key, value, ...), then made a dict:
+    // a copy of a template when the keys are the ones the cache expected (decode_cache.hpp).
     PyRef dict(int depth) {
         enter(depth);
         std::size_t n = r_.count(2);
-        PyRef d = checked(new_dict(n));
+        const std::size_t base = pending_.size();
+        PendingScope scope(pending_, base);
+        bool all_in_run = true;
         for (std::size_t i = 0; i < n; ++i) {
-            PyRef key = dict_key(depth);
+            bool in_run = false;
+            PyRef key = dict_key(depth, i, in_run);
+            all_in_run = all_in_run && in_run;
             PyRef value;
             try {
-                value = decode(depth + 1);
+                value = r_.peek_tag() == Tag::Int ? int_value() : decode(depth + 1);  // ints: the commonest value
             } catch (ConversionError& e) {
                 e.prepend_path("[" + repr_for_path(key.get()) + "]");
                 throw;
             }
-            if (PyDict_SetItem(d.get(), key.get(), value.get()) < 0) {
+            pending_.push_back(key.get());
+            key.release();
+            pending_.push_back(value.get());
+            value.release();
+        }
+        PyObject* const* items = pending_.data() + base;
+        if (all_in_run && n > 0) {
+            PyObject* d = cache_->dict_from_run(depth, n, items + 1, 2);
+            if (d) return PyRef(d);
+            if (PyErr_Occurred()) throw_python_error();
+        }
+        PyRef d = checked(new_dict(n));
+        for (std::size_t i = 0; i < n; ++i) {
+            PyObject* key = items[2 * i];
+            if (PyDict_SetItem(d.get(), key, items[2 * i + 1]) < 0) {
                 PythonError err = fetch_python_error();  // unhashable (a list key from a C++ host)
-                throw ConversionError(type_qualname(Py_TYPE(key.get())), "<key " + repr_for_path(key.get()) + ">",
-                                      err.what());
+                throw ConversionError(type_qualname(Py_TYPE(key)), "<key " + repr_for_path(key) + ">", err.what());
             }
         }
         return d;
     }
+
+    // Releases what a dict() left on pending_ above `base`, however it ends.
+    struct PendingScope {
+        std::vector<PyObject*>& pending;
+        std::size_t base;
+        ~PendingScope() {
+            while (pending.size() > base) {
+                Py_XDECREF(pending.back());
+                pending.pop_back();
+            }
+        }
+    };
 
     static PyObject* new_dict(std::size_t n) {
 #if PY_VERSION_HEX < 0x030E0000
@@ -336,6 +396,7 @@ private:
     const std::vector<Value>& handles_;
     bool allow_pickled_;
     DecodeCache* cache_ = nullptr;
+    std::vector<PyObject*> pending_;  // strong: the keys and values of the dicts being decoded
     PyRef loads_;
 };
 

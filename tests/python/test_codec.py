@@ -44,6 +44,100 @@ def test_colliding_keys_all_survive():
         assert _core._codec_roundtrip(value) == value
 
 
+def _dicts_in_order(value):
+    """The dicts of a decoded value, with their keys in order (== alone ignores order)."""
+    if isinstance(value, dict):
+        return [list(value)] + [d for v in value.values() for d in _dicts_in_order(v)]
+    if isinstance(value, (list, tuple)):
+        return [d for v in value for d in _dicts_in_order(v)]
+    return []
+
+
+# Decoded several times in a row, so that the decoder's key runs and dict templates (decode_cache.hpp)
+# come into play from the second and third time on; each step changes what the previous one taught it.
+_SHAPE_SEQUENCE = [
+    {"a": 1, "b": 2, "c": 3},
+    {"a": 4, "b": 5, "c": 6},
+    {"a": 7, "b": 8, "c": 9},  # from a template
+    {"a": 1, "x": 2, "c": 3},  # one key changed: the template must be dropped
+    {"a": 1, "b": 2, "c": 3},
+    {"c": 1, "b": 2, "a": 3},  # same keys, another order: insertion order is kept
+    {"a": 1, "b": 2},  # a prefix of the run
+    {"a": 1, "b": 2},
+    {"a": 1, "b": 2},
+    {"a": 1, "b": 2, "c": 3, "d": 4},  # longer than the template
+    {"a": 1},  # one key
+    {},
+    {"a": [1, {"a": 2, "b": 3}], "b": {"a": {"a": None}}},  # nested at several depths
+    {"a": [1, {"a": 2, "b": 3}], "b": {"a": {"a": None}}},
+    {"a": [1, {"a": 2, "b": 3}], "b": {"a": {"a": None}}},
+    {"a": 1, "b": 2, "c": 3, 4: "int key"},  # a key the cache does not hold
+    {"a" * 65: 1, "b": 2},  # a key too long to cache
+]
+
+
+def test_dict_shapes_decode_exactly_whatever_came_before():
+    for _ in range(3):
+        for value in _SHAPE_SEQUENCE:
+            back = _core._codec_roundtrip(value)
+            assert back == value
+            assert _dicts_in_order(back) == _dicts_in_order(value)
+
+
+def test_dict_shapes_through_workers(pool):
+    # Each worker decodes the arguments with its own cache, and the caller the results with its own.
+    for _ in range(3):
+        for value in _SHAPE_SEQUENCE:
+            back = pool.submit(helpers.identity, value).result()
+            assert back == value
+            assert _dicts_in_order(back) == _dicts_in_order(value)
+
+
+def test_records_with_repeated_keys_decode_exactly():
+    records = [{"id": i, "name": f"n{i}", "score": i * 0.5, "tags": [i]} for i in range(2_000)]
+    for _ in range(3):
+        back = _core._codec_roundtrip(records)
+        assert back == records
+        assert all(list(r) == ["id", "name", "score", "tags"] for r in back)
+
+
+def test_dicts_from_a_template_are_independent_dicts():
+    value = {f"k{i}": i for i in range(100)}
+    decoded = [_core._codec_roundtrip(value) for _ in range(5)]  # the last ones come from a template
+    decoded[-1]["k0"] = "changed"
+    decoded[-1]["new"] = 1
+    del decoded[-1]["k1"]
+    assert decoded[-2] == value and decoded[0] == value
+    later = _core._codec_roundtrip(value)
+    assert later == value and "new" not in later
+    # They grow and shrink like any dict.
+    for i in range(1_000):
+        later[f"more{i}"] = i
+    for i in range(100):
+        del later[f"k{i}"]
+    assert len(later) == 1_000 and later["more999"] == 999
+
+
+def test_dicts_from_a_template_holding_containers_are_collected_in_cycles():
+    import gc
+    import weakref
+
+    class Marker:
+        pass
+
+    value = {"a": [1], "b": [2]}
+    for _ in range(4):
+        d = _core._codec_roundtrip(value)
+    assert gc.is_tracked(d)
+    marker = Marker()
+    d["a"].append(d)  # a cycle through the decoded dict
+    d["a"].append(marker)
+    ref = weakref.ref(marker)
+    del d, marker
+    gc.collect()
+    assert ref() is None
+
+
 def test_recycled_floats_never_change_values_the_worker_keeps(pool):
     values = [0.25 + i for i in range(1_000)]
     assert pool.submit(helpers.keep_first_float, values).result() == 1_000
