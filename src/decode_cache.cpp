@@ -116,6 +116,9 @@ PyObject* DecodeCache::dict_from_run(int depth, std::size_t n, PyObject* const* 
             if (PyDict_SetItem(tmpl, run.keys[i], Py_None) < 0) Py_CLEAR(tmpl);
         }
         if (!tmpl) PyErr_Clear();  // no template, no harm: the caller builds this dict itself
+        // Only for n distinct keys (a payload from C++ may repeat one): a template then holds exactly
+        // keys[0, n), which remember_key() relies on.
+        if (tmpl && static_cast<std::size_t>(PyDict_GET_SIZE(tmpl)) != n) Py_CLEAR(tmpl);
         run.tmpl = tmpl;
         return nullptr;
     }

@@ -36,6 +36,23 @@ TEST_F(Conversion, ScalarsRoundTrip) {
     }
 }
 
+TEST_F(Conversion, RepeatedKeysFromCxxKeepTheLastValueEveryTime) {
+    // A C++ Dict may repeat a key; Python keeps the last value. Sent several times (the worker's
+    // decoder learns a dict's keys from the dicts before it) and mixed with the distinct-key dict of
+    // the same first keys, each still decodes to exactly its own keys.
+    Value repeated = Value::dict({{"a", 1}, {"a", 2}, {"b", 3}});
+    Value distinct = Value::dict({{"a", 1}, {"b", 3}});
+    Value expected_repeated = Value::dict({{"a", 2}, {"b", 3}});
+    Value pair_of_a = Value::dict({{"a", 1}, {"a", 2}});
+    for (int i = 0; i < 4; ++i) {
+        EXPECT_EQ(roundtrip(repeated), expected_repeated) << i;
+        EXPECT_EQ(roundtrip(distinct), distinct) << i;
+        EXPECT_EQ(roundtrip(pair_of_a), Value::dict({{"a", 2}})) << i;
+    }
+    for (int i = 0; i < 4; ++i) EXPECT_EQ(roundtrip(repeated), expected_repeated) << i;
+    for (int i = 0; i < 4; ++i) EXPECT_EQ(roundtrip(pair_of_a), Value::dict({{"a", 2}})) << i;
+}
+
 TEST_F(Conversion, BigIntsRoundTripBeyond64Bits) {
     for (const char* hex : {"0x10000000000000000", "-0x8000000000000001", "0x123456789abcdef0123456789abcdef"}) {
         Value v(manygil::BigInt{hex});
