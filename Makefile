@@ -56,7 +56,7 @@ sanitize: bootstrap
 	@$(CMAKE) -S . -B $(SAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 	    -DCMAKE_MAKE_PROGRAM=$(abspath $(VENV)/bin/ninja) -DPython_EXECUTABLE=$(abspath $(VENV)/bin/python) \
 	    -DMANYGIL_BUILD_TESTS=ON -DMANYGIL_BUILD_EXAMPLES=OFF -DMANYGIL_BUILD_EXTENSION=ON \
-	    "-DCMAKE_CXX_FLAGS=$(SAN_FLAGS)" "-DCMAKE_EXE_LINKER_FLAGS=$(SAN_FLAGS)" "-DCMAKE_SHARED_LINKER_FLAGS=$(SAN_FLAGS)" \
+	    "-DCMAKE_C_FLAGS=$(SAN_FLAGS)" "-DCMAKE_CXX_FLAGS=$(SAN_FLAGS)" "-DCMAKE_EXE_LINKER_FLAGS=$(SAN_FLAGS)" "-DCMAKE_SHARED_LINKER_FLAGS=$(SAN_FLAGS)" \
 	    "-DCMAKE_MODULE_LINKER_FLAGS=$(SAN_FLAGS)" > $(SAN_BUILD).configure.log || (cat $(SAN_BUILD).configure.log; exit 1)
 	@$(CMAKE) --build $(SAN_BUILD) > $(SAN_BUILD).build.log || (tail -40 $(SAN_BUILD).build.log; exit 1)
 	@$(SAN_ENV) $(CTEST) --test-dir $(SAN_BUILD) --output-on-failure -j2 -E Install
@@ -75,11 +75,12 @@ FUZZ_BUILD := build-fuzz
 CXX_FOR_SAN ?= g++
 FUZZ_SECONDS ?= 20
 FUZZERS := fuzz_payload_value fuzz_payload_python
+FUZZ_FLAGS := -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 fuzz: bootstrap
-	@CXX=clang++-14 $(CMAKE) -S . -B $(FUZZ_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	@CC=clang-14 CXX=clang++-14 $(CMAKE) -S . -B $(FUZZ_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 	    -DCMAKE_MAKE_PROGRAM=$(abspath $(VENV)/bin/ninja) -DPython_EXECUTABLE=$(abspath $(VENV)/bin/python) \
 	    -DMANYGIL_BUILD_TESTS=OFF -DMANYGIL_BUILD_EXAMPLES=OFF -DMANYGIL_BUILD_FUZZERS=ON \
-	    "-DCMAKE_CXX_FLAGS=-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer" \
+	    "-DCMAKE_C_FLAGS=$(FUZZ_FLAGS)" "-DCMAKE_CXX_FLAGS=$(FUZZ_FLAGS)" \
 	    > $(FUZZ_BUILD).configure.log || (cat $(FUZZ_BUILD).configure.log; exit 1)
 	@$(CMAKE) --build $(FUZZ_BUILD) > $(FUZZ_BUILD).build.log || (tail -40 $(FUZZ_BUILD).build.log; exit 1)
 	@for t in $(FUZZERS); do \
