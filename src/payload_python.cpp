@@ -346,6 +346,9 @@ private:
 
     // Releases what a dict() left on pending_ above `base`, however it ends.
     struct PendingScope {
+        PendingScope(std::vector<PyObject*>& p, std::size_t b) noexcept : pending(p), base(b) {}
+        PendingScope(const PendingScope&) = delete;
+        PendingScope& operator=(const PendingScope&) = delete;
         std::vector<PyObject*>& pending;
         std::size_t base;
         ~PendingScope() {
