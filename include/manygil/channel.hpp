@@ -1,7 +1,8 @@
 // manygil::Channel: a multi-producer multi-consumer queue of values between any threads and
 // interpreters. It lives outside every interpreter; each interpreter sees it through its own
-// manygil.Channel wrapper. Blocking calls wait on a condition variable (no polling); callers that
-// hold a GIL must release it around them (the Python wrapper does).
+// manygil.Channel wrapper. Blocking calls wait on a condition variable (no polling), after watching
+// for their event for MANYGIL_SPIN_US microseconds (default 50, 0 = never; see the README); callers
+// that hold a GIL must release it around them (the Python wrapper does).
 #pragma once
 
 #include <chrono>

@@ -1,8 +1,8 @@
 // Synchronisation that works across interpreters and C++ threads, with the semantics of Python's
 // threading module: Lock, Event, Semaphore, Barrier. Each lives outside every interpreter and is shared
 // by reference (copies are the same object); each interpreter sees it through its own wrapper.
-// Blocking calls wait on a condition variable; callers holding a GIL must release it (the Python
-// wrappers do).
+// Blocking calls wait on a condition variable, after watching for their event for MANYGIL_SPIN_US
+// microseconds (default 50, 0 = never); callers holding a GIL must release it (the Python wrappers do).
 #pragma once
 
 #include <chrono>
