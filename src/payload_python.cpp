@@ -41,7 +41,7 @@ public:
     void encode(PyObject* obj, int depth) {
         PyTypeObject* type = Py_TYPE(obj);
         // Scalars first: they are most of the items, and they run no Python code.
-        if (type == &PyFloat_Type) return w_.tagged_float(PyFloat_AS_DOUBLE(obj));
+        if (encode_number(obj)) return;
         if (type == &PyLong_Type) return encode_int(obj);
         if (type == &PyUnicode_Type) return encode_str(obj);
         if (obj == Py_None) return w_.tag(Tag::None);
@@ -63,9 +63,27 @@ public:
     }
 
 private:
-    void encode_int(PyObject* obj) {
-        auto* l = reinterpret_cast<PyLongObject*>(obj);
-        if (PyUnstable_Long_IsCompact(l)) return w_.tagged_int(PyUnstable_Long_CompactValue(l));
+    // A float, or an int that fits a machine word: the commonest items of big payloads, written
+    // inline by the loops over lists and dicts (true), or not one of them (false, nothing written).
+    static bool is_number(PyObject* obj) noexcept {
+        PyTypeObject* type = Py_TYPE(obj);
+        return type == &PyFloat_Type ||
+               (type == &PyLong_Type && PyUnstable_Long_IsCompact(reinterpret_cast<PyLongObject*>(obj)));
+    }
+    [[gnu::always_inline]] bool encode_number(PyObject* obj) {
+        PyTypeObject* type = Py_TYPE(obj);
+        if (type == &PyFloat_Type) {
+            w_.tagged_float(PyFloat_AS_DOUBLE(obj));
+            return true;
+        }
+        if (type == &PyLong_Type && PyUnstable_Long_IsCompact(reinterpret_cast<PyLongObject*>(obj))) {
+            w_.tagged_int(PyUnstable_Long_CompactValue(reinterpret_cast<PyLongObject*>(obj)));
+            return true;
+        }
+        return false;
+    }
+
+    void encode_int(PyObject* obj) {  // not compact (encode_number() takes those)
         int overflow = 0;
         long long v = PyLong_AsLongLongAndOverflow(obj, &overflow);
         if (!overflow) return w_.tagged_int(v);
@@ -76,10 +94,12 @@ private:
         w_.tagged_bytes(Tag::BigInt, s, static_cast<std::size_t>(n));
     }
 
+    void encode_ascii(PyObject* obj) {
+        w_.tagged_bytes(Tag::Ascii, PyUnicode_DATA(obj), static_cast<std::size_t>(PyUnicode_GET_LENGTH(obj)));
+    }
+
     void encode_str(PyObject* obj) {
-        if (PyUnicode_IS_ASCII(obj)) {
-            return w_.tagged_bytes(Tag::Ascii, PyUnicode_DATA(obj), static_cast<std::size_t>(PyUnicode_GET_LENGTH(obj)));
-        }
+        if (PyUnicode_IS_ASCII(obj)) return encode_ascii(obj);
         Py_ssize_t n = 0;
         if (const char* utf8 = PyUnicode_AsUTF8AndSize(obj, &n)) {
             return w_.tagged_bytes(Tag::Str, utf8, static_cast<std::size_t>(n));
@@ -104,10 +124,7 @@ private:
         // The bound is re-read: a pickler runs arbitrary code that may shrink the list (checked below).
         for (Py_ssize_t i = 0; i < n && i < Py_SIZE(seq); ++i) {
             PyObject* item = tuple ? PyTuple_GET_ITEM(seq, i) : PyList_GET_ITEM(seq, i);
-            if (Py_IS_TYPE(item, &PyFloat_Type)) {  // the commonest item of big payloads, inline
-                w_.tagged_float(PyFloat_AS_DOUBLE(item));
-                continue;
-            }
+            if (encode_number(item)) continue;
             try {
                 if (runs_no_code(item)) {
                     encode(item, depth + 1);
@@ -131,16 +148,10 @@ private:
         w_.expect(16 * static_cast<std::size_t>(size));  // enough for short keys and scalar values
         PyObject *key, *item;
         while (PyDict_Next(dict, &pos, &key, &item)) {
-            if (Py_IS_TYPE(key, &PyUnicode_Type) && PyUnicode_IS_ASCII(key)) {
-                // The commonest item of records: an ASCII key and a number, written here directly.
-                PyTypeObject* type = Py_TYPE(item);
-                if (type == &PyFloat_Type || (type == &PyLong_Type && PyUnstable_Long_IsCompact(
-                                                                         reinterpret_cast<PyLongObject*>(item)))) {
-                    w_.tagged_bytes(Tag::Ascii, PyUnicode_DATA(key), static_cast<std::size_t>(PyUnicode_GET_LENGTH(key)));
-                    if (type == &PyFloat_Type) w_.tagged_float(PyFloat_AS_DOUBLE(item));
-                    else w_.tagged_int(PyUnstable_Long_CompactValue(reinterpret_cast<PyLongObject*>(item)));
-                    continue;
-                }
+            if (Py_IS_TYPE(key, &PyUnicode_Type) && PyUnicode_IS_ASCII(key) && is_number(item)) {
+                encode_ascii(key);  // the commonest item of records, written inline
+                encode_number(item);
+                continue;
             }
             if (runs_no_code(key) && runs_no_code(item)) {  // records: nothing can mutate the dict
                 encode(key, depth + 1);
@@ -209,11 +220,8 @@ private:
             case Tag::None: return PyRef::borrow(Py_None);
             case Tag::False: return PyRef::borrow(Py_False);
             case Tag::True: return PyRef::borrow(Py_True);
-            case Tag::Int: return checked(PyLong_FromLongLong(r_.int64()));  // also int_value()
-            case Tag::Float: {
-                double v = r_.f64();
-                return checked(cache_ ? cache_->new_float(v) : PyFloat_FromDouble(v));
-            }
+            case Tag::Int: return PyRef(new_int(r_.int64()));
+            case Tag::Float: return PyRef(new_float(r_.f64()));
             case Tag::Ascii: return ascii(r_.sized());
             case Tag::Str: {
                 std::string_view s = r_.sized();
@@ -240,9 +248,17 @@ private:
         PayloadReader::malformed("unknown tag");
     }
 
-    PyRef int_value() {
-        r_.tag();
-        return checked(PyLong_FromLongLong(r_.int64()));
+    PyObject* new_int(std::int64_t v) { return checked(PyLong_FromLongLong(v)).release(); }
+    PyObject* new_float(double v) { return checked(cache_ ? cache_->new_float(v) : PyFloat_FromDouble(v)).release(); }
+
+    // A float or an int, the commonest items of big payloads, decoded inline by the loops over lists
+    // and dicts: a new reference, or null (nothing read) when the next value is something else.
+    [[gnu::always_inline]] PyObject* number() {
+        switch (r_.peek_tag()) {
+            case Tag::Float: r_.tag(); return new_float(r_.f64());
+            case Tag::Int: r_.tag(); return new_int(r_.int64());
+            default: return nullptr;
+        }
     }
 
     PyRef ascii(std::string_view s) {
@@ -262,16 +278,9 @@ private:
         PyObject** items = tuple ? reinterpret_cast<PyTupleObject*>(seq.get())->ob_item
                                  : reinterpret_cast<PyListObject*>(seq.get())->ob_item;
         for (Py_ssize_t i = 0; i < n; ++i) {
-            if (r_.peek_tag() == Tag::Float) {  // the commonest item of big payloads, inline
-                r_.tag();
-                double v = r_.f64();
-                items[i] = checked(cache_ ? cache_->new_float(v) : PyFloat_FromDouble(v)).release();
-                continue;
-            }
+            if ((items[i] = number())) continue;
             try {
-                PyObject* item = decode(depth + 1).release();
-                if (tuple) PyTuple_SET_ITEM(seq.get(), i, item);
-                else PyList_SET_ITEM(seq.get(), i, item);
+                items[i] = decode(depth + 1).release();
             } catch (ConversionError& e) {
                 e.prepend_path(index_path(static_cast<std::size_t>(i)));
                 throw;
@@ -317,7 +326,8 @@ private:
             all_in_run = all_in_run && in_run;
             PyRef value;
             try {
-                value = r_.peek_tag() == Tag::Int ? int_value() : decode(depth + 1);  // ints: the commonest value
+                PyObject* number_value = number();
+                value = number_value ? PyRef(number_value) : decode(depth + 1);
             } catch (ConversionError& e) {
                 e.prepend_path("[" + repr_for_path(key.get()) + "]");
                 throw;
