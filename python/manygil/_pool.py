@@ -57,14 +57,20 @@ class _Future(Future):
 
     def _spin(self, timeout):
         """Before sleeping on the Future's condition: watch briefly, without the GIL, for the outcome
-        (spin_wait.hpp). A short task's result then needs no wake-up from the kernel."""
+        (spin_wait.hpp). A short task's result then needs no wake-up from the kernel. Returns what
+        is left of `timeout`, so that spinning and sleeping together wait no longer than it."""
         handle = self._handle
-        if handle is not None and self._state in (PENDING, RUNNING):
-            handle.spin(timeout)
+        if handle is None or self._state not in (PENDING, RUNNING):
+            return timeout
+        if timeout is None:
+            handle.spin(None)
+            return None
+        began = time.monotonic()
+        handle.spin(timeout)
+        return max(0.0, timeout - (time.monotonic() - began))
 
     def result(self, timeout=None):
-        self._spin(timeout)
-        value = super().result(timeout)
+        value = super().result(self._spin(timeout))
         if type(value) is _Encoded:
             with self._condition:  # decoded once, whichever thread asks first
                 if type(self._result) is _Encoded:
@@ -90,8 +96,7 @@ class _Future(Future):
         return handle is not None and handle.interrupt() and not self.done()
 
     def exception(self, timeout=None):
-        self._spin(timeout)
-        exc = super().exception(timeout)
+        exc = super().exception(self._spin(timeout))
         if exc is None and type(self._result) is _Encoded:
             try:
                 self.result()
