@@ -11,9 +11,10 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cache=${MANYGIL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/manygil}
 venv="$repo/.venv"
 requirements="$repo/requirements-dev.txt"
-# The CPython series we build when none is found; Debian's 'trixie' suite serves its source.
+# The CPython series we build when none is found, from Debian's source archive: the newest patch
+# release 'sid' or 'trixie' serves (newer patch releases fix sub-interpreter crashes, docs/cpython-bugs.md).
 build_series=3.13
-debian_suite=trixie
+debian_suites=${MANYGIL_DEBIAN_SUITES:-"sid trixie"}
 
 say() { printf '[bootstrap] %s\n' "$*"; }
 die() { printf '[bootstrap] error: %s\n' "$*" >&2; exit 1; }
@@ -90,27 +91,47 @@ ensure_debian_packages() {  # $1: what they are for; rest: package names
   say "debian packages for $why: installed ${missing[*]} ($(since $t))"
 }
 
-# Sets $version and $tarball: the upstream source of Debian's python$build_series, downloaded once.
+# The Debian mirror this machine's apt already uses: the first "URIs:" of a deb822 source, else the
+# first "deb" line of sources.list (security and update archives carry no CPython source).
+debian_mirror() {
+  local m
+  m=$(sed -n 's/^URIs: *//p' /etc/apt/sources.list.d/*.sources 2>/dev/null | tr ' ' '\n' |
+      grep -v -e '-security' -e '^$' | head -1)
+  [ -n "$m" ] || m=$(awk '$1=="deb" && $2 !~ /-security/ {print $2; exit}' /etc/apt/sources.list 2>/dev/null)
+  echo "${m:-http://deb.debian.org/debian}"
+}
+
+# Sets $version and $tarball: the upstream source of the newest python$build_series that Debian's
+# archive actually serves, downloaded once. Suites are tried newest first ('sid' lists patch releases
+# long before 'trixie', but some listed versions answer 404), falling back to trixie's.
 fetch_cpython_source() {
   ensure_debian_packages "building CPython" "${debian_build_deps[@]}"
   # Ask Debian's source archive through a private sources list and private state, leaving the
   # machine's apt configuration alone.
+  local mirror; mirror=$(debian_mirror)
   apt_dir=$(mktemp -d); trap 'rm -rf "$apt_dir"' EXIT
   mkdir -p "$apt_dir/lists/partial"
-  echo "deb-src http://deb.debian.org/debian $debian_suite main" > "$apt_dir/sources.list"
+  for suite in $debian_suites; do echo "deb-src $mirror $suite main"; done > "$apt_dir/sources.list"
   apt_opts=(-o "Dir::Etc::sourcelist=$apt_dir/sources.list" -o Dir::Etc::sourceparts=/dev/null
             -o "Dir::State::Lists=$apt_dir/lists" -o Dir::State::status=/dev/null)
-  apt-get "${apt_opts[@]}" update -qq >/dev/null 2>&1 || die "cannot read Debian's $debian_suite source index"
-  debver=$(apt-cache "${apt_opts[@]}" showsrc "python$build_series" 2>/dev/null | awk '/^Version:/ {print $2; exit}')
-  [ -n "$debver" ] || die "Debian's $debian_suite has no source package python$build_series"
-  version=${debver%%-*}            # 3.13.5-2+deb13u5 -> 3.13.5 (we build the upstream tarball)
+  apt-get "${apt_opts[@]}" update -qq >/dev/null 2>&1 || die "cannot read Debian's source index at $mirror"
+  local candidates
+  candidates=$(apt-cache "${apt_opts[@]}" showsrc "python$build_series" 2>/dev/null |
+               awk '/^Version:/ {print $2}' | sort -V -r -u)
+  [ -n "$candidates" ] || die "Debian ($mirror: $debian_suites) has no source package python$build_series"
   src="$cache/src"; mkdir -p "$src"
-  tarball="$src/python${build_series}_$version.orig.tar.xz"
-  if [ ! -f "$tarball" ]; then
-    (cd "$apt_dir" && apt-get "${apt_opts[@]}" source --download-only -qq "python$build_series" >/dev/null 2>&1) ||
-      die "downloading Debian's source package python$build_series failed"
-    mv "$apt_dir/python${build_series}_$version.orig.tar.xz" "$tarball"
-  fi
+  for debver in $candidates; do
+    version=${debver%%-*}          # 3.13.15-1 -> 3.13.15 (we build the upstream tarball)
+    tarball="$src/python${build_series}_$version.orig.tar.xz"
+    [ -f "$tarball" ] && return
+    if (cd "$apt_dir" && apt-get "${apt_opts[@]}" source --download-only -qq "python$build_series=$debver" \
+          >/dev/null 2>&1) && [ -f "$apt_dir/python${build_series}_$version.orig.tar.xz" ]; then
+      mv "$apt_dir/python${build_series}_$version.orig.tar.xz" "$tarball"
+      return
+    fi
+    say "python$build_series $debver is listed by Debian but cannot be downloaded; trying an older one"
+  done
+  die "no listed version of Debian's source package python$build_series could be downloaded ($candidates)"
 }
 
 # build_cpython PREFIX [CONFIGURE ARGS...]: builds $tarball into PREFIX (marked complete when done).
