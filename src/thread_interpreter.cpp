@@ -3,6 +3,8 @@
 #include <string>
 
 #include "compat.hpp"
+#include "cpython_fences.hpp"
+#include "interpreter_threads.hpp"
 
 #include "manygil/errors.hpp"
 
@@ -11,14 +13,15 @@ namespace manygil::detail {
 namespace {
 
 // What PEP 684 calls "isolated": own GIL and allocator, only extensions that declare support for
-// per-interpreter GILs, no fork/exec (they would copy or replace every worker), threads allowed but
-// not daemon threads (Py_EndInterpreter must be able to join them).
+// per-interpreter GILs, no fork/exec (they would copy or replace every worker). Unlike CPython's
+// preset, daemon threads are allowed: end() stops them before Py_EndInterpreter would find them
+// (interpreter_threads.hpp).
 constexpr PyInterpreterConfig kIsolated = {
     .use_main_obmalloc = 0,
     .allow_fork = 0,
     .allow_exec = 0,
     .allow_threads = 1,
-    .allow_daemon_threads = 0,
+    .allow_daemon_threads = 1,
     .check_multi_interp_extensions = 1,
     .gil = PyInterpreterConfig_OWN_GIL,
 };
@@ -40,6 +43,7 @@ ThreadInterpreter::ThreadInterpreter() {
     main_tstate_ = PyThreadState_New(PyInterpreterState_Main());
     if (!main_tstate_) throw InterpreterError("cannot create a thread state in the main interpreter");
     PyEval_RestoreThread(main_tstate_);
+    fence_main_interpreter();
     // Detaches main_tstate_ (releasing the main GIL) early, so workers create interpreters in parallel.
     PyStatus status = Py_NewInterpreterFromConfig(&tstate_, &kIsolated);
     if (PyStatus_Exception(status) || !tstate_) {
@@ -50,10 +54,12 @@ ThreadInterpreter::ThreadInterpreter() {
         throw InterpreterError("cannot create an own-GIL interpreter: " + why);
     }
     id_ = PyInterpreterState_GetID(PyThreadState_GetInterpreter(tstate_));
+    fence_sub_interpreter();
 }
 
 void ThreadInterpreter::end() noexcept {
     if (!tstate_) return;
+    stop_interpreter_threads(tstate_);
     Py_EndInterpreter(tstate_);  // destroys tstate_, leaves nothing attached
     tstate_ = nullptr;
     delete_main_tstate(main_tstate_);

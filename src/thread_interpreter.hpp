@@ -28,7 +28,8 @@ public:
     void attach_main() noexcept { PyEval_RestoreThread(main_tstate_); }
     void detach_main() noexcept { PyEval_SaveThread(); }
 
-    // Ends the interpreter (joining its Python threads, running its atexit hooks). Must be attached.
+    // Ends the interpreter: joins its non-daemon threads, runs its atexit callbacks, stops its
+    // daemon threads (waiting for any blocked in C: interpreter_threads.hpp). Must be attached.
     // Returns with no thread state attached.
     void end() noexcept;
 

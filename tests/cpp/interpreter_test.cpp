@@ -3,7 +3,10 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <cstdio>
+#include <fstream>
 #include <future>
+#include <iterator>
 #include <set>
 
 #include "manygil/manygil.hpp"
@@ -57,7 +60,7 @@ TEST(Interpreter, OwnsItsGilAndIsIsolatedByConfig) {
     EXPECT_EQ(get("allow_fork"), Value(false));
     EXPECT_EQ(get("allow_exec"), Value(false));
     EXPECT_EQ(get("allow_threads"), Value(true));
-    EXPECT_EQ(get("allow_daemon_threads"), Value(false));
+    EXPECT_EQ(get("allow_daemon_threads"), Value(true));  // stopped when the interpreter ends
 }
 
 TEST(Interpreter, RefusesSinglePhaseExtensionsButLoadsIsolatedOnes) {
@@ -180,6 +183,20 @@ TEST(Interpreter, EndingJoinsItsPythonThreads) {
     EXPECT_EQ(interp.call("mg_tasks:spawn_thread_and_return"), Value(true));
     interp.close();  // would abort with "not the last thread" if the thread were not joined
     EXPECT_TRUE(interp.closed());
+}
+
+TEST(Interpreter, EndingStopsItsDaemonThreadsWithSystemExit) {
+    std::string marker = ::testing::TempDir() + "/manygil_daemon_" + std::to_string(::getpid());
+    std::remove(marker.c_str());
+    {
+        Interpreter interp(runtime());
+        EXPECT_EQ(interp.call("mg_tasks:start_daemon_thread", {marker}), Value(true));
+        interp.close();  // would abort with "not the last thread" if the daemon thread were still there
+    }
+    std::ifstream in(marker);
+    std::string seen((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    EXPECT_EQ(seen, "SystemExit");
+    std::remove(marker.c_str());
 }
 
 TEST(Interpreter, TwoHundredCreateCloseCycles) {

@@ -89,6 +89,24 @@ def spawn_thread_and_return():
     return True
 
 
+def start_daemon_thread(marker_path):
+    """Starts a daemon thread that never ends by itself; it writes to marker_path how it was stopped."""
+    import time
+
+    def run():
+        try:
+            while True:
+                time.sleep(0.01)
+        except BaseException as e:
+            with open(marker_path, "w") as f:
+                f.write(type(e).__name__)
+            raise
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return t.daemon and t.is_alive()
+
+
 _setup_value = None
 
 

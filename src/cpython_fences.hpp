@@ -1,0 +1,26 @@
+// Fences around CPython bugs that take down a process running own-GIL interpreters, reached by
+// ordinary code (docs/cpython-bugs.md lists each bug, the versions it affects and its regression test).
+// ThreadInterpreter applies them around every interpreter it creates, so C++ hosts and the Python
+// package are covered alike.
+#pragma once
+
+#include <Python.h>
+
+namespace manygil::detail {
+
+// The main interpreter's GIL held, before a sub-interpreter is created. Idempotent and cheap once done
+// (a sys.modules lookup and an identity check), so every interpreter creation calls it: no "first
+// time" flag to race on while the GIL switches between creating threads.
+//  - Imports _datetime in the main interpreter (gh-136421/gh-136423: _datetime's static types
+//    initialised or torn down by a sub-interpreter first, then by main, corrupt the heap).
+//  - Replaces sys._current_frames/_current_exceptions by versions that see only this interpreter's
+//    threads (CPython's walk every interpreter's threads and build frame objects for foreign frames
+//    with the caller's allocator: an abort while other interpreters run Python).
+// Never fails: a fence that cannot be set is skipped (no Python error is left set).
+void fence_main_interpreter() noexcept;
+
+// The new sub-interpreter attached, right after its creation: its sys._current_frames and
+// sys._current_exceptions see only its own threads too.
+void fence_sub_interpreter() noexcept;
+
+}  // namespace manygil::detail
