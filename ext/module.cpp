@@ -18,6 +18,7 @@
 #include "pool_object.hpp"
 #include "py_ref.hpp"
 #include "task_state.hpp"
+#include "worker_group.hpp"
 
 namespace manygil::ext {
 
@@ -51,6 +52,12 @@ PyObject* py_finalize(PyObject*, PyObject*) {
 
 PyObject* py_in_main_interpreter(PyObject*, PyObject*) {
     return PyBool_FromLong(PyInterpreterState_Get() == PyInterpreterState_Main());
+}
+
+PyObject* py_worker_index(PyObject*, PyObject*) {
+    auto index = detail::WorkerGroup::current_worker_index();
+    if (!index) Py_RETURN_NONE;
+    return PyLong_FromSize_t(*index);
 }
 
 PyObject* py_dropped_pools(PyObject*, PyObject*) { return PyLong_FromSize_t(dropped_pools()); }
@@ -96,6 +103,8 @@ PyMethodDef module_methods[] = {
     {"_dropped_pools", py_dropped_pools, METH_NOARGS,
      "How many pools collected without shutdown are not yet joined (diagnostics)."},
     {"_finalize", py_finalize, METH_NOARGS, "Shut every pool down and end its interpreters (interpreter exit)."},
+    {"worker_index", py_worker_index, METH_NOARGS,
+     "This worker's index in its pool (0 .. max_workers-1), or None outside a worker thread."},
     {"in_main_interpreter", py_in_main_interpreter, METH_NOARGS,
      "True in the main interpreter, False in a manygil worker."},
     {nullptr, nullptr, 0, nullptr},

@@ -11,6 +11,9 @@ namespace manygil::detail {
 
 namespace {
 
+constexpr std::size_t kNotAWorker = static_cast<std::size_t>(-1);
+thread_local std::size_t t_worker_index = kNotAWorker;
+
 std::string describe(std::exception_ptr e) {
     try {
         std::rethrow_exception(e);
@@ -68,6 +71,7 @@ WorkerGroup::~WorkerGroup() {
 void WorkerGroup::run_worker(std::size_t index) noexcept {
     std::string thread_name = "mg-" + options_.name.substr(0, 8) + "-" + std::to_string(index);
     pthread_setname_np(pthread_self(), thread_name.substr(0, 15).c_str());
+    t_worker_index = index;
 
     std::optional<ThreadInterpreter> interp;
     try {
@@ -261,6 +265,11 @@ bool WorkerGroup::closed() const {
 std::exception_ptr WorkerGroup::broken() const {
     std::lock_guard lock(mu_);
     return broken_;
+}
+
+std::optional<std::size_t> WorkerGroup::current_worker_index() noexcept {
+    if (t_worker_index == kNotAWorker) return std::nullopt;
+    return t_worker_index;
 }
 
 bool WorkerGroup::on_worker_thread() const noexcept {

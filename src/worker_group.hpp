@@ -50,6 +50,8 @@ public:
     // True once every worker has ended its interpreter (after shutdown, or when the group broke).
     bool finished() const noexcept { return exited_.load() == options_.workers; }
     bool on_worker_thread() const noexcept;
+    // On a worker thread of any group: its index in the group (0 .. workers-1); else nullopt.
+    static std::optional<std::size_t> current_worker_index() noexcept;
     // The error that broke the group (BrokenPoolError), or null.
     std::exception_ptr broken() const;
     // Blocks until every worker has ended its interpreter, or the timeout passes: true if they have.

@@ -125,9 +125,11 @@ def default_workers():
         return os.cpu_count() or 1
 
 
-def _setup_source(initializer, initargs):
-    """Python source each worker runs at start: the caller's sys.path, its main script, the initializer."""
-    lines = ["import sys", f"sys.path[:] = {list(sys.path)!r}", "from manygil import _worker"]
+def _setup_source(initializer, initargs, thread_name_prefix):
+    """Python source each worker runs at start: the caller's sys.path, its main script, threads'
+    names, the initializer."""
+    lines = ["import sys", f"sys.path[:] = {list(sys.path)!r}", "from manygil import _core, _worker",
+             f"_worker.setup({thread_name_prefix!r} + '_' + str(_core.worker_index()))"]
     script = _shipping.main_script()
     if script:
         lines.append(f"_worker.main_script = {script!r}")
@@ -156,9 +158,12 @@ def _chunk_sizes(chunksize, iterables, workers):
 class Pool(Executor):
     """A pool of own-GIL interpreters, one per worker thread, behind the concurrent.futures API.
 
-    Pool(max_workers=None, *, initializer=None, initargs=(), fallback=None)
+    Pool(max_workers=None, thread_name_prefix="", initializer=None, initargs=(), *, fallback=None)
 
-    ``max_workers`` defaults to the number of usable CPUs. ``initializer(*initargs)`` runs in each
+    ``max_workers`` defaults to the number of usable CPUs. Each worker's thread is named
+    ``f"{thread_name_prefix}_{index}"`` (default prefix "manygil.Pool-N"), as ThreadPoolExecutor
+    names its threads: threading.current_thread().name and log records say which worker ran what.
+    ``initializer(*initargs)`` runs in each
     worker before it takes tasks; if it raises, the pool is broken (BrokenPool). ``fallback`` says
     what happens to a task that fails because a module refuses to load in an own-GIL interpreter:
     None raises that ImportError (default); "main" runs the task again on a thread of the main
@@ -170,7 +175,9 @@ class Pool(Executor):
     with the worker's traceback as ``__cause__``.
     """
 
-    def __init__(self, max_workers=None, *, initializer=None, initargs=(), fallback=None):
+    _counter = itertools.count().__next__
+
+    def __init__(self, max_workers=None, thread_name_prefix="", initializer=None, initargs=(), *, fallback=None):
         if fallback not in (None, "main", "process"):
             raise ValueError(f"fallback must be None, 'main' or 'process', not {fallback!r}")
         if max_workers is None:
@@ -179,12 +186,16 @@ class Pool(Executor):
             raise ValueError("max_workers must be greater than 0")
         if initializer is not None and not callable(initializer):
             raise TypeError("initializer must be a callable")
+        if not isinstance(thread_name_prefix, str):
+            raise TypeError(f"thread_name_prefix must be a str, not {type(thread_name_prefix).__name__}")
+        self._thread_name_prefix = thread_name_prefix or f"manygil.Pool-{self._counter()}"
         self._max_workers = max_workers
         self._fallback = fallback
         self._fallback_executor = None
         self._fallback_lock = threading.Lock()
         self._fallbacks = 0
-        self._core = _core.Pool(max_workers, _setup_source(initializer, initargs), _shipping.dumps)
+        self._core = _core.Pool(max_workers, _setup_source(initializer, initargs, self._thread_name_prefix),
+                               _shipping.dumps)
         _lifecycle.register(self)
 
     @property
