@@ -17,7 +17,8 @@ namespace manygil {
 class Interpreter {
 public:
     // Starts the thread and creates the interpreter on it (OWN_GIL, own obmalloc, multi-phase-only
-    // extensions, no fork/exec, no daemon threads). Throws InterpreterError if creation fails.
+    // extensions, no fork/exec; daemon threads are stopped with SystemExit when it ends). Throws
+    // InterpreterError if creation fails.
     explicit Interpreter(Runtime& runtime);
 
     // close().

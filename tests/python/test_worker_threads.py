@@ -154,7 +154,7 @@ def test_a_daemon_thread_blocked_in_c_is_named_and_waited_for():
     assert "ignored SystemExit" in warning and "cannot end while its threads run" in warning
     assert "'reader'" in proc.stderr.readline()
     proc.stdin.write("x")  # os.read returns: the thread sees SystemExit, the worker ends
-    proc.stdin.close()
+    proc.stdin.flush()
     code, out, err = finish(proc)
     assert (code, out, err) == (0, "shut down\n", "")
 
