@@ -33,7 +33,7 @@ def main():
     parser = argparse.ArgumentParser(description="parallel in-place image filtering with SharedBuffers")
     parser.add_argument("--images", type=int, default=16)
     parser.add_argument("--size", type=int, default=256)
-    parser.add_argument("--workers", type=int, default=manygil._pool.default_workers())
+    parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)))
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     n, size, w = args.images, args.size, args.workers

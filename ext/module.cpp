@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cstdarg>
+#include <cstring>
 #include <mutex>
 
 #include "buffer_object.hpp"
@@ -50,6 +51,24 @@ PyObject* py_finalize(PyObject*, PyObject*) {
     Py_RETURN_NONE;
 }
 
+// Module __getattr__ (PEP 562): the attributes made on first use.
+PyObject* py_module_getattr(PyObject* module, PyObject* name) {
+    const char* s = PyUnicode_Check(name) ? PyUnicode_AsUTF8(name) : nullptr;
+    if (!s) return nullptr;
+    for (const char* lazy : {"ChannelClosed", "ChannelEmpty", "ChannelFull"}) {
+        if (std::strcmp(s, lazy) != 0) continue;
+        try {
+            PyObject* exc = detail::channel_exception(lazy);  // borrowed: cached per interpreter
+            if (PyModule_AddObjectRef(module, lazy, exc) < 0) return nullptr;
+            return Py_NewRef(exc);
+        } catch (const std::exception& e) {  // the Python error was fetched into the C++ one
+            PyErr_SetString(PyExc_ImportError, e.what());
+            return nullptr;
+        }
+    }
+    return PyErr_Format(PyExc_AttributeError, "module 'manygil._core' has no attribute '%U'", name);
+}
+
 PyObject* py_in_main_interpreter(PyObject*, PyObject*) {
     return PyBool_FromLong(PyInterpreterState_Get() == PyInterpreterState_Main());
 }
@@ -93,6 +112,7 @@ PyObject* py_after_fork_in_child(PyObject*, PyObject*) {
 }
 
 PyMethodDef module_methods[] = {
+    {"__getattr__", py_module_getattr, METH_O, nullptr},
     {"_after_fork_in_child", py_after_fork_in_child, METH_NOARGS,
      "Mark this process as a fork child: inherited pools refuse work and are never joined."},
     {"live_buffers", py_live_buffers, METH_NOARGS,
@@ -120,13 +140,12 @@ int module_exec(PyObject* module) {
     if (PyModule_AddStringConstant(module, "python_version", Runtime::python_version().c_str()) < 0) return -1;
     // What a Future holds while its large result waits to be decoded (ext/deferred_result.hpp).
     if (PyModule_AddObjectRef(module, "_EncodedResult", reinterpret_cast<PyObject*>(&PyCapsule_Type)) < 0) return -1;
-    try {  // the core's per-interpreter types: SharedBuffer, Channel and the channel exceptions
+    // The channel exceptions subclass queue.Empty/queue.Full: importing queue (and threading) costs a
+    // worker ~2 ms at start, so they are made on first use (module __getattr__, below).
+    try {  // the core's per-interpreter types: SharedBuffer, Channel, the sync objects
         if (PyModule_AddObjectRef(module, "SharedBuffer", reinterpret_cast<PyObject*>(detail::buffer_type())) < 0 ||
             PyModule_AddObjectRef(module, "Channel", reinterpret_cast<PyObject*>(detail::channel_type())) < 0) {
             return -1;
-        }
-        for (const char* name : {"ChannelClosed", "ChannelEmpty", "ChannelFull"}) {
-            if (PyModule_AddObjectRef(module, name, detail::channel_exception(name)) < 0) return -1;
         }
         for (const char* name : {"Lock", "Event", "Semaphore", "Barrier"}) {
             if (PyModule_AddObjectRef(module, name, reinterpret_cast<PyObject*>(detail::sync_type(name))) < 0) return -1;

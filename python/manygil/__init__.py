@@ -13,13 +13,44 @@ ChannelClosed, ChannelEmpty, ChannelFull), Lock, Event, Semaphore, Barrier (thre
 interpreters), BrokenPool, Interrupted, NotShareableError, RemoteError.
 """
 
-from ._actor import ActorHandle, actor
-from ._core import Barrier, Channel, ChannelClosed, ChannelEmpty, ChannelFull, Event, Lock, Semaphore, SharedBuffer
-from ._errors import BrokenPool, Interrupted, NotShareableError, RemoteError
-from ._interpreter import Interpreter
-from ._pool import InterpreterPoolExecutor, Pool
+import importlib
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (5 ms); checkers treat it alike
 
-__all__ = ["Pool", "InterpreterPoolExecutor", "Interpreter", "actor", "ActorHandle", "SharedBuffer", "Channel", "ChannelClosed",
-           "ChannelEmpty", "ChannelFull", "Lock", "Event", "Semaphore", "Barrier", "BrokenPool", "Interrupted",
-           "NotShareableError", "RemoteError"]
+# Where each public name lives. They are imported on first use (PEP 562): every worker imports this
+# package at start, and what the main interpreter's executor needs (concurrent.futures) or an actor's
+# asyncio support costs tens of milliseconds there.
+_PUBLIC = {
+    "Pool": "_pool", "InterpreterPoolExecutor": "_pool", "Interpreter": "_interpreter",
+    "actor": "_actor", "ActorHandle": "_actor",
+    "SharedBuffer": "_core", "Channel": "_core", "ChannelClosed": "_core", "ChannelEmpty": "_core",
+    "ChannelFull": "_core", "Lock": "_core", "Event": "_core", "Semaphore": "_core", "Barrier": "_core",
+    "BrokenPool": "_errors", "Interrupted": "_errors", "NotShareableError": "_errors", "RemoteError": "_errors",
+}
+__all__ = list(_PUBLIC)
 __version__ = "0.1.0"
+
+
+def __getattr__(name):
+    module = _PUBLIC.get(name)
+    if module is None:
+        if name.startswith("_") and not name.startswith("__"):  # a submodule: manygil._core
+            try:
+                return importlib.import_module(f"{__name__}.{name}")
+            except ModuleNotFoundError:
+                pass
+        raise AttributeError(f"module 'manygil' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:  # what type checkers and IDEs see
+    from ._actor import ActorHandle, actor
+    from ._core import Barrier, Channel, ChannelClosed, ChannelEmpty, ChannelFull, Event, Lock, Semaphore, SharedBuffer
+    from ._errors import BrokenPool, Interrupted, NotShareableError, RemoteError
+    from ._interpreter import Interpreter
+    from ._pool import InterpreterPoolExecutor, Pool

@@ -1,6 +1,5 @@
 """manygil.actor: an object that lives in its own interpreter, reached only through its methods."""
 
-import asyncio
 import itertools
 
 from . import _pool, _worker
@@ -23,6 +22,8 @@ class ActorMethod:
         return self._handle._pool.submit(_worker.actor_call, self._handle._key, self._name, args, kwargs)
 
     async def run(self, /, *args, **kwargs):
+        import asyncio  # only for asyncio users: it costs ~45 ms to import
+
         return await asyncio.wrap_future(self(*args, **kwargs))
 
     def __repr__(self):

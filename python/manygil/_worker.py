@@ -1,6 +1,7 @@
-"""Helpers that run inside worker interpreters (imported there by the native core)."""
+"""Helpers that run inside worker interpreters (imported there by the native core). Every worker
+imports this module at start: it imports nothing at module level but sys (pickle, for one, is
+imported by the tasks that need it)."""
 
-import pickle
 import sys
 
 # The caller's main script, when it is a file: functions defined there are found by re-running it as
@@ -16,11 +17,15 @@ def dumps(obj):
 
 
 def loads_callable(data):
+    import pickle
+
     return pickle.loads(data)
 
 
 def dump_exception(exc):
     """The exception pickled, or None: the caller then rebuilds it from its type name and message."""
+    import pickle
+
     try:
         return pickle.dumps(exc, protocol=5)
     except Exception:
@@ -158,6 +163,8 @@ def _after_import(name, hook):
 
 
 def run_initializer(blob):
+    import pickle
+
     fn, args = pickle.loads(blob)
     fn(*args)
 

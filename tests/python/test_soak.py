@@ -53,9 +53,11 @@ def test_interpreter_create_close_cycles_leak_nothing_of_their_own():
     # code; the RSS per cycle is printed for the record.
     import _interpreters
 
-    # What a manygil worker runs at start (sys.path, manygil._worker), then the same task.
-    code = (f"import sys\nsys.path[:] = {sys.path!r}\nfrom manygil import _worker\nx = sum(range(100))\n"
-            "import helpers\nassert helpers.add(1, 2) == 3\n")
+    # What a manygil worker runs at start (sys.path, manygil._core and _worker, its set-up), then the
+    # same task.
+    from manygil._pool import _setup_source
+
+    code = _setup_source(None, (), "bare") + "x = sum(range(100))\nimport helpers\nassert helpers.add(1, 2) == 3\n"
 
     def bare():
         interp = _interpreters.create()
