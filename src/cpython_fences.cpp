@@ -6,13 +6,18 @@ namespace manygil::detail {
 
 namespace {
 
-// _datetime keeps its types in static storage shared by every interpreter. When a sub-interpreter
-// initialises them first and the main interpreter imports the module afterwards, or several
-// interpreters end while holding them, the heap is corrupted at shutdown (CPython gh-136421,
-// gh-136423; 3.12 and 3.13, and 3.13.15 still crashes). With the main interpreter owning them from
-// the start, sub-interpreters only ever add to what main set up, and those crashes are gone.
-// 3.14 initialises these types at interpreter start-up (gh-136421's fix), so there is nothing to do.
-constexpr bool kImportDatetimeInMain = PY_VERSION_HEX < 0x030E0000;
+// Extension modules whose state outlives the interpreter that first initialised it, so that a
+// sub-interpreter must never be the first to import them; the main interpreter imports them before
+// any sub-interpreter exists (it keeps them until the process ends):
+//  - _datetime keeps its types in static storage shared by every interpreter. Initialised or torn
+//    down by a sub-interpreter first, then by main, they corrupt the heap at shutdown (gh-136421,
+//    gh-136423). Every 3.13 release up to 3.13.15 crashes; the fix (gh-136583) is on 3.14's line, in
+//    a release not verified here, and the import costs main under a millisecond: it is done on
+//    every version.
+//  - On 3.12, a single-phase extension's init function runs in the sub-interpreter before its import
+//    is refused (gh-117953, fixed in 3.13.0): _datetime and _decimal, initialised there, then crash
+//    when main imports them.
+constexpr const char* kImportInMainFirst[] = {"_datetime", PY_VERSION_HEX < 0x030D0000 ? "_decimal" : nullptr};
 
 // Frames and exceptions of the calling interpreter's threads only. CPython's sys._current_frames()
 // walks every interpreter and builds frame objects for frames that belong to other interpreters with
@@ -86,9 +91,10 @@ void fence_thread_walks() {
 }  // namespace
 
 void fence_main_interpreter() noexcept {
-    if (kImportDatetimeInMain) {
-        PyRef datetime(PyImport_ImportModule("_datetime"));  // a lookup in sys.modules once imported
-        if (!datetime) PyErr_Clear();  // a CPython built without it cannot hit the bug
+    for (const char* name : kImportInMainFirst) {
+        if (!name) continue;
+        PyRef module(PyImport_ImportModule(name));  // a lookup in sys.modules once imported
+        if (!module) PyErr_Clear();  // a CPython built without it cannot hit the bug
     }
     fence_thread_walks();
 }

@@ -11,8 +11,9 @@ namespace manygil::detail {
 // The main interpreter's GIL held, before a sub-interpreter is created. Idempotent and cheap once done
 // (a sys.modules lookup and an identity check), so every interpreter creation calls it: no "first
 // time" flag to race on while the GIL switches between creating threads.
-//  - Imports _datetime in the main interpreter (gh-136421/gh-136423: _datetime's static types
-//    initialised or torn down by a sub-interpreter first, then by main, corrupt the heap).
+//  - Imports _datetime (and, on 3.12, _decimal) in the main interpreter: initialised by a
+//    sub-interpreter first, their process-wide state corrupts the heap later (gh-136421, gh-136423,
+//    gh-117953).
 //  - Replaces sys._current_frames/_current_exceptions by versions that see only this interpreter's
 //    threads (CPython's walk every interpreter's threads and build frame objects for foreign frames
 //    with the caller's allocator: an abort while other interpreters run Python).
