@@ -49,19 +49,36 @@ PyObject* raise_submit_error(const std::exception& e) {
     return nullptr;
 }
 
+// The callable as _shipping.callable_spec() gives it: a "module:qualname" str, a pickle (bytes), or
+// (shared object, method name) for a bound method of an object that travels by reference.
 bool parse_spec(PyObject* spec, CallableSpec& out) {
     Py_ssize_t n = 0;
     if (PyUnicode_Check(spec)) {
         const char* s = PyUnicode_AsUTF8AndSize(spec, &n);
         if (!s) return false;
-        out = {true, std::string(s, static_cast<std::size_t>(n))};
+        out = {CallableSpec::Kind::Reference, std::string(s, static_cast<std::size_t>(n)), {}};
         return true;
     }
     if (PyBytes_Check(spec)) {
-        out = {false, std::string(PyBytes_AS_STRING(spec), static_cast<std::size_t>(PyBytes_GET_SIZE(spec)))};
+        out = {CallableSpec::Kind::Pickled,
+               std::string(PyBytes_AS_STRING(spec), static_cast<std::size_t>(PyBytes_GET_SIZE(spec))), {}};
         return true;
     }
-    PyErr_SetString(PyExc_TypeError, "callable spec must be str (reference) or bytes (pickled)");
+    if (PyTuple_Check(spec) && PyTuple_GET_SIZE(spec) == 2 && PyUnicode_Check(PyTuple_GET_ITEM(spec, 1))) {
+        const char* name = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(spec, 1), &n);
+        if (!name) return false;
+        try {  // no pickle fallback: only objects that travel by reference qualify
+            out = {CallableSpec::Kind::Method, std::string(name, static_cast<std::size_t>(n)),
+                   detail::encode_python(PyTuple_GET_ITEM(spec, 0))};
+        } catch (const ConversionError& e) {
+            PyErr_Format(PyExc_TypeError, "cannot send the method %U: its object does not travel by reference (%s)",
+                         PyTuple_GET_ITEM(spec, 1), e.what());
+            return false;
+        }
+        return true;
+    }
+    PyErr_SetString(PyExc_TypeError,
+                    "callable spec must be str (reference), bytes (pickled) or (shared object, method name)");
     return false;
 }
 
@@ -109,14 +126,16 @@ bool check_open(PoolObject* self) {
     return false;
 }
 
-// Pool(workers: int, init_source: str, pickler)
+// Pool(workers: int, init_source: str, pickler, name: str = "pool")
 int pool_init(PyObject* op, PyObject* args, PyObject* kwargs) {
     auto* self = as_pool(op);
     Py_ssize_t workers;
     const char* init_source;
     PyObject* pickler;
-    static const char* kw[] = {"workers", "init_source", "pickler", nullptr};
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "nsO", const_cast<char**>(kw), &workers, &init_source, &pickler)) {
+    const char* name = "pool";
+    static const char* kw[] = {"workers", "init_source", "pickler", "name", nullptr};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "nsO|s", const_cast<char**>(kw), &workers, &init_source, &pickler,
+                                     &name)) {
         return -1;
     }
     if (self->pool) {
@@ -135,13 +154,14 @@ int pool_init(PyObject* op, PyObject* args, PyObject* kwargs) {
     }
     Pool* pool = nullptr;
     std::string error;
-    std::string source(init_source);
+    std::string source(init_source), pool_name(name);
     // Without the GIL: if starting fails half-way, already started workers (which take the main GIL
     // to create their interpreters) are joined.
     Py_BEGIN_ALLOW_THREADS
     try {
         pool = new Pool(runtime(), {.workers = static_cast<std::size_t>(workers),
-                                    .initializer = Initializer::source(std::move(source))});
+                                    .initializer = Initializer::source(std::move(source)),
+                                    .name = pool_name});
     } catch (const std::exception& e) {
         error = e.what();
     }
@@ -301,6 +321,15 @@ PyObject* pool_wait_ready(PyObject* op, PyObject*) {
     }
 }
 
+// broken() -> None, or why the pool is broken
+PyObject* pool_broken(PyObject* op, PyObject*) {
+    auto* self = as_pool(op);
+    if (!check_open(self)) return nullptr;
+    std::optional<std::string> why = self->pool->broken();
+    if (!why) Py_RETURN_NONE;
+    return PyUnicode_FromStringAndSize(why->data(), static_cast<Py_ssize_t>(why->size()));
+}
+
 // stats() -> {"workers": [...], "queued": n}
 PyObject* pool_stats(PyObject* op, PyObject*) {
     auto* self = as_pool(op);
@@ -427,6 +456,7 @@ PyMethodDef pool_methods[] = {
     {"shutdown", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(pool_shutdown)), METH_FASTCALL,
      "shutdown(wait, cancel_futures)"},
     {"wait_ready", pool_wait_ready, METH_NOARGS, "wait_ready(): block until every worker has started"},
+    {"broken", pool_broken, METH_NOARGS, "broken() -> None, or why the pool is broken"},
     {"interpreter_ids", pool_interpreter_ids, METH_NOARGS, "interpreter_ids() -> list[int]"},
     {"is_shut_down", pool_is_shut_down, METH_NOARGS, "True once every worker has ended its interpreter"},
     {"stats", pool_stats, METH_NOARGS, "stats() -> {'workers': [...], 'queued': n}"},

@@ -78,13 +78,22 @@ void PyTaskJob::cleanup() noexcept {
     }
 }
 
+std::string CallableSpec::describe() const {
+    switch (kind) {
+        case Kind::Reference: return data;
+        case Kind::Pickled: return "<function sent by value>";
+        case Kind::Method: return "<method " + data + " of a shared object>";
+    }
+    return data;
+}
+
 std::string PyTaskJob::describe() const {
     switch (kind_) {
         case Kind::Exec: return "exec(source)";
-        case Kind::Chunk: return (callable_.by_reference ? callable_.data : std::string("<function sent by value>")) + " (map)";
+        case Kind::Chunk: return callable_.describe() + " (map)";
         case Kind::Call: break;
     }
-    return callable_.by_reference ? callable_.data : "<function sent by value>";
+    return callable_.describe();
 }
 
 template <class Call>

@@ -23,10 +23,19 @@
 
 namespace manygil::ext {
 
-// What to call in the worker: a reference resolved by import, or a pickled callable (by value).
+// What to call in the worker.
 struct CallableSpec {
-    bool by_reference = true;
-    std::string data;  // "module:qualname", or the pickle
+    enum class Kind {
+        Reference,  // data: "module:qualname", resolved by import
+        Pickled,    // data: the pickled callable (by value)
+        Method,     // data: a method name; holder: the object it belongs to, one that travels by
+                    // reference (SharedBuffer, Channel, Lock, Event, Semaphore, Barrier)
+    };
+    Kind kind = Kind::Reference;
+    std::string data;
+    detail::Payload holder;
+    // For stats() and messages: "module:qualname", "Event.wait", "<function sent by value>".
+    std::string describe() const;
 };
 
 // A Python exception, as it travels back to the caller.

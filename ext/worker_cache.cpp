@@ -3,6 +3,7 @@
 #include "calls.hpp"
 #include "interpreter_cache.hpp"
 #include "manygil/errors.hpp"
+#include "payload_python.hpp"
 #include "python_error.hpp"
 
 namespace manygil::ext {
@@ -31,9 +32,16 @@ PyObject* worker_helper(const char* name) {
 
 PyRef resolve_callable(const CallableSpec& spec) {
     const std::string& data = spec.data;
-    bool cacheable = !spec.by_reference || data.rfind("__main__:", 0) != 0;
-    PyRef key(spec.by_reference ? PyUnicode_FromStringAndSize(data.data(), static_cast<Py_ssize_t>(data.size()))
-                                : PyBytes_FromStringAndSize(data.data(), static_cast<Py_ssize_t>(data.size())));
+    if (spec.kind == CallableSpec::Kind::Method) {  // a new wrapper of the shared object each time
+        PyRef holder = detail::decode_python(spec.holder);
+        PyRef fn(PyObject_GetAttrString(holder.get(), data.c_str()));
+        if (!fn) detail::throw_python_error();
+        return fn;
+    }
+    bool by_reference = spec.kind == CallableSpec::Kind::Reference;
+    bool cacheable = !by_reference || data.rfind("__main__:", 0) != 0;
+    PyRef key(by_reference ? PyUnicode_FromStringAndSize(data.data(), static_cast<Py_ssize_t>(data.size()))
+                           : PyBytes_FromStringAndSize(data.data(), static_cast<Py_ssize_t>(data.size())));
     if (!key) detail::throw_python_error();
     PyObject* cache = cacheable ? interpreter_dict_entry("manygil.callables") : nullptr;
     if (cache) {
@@ -41,7 +49,7 @@ PyRef resolve_callable(const CallableSpec& spec) {
         if (PyErr_Occurred()) detail::throw_python_error();
     }
     PyRef fn;
-    if (spec.by_reference) {
+    if (by_reference) {
         if (data.rfind("__mp_main__:", 0) == 0) {  // defined in the caller's main script
             PyRef loaded(PyObject_CallNoArgs(worker_helper("ensure_main_module")));
             if (!loaded) detail::throw_python_error();

@@ -35,7 +35,8 @@ detail::WorkerGroup& live(const std::shared_ptr<detail::WorkerGroup>& group) {
 
 Pool::Pool(Runtime& runtime, PoolOptions options)
     : group_(detail::WorkerGroup::start(
-          runtime, {options.workers ? options.workers : default_workers(), std::move(options.initializer), "pool"})) {}
+          runtime, {options.workers ? options.workers : default_workers(), std::move(options.initializer),
+                    std::move(options.name)})) {}
 
 Pool::~Pool() {
     if (group_) group_->close();
@@ -70,6 +71,16 @@ void Pool::post(std::unique_ptr<Job> job) {
 void Pool::shutdown(bool wait, bool cancel_pending) { live(group_).shutdown(wait, cancel_pending); }
 
 void Pool::wait_ready() { live(group_).wait_ready(); }
+
+std::optional<std::string> Pool::broken() const {
+    std::exception_ptr e = live(group_).broken();
+    if (!e) return std::nullopt;
+    try {
+        std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+        return std::string(ex.what());
+    }
+}
 
 std::size_t Pool::size() const noexcept { return group_ ? group_->size() : 0; }
 

@@ -3,6 +3,8 @@
 #include <Python.h>
 #include <pthread.h>
 
+#include <utility>
+
 #include "calls.hpp"
 #include "manygil/errors.hpp"
 #include "thread_interpreter.hpp"
@@ -92,11 +94,10 @@ void WorkerGroup::run_worker(std::size_t index) noexcept {
     {
         std::lock_guard lock(mu_);
         ids_[index] = interp->id();
-        ++ready_;
     }
-    ready_cv_.notify_all();
 
-    while (auto job = next_job()) {
+    bool first = true;
+    while (auto job = next_job(std::exchange(first, false))) {
         interp->attach();
         monitor.job_started(job->describe());
         job->run();
@@ -175,8 +176,15 @@ std::size_t WorkerGroup::interrupt_all(const std::string& reason, bool later_cal
     return n;
 }
 
-std::unique_ptr<Job> WorkerGroup::next_job() {
+std::unique_ptr<Job> WorkerGroup::next_job(bool first) {
     std::unique_lock lock(mu_);
+    if (first) {
+        // The worker counts as ready in the same critical section in which it takes its first task:
+        // once wait_ready() returns, each worker has taken a task or found the queue empty, so a
+        // shutdown(cancel_pending) that follows cancels only what no worker could have started.
+        ++ready_;
+        ready_cv_.notify_all();
+    }
     work_signal_.wait(lock, [&] { return !queue_.empty() || closed_ || broken_; }, &idle_wait_);
     if (broken_ || queue_.empty()) return nullptr;  // closed and drained, or broken
     auto job = std::move(queue_.front());

@@ -42,6 +42,8 @@ public:
     // What an owner (Pool, Interpreter) does on close or destruction: no more work, queued tasks
     // still run, and wait for the workers, unless called from one of them (it cannot wait for itself).
     void close() noexcept;
+    // Blocks until every worker has started (created its interpreter, run the initializer, and taken
+    // its first task if one was queued), or the group broke (throws BrokenPoolError).
     void wait_ready();
 
     std::size_t size() const noexcept { return options_.workers; }
@@ -70,7 +72,7 @@ public:
 
 private:
     void run_worker(std::size_t index) noexcept;
-    std::unique_ptr<Job> next_job();
+    std::unique_ptr<Job> next_job(bool first);
     void break_group(std::size_t index, std::exception_ptr cause);
     void mark_exited();
     void join();

@@ -68,6 +68,8 @@ struct PoolOptions {
     // Number of worker interpreters; 0 means default_workers().
     std::size_t workers = 0;
     std::optional<Initializer> initializer;
+    // Names the pool in its threads' names and in error messages ("pool is broken: ...").
+    std::string name = "pool";
 };
 
 class Pool {
@@ -102,9 +104,13 @@ public:
     // queued) tasks are done and every interpreter has ended. Idempotent.
     void shutdown(bool wait = true, bool cancel_pending = false);
 
-    // Blocks until every worker has created its interpreter and run the initializer. Throws
-    // BrokenPoolError if one failed.
+    // Blocks until every worker has created its interpreter, run the initializer and taken its first
+    // task if one was queued: a shutdown(cancel_pending=true) after it cancels only tasks no worker
+    // could have started. Throws BrokenPoolError if a worker failed to start.
     void wait_ready();
+
+    // Why the pool is broken (BrokenPoolError's message), or nullopt while it is not. Thread-safe.
+    std::optional<std::string> broken() const;
 
     std::size_t size() const noexcept;
 

@@ -123,11 +123,29 @@ def not_shareable(type_name, path, reason):
     return NotShareableError(f"cannot send {type_name}{where} to or from a worker: {reason}", type_name, path)
 
 
+_logged_broken = set()
+
+
+def log_broken(message, traceback=None):
+    """Logs why a pool broke, once per pool, on the "concurrent.futures" logger at CRITICAL, as
+    ThreadPoolExecutor logs a failed initializer ("Exception in initializer:"). The message names
+    the pool (its thread name prefix)."""
+    if message in _logged_broken:
+        return
+    _logged_broken.add(message)
+    import logging
+
+    details = f"\n{traceback.rstrip()}" if traceback else ""
+    logging.getLogger("concurrent.futures").critical("%s%s", message, details)
+
+
 def broken_pool(message, cause_type, cause_message, cause_traceback):
+    log_broken(message, cause_traceback)
     exc = BrokenPool(message)
     exc.__cause__ = rebuild(cause_type, cause_message, cause_traceback, None)
     return exc
 
 
 def broken_pool_now(message):
+    log_broken(message)
     return BrokenPool(message)

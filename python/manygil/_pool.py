@@ -9,7 +9,7 @@ import time
 from concurrent.futures import Executor, Future
 from concurrent.futures._base import PENDING, RUNNING
 
-from . import _core, _lifecycle, _shipping
+from . import _core, _errors, _lifecycle, _shipping
 
 # map() without a chunksize: enough chunks per worker to balance uneven items, and chunks large enough
 # that per-chunk overhead vanishes for tiny ones.
@@ -195,12 +195,22 @@ class Pool(Executor):
         self._fallback_lock = threading.Lock()
         self._fallbacks = 0
         self._core = _core.Pool(max_workers, _setup_source(initializer, initargs, self._thread_name_prefix),
-                               _shipping.dumps)
+                                _shipping.dumps, self._thread_name_prefix)
         _lifecycle.register(self)
 
     @property
     def max_workers(self):
         return self._max_workers
+
+    @property
+    def _broken(self):
+        """False, or why the pool is broken: the attribute concurrent.futures' executors have, which
+        code in the ecosystem reads (as it reads ``_max_workers``)."""
+        why = self._core.broken()
+        if why is None:
+            return False
+        _errors.log_broken(why)
+        return why
 
     def submit(self, fn, /, *args, **kwargs):
         """Schedules ``fn(*args, **kwargs)``; returns a concurrent.futures.Future.
@@ -277,9 +287,15 @@ class Pool(Executor):
                 else:
                     results, exc = future.result(end_time - time.monotonic())
                 window.popleft()
+                del future
                 if more:
                     more = submit_next()
-                yield from _decoded(results)
+                # Yielded results are not kept here (concurrent.futures' guarantee, bpo-14406): each
+                # leaves the list as it is yielded.
+                results = list(_decoded(results))
+                results.reverse()
+                while results:
+                    yield results.pop()
                 if exc is not None:
                     raise exc
         finally:
@@ -341,6 +357,13 @@ class Pool(Executor):
         workers end in the background when their call returns."""
         if self._fallback_executor is not None:
             self._fallback_executor.shutdown(wait=wait, cancel_futures=cancel_futures)
+        if cancel_futures and wait and timeout is None:
+            # Tasks submitted before shutdown() are not cancelled merely because the workers were
+            # still creating their interpreters: first each worker takes its first task.
+            try:
+                self._core.wait_ready()
+            except _errors.BrokenPool:
+                pass
         if timeout is None or not wait:
             self._core.shutdown(wait, cancel_futures)
             return

@@ -50,12 +50,24 @@ def _reference(fn):
     return f"{module}:{qualname}"
 
 
+def _shared_types():
+    """The types whose objects travel by reference: the worker gets the same object, not a copy."""
+    from . import _core
+
+    return (_core.SharedBuffer, _core.Channel, _core.Lock, _core.Event, _core.Semaphore, _core.Barrier)
+
+
 def callable_spec(fn):
-    """What the worker needs to find ``fn``: a "module:qualname" str, or the pickled callable (bytes).
+    """What the worker needs to find ``fn``: a "module:qualname" str, the pickled callable (bytes), or
+    (object, method name) for a method of an object that travels by reference (``event.wait``: the
+    worker calls ``wait`` on the same Event).
 
     A str argument is taken as a "module:function" target. Raises TypeError naming the callable and
     saying why when it cannot be sent.
     """
+    holder = getattr(fn, "__self__", None)
+    if holder is not None and isinstance(holder, _shared_types()) and isinstance(getattr(fn, "__name__", None), str):
+        return (holder, fn.__name__)
     if isinstance(fn, str):
         module, sep, name = fn.partition(":")
         if not sep or not module or not name or ":" in name:

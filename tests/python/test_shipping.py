@@ -117,3 +117,22 @@ def test_interactive_prompt(run_python):
 def test_not_callable_is_a_type_error(pool):
     with pytest.raises(TypeError, match="not callable"):
         pool.submit(42)
+
+
+def test_bound_methods_of_shared_objects_travel_as_object_and_method_name(pool):
+    channel = manygil.Channel()
+    buffer = manygil.SharedBuffer.from_bytes(b"abc")
+    event = manygil.Event()
+    assert pool.submit(channel.send, "from a worker").result() is None
+    assert channel.recv(timeout=5) == "from a worker"
+    assert pool.submit(buffer.__len__).result() == 3
+    waiting = pool.submit(event.wait, 30)  # the same Event, waited on in a worker
+    event.set()
+    assert waiting.result() is True
+    assert list(pool.map(channel.send, range(5))) == [None] * 5
+    assert sorted(channel.recv(timeout=5) for _ in range(5)) == list(range(5))
+
+
+def test_a_bound_method_of_an_ordinary_object_is_pickled_with_its_object(pool):
+    class_free = {"k": 1}
+    assert pool.submit(class_free.get, "k").result() == 1

@@ -3,6 +3,7 @@
 import concurrent.futures as cf
 import gc
 import os
+import threading
 
 import pytest
 
@@ -176,3 +177,32 @@ def test_exit_with_a_live_pool_is_clean(run_python):
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "9801"
     assert "Fatal" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_cancel_futures_right_after_start_still_runs_the_first_task_of_each_worker(pipe):
+    # shutdown(cancel_futures=True) waits for the workers to start: tasks submitted before it are
+    # not cancelled merely because the interpreters were still being created. Each worker takes the
+    # first task it finds (they block until the pipe is written), the rest are cancelled.
+    r, w = pipe
+    pool = manygil.Pool(2)
+    futures = [pool.submit(helpers.block_on, r) for _ in range(50)]
+    stopper = threading.Thread(target=pool.shutdown, kwargs={"cancel_futures": True})
+    stopper.start()
+    cf.wait(futures[2:], timeout=60)
+    assert all(f.cancelled() for f in futures[2:])
+    os.write(w, b"xx")
+    stopper.join()
+    assert [f.result() for f in futures[:2]] == [b"x", b"x"]
+
+
+def test_broken_and_max_workers_attributes_as_concurrent_futures_executors_have_them():
+    pool = manygil.Pool(3)
+    assert pool._max_workers == 3 and pool._broken is False
+    pool.shutdown()
+    broken = manygil.Pool(1, initializer=helpers.raise_value_error, initargs=("no",))
+    try:
+        with pytest.raises(manygil.BrokenPool):
+            broken.submit(int).result()
+        assert "ValueError: no" in broken._broken
+    finally:
+        broken.shutdown()
