@@ -101,4 +101,23 @@ void fence_main_interpreter() noexcept {
 
 void fence_sub_interpreter() noexcept { fence_thread_walks(); }
 
+std::string why_creation_is_unsafe() {
+    if (Py_Version >= 0x030C0000 && Py_Version < 0x030C0400) {
+        return "CPython " + std::string(Py_GetVersion()).substr(0, std::string(Py_GetVersion()).find(' ')) +
+               " corrupts memory when a sub-interpreter ends (gh-119213, fixed in 3.12.4): use CPython >= 3.12.4";
+    }
+    PyRef tracemalloc(PyImport_ImportModule("_tracemalloc"));  // built in: no file to find
+    PyRef tracing(tracemalloc ? PyObject_CallMethod(tracemalloc.get(), "is_tracing", nullptr) : nullptr);
+    if (!tracing) {
+        PyErr_Clear();
+        return {};
+    }
+    if (tracing.get() == Py_True) {
+        return "tracemalloc is tracing memory allocations: with own-GIL interpreters it corrupts the heap and "
+               "the process dies at exit (CPython gh-144172); stop it (tracemalloc.stop(), no -X tracemalloc or "
+               "PYTHONTRACEMALLOC) before starting manygil workers";
+    }
+    return {};
+}
+
 }  // namespace manygil::detail

@@ -43,6 +43,10 @@ ThreadInterpreter::ThreadInterpreter() {
     main_tstate_ = PyThreadState_New(PyInterpreterState_Main());
     if (!main_tstate_) throw InterpreterError("cannot create a thread state in the main interpreter");
     PyEval_RestoreThread(main_tstate_);
+    if (std::string unsafe = why_creation_is_unsafe(); !unsafe.empty()) {
+        delete_main_tstate(main_tstate_);
+        throw InterpreterError("cannot create an own-GIL interpreter: " + unsafe);
+    }
     fence_main_interpreter();
     // Detaches main_tstate_ (releasing the main GIL) early, so workers create interpreters in parallel.
     PyStatus status = Py_NewInterpreterFromConfig(&tstate_, &kIsolated);

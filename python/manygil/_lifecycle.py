@@ -28,6 +28,12 @@ def register(pool):
         # A forked child inherits pool objects but not their threads: they must refuse work and never
         # be joined there.
         os.register_at_fork(before=_warn_before_fork, after_in_child=_core._after_fork_in_child)
+        # Forking a process that has sub-interpreters kills the child (gh-139759): multiprocessing
+        # (ProcessPoolExecutor included) starts processes with forkserver unless told otherwise.
+        from . import _after_import, _worker
+
+        _after_import.after_import("multiprocessing.context",
+                                   lambda context: _worker.avoid_fork_by_default(context, "forkserver"))
 
 
 def _warn_before_fork():

@@ -1,8 +1,10 @@
 """Helpers that run inside worker interpreters (imported there by the native core). Every worker
-imports this module at start: it imports nothing at module level but sys (pickle, for one, is
-imported by the tasks that need it)."""
+imports this module at start: it imports nothing heavy at module level (pickle, for one, is imported
+by the tasks that need it)."""
 
 import sys
+
+from ._after_import import after_import
 
 # The caller's main script, when it is a file: functions defined there are found by re-running it as
 # module "__mp_main__" in the worker (the spawn semantics of multiprocessing).
@@ -58,8 +60,8 @@ def ensure_main_module():
 def setup(thread_name):
     """Runs first in every worker, before the initializer. Nothing here imports a module a task may
     not need: what concerns threading or multiprocessing is applied when a task first imports them."""
-    _after_import("threading", lambda threading: _name_this_thread(threading, thread_name))
-    _after_import("multiprocessing.context", _spawn_by_default)
+    after_import("threading", lambda threading: _name_this_thread(threading, thread_name))
+    after_import("multiprocessing.context", _spawn_by_default)
 
 
 def _name_this_thread(threading, name):
@@ -106,60 +108,16 @@ def _spawn_by_default(context):
     """multiprocessing's default start method on Linux before 3.14, fork, cannot work in a worker
     (isolated interpreters refuse os.fork). Processes started from a worker use spawn instead;
     set_start_method() and get_context() still choose."""
-    default = context._default_context
+    avoid_fork_by_default(context, "spawn")
+
+
+def avoid_fork_by_default(context, method):
+    """Makes `method` multiprocessing's default start method if the default would be fork and nobody
+    chose one yet (multiprocessing.context is the module). Also used in the main interpreter while
+    pools exist: a child forked from a process with sub-interpreters dies (CPython gh-139759)."""
+    default = context._default_context  # the object multiprocessing's module functions are bound to
     if default.get_start_method(allow_none=True) is None and default._default_context._name == "fork":
-        context._default_context = context.DefaultContext(context._concrete_contexts["spawn"])
-
-
-class _AfterImport:
-    """A sys.meta_path finder that finds nothing itself: for the modules it watches, it asks the
-    finders behind it for the spec and makes the module's loader call a hook once the module has
-    executed. It leaves sys.meta_path when nothing is left to watch."""
-
-    def __init__(self):
-        self.hooks = {}
-
-    def find_spec(self, name, path=None, target=None):
-        hook = self.hooks.get(name)
-        if hook is None:
-            return None
-        spec = None
-        for finder in sys.meta_path:
-            if finder is not self and hasattr(finder, "find_spec"):
-                spec = finder.find_spec(name, path, target)
-                if spec is not None:
-                    break
-        if spec is None or not hasattr(spec.loader, "exec_module"):
-            return spec
-        self._forget(name)
-        run = spec.loader.exec_module  # each module's spec has a loader object of its own
-
-        def exec_module(module):
-            run(module)
-            hook(module)
-
-        spec.loader.exec_module = exec_module
-        return spec
-
-    def _forget(self, name):
-        del self.hooks[name]
-        if not self.hooks and self in sys.meta_path:
-            sys.meta_path.remove(self)
-
-
-_after_import_finder = _AfterImport()
-
-
-def _after_import(name, hook):
-    """Calls hook(module) once module `name` is imported: now if it already is, else right after it
-    executes for the first time."""
-    module = sys.modules.get(name)
-    if module is not None:
-        hook(module)
-        return
-    _after_import_finder.hooks[name] = hook
-    if _after_import_finder not in sys.meta_path:
-        sys.meta_path.insert(0, _after_import_finder)
+        default._default_context = context._concrete_contexts[method]
 
 
 def run_initializer(blob):

@@ -162,3 +162,53 @@ def test_current_frames_in_a_worker_sees_its_own_threads_only():
     """)
     assert proc.returncode == 0, describe(proc)
     assert proc.stdout == "(True, \"KeyError('handled')\")\n"
+
+
+# tracemalloc traces every interpreter's allocations in process-wide tables; after a traced worker
+# ends, the process died at exit ("double free or corruption", 3 runs of 3 on 3.13.15). Pools refuse
+# to start while it traces, saying why.
+def test_pools_refuse_to_start_while_tracemalloc_traces():
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(__file__))
+    proc = subprocess.run([sys.executable, "-X", "tracemalloc=5", "-c", textwrap.dedent("""
+        import manygil
+        try:
+            manygil.Interpreter()
+        except manygil.BrokenPool as e:
+            print("refused:", "tracemalloc is tracing" in str(e))
+        import tracemalloc
+        tracemalloc.stop()
+        with manygil.Interpreter() as interp:
+            print(interp.call("builtins:abs", -3))
+    """)], capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 0, describe(proc)
+    assert proc.stdout == "refused: True\n3\n"
+
+
+# os.fork() in a process with sub-interpreters kills the child (gh-139759): once pools exist,
+# multiprocessing starts processes with forkserver unless the program chose a method.
+def test_process_pools_in_main_work_while_manygil_pools_exist():
+    proc = run_child("""
+        import concurrent.futures, multiprocessing
+        import manygil
+
+        with manygil.Pool(1) as pool:
+            assert pool.submit(abs, -1).result() == 1
+            with concurrent.futures.ProcessPoolExecutor(1) as processes:
+                print(multiprocessing.get_start_method(), processes.submit(pow, 2, 5).result())
+    """)
+    assert proc.returncode == 0, describe(proc)
+    assert proc.stdout == "forkserver 32\n"
+
+
+def test_a_start_method_the_program_chose_is_kept():
+    proc = run_child("""
+        import multiprocessing
+        multiprocessing.set_start_method("spawn")
+        import manygil
+
+        with manygil.Pool(1) as pool:
+            pool.submit(abs, -1).result()
+        print(multiprocessing.get_start_method())
+    """)
+    assert proc.returncode == 0, describe(proc)
+    assert proc.stdout == "spawn\n"
