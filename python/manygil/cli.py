@@ -28,15 +28,21 @@ def _bench(args):
 
 
 def _compat(args):
+    import datetime
+    import platform
+
     from . import _compat
     from ._bench.runner import Progress
 
     progress = Progress()
-    rows = _compat.check(args.modules or _compat.default_modules(), progress=progress)
+    rows = _compat.check(args.modules or _compat.default_modules(), progress=progress, deep=args.deep,
+                         timeout=args.timeout or _compat.DEFAULT_TIMEOUT)
     progress.done()
     print(_compat.format_table(rows))
     if args.json:
-        _write_json({"schema": "manygil-compat/1", "python": sys.version.split()[0], "modules": rows}, args.json)
+        _write_json({"schema": _compat.SCHEMA, "python": sys.version.split()[0],
+                     "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                     "platform": platform.platform(), "deep": args.deep, "modules": rows}, args.json)
         print(f"\nresults: {args.json}")
     return 0
 
@@ -59,7 +65,11 @@ def main(argv=None):
     compat = commands.add_parser("compat", help="which modules load in an own-GIL interpreter")
     compat.add_argument("modules", nargs="*", metavar="MODULE",
                         help="modules to try (default: the stdlib's extension modules and the installed ones)")
-    compat.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    compat.add_argument("--deep", action="store_true", help="also import each extension module found on disk "
+                        "under a package, one by one, and report which refuse")
+    compat.add_argument("--timeout", type=float, default=None, metavar="S", help="stop an import (or the end of "
+                        "its interpreter) that shows no progress for S seconds, and report it as failing (default: 300)")
+    compat.add_argument("--json", metavar="PATH", help="also write the results as JSON (schema in the README)")
     compat.set_defaults(run=_compat)
 
     args = parser.parse_args(argv)

@@ -1,4 +1,4 @@
-"""The `manygil` command end to end: `bench --quick` with its JSON and chart, and `compat`."""
+"""The `manygil` command end to end: `bench --quick` with its JSON and chart (`compat`: test_compat.py)."""
 
 import json
 import os
@@ -87,43 +87,6 @@ def test_bench_prints_the_table_and_draws_the_chart(quick_bench):
 def test_bench_refuses_bad_arguments(tmp_path):
     proc = manygil_cli("bench", "--workers", "-1", tmp_path=tmp_path)
     assert proc.returncode == 2 and "--workers" in proc.stderr
-
-
-CRASHER = "import os, signal\nos.kill(os.getpid(), signal.SIGSEGV)\n"
-
-
-def test_compat_classifies_modules(tmp_path):
-    (tmp_path / "mg_crashes_on_import.py").write_text(CRASHER)
-    (tmp_path / "mg_raises_on_import.py").write_text("raise RuntimeError('no thanks')\n")
-    env = dict(os.environ, PYTHONPATH=str(tmp_path))
-    modules = ["json", "_testsinglephase", "mg_crashes_on_import", "mg_raises_on_import", "mg_no_such_module", "math"]
-    proc = manygil_cli("compat", *modules, "--json", "compat.json", tmp_path=tmp_path, env=env)
-    assert proc.returncode == 0, proc.stderr
-    with open(tmp_path / "compat.json") as f:
-        doc = json.load(f)
-    assert doc["schema"] == "manygil-compat/1"
-    rows = {r["module"]: r for r in doc["modules"]}
-    assert [r["module"] for r in doc["modules"]] == modules
-    assert rows["json"]["status"] == "works" and rows["math"]["status"] == "works"
-    assert rows["_testsinglephase"]["status"] == "refuses"
-    assert "subinterpreters" in rows["_testsinglephase"]["detail"]
-    assert rows["_testsinglephase"]["culprit"] == "_testsinglephase"
-    crash = rows["mg_crashes_on_import"]
-    # The signal's name; under AddressSanitizer (make sanitize) its handler reports and exits instead.
-    assert crash["status"] == "crashes" and ("SIGSEGV" in crash["detail"] or "ABORTING" in crash["detail"]), crash
-    assert rows["mg_raises_on_import"]["status"] == "fails" and "no thanks" in rows["mg_raises_on_import"]["detail"]
-    assert rows["mg_no_such_module"]["status"] == "missing"
-    # The table names each module with its status.
-    assert "_testsinglephase" in proc.stdout and "crashes" in proc.stdout
-
-
-def test_compat_default_list_covers_stdlib_extensions():
-    from manygil import _compat
-
-    names = _compat.default_modules()
-    assert "_json" in names and "math" in names and "_decimal" in names
-    assert "_testsinglephase" not in names
-    assert "cloudpickle" in names  # installed in this environment
 
 
 def test_a_failing_or_wrong_model_is_reported_and_the_run_goes_on():
