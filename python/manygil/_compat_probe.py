@@ -194,7 +194,8 @@ def module_kind(name):
     definition = ModuleDef.from_address(address)
     def_name = (definition.m_name or b"").decode(errors="replace")
     if not definition.m_slots:
-        return KIND_SINGLE_PHASE, f"its PyModuleDef {def_name!r} has no slots: PyInit_{name.rpartition('.')[2]} returns a module"
+        return KIND_SINGLE_PHASE, (f"its PyModuleDef {def_name!r} has no slots: PyInit_{name.rpartition('.')[2]} "
+                                   "made the module itself (PyModule_Create)")
     declared = None
     i = 0
     while definition.m_slots[i].slot:
@@ -202,8 +203,9 @@ def module_kind(name):
             declared = definition.m_slots[i].value or 0
         i += 1
     if declared is None:
-        return KIND_MULTI_PHASE, (f"its PyModuleDef {def_name!r} has {i} slots, none Py_mod_multiple_interpreters "
-                                  "(absent, CPython takes: shared GIL only)")
+        return KIND_MULTI_PHASE, (f"its PyModuleDef {def_name!r} has {i} slot{'s' if i != 1 else ''}, none of them "
+                                  "Py_mod_multiple_interpreters, which CPython then takes as "
+                                  f"{_MULTIPLE_INTERPRETERS_VALUES[1]}")
     what = _MULTIPLE_INTERPRETERS_VALUES.get(declared, f"value {declared}")
     kind = KIND_OWN_GIL if declared == 2 else KIND_MULTI_PHASE
     return kind, f"its PyModuleDef {def_name!r} declares Py_mod_multiple_interpreters = {what}"
