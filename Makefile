@@ -5,7 +5,7 @@ BUILD := build
 CMAKE := $(VENV)/bin/cmake
 CTEST := $(VENV)/bin/ctest
 
-.PHONY: all bootstrap peers configure build build-cpp build-python test test-cpp test-python fuzz sanitize demo demo-cpp bench clean
+.PHONY: all bootstrap peers configure build build-cpp build-python test test-cpp test-python fuzz sanitize demo demo-cpp bench compat-survey clean
 
 all: build
 
@@ -104,6 +104,12 @@ bench: build-python
 	@$(VENV)/bin/manygil bench --json $(BUILD)/bench.json --plot $(BUILD)/bench.png
 	@$(VENV)/bin/python bench/executor_overhead.py
 	@$(VENV)/bin/python bench/data_plane.py
+
+# docs/compat.md: `manygil compat --deep` over ~150 popular PyPI packages (tools/compat-survey-requirements.txt),
+# installed from wheels into a venv of its own ($(BUILD)/compat-survey/venv, never .venv). Run by hand:
+# it downloads a few hundred MB; not part of `make test`. A second run reuses the venv.
+compat-survey: build-python
+	@$(VENV)/bin/python tools/compat_survey.py --workdir $(BUILD)/compat-survey --out docs/compat.md
 
 clean:
 	rm -rf $(BUILD) $(BUILD).configure.log $(BUILD).pip.log $(FUZZ_BUILD) $(FUZZ_BUILD).configure.log $(FUZZ_BUILD).build.log \
