@@ -155,7 +155,8 @@ def module_kind(name):
     PyModule_GetDef, tells: no slots (m_slots is NULL) means single-phase init, PyInit_<name> having
     returned a module made with PyModule_Create; slots mean multi-phase init (PEP 489), and the
     Py_mod_multiple_interpreters slot, if any, says whether it allows an own GIL (absent, CPython 3.12+
-    takes "supported, shared GIL only"). kind is None when the module cannot be loaded or read.
+    takes "supported, shared GIL only"). A single-phase module that CPython remade from its cache has no
+    definition left; that alone tells its kind. kind is None when the module cannot be loaded or read.
     """
     import ctypes
     import importlib
@@ -184,6 +185,11 @@ def module_kind(name):
     except Exception as e:  # not a module object: PyModule_GetDef raised
         return None, f"no module definition: {type(e).__name__}: {e}"
     if not address:
+        if name in extension_modules():
+            # Only a single-phase module (m_size -1) is remade without its definition: from the copy
+            # CPython cached when a sub-interpreter asked for it before this interpreter did.
+            return KIND_SINGLE_PHASE, ("the module has no PyModuleDef: CPython remade it from its cache of "
+                                       "single-phase modules (m_copy)")
         return None, "not an extension module (it has no PyModuleDef)"
     # A cross-check of the layout above: a definition is an object of type PyModuleDef_Type (its
     # PyObject_HEAD ends with ob_type, in every build).

@@ -161,7 +161,7 @@ def test_deep_reports_each_extension_submodule(tmp_path):
 def test_an_import_that_hangs_in_the_worker_is_stopped(tmp_path):
     (tmp_path / "mg_hangs_in_worker.py").write_text(
         "import _interpreters, time\nif _interpreters.get_current()[0]:\n    time.sleep(3600)\n")
-    proc = manygil_cli("compat", "--timeout", "3", "mg_hangs_in_worker", "json", "--json", "out.json",
+    proc = manygil_cli("compat", "--timeout", "4", "mg_hangs_in_worker", "json", "--json", "out.json",
                        cwd=tmp_path, env=with_path(tmp_path))
     assert proc.returncode == 0, proc.stderr[-3000:]
     with open(tmp_path / "out.json") as f:
