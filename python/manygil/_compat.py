@@ -108,8 +108,9 @@ def _run_child(python, args, timeout):
 
 def _probe_all(name, python, deep, timeout, progress):
     """Runs children until every name of this unit (the module, and with deep its extension submodules)
-    has an outcome; returns (order, main, worker, kinds, stopped) with per-name dicts and
-    stopped[name] = (status, detail) for a name whose child died or hung."""
+    has an outcome. Returns (order, main, worker, kinds, stopped): the names in report order; the main
+    and worker probe results by name; (kind, evidence) by extension name; and (phase, why) by name
+    for one whose child died or hung in that phase ("main", "worker" or "end")."""
     order, main, worker, kinds, stopped = [name], {}, {}, {}, {}
     args = (["--deep"] if deep else []) + [name]
     while True:
