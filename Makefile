@@ -5,7 +5,7 @@ BUILD := build
 CMAKE := $(VENV)/bin/cmake
 CTEST := $(VENV)/bin/ctest
 
-.PHONY: all bootstrap peers configure build build-cpp build-python test test-cpp test-python fuzz sanitize demo demo-cpp bench compat-survey clean
+.PHONY: all bootstrap peers configure build build-cpp build-python test test-cpp test-python fuzz sanitize demo demo-cpp bench compat-survey cpython-bugs clean
 
 all: build
 
@@ -104,6 +104,12 @@ bench: build-python
 	@$(VENV)/bin/manygil bench --json $(BUILD)/bench.json --plot $(BUILD)/bench.png
 	@$(VENV)/bin/python bench/executor_overhead.py
 	@$(VENV)/bin/python bench/data_plane.py
+
+# The bare-CPython reproducers of docs/cpython-bugs.md, against the bootstrap's Python, or the ones in
+# PYTHONS (for instance two builds, to see what a newer patch release fixes). Run by hand.
+PYTHONS ?= $(abspath $(VENV)/bin/python)
+cpython-bugs: bootstrap
+	@$(VENV)/bin/python tools/cpython_bugs.py --runs 10 $(PYTHONS)
 
 # docs/compat.md: `manygil compat --deep` over ~150 popular PyPI packages (tools/compat-survey-requirements.txt),
 # installed from wheels into a venv of its own ($(BUILD)/compat-survey/venv, never .venv). Run by hand:
