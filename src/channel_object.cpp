@@ -7,6 +7,7 @@
 #include "channel_access.hpp"
 #include "payload_python.hpp"
 #include "interpreter_cache.hpp"
+#include "worker_monitor.hpp"
 #include "manygil/value.hpp"
 #include "python_error.hpp"
 
@@ -93,7 +94,7 @@ PyObject* do_send(PyObject* self, PyObject* obj, Channel::Timeout timeout) {
     }
     Py_END_ALLOW_THREADS
     if (closed) return raise_named("ChannelClosed", "send() on a closed channel");
-    if (!sent) return raise_named("ChannelFull", "the channel is full");
+    if (!sent) return raise_if_wait_interrupted() ? nullptr : raise_named("ChannelFull", "the channel is full");
     Py_RETURN_NONE;
 }
 
@@ -110,7 +111,7 @@ PyObject* do_recv(PyObject* self, Channel::Timeout timeout) {
     }
     Py_END_ALLOW_THREADS
     if (closed) return raise_named("ChannelClosed", "the channel is closed and empty");
-    if (!payload) return raise_named("ChannelEmpty", "the channel is empty");
+    if (!payload) return raise_if_wait_interrupted() ? nullptr : raise_named("ChannelEmpty", "the channel is empty");
     try {
         return decode_python(*payload).release();
     } catch (const ConversionError& e) {

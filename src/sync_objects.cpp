@@ -4,6 +4,7 @@
 #include <string>
 
 #include "interpreter_cache.hpp"
+#include "worker_monitor.hpp"
 
 namespace manygil::detail {
 
@@ -90,7 +91,9 @@ PyObject* acquire(PyObject* self, PyObject* args, PyObject* kwargs, bool lock_st
         timeout = std::chrono::duration<double>(0);
     }
     T primitive = get<T>(self);  // kept alive while the GIL is released
-    return PyBool_FromLong(blocking([&] { return primitive.acquire(timeout); }));
+    bool acquired = blocking([&] { return primitive.acquire(timeout); });
+    if (!acquired && raise_if_wait_interrupted()) return nullptr;
+    return PyBool_FromLong(acquired);
 }
 
 PyObject* enter_lock_like(PyObject* self, PyObject* (*acquire_fn)(PyObject*, PyObject*, PyObject*)) {
@@ -155,7 +158,9 @@ PyObject* event_wait(PyObject* self, PyObject* args, PyObject* kwargs) {
     Timeout timeout;
     if (!parse_timeout(timeout_arg, timeout)) return nullptr;
     Event event = get<Event>(self);
-    return PyBool_FromLong(blocking([&] { return event.wait(timeout); }));
+    bool set = blocking([&] { return event.wait(timeout); });
+    if (!set && raise_if_wait_interrupted()) return nullptr;
+    return PyBool_FromLong(set);
 }
 
 PyMethodDef event_methods[] = {
@@ -235,7 +240,10 @@ PyObject* barrier_wait(PyObject* self, PyObject* args, PyObject* kwargs) {
             return -1;
         }
     });
-    return index < 0 ? raise_broken_barrier() : PyLong_FromLongLong(index);
+    if (index >= 0) return PyLong_FromLongLong(index);
+    // An interrupt broke the barrier as a timeout would (as any exception in threading.Barrier.wait
+    // does): the others get BrokenBarrierError, this call the interrupt.
+    return raise_if_wait_interrupted() ? nullptr : raise_broken_barrier();
 }
 PyObject* barrier_abort(PyObject* self, PyObject*) {
     get<Barrier>(self).abort();

@@ -12,12 +12,62 @@
 #include <cstdint>
 #include <mutex>
 #include <optional>
+#include <thread>
 
 #include "manygil/timeout.hpp"
 #include "spin_wait.hpp"
 #include "wait_estimate.hpp"
 
 namespace manygil::detail {
+
+class WakeSignal;
+
+class WaitInterrupt {
+public:
+    // The calling thread's, while it runs an interruptible call; else null.
+    static WaitInterrupt* current() noexcept { return current_ref(); }
+
+    // ---- the worker's thread ----
+    // Around an interruptible call of task `task` (never 0): installs this as the thread's current one.
+    void call_started(std::uint64_t task) noexcept {
+        call_.store(task, std::memory_order_release);
+        current_ref() = this;
+    }
+    void call_finished() noexcept {
+        current_ref() = nullptr;
+        call_.store(0, std::memory_order_release);
+    }
+    // Whether the running call was interrupted (its waits then end at once).
+    bool requested() const noexcept {
+        std::uint64_t call = call_.load(std::memory_order_acquire);
+        return call != 0 && requested_.load(std::memory_order_acquire) == call;
+    }
+    void enter(WakeSignal* signal) noexcept {
+        std::lock_guard lock(mu_);
+        waiting_ = signal;
+    }
+    void leave() noexcept {
+        std::lock_guard lock(mu_);
+        waiting_ = nullptr;
+    }
+
+    // ---- any other thread (the monitor), holding no lock of the waiter's ----
+    // Interrupts task `task`'s waits: sets the request, then wakes the wait it is in, if any. The
+    // wake-up is repeated until the waiter leaves (a notification sent between its last look at the
+    // request and its sleep would otherwise be lost; this thread cannot take the waiter's mutex,
+    // which the waiter holds while it registers), for at most about a second.
+    inline void request(std::uint64_t task) noexcept;
+
+private:
+    static WaitInterrupt*& current_ref() noexcept {
+        static thread_local WaitInterrupt* current = nullptr;
+        return current;
+    }
+
+    std::atomic<std::uint64_t> call_{0}, requested_{0};
+    std::mutex mu_;                  // guards waiting_; the waiter takes it holding its wait's mutex
+    WakeSignal* waiting_ = nullptr;  // valid while set: the waiter clears it before its wait returns
+};
 
 class WakeSignal {
 public:
@@ -34,15 +84,18 @@ public:
 
     // Waits until pred() (checked with `lock` held), or the timeout passes; returns pred(). Spins
     // for spin_budget() first, or for `estimate`'s advice when given.
+    // On a thread running an interruptible call (WaitInterrupt::current()), the wait also ends when
+    // that call is interrupted, returning pred() (false unless it came true meanwhile).
     template <class Pred>
     bool wait(std::unique_lock<std::mutex>& lock, const Timeout& timeout, Pred pred, WaitEstimate* estimate = nullptr) {
         if (pred()) return true;
-        const Clock::time_point start = Clock::now();
-        std::optional<Clock::time_point> deadline;
-        if (timeout) deadline = start + std::chrono::duration_cast<Clock::duration>(*timeout);
-        bool done = wait_from(lock, start, deadline, pred, estimate ? estimate->spin_for(start, spin_budget()) : spin_budget());
-        if (estimate && done) estimate->record(Clock::now() - start);
-        return done;
+        if (WaitInterrupt* interrupt = WaitInterrupt::current()) {
+            interrupt->enter(this);
+            wait_for(lock, timeout, [&] { return pred() || interrupt->requested(); }, estimate);
+            interrupt->leave();
+            return pred();
+        }
+        return wait_for(lock, timeout, pred, estimate);
     }
 
     template <class Pred>
@@ -51,6 +104,16 @@ public:
     }
 
 private:
+    template <class Pred>
+    bool wait_for(std::unique_lock<std::mutex>& lock, const Timeout& timeout, Pred pred, WaitEstimate* estimate) {
+        const Clock::time_point start = Clock::now();
+        std::optional<Clock::time_point> deadline;
+        if (timeout) deadline = start + std::chrono::duration_cast<Clock::duration>(*timeout);
+        bool done = wait_from(lock, start, deadline, pred, estimate ? estimate->spin_for(start, spin_budget()) : spin_budget());
+        if (estimate && done) estimate->record(Clock::now() - start);
+        return done;
+    }
+
     template <class Pred>
     bool wait_from(std::unique_lock<std::mutex>& lock, Clock::time_point start,
                    std::optional<Clock::time_point> deadline, Pred pred, Clock::duration spin) {
@@ -74,5 +137,17 @@ private:
     std::atomic<std::uint32_t> notified_{0};
     std::condition_variable cv_;
 };
+
+void WaitInterrupt::request(std::uint64_t task) noexcept {
+    requested_.store(task, std::memory_order_release);
+    for (int attempt = 0; attempt < 1000; ++attempt) {
+        {
+            std::lock_guard lock(mu_);
+            if (!waiting_ || call_.load(std::memory_order_acquire) != task) return;
+            waiting_->notify_all();  // needs no mutex of the waiter's; the signal lives while registered
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+}
 
 }  // namespace manygil::detail

@@ -32,6 +32,14 @@ std::uint64_t next_task_id() noexcept {
     return ++counter;
 }
 
+bool raise_if_wait_interrupted() {
+    WaitInterrupt* interrupt = WaitInterrupt::current();
+    if (!interrupt || !interrupt->requested()) return false;
+    PyThreadState_SetAsyncExc(PyThread_get_thread_ident(), nullptr);
+    PyErr_SetString(PyExc_TimeoutError, "manygil: the call was interrupted while it waited");
+    return true;
+}
+
 WorkerMonitor* WorkerMonitor::current() noexcept { return t_current; }
 void WorkerMonitor::set_current(WorkerMonitor* monitor) noexcept { t_current = monitor; }
 
@@ -83,6 +91,7 @@ void WorkerMonitor::job_finished(bool failed) {
 void WorkerMonitor::call_started(std::uint64_t task, std::optional<Clock::duration> timeout) {
     gil_call_task_ = task;  // the worker holds its GIL: the monitor reads this under the same GIL
     gil_delivered_ = false;
+    wait_interrupt_.call_started(task);
     call_task_.store(task);
     if (stop_all_.load()) {  // the pool is stopping: this call too
         std::string reason;
@@ -103,6 +112,7 @@ void WorkerMonitor::call_started(std::uint64_t task, std::optional<Clock::durati
 }
 
 std::optional<std::string> WorkerMonitor::call_finished() {
+    wait_interrupt_.call_finished();
     call_task_.store(0);
     gil_call_task_ = 0;
     if (!gil_delivered_) return std::nullopt;
@@ -202,14 +212,18 @@ void WorkerMonitor::run(PyInterpreterState* interp) noexcept {
         }
         lock.unlock();
         std::string dumped;
+        bool delivered = false;
         if (tstate) {
             PyEval_RestoreThread(tstate);  // waits until the worker lets go of its GIL
-            if (interrupt_task) deliver_interrupt(interrupt_task, reason);
+            if (interrupt_task) delivered = deliver_interrupt(interrupt_task, reason);
             if (dump) dumped = format_stack();
             PyEval_SaveThread();
         } else if (dump) {
             dumped = "(no thread state for the monitor)";
         }
+        // A worker blocked in a manygil wait (Lock, Event, Channel, ...) never reaches the bytecode
+        // that raises the interrupt: end its wait too.
+        if (delivered) wait_interrupt_.request(interrupt_task);
         lock.lock();
         if (dump) {
             stack_ = std::move(dumped);
@@ -225,14 +239,14 @@ void WorkerMonitor::run(PyInterpreterState* interp) noexcept {
     }
 }
 
-void WorkerMonitor::deliver_interrupt(std::uint64_t task, const std::string& reason) {
-    if (gil_call_task_ != task) return;  // that call is over (checked under the worker's GIL)
+bool WorkerMonitor::deliver_interrupt(std::uint64_t task, const std::string& reason) {
+    if (gil_call_task_ != task) return false;  // that call is over (checked under the worker's GIL)
     // CPython raises an asynchronous exception from its type (an instance is refused), so the
     // reason travels beside it and the job puts it back into the error it reports.
-    if (PyThreadState_SetAsyncExc(worker_ident_, PyExc_TimeoutError) == 1) {
-        gil_delivered_ = true;
-        gil_reason_ = reason;
-    }
+    if (PyThreadState_SetAsyncExc(worker_ident_, PyExc_TimeoutError) != 1) return false;
+    gil_delivered_ = true;
+    gil_reason_ = reason;
+    return true;
 }
 
 std::string WorkerMonitor::format_stack() const {

@@ -29,11 +29,18 @@
 #include <thread>
 
 #include "manygil/pool.hpp"
+#include "wake_signal.hpp"
 
 namespace manygil::detail {
 
 // A process-wide unique id for an interruptible call's task (never 0).
 std::uint64_t next_task_id() noexcept;
+
+// For the Python wrapper of a blocking call (Lock.acquire, Channel.recv, ...) whose wait did not
+// succeed, with the GIL held: if the wait ended because the running call was interrupted, raises
+// TimeoutError in its place (the monitor's pending asynchronous exception is withdrawn: this one
+// stands for it, and the task reports manygil.Interrupted) and returns true.
+bool raise_if_wait_interrupted();
 
 class WorkerMonitor {
 public:
@@ -82,7 +89,8 @@ public:
 
 private:
     void run(PyInterpreterState* interp) noexcept;
-    void deliver_interrupt(std::uint64_t task, const std::string& reason);  // the worker's GIL held
+    // The worker's GIL held: sets the asynchronous exception; true if the call still ran.
+    bool deliver_interrupt(std::uint64_t task, const std::string& reason);
     std::string format_stack() const;                                        // the worker's GIL held
 
     mutable std::mutex mu_;
@@ -124,6 +132,9 @@ private:
     // Stack dumps (mu_): request / answer sequence numbers.
     std::uint64_t stack_wanted_ = 0, stack_done_ = 0;
     std::string stack_;
+
+    // Ends the worker's waits (WakeSignal) when its call is interrupted.
+    WaitInterrupt wait_interrupt_;
 
     // Written by the monitor and read by the worker only while holding the worker's GIL.
     std::uint64_t gil_call_task_ = 0;

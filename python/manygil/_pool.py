@@ -218,10 +218,13 @@ class Pool(Executor):
         ``fn`` may also be a "module:function" string. Raises RuntimeError after shutdown, BrokenPool
         once broken, NotShareableError (a TypeError) for an argument that cannot be sent.
         """
+        return self._submit(fn, args, kwargs or None, None)
+
+    def _submit(self, fn, args, kwargs, timeout):
         future = _Future()
         if self._fallback is not None:
             future._route = (self, fn, args, kwargs)
-        self._core.submit(future, _shipping.callable_spec(fn), args, kwargs or None)  # sets future._handle
+        self._core.submit(future, _shipping.callable_spec(fn), args, kwargs, timeout)  # sets future._handle
         return future
 
     def _fallback_submit(self, fn, args, kwargs):
@@ -307,13 +310,11 @@ class Pool(Executor):
     def submit_with(self, fn, args=(), kwargs=None, *, timeout=None):
         """submit(fn, *args, **kwargs) with options. ``timeout``: seconds the call may run once a
         worker starts it (time in the queue does not count); past it, manygil.Interrupted (a
-        TimeoutError) is raised inside the call, the future gets it, and the worker goes on."""
+        TimeoutError) is raised inside the call, the future gets it, and the worker goes on. A task
+        the pool's fallback runs elsewhere (Pool(fallback=...)) runs there without the time limit."""
         if timeout is not None and not isinstance(timeout, (int, float)):
             raise TypeError(f"timeout must be a number of seconds or None, not {type(timeout).__name__}")
-        future = _Future()
-        self._core.submit(future, _shipping.callable_spec(fn), tuple(args), dict(kwargs) if kwargs else None,
-                          None if timeout is None else float(timeout))
-        return future
+        return self._submit(fn, tuple(args), dict(kwargs) if kwargs else None, None if timeout is None else float(timeout))
 
     def stats(self):
         """What each worker did and does: a dict ``{"workers": [...], "queued": n, "fallbacks": n}``, one entry per

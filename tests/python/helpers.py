@@ -394,3 +394,19 @@ def needs_single_phase_module(x):
     import _testsinglephase  # noqa: F401
 
     return x * 2, in_main_interpreter(), os.getpid()
+
+
+def blocked_in(kind, obj, started):
+    """Blocks in a manygil object until interrupted: obj is held/empty/full, as the test made it."""
+    started.set()
+    if kind in ("lock", "semaphore"):
+        return obj.acquire()
+    if kind == "event":
+        return obj.wait()
+    if kind == "barrier":
+        return obj.wait()
+    if kind == "recv":
+        return obj.recv()
+    if kind == "send":
+        return obj.send("one more")
+    raise ValueError(kind)

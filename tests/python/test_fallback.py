@@ -44,6 +44,13 @@ def test_the_rerouted_tasks_own_error_reaches_the_caller():
         assert pool.stats()["fallbacks"] == 1
 
 
+def test_submit_with_honours_the_fallback():
+    with manygil.Pool(1, fallback="main") as pool:
+        doubled, in_main, pid = pool.submit_with(helpers.needs_single_phase_module, (5,), timeout=60).result(timeout=60)
+        assert (doubled, in_main, pid) == (10, True, os.getpid())
+        assert pool.stats()["fallbacks"] == 1
+
+
 def test_bad_fallback_is_refused():
     with pytest.raises(ValueError, match="fallback"):
         manygil.Pool(1, fallback="threads")
