@@ -288,7 +288,14 @@ PyObject* pool_shutdown(PyObject* op, PyObject* const* argv, Py_ssize_t argc) {
         self->pool->shutdown(/*wait=*/false, cancel != 0);
         if (wait) {
             Pool* pool = self->pool;
-            if (!without_gil([pool] { pool->shutdown(/*wait=*/true, false); })) return nullptr;
+            // Waits in slices, handling signals in between: Ctrl-C stops the wait (KeyboardInterrupt),
+            // as it stops ThreadPoolExecutor.shutdown(); the workers go on ending in the background.
+            bool finished = false;
+            while (!finished) {
+                if (!without_gil([&] { finished = pool->wait_finished(std::chrono::milliseconds(50)); })) return nullptr;
+                if (!finished && PyErr_CheckSignals() < 0) return nullptr;
+            }
+            if (!without_gil([pool] { pool->shutdown(/*wait=*/true, false); })) return nullptr;  // joins the threads
         }
     } catch (const std::exception& e) {
         PyErr_SetString(PyExc_RuntimeError, e.what());

@@ -33,6 +33,15 @@ public:
     // maxsize 0: unbounded.
     explicit Channel(std::size_t maxsize = 0);
 
+    // Channels may carry channels, themselves included. When a handle goes away and only messages
+    // queued in channels still refer to its channel, the channels that no handle outside a queue can
+    // reach any more are found and their queued messages dropped, so that cycles are freed too.
+    ~Channel();
+    Channel(const Channel&) = default;
+    Channel(Channel&&) noexcept = default;
+    Channel& operator=(const Channel&) = default;
+    Channel& operator=(Channel&&) noexcept = default;
+
     // Blocks while full; false if the timeout passed first. Throws ChannelClosed.
     bool send(Value value, Timeout timeout = std::nullopt);
     // Blocks while empty; nullopt if the timeout passed first. Throws ChannelClosed once closed and drained.

@@ -24,6 +24,10 @@ def register(pool):
             threading._register_atexit(_at_exit)
         except (AttributeError, RuntimeError):
             atexit.register(_at_exit)
+        # The safety net: a C function, so no signal can stop it half-way, run by the atexit module
+        # (which calls every callback whatever the others raise), still before the interpreter
+        # finalises. It ends every worker, should _at_exit not have got that far.
+        atexit.register(_core._finalize)
         _registered = True
         # A forked child inherits pool objects but not their threads: they must refuse work and never
         # be joined there.
@@ -50,9 +54,20 @@ def _warn_before_fork():
 
 
 def _at_exit():
-    for pool in list(_pools):
-        try:
-            pool.shutdown(wait=True)
-        except Exception:
-            pass
+    """Shuts every pool down, waiting for its tasks. Ctrl-C meanwhile stops their work instead (queued
+    tasks are cancelled, running calls interrupted); either way every worker ends its interpreter
+    before the main interpreter finalises."""
+    try:
+        for pool in list(_pools):
+            try:
+                pool.shutdown(wait=True)
+            except Exception:
+                pass
+    except KeyboardInterrupt:
+        for pool in list(_pools):
+            try:
+                pool._core.shutdown(False, True)
+                pool._core.interrupt_running("manygil: interrupted by Ctrl-C at exit", True)
+            except Exception:
+                pass
     _core._finalize()

@@ -50,3 +50,29 @@ TEST(Channel, ACppThreadAndAnInterpreterTalk) {
     EXPECT_EQ(count, 1000);
     EXPECT_TRUE(done.get().is_none());
 }
+
+TEST(Channel, CyclesThroughQueuedMessagesAreFreed) {
+    std::size_t before = manygil::SharedBuffer::live_blocks();
+    {
+        Channel self, a, b;
+        self.send(Value(self));                    // holds itself
+        self.send(Value(manygil::SharedBuffer(64)));
+        a.send(Value(b));                          // a and b hold each other
+        b.send(Value::list({Value(a), Value(manygil::SharedBuffer(64))}));
+        EXPECT_EQ(manygil::SharedBuffer::live_blocks(), before + 2);
+    }
+    EXPECT_EQ(manygil::SharedBuffer::live_blocks(), before);
+}
+
+TEST(Channel, AChannelReachableThroughAnotherKeepsItsMessages) {
+    Channel outer;
+    {
+        Channel inner;
+        inner.send(Value(inner));
+        inner.send(Value("kept"));
+        outer.send(Value(inner));
+    }
+    Channel got = outer.recv()->as_channel();
+    EXPECT_EQ(got.recv()->as_channel(), got);
+    EXPECT_EQ(got.recv(), std::optional<Value>(Value("kept")));
+}

@@ -1,5 +1,6 @@
 """manygil.Channel: a queue between interpreters with real wake-ups and close semantics."""
 
+import gc
 import queue
 import threading
 
@@ -123,3 +124,52 @@ def test_four_producers_four_consumers_lose_and_duplicate_nothing():
         received = [x for f in drains for x in f.result(timeout=300)]
     assert len(received) == total
     assert sorted(received) == list(range(total))
+
+
+def test_a_channel_holding_itself_is_freed_with_what_it_holds():
+    from manygil import _core
+
+    gc.collect()  # what earlier tests left
+    before = _core.live_buffers()
+    ch = manygil.Channel()
+    ch.send(ch)
+    ch.send(manygil.SharedBuffer(64))  # its memory shows whether the queue was freed
+    del ch
+    gc.collect()
+    assert _core.live_buffers() == before
+
+
+def test_channels_holding_each_other_are_freed():
+    from manygil import _core
+
+    gc.collect()  # what earlier tests left
+    before = _core.live_buffers()
+    a, b = manygil.Channel(), manygil.Channel()
+    a.send(b)
+    b.send([a, manygil.SharedBuffer(64)])
+    del a, b
+    gc.collect()
+    assert _core.live_buffers() == before
+
+
+def test_a_channel_reachable_through_another_keeps_its_messages():
+    outer, inner = manygil.Channel(), manygil.Channel()
+    inner.send(inner)  # a cycle, but reachable from outer's queue
+    inner.send("kept")
+    outer.send(inner)
+    del inner
+    gc.collect()
+    got = outer.recv(timeout=5)
+    assert got.recv(timeout=5) == got and got.recv(timeout=5) == "kept"
+
+
+def test_channels_passed_between_workers_still_arrive():
+    # Reply channels in requests: the usual way of sending channels through channels.
+    with manygil.Pool(2) as pool:
+        requests = manygil.Channel()
+        served = pool.submit(helpers.serve_requests, requests, 20)
+        replies = [manygil.Channel() for _ in range(20)]
+        for i, reply in enumerate(replies):
+            requests.send((i, reply))
+        assert [reply.recv(timeout=30) for reply in replies] == [i * i for i in range(20)]
+        assert served.result(timeout=30) == 20

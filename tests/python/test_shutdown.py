@@ -206,3 +206,38 @@ def test_broken_and_max_workers_attributes_as_concurrent_futures_executors_have_
         assert "ValueError: no" in broken._broken
     finally:
         broken.shutdown()
+
+
+def test_ctrl_c_while_exiting_stops_the_work_and_still_ends_the_workers(run_python):
+    # The pool is left to manygil's exit hook with 4 tasks of 60 s each. Ctrl-C comes while that
+    # hook waits: it cancels the queued tasks and interrupts the running ones, and the workers still
+    # end before the interpreter finalises (one still alive then would take the process down).
+    result = run_python("""
+        import os, signal, sys, threading, time
+        import manygil
+
+        def spin(seconds):
+            import time
+            end = time.monotonic() + seconds
+            while time.monotonic() < end:
+                pass
+
+        def press_ctrl_c_in_the_exit_hook():
+            main = threading.main_thread().ident
+            while True:
+                frame, names = sys._current_frames().get(main), []
+                while frame is not None:
+                    names.append(frame.f_code.co_name)
+                    frame = frame.f_back
+                if "_at_exit" in names:
+                    os.kill(os.getpid(), signal.SIGINT)
+                    return
+                time.sleep(0.01)
+
+        if __name__ == "__main__":
+            pool = manygil.Pool(2)
+            futures = [pool.submit(spin, 60) for _ in range(4)]
+            threading.Thread(target=press_ctrl_c_in_the_exit_hook, daemon=True).start()
+            print("exiting")
+    """, timeout=50)  # far less than the 120 s of work
+    assert (result.returncode, result.stdout, result.stderr) == (0, "exiting\n", "")
