@@ -24,6 +24,9 @@ def _bench(args):
     if args.plot:
         runner.plot(doc, args.plot)
         print(f"chart: {args.plot}")
+    line = runner.summary(doc)
+    if line:
+        print(f"\n{line}")  # the last word
     return 0
 
 
@@ -54,9 +57,9 @@ def main(argv=None):
     bench = commands.add_parser("bench", help="the same workloads on serial, threads, processes, interpreter "
                                 "pools, free-threaded CPython and manygil, side by side")
     bench.add_argument("--workers", type=int, default=0, help="workers per model (default: the CPUs available)")
-    bench.add_argument("--quick", action="store_true", help="small sizes and one round (a smoke run)")
+    bench.add_argument("--quick", action="store_true", help="smaller sizes: each CPU workload takes 0.3-0.5 s serially (make demo)")
     bench.add_argument("--rounds", type=int, default=0, help="rounds per workload; each model keeps its best "
-                       "(default: 1 quick, 3 full)")
+                       "(default: 3)")
     bench.add_argument("--models", help="comma-separated model names to run (serial always runs)")
     bench.add_argument("--json", metavar="PATH", help="also write the results as JSON (schema in the README)")
     bench.add_argument("--plot", metavar="PATH", help="also draw a PNG chart of the speedups (needs matplotlib)")

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -24,7 +25,7 @@ def quick_bench(tmp_path_factory):
     # No free-threaded Python on purpose (an empty cache, no python3.1xt on PATH): it must be
     # reported as unavailable, with the reason, and the run must go on.
     env = dict(os.environ, MANYGIL_CACHE=str(tmp / "no-cache"), PATH=os.path.dirname(sys.executable) + ":/usr/bin:/bin")
-    proc = manygil_cli("bench", "--quick", "--workers", "2", "--json", "out.json", "--plot", "out.png",
+    proc = manygil_cli("bench", "--quick", "--rounds", "1", "--workers", "2", "--json", "out.json", "--plot", "out.png",
                        tmp_path=tmp, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     with open(tmp / "out.json") as f:
@@ -82,6 +83,10 @@ def test_bench_prints_the_table_and_draws_the_chart(quick_bench):
         assert name in proc.stdout
     with open(tmp / "out.png", "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    # The demo's last line sums it up (the figures are measurements, not checked here).
+    last = proc.stdout.strip().splitlines()[-1]
+    assert re.fullmatch(r"manygil: \d+\.\d\dx serial on \d+ cores, \d+\.\d\dx the best other model \(.*"
+                        r"fib \d+\.\d\dx/\d+\.\d\dx.*parser \d+\.\d\dx/\d+\.\d\dx\)", last), last
 
 
 def test_bench_refuses_bad_arguments(tmp_path):

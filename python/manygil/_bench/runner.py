@@ -46,7 +46,7 @@ def _error(e):
 def run(workers, quick=False, rounds=None, only_models=None, progress=None):
     """Runs everything; returns the results document (the JSON schema of the README)."""
     progress = progress or Progress()
-    rounds = rounds or (1 if quick else 3)
+    rounds = rounds or 3
     catalogue = workloads.catalogue(workers, quick)
     methods = m.process_start_methods()
     # Process pools first: forking once sub-interpreters exist crashes the child (CPython gh-139759).
@@ -263,6 +263,34 @@ def format_table(doc):
     lines.append("  (time: best round; speedup: serial time / time, for computation only; vs manygil: time / manygil's "
                  "time, > 1 = slower than manygil. Threads share memory, so their transfers copy nothing.)")
     return "\n".join(lines)
+
+
+def summary(doc):
+    """One line: manygil's speedup over serial and its speed relative to the fastest other model on each
+    CPU workload, as geometric means; None when manygil or serial did not run them."""
+    speedups, relative = [], []
+    for w in doc["workloads"]:
+        if w["kind"] != "cpu":
+            continue
+        ours = w["results"].get("manygil", {})
+        others = [r["time"] for name, r in w["results"].items() if name not in ("manygil", "serial") and r["time"]]
+        if not ours.get("speedup") or not others:
+            return None
+        speedups.append(ours["speedup"])
+        relative.append(min(others) / ours["time"])
+
+    def geomean(values):
+        product = 1.0
+        for v in values:
+            product *= v
+        return product ** (1 / len(values))
+
+    if not speedups:
+        return None
+    return (f"manygil: {geomean(speedups):.2f}x serial on {doc['cpus']} cores, {geomean(relative):.2f}x the best other "
+            f"model (geometric means over the CPU workloads; per workload: "
+            + ", ".join(f"{w['name']} {s:.2f}x/{r:.2f}x" for w, s, r in
+                        zip([w for w in doc["workloads"] if w["kind"] == "cpu"], speedups, relative)) + ")")
 
 
 def plot(doc, path):

@@ -180,17 +180,20 @@ def noop(x):
 # name -> (kind, task function name, description, items): items are plain data (JSON), so the
 # free-threaded runner builds exactly the same tasks.
 def catalogue(workers, quick):
+    """The workloads. Full runs give each CPU workload 6 tasks per worker; quick runs (make demo) 4,
+    sized so that each still takes 0.3-0.5 s serially on the machine this was tuned on: shorter,
+    and start-up and noise decide the ratios."""
     w, q = workers, quick
-    per = (2 if q else 6) * w  # tasks per CPU workload: a few per worker, to balance
+    per = (4 if q else 6) * w  # tasks per CPU workload: a few per worker, to balance
     return {
-        "fib": ("cpu", "fib", f"{per} x fib({24 if q else 27})", [24 if q else 27] * per),
-        "nbody": ("cpu", "nbody", f"{per} x n-body, {5_000 if q else 40_000} steps", [5_000 if q else 40_000] * per),
-        "json": ("cpu", "json_roundtrips", f"{per * (1 if q else 3)} x 40 JSON encode+decode of a nested document",
-                 list(range(per * (1 if q else 3)))),
-        "regex": ("cpu", "regex_scan", f"{per * (2 if q else 4)} x 7 regexes over 4,000 words",
-                  list(range(per * (2 if q else 4)))),
-        "parser": ("cpu", "parse_expressions", f"{per * (1 if q else 3)} x tokenize+parse 150 expressions",
-                   list(range(per * (1 if q else 3)))),
+        "fib": ("cpu", "fib", f"{per} x fib({29 if q else 27})", [29 if q else 27] * per),
+        "nbody": ("cpu", "nbody", f"{per} x n-body, {9_000 if q else 40_000} steps", [9_000 if q else 40_000] * per),
+        "json": ("cpu", "json_roundtrips", f"{per * (10 if q else 3)} x 40 JSON encode+decode of a nested document",
+                 list(range(per * (10 if q else 3)))),
+        "regex": ("cpu", "regex_scan", f"{per * (8 if q else 4)} x 7 regexes over 4,000 words",
+                  list(range(per * (8 if q else 4)))),
+        "parser": ("cpu", "parse_expressions", f"{per * (5 if q else 3)} x tokenize+parse 150 expressions",
+                   list(range(per * (5 if q else 3)))),
         "transfer bytes": ("transfer", "echo", f"{4 * w} x {'1' if q else '16'} MB bytes there and back",
                            [{"bytes": (1 if q else 16) << 20}] * 4 * w),
         "transfer dict": ("transfer", "echo", f"{4 * w} x dict of {'10k' if q else '100k'} str->int there and back",
