@@ -15,37 +15,31 @@ import subprocess
 import sys
 import textwrap
 
+# 4 threads each create 20 isolated interpreters that import datetime, then end them; {prelude} is
+# what the main interpreter runs first.
+DATETIME_RACE = """
+{prelude}
+import threading, _interpreters as I
+def worker():
+    for _ in range(20):
+        iid = I.create("isolated")
+        I.exec(iid, "import datetime; datetime.datetime.now()")
+        I.destroy(iid)
+threads = [threading.Thread(target=worker) for _ in range(4)]
+for t in threads: t.start()
+for t in threads: t.join()
+print("ok")
+"""
+
 # name -> (what it shows, code run with `python -c`, expected stdout, extra interpreter options)
 REPRODUCERS = {
     "datetime-race": (
         "4 threads each create 20 isolated interpreters that import datetime, then end them "
         "(gh-136421, gh-136423)",
-        """
-        import threading, _interpreters as I
-        def worker():
-            for _ in range(20):
-                iid = I.create("isolated")
-                I.exec(iid, "import datetime; datetime.datetime.now()")
-                I.destroy(iid)
-        threads = [threading.Thread(target=worker) for _ in range(4)]
-        for t in threads: t.start()
-        for t in threads: t.join()
-        print("ok")
-        """, "ok", []),
+        DATETIME_RACE.format(prelude=""), "ok", []),
     "datetime-race, main first": (
         "the same, with datetime imported in the main interpreter first (manygil's fence)",
-        """
-        import datetime, threading, _interpreters as I
-        def worker():
-            for _ in range(20):
-                iid = I.create("isolated")
-                I.exec(iid, "import datetime; datetime.datetime.now()")
-                I.destroy(iid)
-        threads = [threading.Thread(target=worker) for _ in range(4)]
-        for t in threads: t.start()
-        for t in threads: t.join()
-        print("ok")
-        """, "ok", []),
+        DATETIME_RACE.format(prelude="import datetime"), "ok", []),
     "current-frames": (
         "the main interpreter calls sys._current_frames() while an isolated interpreter runs Python "
         "on another thread (no upstream issue found)",
