@@ -28,20 +28,33 @@ class _AfterImport:
         if spec is None or not hasattr(spec.loader, "exec_module"):
             return spec
         self._forget(name)
-        run = spec.loader.exec_module  # each module's spec has a loader object of its own
+        loader = spec.loader
+        if isinstance(loader, type):  # frozen and built-in modules: one loader class for all of them
+            spec.loader = loader = _LoaderOf(loader)
+        run = loader.exec_module  # a file's spec has a loader object of its own: patched in place
 
         def exec_module(module):
             run(module)
             for hook in hooks:
                 hook(module)
 
-        spec.loader.exec_module = exec_module
+        loader.exec_module = exec_module
         return spec
 
     def _forget(self, name):
         del self.hooks[name]
         if not self.hooks and self in sys.meta_path:
             sys.meta_path.remove(self)
+
+
+class _LoaderOf:
+    """Stands for a loader class (shared by many modules) in one module's spec."""
+
+    def __init__(self, loader):
+        self._loader = loader
+
+    def __getattr__(self, name):
+        return getattr(self._loader, name)
 
 
 _finder = _AfterImport()
