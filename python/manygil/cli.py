@@ -59,7 +59,7 @@ def main(argv=None):
     bench.add_argument("--workers", type=int, default=0, help="workers per model (default: the CPUs available)")
     bench.add_argument("--quick", action="store_true", help="smaller sizes: each CPU workload takes 0.3-0.5 s serially (make demo)")
     bench.add_argument("--rounds", type=int, default=0, help="rounds per workload; each model keeps its best "
-                       "(default: 3)")
+                       "(default: 5 quick, 3 full)")
     bench.add_argument("--models", help="comma-separated model names to run (serial always runs)")
     bench.add_argument("--json", metavar="PATH", help="also write the results as JSON (schema in the README)")
     bench.add_argument("--plot", metavar="PATH", help="also draw a PNG chart of the speedups (needs matplotlib)")

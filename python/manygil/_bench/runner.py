@@ -46,7 +46,7 @@ def _error(e):
 def run(workers, quick=False, rounds=None, only_models=None, progress=None):
     """Runs everything; returns the results document (the JSON schema of the README)."""
     progress = progress or Progress()
-    rounds = rounds or 3
+    rounds = rounds or (5 if quick else 3)
     catalogue = workloads.catalogue(workers, quick)
     methods = m.process_start_methods()
     # Process pools first: forking once sub-interpreters exist crashes the child (CPython gh-139759).
@@ -120,7 +120,13 @@ def _run_workload(name, kind, fn_name, description, items, live, rounds, progres
         except LookupError as e:
             entry["results"][model.name] = {"time": None, "error": f"n/a: {e}"}
     for r in range(rounds):
-        for model_name, (model, args) in list(active.items()):
+        # The models take turns, starting one further each round, so that none always runs first or
+        # last in a round (serial's first round gives the expected results).
+        order = list(active.items())
+        order = order[r % len(order):] + order[:r % len(order)] if order else order
+        for model_name, (model, args) in order:
+            if model_name not in active:
+                continue
             progress(f"{name}: {model_name}, round {r + 1}/{rounds}", detail=True)
             result = entry["results"][model_name]
             try:
