@@ -5,7 +5,7 @@ BUILD := build
 CMAKE := $(VENV)/bin/cmake
 CTEST := $(VENV)/bin/ctest
 
-.PHONY: all bootstrap peers configure build build-cpp build-python test test-cpp test-python fuzz sanitize demo demo-cpp bench compat-survey cpython-bugs clean
+.PHONY: all bootstrap peers configure build build-cpp build-python check test test-cpp test-python fuzz sanitize demo demo-cpp bench compat-survey cpython-bugs clean
 
 all: build
 
@@ -33,7 +33,8 @@ build-cpp: configure
 # into .venv; its CMake tree (build/py) is kept, so a rebuild is incremental.
 build-python: bootstrap
 	@PATH="$(abspath $(VENV)/bin):$$PATH" $(VENV)/bin/python -m pip install --no-build-isolation --no-deps \
-	    --disable-pip-version-check . > $(BUILD).pip.log 2>&1 || (tail -40 $(BUILD).pip.log; exit 1)
+	    --disable-pip-version-check --config-settings=cmake.define.MANYGIL_WERROR=ON . \
+	    > $(BUILD).pip.log 2>&1 || (tail -40 $(BUILD).pip.log; exit 1)
 	@echo "[build] installed the manygil package into $(VENV) (log: $(BUILD).pip.log)"
 
 test-cpp: build-cpp
@@ -43,6 +44,13 @@ test-python: build-python
 	@$(VENV)/bin/python -m pytest -q tests/python
 
 test: test-cpp test-python fuzz sanitize
+
+# The edit-test loop: builds, the C++ tests and the Python tests without the soak tests (a few
+# minutes warm). `make test` is the full suite CI runs: also the soak tests, the fuzzers and both
+# suites again under ASan+UBSan.
+check: build-cpp build-python
+	@$(CTEST) --test-dir $(BUILD) --output-on-failure -j2
+	@$(VENV)/bin/python -m pytest -q tests/python --ignore=tests/python/test_soak.py
 
 # The C++ tests and the Python suite under AddressSanitizer + UndefinedBehaviorSanitizer: the core,
 # its tests and the extension are built instrumented into $(SAN_BUILD); CPython is not, so the
