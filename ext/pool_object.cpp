@@ -13,6 +13,7 @@
 #include "module_state.hpp"
 #include "py_task_job.hpp"
 #include "task_state.hpp"
+#include "timeout_arg.hpp"
 #include "without_gil.hpp"
 
 namespace manygil::ext {
@@ -94,9 +95,9 @@ detail::Payload convert(PoolObject* self, PyObject* obj, const char* root) {
 
 // Posts a job for `future` (setting future._handle first, so cancel() can never miss it).
 PyObject* post(PoolObject* self, PyTaskJob::Kind kind, CallableSpec spec, detail::Payload args,
-               detail::Payload kwargs, bool star, PyObject* future, std::optional<double> timeout = std::nullopt) {
+               detail::Payload kwargs, bool star, PyObject* future, Timeout timeout = std::nullopt) {
     auto state = std::make_shared<TaskState>(*self->latency);
-    state->timeout = timeout;
+    if (timeout) state->timeout = timeout->count();
     state->interrupter = self->pool->interrupter(state->id());
     PyObject* handle = new_task_handle(self->handle_type, state);
     if (!handle) return nullptr;
@@ -212,25 +213,12 @@ int pool_traverse(PyObject* op, visitproc visit, void* arg) {
     return 0;
 }
 
-// A task timeout: None, or a positive number of seconds.
-bool parse_timeout(PyObject* arg, std::optional<double>& out) {
-    if (arg == Py_None) return true;
-    double t = PyFloat_AsDouble(arg);
-    if (t == -1.0 && PyErr_Occurred()) return false;
-    if (!(t > 0) || t > 1e9) {
-        PyErr_Format(PyExc_ValueError, "timeout must be a positive number of seconds or None, not %R", arg);
-        return false;
-    }
-    out = t;
-    return true;
-}
-
 // submit(future, spec, args: tuple, kwargs: dict | None[, timeout: float | None]) -> TaskHandle
 PyObject* pool_submit(PyObject* op, PyObject* const* argv, Py_ssize_t argc) {
     auto* self = as_pool(op);
     if (argc != 4 && argc != 5) return PyErr_Format(PyExc_TypeError, "submit() takes 4 or 5 arguments (%zd given)", argc);
-    std::optional<double> timeout;
-    if (argc == 5 && !parse_timeout(argv[4], timeout)) return nullptr;
+    Timeout timeout;
+    if (argc == 5 && !detail::parse_timeout(argv[4], timeout, detail::TimeoutRule::Positive)) return nullptr;
     if (!check_open(self)) return nullptr;
     CallableSpec spec;
     if (!parse_spec(argv[1], spec)) return nullptr;

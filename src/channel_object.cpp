@@ -7,6 +7,7 @@
 #include "channel_access.hpp"
 #include "payload_python.hpp"
 #include "interpreter_cache.hpp"
+#include "timeout_arg.hpp"
 #include "worker_monitor.hpp"
 #include "manygil/value.hpp"
 #include "python_error.hpp"
@@ -56,22 +57,6 @@ PyObject* raise_not_shareable(const ConversionError& e) {
     }
     PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(exc.get())), exc.get());
     return nullptr;
-}
-
-// None or a number >= 0.
-bool parse_timeout(PyObject* arg, Channel::Timeout& out) {
-    if (!arg || arg == Py_None) {
-        out.reset();
-        return true;
-    }
-    double seconds = PyFloat_AsDouble(arg);
-    if (seconds == -1.0 && PyErr_Occurred()) return false;
-    if (seconds < 0) {
-        PyErr_SetString(PyExc_ValueError, "timeout must be a non-negative number or None");
-        return false;
-    }
-    out = std::chrono::duration<double>(seconds);
-    return true;
 }
 
 PyObject* do_send(PyObject* self, PyObject* obj, Channel::Timeout timeout) {

@@ -74,4 +74,9 @@ PythonError describe_exception(PyObject* exc) {
 
 void throw_python_error() { throw fetch_python_error(); }
 
+std::string describe_status(const PyStatus& status) {
+    std::string why = status.err_msg ? status.err_msg : "unknown error";
+    return status.func ? std::string(status.func) + ": " + why : why;
+}
+
 }  // namespace manygil::detail

@@ -18,6 +18,9 @@ PythonError describe_exception(PyObject* exc);
 // fetch_python_error(), thrown.
 [[noreturn]] void throw_python_error();
 
+// "Py_NewInterpreterFromConfig: <message>": what a failed PyStatus says, for error messages.
+std::string describe_status(const PyStatus& status);
+
 // "module.QualName" of a type, or just "QualName" for builtins.
 std::string type_qualname(PyTypeObject* type);
 

@@ -7,6 +7,7 @@
 #include <mutex>
 
 #include "manygil/errors.hpp"
+#include "python_error.hpp"
 #include "worker_group.hpp"
 
 namespace manygil {
@@ -20,11 +21,6 @@ Runtime* g_current = nullptr;
 std::deque<std::string>& inittab_names() {
     static std::deque<std::string> names;
     return names;
-}
-
-std::string status_message(const PyStatus& status) {
-    std::string why = status.err_msg ? status.err_msg : "unknown error";
-    return status.func ? std::string(status.func) + ": " + why : why;
 }
 
 void initialise_python(const RuntimeOptions& options) {
@@ -45,7 +41,7 @@ void initialise_python(const RuntimeOptions& options) {
     if (!path.empty()) status = PyConfig_SetBytesString(&config, &config.pythonpath_env, path.c_str());
     if (!PyStatus_Exception(status)) status = Py_InitializeFromConfig(&config);
     PyConfig_Clear(&config);
-    if (PyStatus_Exception(status)) throw Error("cannot initialise Python: " + status_message(status));
+    if (PyStatus_Exception(status)) throw Error("cannot initialise Python: " + detail::describe_status(status));
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "interpreter_cache.hpp"
+#include "timeout_arg.hpp"
 #include "worker_monitor.hpp"
 
 namespace manygil::detail {
@@ -57,21 +58,6 @@ auto blocking(Fn fn) {
     Py_END_ALLOW_THREADS return result;
 }
 
-// timeout: None (forever) or a number >= 0; `negative_means_forever` for threading.Lock's -1.
-bool parse_timeout(PyObject* arg, Timeout& out, bool negative_means_forever = false) {
-    out.reset();
-    if (!arg || arg == Py_None) return true;
-    double seconds = PyFloat_AsDouble(arg);
-    if (seconds == -1.0 && PyErr_Occurred()) return false;
-    if (seconds < 0) {
-        if (negative_means_forever && seconds == -1.0) return true;
-        PyErr_SetString(PyExc_ValueError, "timeout value must be a non-negative number");
-        return false;
-    }
-    out = std::chrono::duration<double>(seconds);
-    return true;
-}
-
 // acquire(blocking=True, timeout=...) for Lock and Semaphore.
 template <class T>
 PyObject* acquire(PyObject* self, PyObject* args, PyObject* kwargs, bool lock_style) {
@@ -82,7 +68,9 @@ PyObject* acquire(PyObject* self, PyObject* args, PyObject* kwargs, bool lock_st
         return nullptr;
     }
     Timeout timeout;
-    if (!parse_timeout(timeout_arg, timeout, lock_style)) return nullptr;
+    if (!parse_timeout(timeout_arg, timeout, lock_style ? TimeoutRule::LockStyle : TimeoutRule::NonNegative)) {
+        return nullptr;
+    }
     if (!block) {
         if (timeout) {
             PyErr_SetString(PyExc_ValueError, "can't specify a timeout for a non-blocking call");

@@ -5,6 +5,7 @@
 #include "compat.hpp"
 #include "cpython_fences.hpp"
 #include "interpreter_threads.hpp"
+#include "python_error.hpp"
 
 #include "manygil/errors.hpp"
 
@@ -53,9 +54,7 @@ ThreadInterpreter::ThreadInterpreter() {
     if (PyStatus_Exception(status) || !tstate_) {
         // On failure CPython re-attaches main_tstate_ (except on one early path: handled inside).
         delete_main_tstate(main_tstate_);
-        std::string why = status.err_msg ? status.err_msg : "unknown error";
-        if (status.func) why = std::string(status.func) + ": " + why;
-        throw InterpreterError("cannot create an own-GIL interpreter: " + why);
+        throw InterpreterError("cannot create an own-GIL interpreter: " + describe_status(status));
     }
     id_ = PyInterpreterState_GetID(PyThreadState_GetInterpreter(tstate_));
     fence_sub_interpreter();

@@ -10,14 +10,9 @@ cloudpickle, which also carries closure cells and referenced globals.
 import sys
 import weakref
 
+from ._worker import dumps  # the one pickler, the same in workers and in the caller
+
 _by_reference = weakref.WeakKeyDictionary()  # callable -> "module:qualname"
-
-
-def dumps(obj):
-    """The pickler for objects that are not native values: cloudpickle, protocol 5."""
-    import cloudpickle
-
-    return cloudpickle.dumps(obj, protocol=5)
 
 
 def main_script():

@@ -12,7 +12,8 @@ main_script = None
 
 
 def dumps(obj):
-    """Pickles a result or argument of a non-native type (by value where needed)."""
+    """The pickler for objects that are not native values, on both sides (_shipping uses it too):
+    cloudpickle, protocol 5, so that lambdas and __main__ classes travel by value."""
     import cloudpickle
 
     return cloudpickle.dumps(obj, protocol=5)
