@@ -48,9 +48,12 @@ def __dir__():
     return sorted(set(globals()) | set(__all__))
 
 
-if TYPE_CHECKING:  # what type checkers and IDEs see
-    from ._actor import ActorHandle, actor
-    from ._core import Barrier, Channel, ChannelClosed, ChannelEmpty, ChannelFull, Event, Lock, Semaphore, SharedBuffer
-    from ._errors import BrokenPool, Interrupted, NotShareableError, RemoteError
-    from ._interpreter import Interpreter
-    from ._pool import InterpreterPoolExecutor, Pool
+if TYPE_CHECKING:  # what type checkers and IDEs see ("X as X": re-exported names)
+    from ._actor import ActorHandle as ActorHandle, actor as actor
+    from ._core import (Barrier as Barrier, Channel as Channel, ChannelClosed as ChannelClosed,
+                        ChannelEmpty as ChannelEmpty, ChannelFull as ChannelFull, Event as Event, Lock as Lock,
+                        Semaphore as Semaphore, SharedBuffer as SharedBuffer)
+    from ._errors import (BrokenPool as BrokenPool, Interrupted as Interrupted,
+                          NotShareableError as NotShareableError, RemoteError as RemoteError)
+    from ._interpreter import Interpreter as Interpreter
+    from ._pool import InterpreterPoolExecutor as InterpreterPoolExecutor, Pool as Pool

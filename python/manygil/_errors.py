@@ -19,7 +19,7 @@ class NotShareableError(TypeError):
     ``type_name`` is the object's type, ``path`` where it sat (e.g. ``args[1]['k']``).
     """
 
-    def __init__(self, message, type_name=None, path=None):
+    def __init__(self, message: str, type_name: str | None = None, path: str | None = None) -> None:
         super().__init__(message)
         self.type_name = type_name
         self.path = path
@@ -38,7 +38,7 @@ class RemoteError(Exception):
     ``type_name`` and ``message`` describe it; ``__cause__`` carries the worker's traceback.
     """
 
-    def __init__(self, type_name, message):
+    def __init__(self, type_name: str, message: str) -> None:
         super().__init__(f"{type_name}: {message}" if message else type_name)
         self.type_name = type_name
         self.message = message

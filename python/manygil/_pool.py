@@ -1,5 +1,7 @@
 """manygil.Pool: a concurrent.futures.Executor whose workers are own-GIL sub-interpreters."""
 
+from __future__ import annotations  # annotations stay strings: typing is not imported at run time
+
 import collections
 import itertools
 import os
@@ -10,6 +12,14 @@ from concurrent.futures import Executor, Future
 from concurrent.futures._base import PENDING, RUNNING
 
 from . import _core, _errors, _lifecycle, _shipping
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Iterator
+    from typing import Any, Literal, ParamSpec, TypeVar, overload
+
+    _P = ParamSpec("_P")
+    _T = TypeVar("_T")
 
 # map() without a chunksize: enough chunks per worker to balance uneven items, and chunks large enough
 # that per-chunk overhead vanishes for tiny ones.
@@ -24,7 +34,7 @@ def _decoded(value):
     return _core._decode_result(value) if type(value) is _Encoded else value
 
 
-class _Future(Future):
+class _Future(Future):  # type: ignore[type-arg]  # Future[Any]: generic only to type checkers
     """A concurrent.futures.Future whose cancel() also withdraws the queued task from the workers,
     and whose large results are decoded by the thread that asks for them."""
 
@@ -82,7 +92,7 @@ class _Future(Future):
                 value = self._result
         return value
 
-    def interrupt(self):
+    def interrupt(self) -> bool:
         """Stops this task: a queued one is cancelled; a running one gets manygil.Interrupted (a
         TimeoutError) raised at its next Python bytecode, in its worker, which goes on serving.
         Returns True if the task was cancelled or is being interrupted, False if it had finished.
@@ -117,7 +127,7 @@ class _Future(Future):
         return handle is not None and handle.started() and not self.done()
 
 
-def default_workers():
+def default_workers() -> int:
     """The number of CPUs this process may run on."""
     try:
         return len(os.sched_getaffinity(0))
@@ -177,7 +187,9 @@ class Pool(Executor):
 
     _counter = itertools.count().__next__
 
-    def __init__(self, max_workers=None, thread_name_prefix="", initializer=None, initargs=(), *, fallback=None):
+    def __init__(self, max_workers: int | None = None, thread_name_prefix: str = "",
+                 initializer: Callable[..., object] | None = None, initargs: tuple[Any, ...] = (), *,
+                 fallback: Literal["main", "process"] | None = None) -> None:
         if fallback not in (None, "main", "process"):
             raise ValueError(f"fallback must be None, 'main' or 'process', not {fallback!r}")
         if max_workers is None:
@@ -199,11 +211,11 @@ class Pool(Executor):
         _lifecycle.register(self)
 
     @property
-    def max_workers(self):
+    def max_workers(self) -> int:
         return self._max_workers
 
     @property
-    def _broken(self):
+    def _broken(self) -> str | Literal[False]:
         """False, or why the pool is broken: the attribute concurrent.futures' executors have, which
         code in the ecosystem reads (as it reads ``_max_workers``)."""
         why = self._core.broken()
@@ -212,7 +224,13 @@ class Pool(Executor):
         _errors.log_broken(why)
         return why
 
-    def submit(self, fn, /, *args, **kwargs):
+    if TYPE_CHECKING:
+        @overload
+        def submit(self, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> Future[_T]: ...
+        @overload
+        def submit(self, fn: str, /, *args: Any, **kwargs: Any) -> Future[Any]: ...
+
+    def submit(self, fn, /, *args, **kwargs):  # type: ignore[no-untyped-def]
         """Schedules ``fn(*args, **kwargs)``; returns a concurrent.futures.Future.
 
         ``fn`` may also be a "module:function" string. Raises RuntimeError after shutdown, BrokenPool
@@ -245,7 +263,8 @@ class Pool(Executor):
             self._fallbacks += 1
             return self._fallback_executor.submit(fn, *args, **(kwargs or {}))
 
-    def map(self, fn, *iterables, timeout=None, chunksize=None):
+    def map(self, fn: Callable[..., _T], *iterables: Iterable[Any], timeout: float | None = None,  # type: ignore[override]
+            chunksize: int | None = None) -> Iterator[_T]:
         """Like Executor.map: results in order, ``timeout`` counted from this call.
 
         Items travel in chunks of ``chunksize`` (default: len / (4 * workers), at most 1024, or a
@@ -307,7 +326,8 @@ class Pool(Executor):
             for future in window:
                 future.interrupt()
 
-    def submit_with(self, fn, args=(), kwargs=None, *, timeout=None):
+    def submit_with(self, fn: Callable[..., _T] | str, args: Iterable[Any] = (), kwargs: dict[str, Any] | None = None,
+                    *, timeout: float | None = None) -> Future[_T]:
         """submit(fn, *args, **kwargs) with options. ``timeout``: seconds the call may run once a
         worker starts it (time in the queue does not count); past it, manygil.Interrupted (a
         TimeoutError) is raised inside the call, the future gets it, and the worker goes on. A task
@@ -316,7 +336,7 @@ class Pool(Executor):
             raise TypeError(f"timeout must be a number of seconds or None, not {type(timeout).__name__}")
         return self._submit(fn, tuple(args), dict(kwargs) if kwargs else None, None if timeout is None else float(timeout))
 
-    def stats(self):
+    def stats(self) -> dict[str, Any]:
         """What each worker did and does: a dict ``{"workers": [...], "queued": n, "fallbacks": n}``, one entry per
         worker: ``worker`` (index), ``interpreter_id``, ``tasks_done``, ``tasks_failed``, ``busy_s``
         (seconds spent running tasks), ``current`` (None when idle, else ``task`` (its function),
@@ -326,7 +346,7 @@ class Pool(Executor):
         stats["fallbacks"] = self._fallbacks
         return stats
 
-    def dump_stacks(self, timeout=1.0):
+    def dump_stacks(self, timeout: float = 1.0) -> list[str]:
         """Each worker's current Python stack, as text (for "why is it stuck?"): one string per
         worker, "idle" when it runs nothing. A worker whose GIL cannot be had within ``timeout``
         seconds (C code holding it) is reported as such."""
@@ -341,13 +361,13 @@ class Pool(Executor):
             out.append(head + "\n" + body)
         return out
 
-    async def run(self, fn, /, *args, **kwargs):
+    async def run(self, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
         """``await pool.run(fn, *args)``: submit() for asyncio, without blocking the event loop."""
         import asyncio
 
         return await asyncio.wrap_future(self.submit(fn, *args, **kwargs))
 
-    def shutdown(self, wait=True, *, cancel_futures=False, timeout=None):
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False, timeout: float | None = None) -> None:
         """As Executor.shutdown: no new tasks; ``cancel_futures`` cancels the queued ones; ``wait``
         blocks until running (and, unless cancelled, queued) tasks are done and every worker
         interpreter has ended.
@@ -383,11 +403,11 @@ class Pool(Executor):
     def _core_shut_down(self):
         return self._core.is_shut_down()
 
-    def wait_ready(self):
+    def wait_ready(self) -> None:
         """Blocks until every worker has started; raises BrokenPool if one could not."""
         self._core.wait_ready()
 
-    def interpreter_ids(self):
+    def interpreter_ids(self) -> list[int]:
         """The ids of the workers' interpreters (after wait_ready())."""
         return self._core.interpreter_ids()
 
