@@ -272,6 +272,17 @@ PyObject* pool_shutdown(PyObject* op, PyObject* const* argv, Py_ssize_t argc) {
     int wait = PyObject_IsTrue(argv[0]), cancel = PyObject_IsTrue(argv[1]);
     if (wait < 0 || cancel < 0) return nullptr;
     try {
+        if (wait && cancel) {  // as Pool::shutdown(true, true): each worker takes its first task first
+            Pool* pool = self->pool;
+            if (!without_gil([pool] {
+                    try {
+                        pool->wait_ready();
+                    } catch (const BrokenPoolError&) {
+                    }
+                })) {
+                return nullptr;
+            }
+        }
         // Cancelling settles futures, which needs this thread's main-interpreter GIL: do it holding it.
         self->pool->shutdown(/*wait=*/false, cancel != 0);
         if (wait) {

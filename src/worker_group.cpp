@@ -227,7 +227,10 @@ void WorkerGroup::shutdown(bool wait, bool cancel_pending) {
     }
     std::deque<std::unique_ptr<Job>> cancelled;
     {
-        std::lock_guard lock(mu_);
+        std::unique_lock lock(mu_);
+        // Tasks submitted before shutdown() are not cancelled merely because the workers were still
+        // creating their interpreters: a caller who waits anyway first lets each take its first task.
+        if (wait && cancel_pending) ready_cv_.wait(lock, [&] { return ready_ == options_.workers || broken_; });
         closed_ = true;
         if (cancel_pending) cancelled.swap(queue_);
     }

@@ -100,7 +100,9 @@ public:
     void post(std::unique_ptr<Job> job);
 
     // Stops accepting work. cancel_pending: queued tasks that have not started fail with
-    // CancelledError instead of running. wait: block until running (and, without cancel_pending,
+    // CancelledError instead of running; with wait too, each worker first takes its first task
+    // (tasks submitted right after the pool was created are not all cancelled because the
+    // interpreters were still starting). wait: block until running (and, without cancel_pending,
     // queued) tasks are done and every interpreter has ended. Idempotent.
     void shutdown(bool wait = true, bool cancel_pending = false);
 

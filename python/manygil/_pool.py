@@ -378,13 +378,6 @@ class Pool(Executor):
         workers end in the background when their call returns."""
         if self._fallback_executor is not None:
             self._fallback_executor.shutdown(wait=wait, cancel_futures=cancel_futures)
-        if cancel_futures and wait and timeout is None:
-            # Tasks submitted before shutdown() are not cancelled merely because the workers were
-            # still creating their interpreters: first each worker takes its first task.
-            try:
-                self._core.wait_ready()
-            except _errors.BrokenPool:
-                pass
         if timeout is None or not wait:
             self._core.shutdown(wait, cancel_futures)
             return

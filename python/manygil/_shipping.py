@@ -10,7 +10,11 @@ cloudpickle, which also carries closure cells and referenced globals.
 import sys
 import weakref
 
+from . import _core
 from ._worker import dumps  # the one pickler, the same in workers and in the caller
+
+# The types whose objects travel by reference: a worker gets the same object, not a copy.
+_SHARED_TYPES = (_core.SharedBuffer, _core.Channel, _core.Lock, _core.Event, _core.Semaphore, _core.Barrier)
 
 _by_reference = weakref.WeakKeyDictionary()  # callable -> "module:qualname"
 
@@ -45,13 +49,6 @@ def _reference(fn):
     return f"{module}:{qualname}"
 
 
-def _shared_types():
-    """The types whose objects travel by reference: the worker gets the same object, not a copy."""
-    from . import _core
-
-    return (_core.SharedBuffer, _core.Channel, _core.Lock, _core.Event, _core.Semaphore, _core.Barrier)
-
-
 def callable_spec(fn):
     """What the worker needs to find ``fn``: a "module:qualname" str, the pickled callable (bytes), or
     (object, method name) for a method of an object that travels by reference (``event.wait``: the
@@ -61,7 +58,7 @@ def callable_spec(fn):
     saying why when it cannot be sent.
     """
     holder = getattr(fn, "__self__", None)
-    if holder is not None and isinstance(holder, _shared_types()) and isinstance(getattr(fn, "__name__", None), str):
+    if holder is not None and isinstance(holder, _SHARED_TYPES) and isinstance(getattr(fn, "__name__", None), str):
         return (holder, fn.__name__)
     if isinstance(fn, str):
         module, sep, name = fn.partition(":")

@@ -167,6 +167,24 @@ struct BlockedPool {
 };
 }  // namespace
 
+TEST(Pool, WaitingShutdownWithCancelLetsEachWorkerTakeItsFirstTask) {
+    // Submitted before the workers exist; each blocks until `go`. shutdown(true, true) first lets
+    // each of the 2 workers take a task, then cancels the other 18.
+    Pool pool(runtime(), {.workers = 2});
+    std::string started = unique("started"), go = unique("go");
+    std::vector<std::future<Value>> futures;
+    for (int i = 0; i < 20; ++i) futures.push_back(pool.submit("mg_tasks:block_until", {started, go}));
+    std::thread stopper([&] { pool.shutdown(/*wait=*/true, /*cancel_pending=*/true); });
+    for (std::size_t i = 2; i < futures.size(); ++i) {
+        ASSERT_EQ(futures[i].wait_for(std::chrono::seconds(60)), std::future_status::ready);
+        EXPECT_THROW(futures[i].get(), manygil::CancelledError);
+    }
+    manygil::testing::set_event(go);
+    stopper.join();
+    EXPECT_EQ(futures[0].get(), Value(true));
+    EXPECT_EQ(futures[1].get(), Value(true));
+}
+
 TEST(Pool, ShutdownWithCancelResolvesEveryQueuedFuture) {
     BlockedPool blocked;
     auto& [pool, started, go, running, queued] = blocked;
