@@ -1,7 +1,7 @@
 #include "deferred_result.hpp"
 
+#include "codec/payload_python.hpp"
 #include "module_state.hpp"
-#include "payload_python.hpp"
 
 namespace manygil::ext {
 

@@ -10,7 +10,7 @@
 
 #include <Python.h>
 
-#include "payload.hpp"
+#include "codec/payload.hpp"
 
 namespace manygil::ext {
 

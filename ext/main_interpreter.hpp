@@ -6,7 +6,7 @@
 
 #include <Python.h>
 
-#include "compat.hpp"
+#include "cpython/private_api.hpp"
 
 namespace manygil::ext {
 

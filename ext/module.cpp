@@ -7,19 +7,19 @@
 #include <cstring>
 #include <mutex>
 
-#include "buffer_object.hpp"
-#include "deferred_result.hpp"
-#include "without_gil.hpp"
-#include "payload_python.hpp"
-#include "channel_object.hpp"
-#include "sync_objects.hpp"
 #include "manygil/errors.hpp"
 #include "manygil/shared_buffer.hpp"
+#include "codec/payload_python.hpp"
+#include "cpython/py_ref.hpp"
+#include "deferred_result.hpp"
 #include "module_state.hpp"
 #include "pool_object.hpp"
-#include "py_ref.hpp"
+#include "pytypes/channel_type.hpp"
+#include "pytypes/shared_buffer_type.hpp"
+#include "pytypes/sync_types.hpp"
+#include "runtime/worker_group.hpp"
 #include "task_state.hpp"
-#include "worker_group.hpp"
+#include "without_gil.hpp"
 
 namespace manygil::ext {
 

@@ -7,13 +7,13 @@
 #include <optional>
 #include <vector>
 
-#include "payload_python.hpp"
 #include "manygil/errors.hpp"
 #include "manygil/pool.hpp"
+#include "codec/payload_python.hpp"
 #include "module_state.hpp"
 #include "py_task_job.hpp"
+#include "pytypes/timeout_arg.hpp"
 #include "task_state.hpp"
-#include "timeout_arg.hpp"
 #include "without_gil.hpp"
 
 namespace manygil::ext {

@@ -1,14 +1,15 @@
 #include "py_task_job.hpp"
 
-#include "calls.hpp"
-#include "decode_cache.hpp"
-#include "deferred_result.hpp"
-#include "payload_python.hpp"
-#include "worker_monitor.hpp"
-#include "main_interpreter.hpp"
 #include "manygil/errors.hpp"
-#include "py_ref.hpp"
-#include "python_error.hpp"
+#include "codec/decode_cache.hpp"
+#include "codec/payload_python.hpp"
+#include "cpython/py_ref.hpp"
+#include "cpython/python_error.hpp"
+#include "deferred_result.hpp"
+#include "main_interpreter.hpp"
+#include "runtime/call_target.hpp"
+#include "runtime/exec_source.hpp"
+#include "runtime/interruptible_call.hpp"
 #include "worker_cache.hpp"
 
 namespace manygil::ext {
@@ -98,19 +99,16 @@ std::string PyTaskJob::describe() const {
 
 template <class Call>
 PyRef PyTaskJob::interruptible(Call call) {
-    auto* monitor = detail::WorkerMonitor::current();
-    std::optional<detail::WorkerMonitor::Clock::duration> timeout;
+    std::optional<detail::InterruptibleCall::Duration> timeout;
     if (state_->timeout) {
-        timeout = std::chrono::duration_cast<detail::WorkerMonitor::Clock::duration>(
+        timeout = std::chrono::duration_cast<detail::InterruptibleCall::Duration>(
             std::chrono::duration<double>(*state_->timeout));
     }
-    if (monitor) {
-        monitor->call_started(state_->id(), timeout);
-        // Asked before the call started (the interrupter then found nothing to stop): ask now.
-        if (auto reason = state_->interrupt_requested()) monitor->interrupt(state_->id(), std::move(*reason));
-    }
+    detail::InterruptibleCall marked(state_->id(), timeout);
+    // Asked before the call started (the interrupter then found nothing to stop): ask now.
+    if (auto reason = state_->interrupt_requested()) marked.interrupt(std::move(*reason));
     PyRef result(call());
-    interrupted_ = monitor ? monitor->call_finished() : std::nullopt;
+    interrupted_ = marked.finish();
     return result;
 }
 

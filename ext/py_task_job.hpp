@@ -17,8 +17,8 @@
 
 #include "manygil/job.hpp"
 #include "manygil/value.hpp"
-#include "payload.hpp"
-#include "py_ref.hpp"
+#include "codec/payload.hpp"
+#include "cpython/py_ref.hpp"
 #include "task_state.hpp"
 
 namespace manygil::ext {

@@ -4,7 +4,7 @@
 #include <chrono>
 #include <new>
 
-#include "spin_wait.hpp"
+#include "wait/spin_wait.hpp"
 
 namespace manygil::ext {
 

@@ -13,8 +13,8 @@
 #include <optional>
 #include <string>
 
-#include "wait_estimate.hpp"
-#include "worker_monitor.hpp"
+#include "runtime/interruptible_call.hpp"
+#include "wait/wait_estimate.hpp"
 
 namespace manygil::ext {
 

@@ -1,10 +1,10 @@
 #include "worker_cache.hpp"
 
-#include "calls.hpp"
-#include "interpreter_cache.hpp"
 #include "manygil/errors.hpp"
-#include "payload_python.hpp"
-#include "python_error.hpp"
+#include "codec/payload_python.hpp"
+#include "cpython/interpreter_dict.hpp"
+#include "cpython/python_error.hpp"
+#include "runtime/call_target.hpp"
 
 namespace manygil::ext {
 
@@ -15,11 +15,11 @@ namespace {
 constexpr Py_ssize_t kMaxCachedCallables = 1024;  // distinct lambdas must not grow it forever
 
 // A dict kept in the current interpreter (borrowed).
-PyObject* interpreter_dict_entry(const char* key) { return detail::interpreter_cached(key, [] { return PyDict_New(); }); }
+PyObject* per_interpreter_dict(const char* key) { return detail::per_interpreter(key, [] { return PyDict_New(); }); }
 
 // An attribute of manygil._worker, cached in the interpreter (borrowed).
 PyObject* worker_helper(const char* name) {
-    PyObject* helpers = interpreter_dict_entry("manygil.helpers");
+    PyObject* helpers = per_interpreter_dict("manygil.helpers");
     if (PyObject* fn = PyDict_GetItemString(helpers, name)) return fn;
     PyRef module(PyImport_ImportModule("manygil._worker"));
     if (!module) detail::throw_python_error();
@@ -43,7 +43,7 @@ PyRef resolve_callable(const CallableSpec& spec) {
     PyRef key(by_reference ? PyUnicode_FromStringAndSize(data.data(), static_cast<Py_ssize_t>(data.size()))
                            : PyBytes_FromStringAndSize(data.data(), static_cast<Py_ssize_t>(data.size())));
     if (!key) detail::throw_python_error();
-    PyObject* cache = cacheable ? interpreter_dict_entry("manygil.callables") : nullptr;
+    PyObject* cache = cacheable ? per_interpreter_dict("manygil.callables") : nullptr;
     if (cache) {
         if (PyObject* fn = PyDict_GetItemWithError(cache, key.get())) return PyRef::borrow(fn);
         if (PyErr_Occurred()) detail::throw_python_error();

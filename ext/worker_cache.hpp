@@ -8,7 +8,7 @@
 #include <optional>
 #include <string>
 
-#include "py_ref.hpp"
+#include "cpython/py_ref.hpp"
 #include "py_task_job.hpp"
 
 namespace manygil::ext {

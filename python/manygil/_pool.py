@@ -67,7 +67,7 @@ class _Future(Future):  # type: ignore[type-arg]  # Future[Any]: generic only to
 
     def _spin(self, timeout):
         """Before sleeping on the Future's condition: watch briefly, without the GIL, for the outcome
-        (spin_wait.hpp). A short task's result then needs no wake-up from the kernel. Returns what
+        (src/wait/spin_wait.hpp). A short task's result then needs no wake-up from the kernel. Returns what
         is left of `timeout`, so that spinning and sleeping together wait no longer than it."""
         handle = self._handle
         if handle is None or self._state not in (PENDING, RUNNING):

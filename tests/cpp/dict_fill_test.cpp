@@ -1,4 +1,4 @@
-// manygil_fill_dict_copy (src/dict_fill.c): fills a fresh copy of a template dict in place, and refuses,
+// manygil_fill_dict_copy (src/cpython/dict_fill.c): fills a fresh copy of a template dict in place, and refuses,
 // changing nothing, every dict it cannot prove to be one. Runs in a plain embedded interpreter.
 #include <Python.h>
 #include <gtest/gtest.h>
@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "dict_fill.h"
+#include "cpython/dict_fill.h"
 
 namespace {
 

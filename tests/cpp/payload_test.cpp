@@ -9,7 +9,7 @@
 #include "manygil/channel.hpp"
 #include "manygil/shared_buffer.hpp"
 #include "manygil/value.hpp"
-#include "payload.hpp"
+#include "codec/payload.hpp"
 
 namespace {
 

@@ -1,4 +1,4 @@
-// WakeSignal and WaitEstimate (src/wake_signal.hpp, src/wait_estimate.hpp): waits that spin before they
+// WakeSignal and WaitEstimate (src/wait/wake_signal.hpp, src/wait/wait_estimate.hpp): waits that spin before they
 // sleep lose no wake-up, whichever phase the notification finds them in, and keep their timeouts.
 #include <gtest/gtest.h>
 
@@ -7,9 +7,9 @@
 #include <mutex>
 #include <thread>
 
-#include "spin_wait.hpp"
-#include "wait_estimate.hpp"
-#include "wake_signal.hpp"
+#include "wait/spin_wait.hpp"
+#include "wait/wait_estimate.hpp"
+#include "wait/wake_signal.hpp"
 
 namespace {
 

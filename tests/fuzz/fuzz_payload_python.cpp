@@ -8,8 +8,8 @@
 #include <string_view>
 
 #include "manygil/errors.hpp"
-#include "payload_python.hpp"
-#include "python_error.hpp"
+#include "codec/payload_python.hpp"
+#include "cpython/python_error.hpp"
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
     Py_InitializeEx(0);

@@ -7,7 +7,7 @@
 #include <string_view>
 
 #include "manygil/errors.hpp"
-#include "payload.hpp"
+#include "codec/payload.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     using namespace manygil::detail;

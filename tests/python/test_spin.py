@@ -1,4 +1,4 @@
-"""Waits that spin before they sleep (src/spin_wait.hpp): MANYGIL_SPIN_US sets or turns off the
+"""Waits that spin before they sleep (src/wait/spin_wait.hpp): MANYGIL_SPIN_US sets or turns off the
 spinning, and every wait keeps its meaning either way: results arrive, channels deliver, timeouts
 expire."""
 

@@ -1,0 +1,268 @@
+#include "pytypes/channel_type.hpp"
+
+#include <new>
+#include <optional>
+#include <string>
+
+#include "manygil/value.hpp"
+#include "codec/payload_python.hpp"
+#include "cpython/interpreter_dict.hpp"
+#include "cpython/python_error.hpp"
+#include "pytypes/interrupted_wait.hpp"
+#include "pytypes/timeout_arg.hpp"
+#include "shared/channel_access.hpp"
+
+namespace manygil::detail {
+
+namespace {
+
+struct ChannelObject {
+    PyObject_HEAD
+    Channel channel;  // placement-constructed in tp_new, destroyed in tp_dealloc
+};
+
+Channel& channel_of(PyObject* op) { return reinterpret_cast<ChannelObject*>(op)->channel; }
+
+// What sends objects of other types: cloudpickle through manygil's worker helpers when the package
+// is there (lambdas, __main__ classes), else the standard pickle.
+PyObject* pickler() {
+    return per_interpreter("manygil.channel_pickler", [] {
+        PyRef helpers(PyImport_ImportModule("manygil._worker"));
+        if (helpers) return PyObject_GetAttrString(helpers.get(), "dumps");
+        PyErr_Clear();
+        PyRef pickle(PyImport_ImportModule("pickle"));
+        return pickle ? PyObject_GetAttrString(pickle.get(), "dumps") : nullptr;
+    });
+}
+
+PyObject* raise_named(const char* name, const char* message) {
+    try {
+        PyErr_SetString(channel_exception(name), message);
+    } catch (const std::exception& e) {
+        PyErr_SetString(PyExc_RuntimeError, e.what());
+    }
+    return nullptr;
+}
+
+// Raises the conversion failure as manygil.NotShareableError when the package is there, else TypeError.
+PyObject* raise_not_shareable(const ConversionError& e) {
+    PyRef errors(PyImport_ImportModule("manygil._errors"));
+    PyRef exc(errors ? PyObject_CallMethod(errors.get(), "not_shareable", "sss", e.type_name().c_str(),
+                                           e.path().c_str(), e.reason().c_str())
+                     : nullptr);
+    if (!exc) {
+        PyErr_Clear();
+        PyErr_SetString(PyExc_TypeError, e.what());
+        return nullptr;
+    }
+    PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(exc.get())), exc.get());
+    return nullptr;
+}
+
+PyObject* do_send(PyObject* self, PyObject* obj, Channel::Timeout timeout) {
+    Payload payload;
+    try {
+        payload = encode_python(obj, pickler());
+    } catch (const ConversionError& e) {
+        return raise_not_shareable(e);
+    } catch (const PythonError& e) {
+        PyErr_SetString(PyExc_RuntimeError, e.what());
+        return nullptr;
+    }
+    Channel channel = channel_of(self);  // kept alive while the GIL is released
+    bool sent = false, closed = false;
+    Py_BEGIN_ALLOW_THREADS
+    try {
+        sent = ChannelAccess::send(channel, std::move(payload), timeout);
+    } catch (const ChannelClosed&) {
+        closed = true;
+    }
+    Py_END_ALLOW_THREADS
+    if (closed) return raise_named("ChannelClosed", "send() on a closed channel");
+    if (!sent) return raise_if_wait_interrupted() ? nullptr : raise_named("ChannelFull", "the channel is full");
+    Py_RETURN_NONE;
+}
+
+// Returns a new reference, or null with: ChannelEmpty (timeout) / ChannelClosed / a conversion error.
+PyObject* do_recv(PyObject* self, Channel::Timeout timeout) {
+    Channel channel = channel_of(self);
+    std::optional<Payload> payload;
+    bool closed = false;
+    Py_BEGIN_ALLOW_THREADS
+    try {
+        payload = ChannelAccess::recv(channel, timeout);
+    } catch (const ChannelClosed&) {
+        closed = true;
+    }
+    Py_END_ALLOW_THREADS
+    if (closed) return raise_named("ChannelClosed", "the channel is closed and empty");
+    if (!payload) return raise_if_wait_interrupted() ? nullptr : raise_named("ChannelEmpty", "the channel is empty");
+    try {
+        return decode_python(*payload).release();
+    } catch (const ConversionError& e) {
+        return raise_not_shareable(e);
+    } catch (const PythonError& e) {
+        PyErr_SetString(PyExc_RuntimeError, e.what());
+        return nullptr;
+    }
+}
+
+PyObject* channel_new(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
+    Py_ssize_t maxsize = 0;
+    static const char* kw[] = {"maxsize", nullptr};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|n:Channel", const_cast<char**>(kw), &maxsize)) return nullptr;
+    if (maxsize < 0) return PyErr_Format(PyExc_ValueError, "maxsize must be >= 0 (0: unbounded), not %zd", maxsize);
+    PyObject* self = type->tp_alloc(type, 0);
+    if (self) new (&channel_of(self)) Channel(static_cast<std::size_t>(maxsize));
+    return self;
+}
+
+void channel_dealloc(PyObject* op) {
+    PyTypeObject* type = Py_TYPE(op);
+    channel_of(op).~Channel();
+    type->tp_free(op);
+    Py_DECREF(type);
+}
+
+PyObject* channel_send(PyObject* self, PyObject* args, PyObject* kwargs) {
+    PyObject *obj, *timeout_arg = nullptr;
+    static const char* kw[] = {"obj", "timeout", nullptr};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|O:send", const_cast<char**>(kw), &obj, &timeout_arg)) {
+        return nullptr;
+    }
+    Channel::Timeout timeout;
+    if (!parse_timeout(timeout_arg, timeout)) return nullptr;
+    return do_send(self, obj, timeout);
+}
+
+PyObject* channel_send_nowait(PyObject* self, PyObject* obj) {
+    return do_send(self, obj, std::chrono::duration<double>(0));
+}
+
+PyObject* channel_recv(PyObject* self, PyObject* args, PyObject* kwargs) {
+    PyObject* timeout_arg = nullptr;
+    static const char* kw[] = {"timeout", nullptr};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|O:recv", const_cast<char**>(kw), &timeout_arg)) return nullptr;
+    Channel::Timeout timeout;
+    if (!parse_timeout(timeout_arg, timeout)) return nullptr;
+    return do_recv(self, timeout);
+}
+
+PyObject* channel_recv_nowait(PyObject* self, PyObject*) { return do_recv(self, std::chrono::duration<double>(0)); }
+
+PyObject* channel_close(PyObject* self, PyObject*) {
+    channel_of(self).close();
+    Py_RETURN_NONE;
+}
+
+PyObject* channel_iternext(PyObject* self) {
+    PyObject* item = do_recv(self, std::nullopt);
+    if (!item) {
+        PyObject* closed = nullptr;
+        try {
+            closed = channel_exception("ChannelClosed");
+        } catch (const std::exception&) {
+        }
+        if (closed && PyErr_ExceptionMatches(closed)) PyErr_Clear();  // closed and drained: StopIteration
+    }
+    return item;
+}
+
+Py_ssize_t channel_length(PyObject* self) { return static_cast<Py_ssize_t>(channel_of(self).size()); }
+
+PyObject* channel_get_closed(PyObject* self, void*) { return PyBool_FromLong(channel_of(self).closed()); }
+PyObject* channel_get_maxsize(PyObject* self, void*) { return PyLong_FromSize_t(channel_of(self).maxsize()); }
+
+PyObject* channel_richcompare(PyObject* a, PyObject* b, int op) {
+    const Channel* other = unwrap_channel(b);
+    if (!other || (op != Py_EQ && op != Py_NE)) Py_RETURN_NOTIMPLEMENTED;
+    bool same = channel_of(a) == *other;
+    return PyBool_FromLong(op == Py_EQ ? same : !same);
+}
+
+PyObject* channel_reduce(PyObject*, PyObject*) {
+    PyErr_SetString(PyExc_TypeError,
+                    "a Channel cannot be pickled: it travels by reference to manygil workers and through channels");
+    return nullptr;
+}
+
+PyMethodDef channel_methods[] = {
+    {"send", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(channel_send)), METH_VARARGS | METH_KEYWORDS,
+     "send(obj, timeout=None): put obj, waiting while full; ChannelFull on timeout, ChannelClosed if closed"},
+    {"send_nowait", channel_send_nowait, METH_O, "send_nowait(obj): send without waiting (ChannelFull)"},
+    {"recv", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(channel_recv)), METH_VARARGS | METH_KEYWORDS,
+     "recv(timeout=None): take the next object, waiting while empty; ChannelEmpty on timeout, ChannelClosed "
+     "once closed and drained"},
+    {"recv_nowait", channel_recv_nowait, METH_NOARGS, "recv_nowait(): recv without waiting (ChannelEmpty)"},
+    {"close", channel_close, METH_NOARGS, "close(): senders get ChannelClosed; receivers drain what is left"},
+    {"__reduce__", channel_reduce, METH_NOARGS, nullptr},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+PyGetSetDef channel_getset[] = {
+    {"closed", channel_get_closed, nullptr, "True once close() was called", nullptr},
+    {"maxsize", channel_get_maxsize, nullptr, "capacity (0: unbounded)", nullptr},
+    {nullptr, nullptr, nullptr, nullptr, nullptr},
+};
+
+PyType_Slot channel_slots[] = {
+    {Py_tp_new, reinterpret_cast<void*>(channel_new)},
+    {Py_tp_dealloc, reinterpret_cast<void*>(channel_dealloc)},
+    {Py_tp_methods, channel_methods},
+    {Py_tp_getset, channel_getset},
+    {Py_tp_iter, reinterpret_cast<void*>(PyObject_SelfIter)},
+    {Py_tp_iternext, reinterpret_cast<void*>(channel_iternext)},
+    {Py_tp_richcompare, reinterpret_cast<void*>(channel_richcompare)},
+    {Py_tp_hash, reinterpret_cast<void*>(PyObject_HashNotImplemented)},
+    {Py_sq_length, reinterpret_cast<void*>(channel_length)},
+    {Py_tp_doc, const_cast<char*>(
+                    "Channel(maxsize=0): a multi-producer multi-consumer queue between interpreters and threads.\n\n"
+                    "Values travel as task arguments do (native types without pickle, SharedBuffers and Channels\n"
+                    "by reference). Blocking calls release the GIL and wake on the event. Iterating receives\n"
+                    "until the channel is closed and drained.")},
+    {0, nullptr},
+};
+
+PyType_Spec channel_spec = {
+    "manygil.Channel", sizeof(ChannelObject), 0, Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE, channel_slots,
+};
+
+}  // namespace
+
+PyTypeObject* channel_type() {
+    return reinterpret_cast<PyTypeObject*>(
+        per_interpreter("manygil.Channel", [] { return PyType_FromSpec(&channel_spec); }));
+}
+
+PyObject* channel_exception(const char* name) {
+    std::string key = std::string("manygil.") + name;
+    return per_interpreter(key.c_str(), [&]() -> PyObject* {
+        std::string qualified = "manygil." + std::string(name);
+        const char* base_name = std::string(name) == "ChannelEmpty" ? "Empty"
+                                : std::string(name) == "ChannelFull" ? "Full"
+                                                                     : nullptr;
+        PyRef base;
+        if (base_name) {  // drop-in for queue.Empty / queue.Full handlers
+            PyRef queue(PyImport_ImportModule("queue"));
+            if (!queue) return nullptr;
+            base = PyRef(PyObject_GetAttrString(queue.get(), base_name));
+            if (!base) return nullptr;
+        }
+        return PyErr_NewException(qualified.c_str(), base.get(), nullptr);
+    });
+}
+
+PyRef wrap_channel(const Channel& channel) {
+    PyTypeObject* type = channel_type();
+    PyRef self(type->tp_alloc(type, 0));
+    if (!self) throw_python_error();
+    new (&channel_of(self.get())) Channel(channel);
+    return self;
+}
+
+const Channel* unwrap_channel(PyObject* obj) {
+    if (Py_TYPE(obj) != channel_type()) return nullptr;
+    return &channel_of(obj);
+}
+
+}  // namespace manygil::detail

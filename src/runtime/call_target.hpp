@@ -1,0 +1,25 @@
+// Calls named by "module:qualname" (C++ hosts' Pool::submit/call, initializers): check the form,
+// resolve it, call it. Each function runs with the worker's interpreter attached and reports failure
+// as a C++ exception (never a pending Python exception).
+#pragma once
+
+#include <string_view>
+
+#include "manygil/value.hpp"
+#include "cpython/py_ref.hpp"
+
+namespace manygil::detail {
+
+// Imports the module and walks the qualname. Throws InvalidArgument, UnknownFunctionError.
+PyRef resolve_target(std::string_view target);
+
+// Calls target ("module:qualname") with the arguments and returns the Python result.
+PyRef invoke_target(std::string_view target, const Args& args, const Kwargs& kwargs);
+
+// invoke_target(), with the result converted to a Value.
+Value call_target(std::string_view target, const Args& args, const Kwargs& kwargs);
+
+// Checks the form "module:qualname" without importing anything. Throws InvalidArgument.
+void check_target(std::string_view target);
+
+}  // namespace manygil::detail

@@ -1,0 +1,123 @@
+#include "manygil/pool.hpp"
+
+#include <sched.h>
+
+#include <thread>
+
+#include "manygil/errors.hpp"
+#include "runtime/task_jobs.hpp"
+#include "runtime/worker_group.hpp"
+
+namespace manygil {
+
+Initializer Initializer::source(std::string code) {
+    Initializer init;
+    init.is_source_ = true;
+    init.text_ = std::move(code);
+    return init;
+}
+
+Initializer Initializer::call(std::string target, Args args, Kwargs kwargs) {
+    Initializer init;
+    init.is_source_ = false;
+    init.text_ = std::move(target);
+    init.args_ = std::move(args);
+    init.kwargs_ = std::move(kwargs);
+    return init;
+}
+
+namespace {
+detail::WorkerGroup& live(const std::shared_ptr<detail::WorkerGroup>& group) {
+    if (!group) throw Error("use of a moved-from manygil::Pool");
+    return *group;
+}
+}  // namespace
+
+Pool::Pool(Runtime& runtime, PoolOptions options)
+    : group_(detail::WorkerGroup::start(
+          runtime, {options.workers ? options.workers : default_workers(), std::move(options.initializer),
+                    std::move(options.name)})) {}
+
+Pool::~Pool() {
+    if (group_) group_->close();
+}
+
+Pool::Pool(Pool&&) noexcept = default;
+Pool& Pool::operator=(Pool&& other) noexcept {
+    if (this != &other) {
+        if (group_) group_->close();
+        group_ = std::move(other.group_);
+    }
+    return *this;
+}
+
+std::future<Value> Pool::submit(std::string_view target, Args args, Kwargs kwargs) {
+    auto [job, future] = detail::make_call_job(target, std::move(args), std::move(kwargs));
+    live(group_).post(std::move(job));
+    return std::move(future);
+}
+
+std::future<Value> Pool::submit_exec(std::string_view source) {
+    auto [job, future] = detail::make_exec_job(source);
+    live(group_).post(std::move(job));
+    return std::move(future);
+}
+
+void Pool::post(std::unique_ptr<Job> job) {
+    if (!job) throw InvalidArgument("Pool::post: null job");
+    live(group_).post(std::move(job));
+}
+
+void Pool::shutdown(bool wait, bool cancel_pending) { live(group_).shutdown(wait, cancel_pending); }
+
+void Pool::wait_ready() { live(group_).wait_ready(); }
+
+std::optional<std::string> Pool::broken() const {
+    std::exception_ptr e = live(group_).broken();
+    if (!e) return std::nullopt;
+    try {
+        std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+        return std::string(ex.what());
+    }
+}
+
+std::size_t Pool::size() const noexcept { return group_ ? group_->size() : 0; }
+
+bool Pool::finished() const noexcept { return !group_ || group_->finished(); }
+
+std::vector<std::int64_t> Pool::interpreter_ids() const { return live(group_).interpreter_ids(); }
+
+PoolStats Pool::stats() const { return live(group_).stats(); }
+
+bool Pool::wait_finished(std::chrono::milliseconds timeout) { return live(group_).wait_finished(timeout); }
+
+bool Pool::interrupt(std::uint64_t task, const std::string& reason) { return live(group_).interrupt(task, reason); }
+
+std::size_t Pool::interrupt_running(const std::string& reason, bool later_calls_too) {
+    return live(group_).interrupt_all(reason, later_calls_too);
+}
+
+std::function<bool(const std::string&)> Pool::interrupter(std::uint64_t task) const {
+    std::weak_ptr<detail::WorkerGroup> group = group_;
+    return [group, task](const std::string& reason) {
+        auto g = group.lock();
+        return g && g->interrupt(task, reason);
+    };
+}
+
+std::vector<std::optional<std::string>> Pool::dump_stacks(std::chrono::milliseconds timeout) const {
+    return live(group_).dump_stacks(timeout);
+}
+
+std::size_t Pool::default_workers() {
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0) {
+        int n = CPU_COUNT(&set);
+        if (n > 0) return static_cast<std::size_t>(n);
+    }
+    unsigned n = std::thread::hardware_concurrency();
+    return n ? n : 1;
+}
+
+}  // namespace manygil

@@ -1,0 +1,116 @@
+#include "manygil/runtime.hpp"
+
+#include <Python.h>
+
+#include <cstdlib>
+#include <deque>
+#include <mutex>
+
+#include "manygil/errors.hpp"
+#include "cpython/python_error.hpp"
+#include "runtime/worker_group.hpp"
+
+namespace manygil {
+
+namespace {
+
+std::mutex g_current_mu;
+Runtime* g_current = nullptr;
+
+// PyImport_AppendInittab keeps the name pointer for the rest of the process.
+std::deque<std::string>& inittab_names() {
+    static std::deque<std::string> names;
+    return names;
+}
+
+void initialise_python(const RuntimeOptions& options) {
+    for (const auto& [name, init] : options.builtin_modules) {
+        inittab_names().push_back(name);
+        if (PyImport_AppendInittab(inittab_names().back().c_str(), init) < 0) {
+            throw Error("cannot register built-in module '" + name + "'");
+        }
+    }
+    PyConfig config;
+    PyConfig_InitPythonConfig(&config);
+    config.install_signal_handlers = options.install_signal_handlers ? 1 : 0;
+    config.parse_argv = 0;
+    std::string path;
+    for (const auto& dir : options.python_path) path += (path.empty() ? "" : ":") + dir;
+    if (const char* env = std::getenv("PYTHONPATH"); env && *env) path += (path.empty() ? "" : ":") + std::string(env);
+    PyStatus status = PyStatus_Ok();
+    if (!path.empty()) status = PyConfig_SetBytesString(&config, &config.pythonpath_env, path.c_str());
+    if (!PyStatus_Exception(status)) status = Py_InitializeFromConfig(&config);
+    PyConfig_Clear(&config);
+    if (PyStatus_Exception(status)) throw Error("cannot initialise Python: " + detail::describe_status(status));
+}
+
+}  // namespace
+
+struct Runtime::State {
+    std::mutex mu;
+    std::vector<std::weak_ptr<detail::WorkerGroup>> groups;
+    bool closed = false;
+    PyThreadState* main_tstate = nullptr;  // saved while we own Python, restored to finalise
+};
+
+Runtime::Runtime(RuntimeOptions options) : state_(std::make_unique<State>()) {
+    {
+        std::lock_guard lock(g_current_mu);
+        if (g_current) throw Error("a manygil::Runtime already exists in this process");
+        g_current = this;
+    }
+    try {
+        if (!Py_IsInitialized()) {
+            initialise_python(options);
+            owns_python_ = true;
+            // Release the main GIL: worker threads take it briefly to create their interpreters.
+            state_->main_tstate = PyEval_SaveThread();
+        }
+    } catch (...) {
+        std::lock_guard lock(g_current_mu);
+        g_current = nullptr;
+        throw;
+    }
+}
+
+Runtime::~Runtime() {
+    close();
+    if (owns_python_) {
+        PyEval_RestoreThread(state_->main_tstate);
+        Py_FinalizeEx();
+    }
+    std::lock_guard lock(g_current_mu);
+    g_current = nullptr;
+}
+
+void Runtime::close() {
+    std::vector<std::shared_ptr<detail::WorkerGroup>> groups;
+    {
+        std::lock_guard lock(state_->mu);
+        state_->closed = true;
+        for (auto& weak : state_->groups) {
+            if (auto group = weak.lock()) groups.push_back(std::move(group));
+        }
+        state_->groups.clear();
+    }
+    for (auto& group : groups) group->close();
+}
+
+void Runtime::adopt(const std::shared_ptr<detail::WorkerGroup>& group) {
+    std::lock_guard lock(state_->mu);
+    if (state_->closed) throw ShutdownError("the manygil::Runtime is closed");
+    std::erase_if(state_->groups, [](const auto& weak) { return weak.expired(); });
+    state_->groups.push_back(group);
+}
+
+std::string Runtime::python_version() {
+    std::string version = Py_GetVersion();  // "3.13.5 (main, ...) [GCC ...]"
+    return version.substr(0, version.find(' '));
+}
+
+Runtime* Runtime::current() noexcept {
+    std::lock_guard lock(g_current_mu);
+    return g_current;
+}
+
+}  // namespace manygil

@@ -1,0 +1,303 @@
+#include "runtime/worker_group.hpp"
+
+#include <Python.h>
+#include <pthread.h>
+
+#include <utility>
+
+#include "manygil/errors.hpp"
+#include "runtime/call_target.hpp"
+#include "runtime/exec_source.hpp"
+#include "runtime/thread_interpreter.hpp"
+
+namespace manygil::detail {
+
+namespace {
+
+constexpr std::size_t kNotAWorker = static_cast<std::size_t>(-1);
+thread_local std::size_t t_worker_index = kNotAWorker;
+
+std::string describe(std::exception_ptr e) {
+    try {
+        std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+        return ex.what();
+    } catch (...) {
+        return "unknown error";
+    }
+}
+
+void run_initializer(const Initializer& init) {
+    if (init.is_source()) exec_source(init.text());
+    else invoke_target(init.text(), init.args(), init.kwargs());  // its result is not needed
+}
+
+}  // namespace
+
+WorkerGroup::WorkerGroup(Options options) : options_(std::move(options)) {
+    for (std::size_t i = 0; i < options_.workers; ++i) {
+        monitors_.push_back(std::make_unique<WorkerMonitor>());
+        activity_.push_back(std::make_unique<WorkerActivity>());
+    }
+}
+
+std::shared_ptr<WorkerGroup> WorkerGroup::start(Runtime& runtime, Options options) {
+    if (options.workers == 0) throw InvalidArgument("a pool needs at least one worker");
+    if (options.initializer && !options.initializer->is_source()) check_target(options.initializer->text());
+    auto group = std::make_shared<WorkerGroup>(std::move(options));
+    group->ids_.assign(group->options_.workers, -1);
+    group->threads_.reserve(group->options_.workers);
+    for (std::size_t i = 0; i < group->options_.workers; ++i) {
+        // Each thread keeps the group alive until it is done with it: the last owner may then be a
+        // worker (a task that dropped its own pool), and the destructor copes with that.
+        group->threads_.emplace_back([group, i] { group->run_worker(i); });
+        group->thread_ids_.push_back(group->threads_.back().get_id());
+    }
+    try {
+        runtime.adopt(group);  // from now on Runtime::close() shuts it down; throws if already closed
+    } catch (...) {
+        group->shutdown(true, true);
+        throw;
+    }
+    return group;
+}
+
+WorkerGroup::~WorkerGroup() {
+    close();
+    // Every worker has left run_worker() (each held a reference). If the last reference was one of
+    // theirs, this runs on that worker, which cannot join itself: it is detached and ends right after.
+    auto self = std::this_thread::get_id();
+    for (auto& t : threads_) {
+        if (!t.joinable()) continue;
+        if (t.get_id() == self) t.detach();
+        else t.join();
+    }
+}
+
+void WorkerGroup::run_worker(std::size_t index) noexcept {
+    std::string thread_name = "mg-" + options_.name.substr(0, 8) + "-" + std::to_string(index);
+    pthread_setname_np(pthread_self(), thread_name.substr(0, 15).c_str());
+    t_worker_index = index;
+
+    std::optional<ThreadInterpreter> interp;
+    try {
+        interp.emplace();  // attached from here on
+        WorkerMonitor::prepare_interpreter();
+        if (options_.initializer) run_initializer(*options_.initializer);
+    } catch (...) {
+        auto cause = std::current_exception();
+        if (interp) interp->end();
+        break_group(index, cause);
+        mark_exited();
+        return;
+    }
+    WorkerMonitor& monitor = *monitors_[index];
+    WorkerActivity& activity = *activity_[index];
+    monitor.start(interp->tstate(), interp->id());
+    WorkerMonitor::set_current(&monitor);
+    interp->detach();
+    {
+        std::lock_guard lock(mu_);
+        ids_[index] = interp->id();
+    }
+
+    bool first = true;
+    while (auto job = next_job(std::exchange(first, false))) {
+        interp->attach();
+        activity.job_started(job->describe());
+        job->run();
+        activity.job_finished(job->failed());
+        if (PyErr_Occurred()) PyErr_Clear();  // a misbehaving custom job must not poison the next one
+        if (job->wants_main()) {
+            interp->detach();
+            interp->attach_main();
+            job->run_in_main();
+            if (PyErr_Occurred()) PyErr_Clear();
+            if (job->wants_cleanup()) {
+                interp->detach_main();
+                interp->attach();
+                job->cleanup();
+                job.reset();  // jobs are destroyed where they ran last
+                if (PyErr_Occurred()) PyErr_Clear();
+                interp->detach();
+            } else {
+                job.reset();
+                if (PyErr_Occurred()) PyErr_Clear();
+                interp->detach_main();
+            }
+        } else {
+            job.reset();
+            interp->detach();
+        }
+    }
+    WorkerMonitor::set_current(nullptr);
+    monitor.stop();  // detached: the monitor drops its thread state in this interpreter first
+    interp->attach();
+    interp->end();
+    mark_exited();
+}
+
+void WorkerGroup::mark_exited() {
+    {
+        std::lock_guard lock(mu_);
+        ++exited_;
+    }
+    exited_cv_.notify_all();
+}
+
+bool WorkerGroup::wait_finished(std::chrono::steady_clock::duration timeout) {
+    std::unique_lock lock(mu_);
+    return exited_cv_.wait_for(lock, timeout, [&] { return exited_.load() == options_.workers; });
+}
+
+PoolStats WorkerGroup::stats() const {
+    PoolStats s;
+    for (std::size_t i = 0; i < monitors_.size(); ++i) {
+        WorkerStats w = activity_[i]->snapshot(i);
+        monitors_[i]->add_interrupt_state(w);
+        s.workers.push_back(std::move(w));
+    }
+    std::lock_guard lock(mu_);
+    s.queued = queue_.size();
+    return s;
+}
+
+std::vector<std::optional<std::string>> WorkerGroup::dump_stacks(std::chrono::steady_clock::duration timeout) const {
+    std::vector<std::optional<std::string>> out;
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (const auto& m : monitors_) {
+        auto left = std::max(deadline - std::chrono::steady_clock::now(), std::chrono::steady_clock::duration::zero());
+        out.push_back(m->stack(left));
+    }
+    return out;
+}
+
+bool WorkerGroup::interrupt(std::uint64_t task, const std::string& reason) {
+    for (const auto& m : monitors_) {
+        if (m->interrupt(task, reason)) return true;  // one call runs it at most
+    }
+    return false;
+}
+
+std::size_t WorkerGroup::interrupt_all(const std::string& reason, bool later_calls_too) {
+    std::size_t n = 0;
+    for (const auto& m : monitors_) n += m->interrupt_current(reason, later_calls_too) ? 1 : 0;
+    return n;
+}
+
+std::unique_ptr<Job> WorkerGroup::next_job(bool first) {
+    std::unique_lock lock(mu_);
+    if (first) {
+        // The worker counts as ready in the same critical section in which it takes its first task:
+        // once wait_ready() returns, each worker has taken a task or found the queue empty, so a
+        // shutdown(cancel_pending) that follows cancels only what no worker could have started.
+        ++ready_;
+        ready_cv_.notify_all();
+    }
+    work_signal_.wait(lock, [&] { return !queue_.empty() || closed_ || broken_; }, &idle_wait_);
+    if (broken_ || queue_.empty()) return nullptr;  // closed and drained, or broken
+    auto job = std::move(queue_.front());
+    queue_.pop_front();
+    return job;
+}
+
+void WorkerGroup::break_group(std::size_t index, std::exception_ptr cause) {
+    std::deque<std::unique_ptr<Job>> pending;
+    std::exception_ptr broken;
+    {
+        std::lock_guard lock(mu_);
+        if (!broken_) {
+            std::string what = options_.name + " is broken: worker " + std::to_string(index) +
+                               " failed to start: " + describe(cause);
+            broken_ = std::make_exception_ptr(BrokenPoolError(what, cause));
+        }
+        broken = broken_;
+        pending.swap(queue_);
+    }
+    work_signal_.notify_all();
+    ready_cv_.notify_all();
+    for (auto& job : pending) job->abandon(broken);
+}
+
+void WorkerGroup::post(std::unique_ptr<Job> job) {
+    {
+        std::lock_guard lock(mu_);
+        if (broken_) std::rethrow_exception(broken_);
+        if (closed_) throw ShutdownError("cannot submit to a " + options_.name + " after shutdown");
+        queue_.push_back(std::move(job));
+    }
+    work_signal_.notify_one();
+}
+
+void WorkerGroup::shutdown(bool wait, bool cancel_pending) {
+    if (wait && on_worker_thread()) {
+        throw Error("shutdown(wait=true) called from one of the " + options_.name +
+                    "'s own workers would wait for itself");
+    }
+    std::deque<std::unique_ptr<Job>> cancelled;
+    {
+        std::unique_lock lock(mu_);
+        // Tasks submitted before shutdown() are not cancelled merely because the workers were still
+        // creating their interpreters: a caller who waits anyway first lets each take its first task.
+        if (wait && cancel_pending) ready_cv_.wait(lock, [&] { return ready_ == options_.workers || broken_; });
+        closed_ = true;
+        if (cancel_pending) cancelled.swap(queue_);
+    }
+    work_signal_.notify_all();
+    if (!cancelled.empty()) {
+        auto reason = std::make_exception_ptr(CancelledError("cancelled by shutdown before it started"));
+        for (auto& job : cancelled) job->abandon(reason);
+    }
+    if (wait) join();
+}
+
+void WorkerGroup::close() noexcept {
+    try {
+        shutdown(!on_worker_thread(), false);
+    } catch (...) {
+        // Only the wait-for-itself refusal throws, and on_worker_thread() rules it out.
+    }
+}
+
+void WorkerGroup::join() {
+    std::lock_guard lock(join_mu_);
+    for (auto& t : threads_) {
+        if (t.joinable()) t.join();
+    }
+}
+
+void WorkerGroup::wait_ready() {
+    std::unique_lock lock(mu_);
+    ready_cv_.wait(lock, [&] { return ready_ == options_.workers || broken_; });
+    if (broken_) std::rethrow_exception(broken_);
+}
+
+std::vector<std::int64_t> WorkerGroup::interpreter_ids() const {
+    std::lock_guard lock(mu_);
+    return ids_;
+}
+
+bool WorkerGroup::closed() const {
+    std::lock_guard lock(mu_);
+    return closed_;
+}
+
+std::exception_ptr WorkerGroup::broken() const {
+    std::lock_guard lock(mu_);
+    return broken_;
+}
+
+std::optional<std::size_t> WorkerGroup::current_worker_index() noexcept {
+    if (t_worker_index == kNotAWorker) return std::nullopt;
+    return t_worker_index;
+}
+
+bool WorkerGroup::on_worker_thread() const noexcept {
+    auto self = std::this_thread::get_id();
+    for (const auto& id : thread_ids_) {
+        if (id == self) return true;
+    }
+    return false;
+}
+
+}  // namespace manygil::detail

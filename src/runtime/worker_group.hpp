@@ -1,0 +1,105 @@
+// WorkerGroup: N worker threads, each owning one own-GIL interpreter for its whole life, fed from one
+// FIFO queue. Pool is a WorkerGroup of N; Interpreter is a WorkerGroup of 1.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "manygil/job.hpp"
+#include "manygil/pool.hpp"
+#include "manygil/runtime.hpp"
+#include "runtime/worker_activity.hpp"
+#include "runtime/worker_monitor.hpp"
+#include "wait/wake_signal.hpp"
+
+namespace manygil::detail {
+
+class WorkerGroup : public std::enable_shared_from_this<WorkerGroup> {
+public:
+    struct Options {
+        std::size_t workers = 1;
+        std::optional<Initializer> initializer;
+        std::string name = "pool";  // in thread names and messages
+    };
+
+    // Registers the group with the runtime (which closes it before finalising) and starts the threads.
+    static std::shared_ptr<WorkerGroup> start(Runtime& runtime, Options options);
+
+    // Runs when the last owner lets go, possibly on one of its own workers (see start()).
+    ~WorkerGroup();
+
+    void post(std::unique_ptr<Job> job);
+    void shutdown(bool wait, bool cancel_pending);
+    // What an owner (Pool, Interpreter) does on close or destruction: no more work, queued tasks
+    // still run, and wait for the workers, unless called from one of them (it cannot wait for itself).
+    void close() noexcept;
+    // Blocks until every worker has started (created its interpreter, run the initializer, and taken
+    // its first task if one was queued), or the group broke (throws BrokenPoolError).
+    void wait_ready();
+
+    std::size_t size() const noexcept { return options_.workers; }
+    std::vector<std::int64_t> interpreter_ids() const;
+    bool closed() const;
+    // True once every worker has ended its interpreter (after shutdown, or when the group broke).
+    bool finished() const noexcept { return exited_.load() == options_.workers; }
+    bool on_worker_thread() const noexcept;
+    // On a worker thread of any group: its index in the group (0 .. workers-1); else nullopt.
+    static std::optional<std::size_t> current_worker_index() noexcept;
+    // The error that broke the group (BrokenPoolError), or null.
+    std::exception_ptr broken() const;
+    // Blocks until every worker has ended its interpreter, or the timeout passes: true if they have.
+    bool wait_finished(std::chrono::steady_clock::duration timeout);
+
+    // Observability and interrupts (worker_monitor.hpp).
+    PoolStats stats() const;
+    std::vector<std::optional<std::string>> dump_stacks(std::chrono::steady_clock::duration timeout) const;
+    // Interrupts the call of task `task` wherever it runs now. True if it does.
+    bool interrupt(std::uint64_t task, const std::string& reason);
+    // Interrupts every running call (and, with later_calls_too, every call that starts from now
+    // on); returns how many were running.
+    std::size_t interrupt_all(const std::string& reason, bool later_calls_too = false);
+
+    explicit WorkerGroup(Options options);  // use start()
+
+private:
+    void run_worker(std::size_t index) noexcept;
+    std::unique_ptr<Job> next_job(bool first);
+    void break_group(std::size_t index, std::exception_ptr cause);
+    void mark_exited();
+    void join();
+
+    const Options options_;
+    std::vector<std::thread> threads_;          // written by start(), joined under join_mu_
+    std::vector<std::thread::id> thread_ids_;   // written by start(), then read-only
+
+    mutable std::mutex mu_;
+    WakeSignal work_signal_;  // queue non-empty, closed or broken
+    WaitEstimate idle_wait_;  // how long idle workers wait for a task: they spin through short waits
+    std::condition_variable ready_cv_;  // a worker became ready, or the group broke
+    std::deque<std::unique_ptr<Job>> queue_;
+    bool closed_ = false;
+    std::exception_ptr broken_;
+    std::size_t ready_ = 0;
+    std::vector<std::int64_t> ids_;
+
+    std::atomic<std::size_t> exited_{0};
+    std::condition_variable exited_cv_;  // with mu_: a worker ended its interpreter
+
+    // One of each per worker, created with the group (so stats() never races their creation).
+    std::vector<std::unique_ptr<WorkerMonitor>> monitors_;
+    std::vector<std::unique_ptr<WorkerActivity>> activity_;
+
+    std::mutex join_mu_;  // serialises joiners (a Pool's shutdown and the Runtime's close may race)
+};
+
+}  // namespace manygil::detail
