@@ -3,6 +3,7 @@
 #include "manygil/errors.hpp"
 #include "codec/decode_cache.hpp"
 #include "codec/payload_python.hpp"
+#include "cpython/ownership.hpp"
 #include "cpython/py_ref.hpp"
 #include "cpython/python_error.hpp"
 #include "deferred_result.hpp"
@@ -29,12 +30,19 @@ PyTaskJob::PyTaskJob(Kind kind, CallableSpec callable, detail::Payload args, det
 PyTaskJob::~PyTaskJob() {
     // Normally released by run_in_main() or abandon(). Still set only when post() refused the job, on
     // the submitting thread, which holds the main interpreter.
-    Py_XDECREF(future_);
+    if (future_) {
+        detail::expect_main_attached("a task's Future is released in the main interpreter");
+        Py_DECREF(future_);
+    }
+    if (!worker_objects_.empty()) {
+        detail::expect_attached(worker_interp_, "a task's objects are released in the worker that made them");
+    }
 }
 
 // ---- worker side ---------------------------------------------------------------------------------
 
 void PyTaskJob::run() noexcept {
+    worker_interp_ = detail::attached_interpreter();
     if (!state_->start()) {  // cancelled while queued
         skipped_ = true;
         return;
@@ -65,6 +73,7 @@ PyObject* PyTaskJob::keep(PyRef obj) {
 void PyTaskJob::cleanup() noexcept {
     state_->mark_delivered();  // the worker has left the caller's interpreter (see TaskState)
     if (worker_objects_.empty()) return;
+    detail::expect_attached(worker_interp_, "a task's objects are released in the worker that made them");
     // Newest first: the result often is (or holds) an argument, so the arguments are released last,
     // when nothing else holds them, and their floats can be kept for the next payload.
     detail::DecodeCache* cache = nullptr;
@@ -255,6 +264,7 @@ void PyTaskJob::settle_chunk() {
 }
 
 void PyTaskJob::run_in_main() noexcept {
+    detail::expect_main_attached("a task's Future is settled in the main interpreter");
     try {
         if (skipped_) return settle_cancelled();
         if (kind_ == Kind::Chunk) return settle_chunk();

@@ -100,8 +100,10 @@ private:
     detail::Payload result_;  // Call: the result; Chunk: list of results before the error (if any)
     std::optional<ErrorInfo> error_;
     std::optional<std::string> interrupted_;  // why the last call was interrupted, if it was
-    // The worker's objects (arguments, result), released by cleanup() in the worker.
+    // The worker's objects (arguments, result), released by cleanup() in the worker: owned by
+    // worker_interp_ (set by run()), and checked to be released there.
     std::vector<detail::PyRef> worker_objects_;
+    PyInterpreterState* worker_interp_ = nullptr;
 };
 
 }  // namespace manygil::ext

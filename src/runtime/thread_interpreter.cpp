@@ -3,6 +3,7 @@
 #include <string>
 
 #include "cpython/crash_fences.hpp"
+#include "cpython/ownership.hpp"
 #include "cpython/private_api.hpp"
 #include "cpython/python_error.hpp"
 #include "runtime/interpreter_threads.hpp"
@@ -62,6 +63,7 @@ ThreadInterpreter::ThreadInterpreter() {
 
 void ThreadInterpreter::end() noexcept {
     if (!tstate_) return;
+    expect_attached(PyThreadState_GetInterpreter(tstate_), "an interpreter is ended by its own thread, attached");
     stop_interpreter_threads(tstate_);
     Py_EndInterpreter(tstate_);  // destroys tstate_, leaves nothing attached
     tstate_ = nullptr;

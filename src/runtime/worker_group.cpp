@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "manygil/errors.hpp"
+#include "cpython/ownership.hpp"
 #include "runtime/call_target.hpp"
 #include "runtime/exec_source.hpp"
 #include "runtime/thread_interpreter.hpp"
@@ -101,36 +102,49 @@ void WorkerGroup::run_worker(std::size_t index) noexcept {
         ids_[index] = interp->id();
     }
 
+    // Each job runs with the worker's interpreter attached; one that wants the main interpreter is
+    // finished with it attached (settling a Future is a main-interpreter call), and one that wants a
+    // cleanup goes back to the worker to release what it made there.
+    //
+    // Jobs are destroyed where they ran last: whatever Python objects a job still holds belong to
+    // the interpreter it ran in last (the worker's for run() and cleanup(), main's for run_in_main()),
+    // and an object may only be released with its own interpreter attached. The checks below hold
+    // each job to returning with the interpreter it was given still attached.
+    PyInterpreterState* worker_interp = PyThreadState_GetInterpreter(interp->tstate());
     bool first = true;
     while (auto job = next_job(std::exchange(first, false))) {
         interp->attach();
         activity.job_started(job->describe());
         job->run();
+        expect_attached(worker_interp, "Job::run() returns with its worker's interpreter attached");
         activity.job_finished(job->failed());
         if (PyErr_Occurred()) PyErr_Clear();  // a misbehaving custom job must not poison the next one
         if (job->wants_main()) {
             interp->detach();
             interp->attach_main();
             job->run_in_main();
+            expect_main_attached("Job::run_in_main() returns with the main interpreter attached");
             if (PyErr_Occurred()) PyErr_Clear();
             if (job->wants_cleanup()) {
                 interp->detach_main();
                 interp->attach();
                 job->cleanup();
-                job.reset();  // jobs are destroyed where they ran last
+                expect_attached(worker_interp, "Job::cleanup() returns with its worker's interpreter attached");
+                job.reset();  // in the worker: where it ran last
                 if (PyErr_Occurred()) PyErr_Clear();
                 interp->detach();
             } else {
-                job.reset();
+                job.reset();  // in main: where it ran last
                 if (PyErr_Occurred()) PyErr_Clear();
                 interp->detach_main();
             }
         } else {
-            job.reset();
+            job.reset();  // in the worker: where it ran
             interp->detach();
         }
     }
     WorkerMonitor::set_current(nullptr);
+    expect_detached("a worker stops its monitor holding no GIL (the monitor needs the worker's)");
     monitor.stop();  // detached: the monitor drops its thread state in this interpreter first
     interp->attach();
     interp->end();

@@ -39,6 +39,7 @@ EXT_API: set[str] = {
     "codec/payload.hpp",
     "codec/payload_python.hpp",
     "cpython/interpreter_dict.hpp",
+    "cpython/ownership.hpp",
     "cpython/private_api.hpp",
     "cpython/py_ref.hpp",
     "cpython/python_error.hpp",
