@@ -16,6 +16,7 @@ LAYERS: dict[str, set[str]] = {
     "wait": set(),
     "codec": {"cpython"},
     "shared": {"wait", "codec"},
+    "http": set(),
     "pytypes": {"cpython", "wait", "codec", "shared"},
     "runtime": {"cpython", "wait", "codec", "shared"},
 }

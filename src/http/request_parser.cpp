@@ -1,0 +1,246 @@
+#include "http/request_parser.hpp"
+
+#include <llhttp.h>
+
+#include <algorithm>
+#include <utility>
+
+namespace manygil::http {
+
+namespace {
+
+std::string_view trim(std::string_view s) {
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+    return s;
+}
+
+}  // namespace
+
+bool iequals(std::string_view a, std::string_view b) noexcept {
+    if (a.size() != b.size()) return false;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        char x = a[i], y = b[i];
+        if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
+        if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
+        if (x != y) return false;
+    }
+    return true;
+}
+
+const Header* Request::find(std::string_view name) const noexcept {
+    for (const Header& h : headers) {
+        if (iequals(h.name, name)) return &h;
+    }
+    return nullptr;
+}
+
+struct RequestParser::Llhttp {
+    llhttp_t parser;
+};
+
+// llhttp's callbacks: `data` is the RequestParser. Spans point into the caller's buffer: copied.
+struct RequestParser::Callbacks {
+    static RequestParser& self(llhttp_t* p) { return *static_cast<RequestParser*>(p->data); }
+
+    static int on_message_begin(llhttp_t* p) {
+        RequestParser& s = self(p);
+        s.request_ = Request{};
+        s.started_ = true;
+        s.headers_done_ = false;
+        s.expect_continue_ = false;
+        s.in_value_ = false;
+        s.header_bytes_ = 0;
+        return 0;
+    }
+    static int on_url(llhttp_t* p, const char* at, std::size_t n) {
+        RequestParser& s = self(p);
+        if (s.over_header_budget(n)) return HPE_USER;
+        s.request_.target.append(at, n);
+        return 0;
+    }
+    static int on_method(llhttp_t* p, const char* at, std::size_t n) {
+        RequestParser& s = self(p);
+        if (s.over_header_budget(n)) return HPE_USER;
+        s.request_.method.append(at, n);
+        return 0;
+    }
+    static int on_header_field(llhttp_t* p, const char* at, std::size_t n) {
+        RequestParser& s = self(p);
+        if (s.over_header_budget(n)) return HPE_USER;
+        if (s.in_value_ || s.request_.headers.empty()) {
+            if (s.request_.headers.size() >= s.limits_.max_headers) {
+                s.fail(431, "more than " + std::to_string(s.limits_.max_headers) + " headers");
+                return HPE_USER;
+            }
+            s.request_.headers.emplace_back();
+            s.in_value_ = false;
+        }
+        s.request_.headers.back().name.append(at, n);
+        return 0;
+    }
+    static int on_header_value(llhttp_t* p, const char* at, std::size_t n) {
+        RequestParser& s = self(p);
+        if (s.over_header_budget(n)) return HPE_USER;
+        s.in_value_ = true;
+        s.request_.headers.back().value.append(at, n);
+        return 0;
+    }
+    static int on_header_value_complete(llhttp_t* p) {
+        self(p).in_value_ = true;  // the next field starts a new header even if this value was empty
+        return 0;
+    }
+    static int on_headers_complete(llhttp_t* p) { return self(p).on_headers_complete(); }
+    static int on_body(llhttp_t* p, const char* at, std::size_t n) {
+        RequestParser& s = self(p);
+        if (s.request_.body.size() + n > s.limits_.max_body) {
+            s.fail(413, "the body is over " + std::to_string(s.limits_.max_body) + " bytes");
+            return HPE_USER;
+        }
+        s.request_.body.append(at, n);
+        return 0;
+    }
+    static int on_message_complete(llhttp_t* p) {
+        RequestParser& s = self(p);
+        s.request_.keep_alive = llhttp_should_keep_alive(p) != 0;
+        s.expect_continue_ = false;
+        s.state_ = State::Complete;
+        return HPE_PAUSED;  // one request at a time: the rest of the bytes wait for the next feed()
+    }
+
+    static const llhttp_settings_t& settings() {
+        static const llhttp_settings_t s = [] {
+            llhttp_settings_t x;
+            llhttp_settings_init(&x);
+            x.on_message_begin = on_message_begin;
+            x.on_url = on_url;
+            x.on_method = on_method;
+            x.on_header_field = on_header_field;
+            x.on_header_value = on_header_value;
+            x.on_header_value_complete = on_header_value_complete;
+            x.on_headers_complete = on_headers_complete;
+            x.on_body = on_body;
+            x.on_message_complete = on_message_complete;
+            return x;
+        }();
+        return s;
+    }
+};
+
+RequestParser::RequestParser(Limits limits) : limits_(limits), p_(std::make_unique<Llhttp>()) {
+    llhttp_init(&p_->parser, HTTP_REQUEST, &Callbacks::settings());
+    p_->parser.data = this;
+}
+
+RequestParser::~RequestParser() = default;
+
+void RequestParser::fail(int status, std::string reason) {
+    if (state_ == State::Failed) return;
+    state_ = State::Failed;
+    error_status_ = status;
+    error_reason_ = std::move(reason);
+}
+
+bool RequestParser::over_header_budget(std::size_t more) {
+    header_bytes_ += more;
+    if (header_bytes_ <= limits_.max_header_bytes) return false;
+    fail(431, "the request line and headers are over " + std::to_string(limits_.max_header_bytes) + " bytes");
+    return true;
+}
+
+int RequestParser::on_headers_complete() {
+    llhttp_t* p = &p_->parser;
+    Request& r = request_;
+    r.version_major = llhttp_get_http_major(p);
+    r.version_minor = llhttp_get_http_minor(p);
+    for (Header& h : r.headers) h.value = std::string(trim(h.value));
+
+    std::size_t content_lengths = 0;
+    bool transfer_encoding = false;
+    for (const Header& h : r.headers) {
+        if (iequals(h.name, "content-length")) {
+            ++content_lengths;
+        } else if (iequals(h.name, "transfer-encoding")) {
+            transfer_encoding = true;
+            std::string_view rest = h.value;
+            while (!rest.empty()) {
+                std::size_t comma = rest.find(',');
+                std::string_view coding = trim(rest.substr(0, comma));
+                if (!iequals(coding, "chunked")) {
+                    fail(501, "Transfer-Encoding '" + std::string(coding) + "' is not supported (only chunked)");
+                    return HPE_USER;
+                }
+                rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
+            }
+        } else if (iequals(h.name, "expect")) {
+            if (iequals(h.value, "100-continue")) {
+                expect_continue_ = r.version_major == 1 && r.version_minor >= 1;
+            } else {
+                fail(417, "Expect '" + h.value + "' is not supported");
+                return HPE_USER;
+            }
+        }
+    }
+    if (content_lengths > 1) {
+        fail(400, "Content-Length given more than once");
+        return HPE_USER;
+    }
+    if (content_lengths && transfer_encoding) {
+        fail(400, "both Content-Length and Transfer-Encoding");
+        return HPE_USER;
+    }
+    if (r.method == "CONNECT") {
+        fail(501, "CONNECT is not supported");
+        return HPE_USER;
+    }
+    r.chunked = (p->flags & F_CHUNKED) != 0;
+    if (content_lengths) {
+        if (p->content_length > limits_.max_body) {
+            fail(413, "Content-Length " + std::to_string(p->content_length) + " is over the limit of " +
+                          std::to_string(limits_.max_body) + " bytes");
+            return HPE_USER;
+        }
+        r.body.reserve(static_cast<std::size_t>(p->content_length));
+        if (p->content_length == 0) expect_continue_ = false;
+    } else if (!r.chunked) {
+        expect_continue_ = false;  // no body to wait for
+    }
+    headers_done_ = true;
+    // An Upgrade (websocket) is not taken up: the request is served as an ordinary one, and the
+    // connection closes after it (llhttp stops parsing there).
+    return 0;
+}
+
+std::size_t RequestParser::feed(const char* data, std::size_t n) {
+    if (state_ != State::Reading) return 0;
+    llhttp_t* p = &p_->parser;
+    llhttp_errno_t err = llhttp_execute(p, data, n);
+    switch (err) {
+        case HPE_OK: return n;
+        case HPE_PAUSED:
+        case HPE_PAUSED_UPGRADE: {
+            auto used = static_cast<std::size_t>(llhttp_get_error_pos(p) - data);
+            if (err == HPE_PAUSED_UPGRADE) {
+                request_.keep_alive = false;
+                state_ = State::Complete;
+            } else {
+                llhttp_resume(p);
+            }
+            return std::min(used, n);
+        }
+        case HPE_USER: return 0;  // fail() was called with the status
+        default: {
+            const char* reason = llhttp_get_error_reason(p);
+            fail(400, std::string("malformed request: ") + (reason ? reason : llhttp_errno_name(err)));
+            return 0;
+        }
+    }
+}
+
+Request RequestParser::take() {
+    state_ = State::Reading;
+    started_ = headers_done_ = false;
+    return std::exchange(request_, Request{});
+}
+
+}  // namespace manygil::http

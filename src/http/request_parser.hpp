@@ -1,0 +1,80 @@
+// RequestParser: bytes from a connection in, complete requests out, with llhttp (Node's parser)
+// doing the HTTP/1.1 grammar. Incremental: bytes may arrive in any pieces. It stops after each
+// complete request, so pipelined requests are taken one at a time, in order, the rest of the bytes
+// left for the next call. No Python, no locks: one parser per connection, used by its I/O thread.
+//
+// What it refuses, with the status the connection answers before closing (nothing reaches a worker):
+//   400  malformed request line, header or chunk; both Content-Length and Transfer-Encoding, or
+//        Content-Length given twice (request smuggling)
+//   413  a body over Limits::max_body (refused as soon as Content-Length says so)
+//   431  a request line plus headers over Limits::max_header_bytes, or over max_headers headers
+//   501  a Transfer-Encoding other than chunked
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <string>
+
+#include "http/request.hpp"
+
+namespace manygil::http {
+
+struct Limits {
+    std::size_t max_header_bytes = 64 * 1024;       // request line + headers
+    std::size_t max_headers = 100;
+    std::size_t max_body = std::size_t{1} << 30;   // 1 GiB
+};
+
+class RequestParser {
+public:
+    enum class State {
+        Reading,   // needs more bytes
+        Complete,  // a request is ready: take() it, then feed the rest
+        Failed,    // the connection must answer error_status() and close
+    };
+
+    explicit RequestParser(Limits limits);
+    ~RequestParser();
+    RequestParser(const RequestParser&) = delete;
+    RequestParser& operator=(const RequestParser&) = delete;
+
+    // Parses from `data`; returns how many bytes it used. It stops early once a request is complete
+    // (the remaining bytes belong to the next one) or on an error. Call only in state Reading.
+    std::size_t feed(const char* data, std::size_t n);
+
+    State state() const noexcept { return state_; }
+    // Reading, and at least one byte of a request seen (for the header-read timeout).
+    bool mid_request() const noexcept { return started_; }
+    // Reading, and the request's headers are all in (its body is still arriving).
+    bool headers_done() const noexcept { return headers_done_; }
+    // Headers complete, the body not yet, and the client sent "Expect: 100-continue": it waits for
+    // an interim "100 Continue" before sending the body.
+    bool wants_continue() const noexcept { return state_ == State::Reading && expect_continue_; }
+
+    // In state Complete: the request, and the parser is ready for the next one.
+    Request take();
+
+    // In state Failed: the status to answer (400, 413, 431, 501) and why, for the log.
+    int error_status() const noexcept { return error_status_; }
+    const std::string& error_reason() const noexcept { return error_reason_; }
+
+private:
+    struct Callbacks;
+    friend struct Callbacks;
+    void fail(int status, std::string reason);
+    int on_headers_complete();
+    void begin_header_field();
+    bool over_header_budget(std::size_t more);
+
+    Limits limits_;
+    struct Llhttp;
+    std::unique_ptr<Llhttp> p_;
+    State state_ = State::Reading;
+    bool started_ = false, headers_done_ = false, expect_continue_ = false, in_value_ = false;
+    std::size_t header_bytes_ = 0;
+    Request request_;
+    int error_status_ = 0;
+    std::string error_reason_;
+};
+
+}  // namespace manygil::http

@@ -1,0 +1,664 @@
+#include "http/server.hpp"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <system_error>
+#include <thread>
+#include <unordered_map>
+#include <utility>
+
+namespace manygil::http {
+
+using Clock = std::chrono::steady_clock;
+
+struct Server::Shared {
+    ServerOptions options;
+    Handler* handler = nullptr;
+    std::atomic<std::size_t> pending{0};
+    std::atomic<bool> stopping{false};
+    std::atomic<long long> grace_ms{0};
+    std::atomic<std::uint64_t> next_connection{1};
+    std::atomic<std::uint64_t> accepted{0}, open{0}, requests{0}, responses{0}, rejected{0};
+
+    void log(std::string_view line) const {
+        if (options.log) return options.log(line);
+        std::fprintf(stderr, "%.*s\n", static_cast<int>(line.size()), line.data());
+    }
+};
+
+namespace {
+
+// How long a connection that is being closed keeps reading (and dropping) what the client still
+// sends, so that the client reads the final response instead of a reset.
+constexpr auto kLinger = std::chrono::milliseconds(2000);
+constexpr std::size_t kReadChunk = 64 * 1024;
+
+std::system_error sys_error(const std::string& what) { return std::system_error(errno, std::generic_category(), what); }
+
+struct Endpoint {
+    sockaddr_storage addr{};
+    socklen_t len = 0;
+    int family = AF_INET;
+};
+
+Endpoint resolve(const std::string& bind) {
+    std::string host, port;
+    if (!bind.empty() && bind.front() == '[') {
+        auto close = bind.find(']');
+        if (close == std::string::npos || close + 1 >= bind.size() || bind[close + 1] != ':') {
+            throw std::invalid_argument("bind address '" + bind + "' is not of the form [HOST]:PORT");
+        }
+        host = bind.substr(1, close - 1);
+        port = bind.substr(close + 2);
+    } else {
+        auto colon = bind.rfind(':');
+        if (colon == std::string::npos) throw std::invalid_argument("bind address '" + bind + "' is not of the form HOST:PORT");
+        host = bind.substr(0, colon);
+        port = bind.substr(colon + 1);
+    }
+    if (port.empty() || port.find_first_not_of("0123456789") != std::string::npos || port.size() > 5 ||
+        std::stoi(port) > 65535) {
+        throw std::invalid_argument("bind address '" + bind + "' has no valid port (0-65535)");
+    }
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    addrinfo* found = nullptr;
+    int rc = getaddrinfo(host.empty() ? nullptr : host.c_str(), port.c_str(), &hints, &found);
+    if (rc != 0 || !found) {
+        throw std::invalid_argument("bind address '" + bind + "': " + gai_strerror(rc));
+    }
+    Endpoint e;
+    std::memcpy(&e.addr, found->ai_addr, found->ai_addrlen);
+    e.len = found->ai_addrlen;
+    e.family = found->ai_family;
+    freeaddrinfo(found);
+    return e;
+}
+
+void set_port(Endpoint& e, std::uint16_t port) {
+    if (e.family == AF_INET6) reinterpret_cast<sockaddr_in6*>(&e.addr)->sin6_port = htons(port);
+    else reinterpret_cast<sockaddr_in*>(&e.addr)->sin_port = htons(port);
+}
+
+// "1.2.3.4" / "::1" and the port of a socket address.
+std::pair<std::string, std::uint16_t> describe(const sockaddr_storage& a) {
+    char host[INET6_ADDRSTRLEN] = "?";
+    std::uint16_t port = 0;
+    if (a.ss_family == AF_INET6) {
+        const auto* in6 = reinterpret_cast<const sockaddr_in6*>(&a);
+        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
+        port = ntohs(in6->sin6_port);
+    } else if (a.ss_family == AF_INET) {
+        const auto* in4 = reinterpret_cast<const sockaddr_in*>(&a);
+        inet_ntop(AF_INET, &in4->sin_addr, host, sizeof host);
+        port = ntohs(in4->sin_port);
+    }
+    return {host, port};
+}
+
+std::string format_address(const std::pair<std::string, std::uint16_t>& a) {
+    bool v6 = a.first.find(':') != std::string::npos;
+    return (v6 ? "[" + a.first + "]" : a.first) + ":" + std::to_string(a.second);
+}
+
+int open_listener(const std::string& bind, Endpoint e, int backlog, bool reuseport) {
+    int fd = ::socket(e.family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) throw sys_error("cannot create a socket for " + bind);
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (reuseport) setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+    if (e.family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    if (::bind(fd, reinterpret_cast<const sockaddr*>(&e.addr), e.len) < 0 || ::listen(fd, backlog) < 0) {
+        auto err = sys_error("cannot listen on " + bind);
+        ::close(fd);
+        throw err;
+    }
+    return fd;
+}
+
+}  // namespace
+
+// ---- one connection ------------------------------------------------------------------------------
+
+struct Connection {
+    enum class State {
+        Reading,     // reading and parsing the next request
+        Dispatched,  // a request is with the Handler (or waiting for capacity)
+        Writing,     // writing the response
+        Lingering,   // final response written, write side shut: dropping input until EOF
+    };
+
+    Connection(int fd_, std::uint64_t id_, const Limits& limits) : fd(fd_), id(id_), parser(limits) {}
+
+    int fd;
+    std::uint64_t id;
+    RequestParser parser;
+    State state = State::Reading;
+    std::string in;  // received, not yet parsed (from in_pos)
+    std::size_t in_pos = 0;
+    std::string out;  // to write (from out_pos)
+    std::size_t out_pos = 0;
+    std::optional<Response> file_response;  // its file range is sent after `out`
+    std::optional<Request> waiting;         // complete, waiting for the Handler to have room
+    bool readable = false, keep_alive = true, head = false, sent_continue = false;
+    Clock::time_point last_activity = Clock::now(), request_started{};
+    std::pair<std::string, std::uint16_t> remote, local;
+    std::string access_line;  // "METHOD target HTTP/x.y" when access_log is on
+};
+
+// ---- one I/O thread -----------------------------------------------------------------------------
+
+class IoThread : public std::enable_shared_from_this<IoThread> {
+public:
+    IoThread(std::shared_ptr<Server::Shared> shared, std::vector<int> listeners)
+        : shared_(std::move(shared)), listeners_(std::move(listeners)) {
+        epfd_ = epoll_create1(EPOLL_CLOEXEC);
+        evfd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (epfd_ < 0 || evfd_ < 0) throw sys_error("cannot create the I/O thread's epoll instance");
+        add(evfd_, EPOLLIN);
+        for (int l : listeners_) add(l, EPOLLIN | EPOLLET);
+    }
+    ~IoThread() {
+        for (int l : listeners_) ::close(l);
+        if (epfd_ >= 0) ::close(epfd_);
+        if (evfd_ >= 0) ::close(evfd_);
+    }
+
+    void start(std::size_t index) {
+        thread_ = std::thread([self = shared_from_this(), index] { self->run(index); });
+    }
+    void join() {
+        if (thread_.joinable()) thread_.join();
+    }
+    void wake() {
+        std::uint64_t one = 1;
+        [[maybe_unused]] auto n = ::write(evfd_, &one, sizeof one);
+    }
+
+    // Any thread.
+    void post(std::uint64_t connection, Response response) {
+        bool was_empty;
+        {
+            std::lock_guard lock(mu_);
+            if (exited_) return;  // the response is dropped (and its file closed) on return
+            was_empty = completions_.empty();
+            completions_.emplace_back(connection, std::move(response));
+        }
+        if (was_empty) wake();
+    }
+
+    const std::vector<int>& listeners() const { return listeners_; }
+
+private:
+    void add(int fd, std::uint32_t events) {
+        epoll_event ev{};
+        ev.events = events;
+        ev.data.fd = fd;
+        if (epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) < 0) throw sys_error("epoll_ctl");
+    }
+
+    void run(std::size_t index) noexcept;
+    void accept_all();
+    void pump(Connection& c);
+    void dispatch(Connection& c, Request request);
+    void hand_over(Connection& c, Request request);
+    void complete(std::uint64_t id, Response response);
+    void reject(Connection& c, int status, const std::string& reason);
+    void write_response(Connection& c, Response response, bool keep_alive);
+    void flush(Connection& c);
+    void finish_response(Connection& c);
+    void close(Connection& c);
+    void sweep(Clock::time_point now);
+    void begin_stop();
+    void retry_waiting();
+
+    std::shared_ptr<Server::Shared> shared_;
+    std::vector<int> listeners_;
+    int epfd_ = -1, evfd_ = -1;
+    std::thread thread_;
+
+    std::mutex mu_;
+    std::deque<std::pair<std::uint64_t, Response>> completions_;  // (mu_)
+    bool exited_ = false;                                          // (mu_)
+
+    // The I/O thread's own state.
+    std::unordered_map<int, std::unique_ptr<Connection>> by_fd_;
+    std::unordered_map<std::uint64_t, Connection*> by_id_;
+    std::deque<std::uint64_t> waiting_;  // connections with a request waiting for room, in order
+    bool accept_ready_ = false, listening_ = true, stopping_ = false;
+    Clock::time_point stop_deadline_{};
+    DateCache date_;
+};
+
+void IoThread::run(std::size_t index) noexcept {
+    std::string name = "mg-http-" + std::to_string(index);
+    pthread_setname_np(pthread_self(), name.c_str());
+    epoll_event events[256];
+    Clock::time_point last_sweep = Clock::now();
+    for (;;) {
+        bool busy = !waiting_.empty() || (accept_ready_ && listening_);
+        int n = epoll_wait(epfd_, events, 256, busy ? 10 : 250);
+        for (int i = 0; i < n; ++i) {
+            int fd = events[i].data.fd;
+            std::uint32_t ev = events[i].events;
+            if (fd == evfd_) {
+                std::uint64_t count;
+                while (::read(evfd_, &count, sizeof count) > 0) {}
+                std::deque<std::pair<std::uint64_t, Response>> done;
+                {
+                    std::lock_guard lock(mu_);
+                    done.swap(completions_);
+                }
+                for (auto& [id, response] : done) complete(id, std::move(response));
+                continue;
+            }
+            auto it = by_fd_.find(fd);
+            if (it == by_fd_.end()) {
+                accept_ready_ = true;  // a listener
+                continue;
+            }
+            Connection& c = *it->second;
+            if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+                c.readable = true;
+                pump(c);
+                if (by_fd_.find(fd) == by_fd_.end()) continue;  // closed
+            }
+            if (ev & EPOLLOUT) flush(c);
+        }
+        if (shared_->stopping.load() && !stopping_) begin_stop();
+        retry_waiting();
+        if (accept_ready_ && listening_) accept_all();
+        auto now = Clock::now();
+        if (now - last_sweep >= std::chrono::milliseconds(200)) {
+            sweep(now);
+            last_sweep = now;
+        }
+        if (stopping_ && (by_fd_.empty() || now >= stop_deadline_)) break;
+    }
+    // Done: nothing more is answered. Later responses are dropped by post().
+    {
+        std::lock_guard lock(mu_);
+        exited_ = true;
+        completions_.clear();
+    }
+    while (!by_fd_.empty()) close(*by_fd_.begin()->second);
+}
+
+void IoThread::begin_stop() {
+    stopping_ = true;
+    stop_deadline_ = Clock::now() + std::chrono::milliseconds(shared_->grace_ms.load());
+    for (int l : listeners_) ::close(l);  // new connections are refused from now on
+    listeners_.clear();
+    listening_ = false;
+    std::vector<Connection*> idle;
+    for (auto& [fd, c] : by_fd_) {
+        if (c->state == Connection::State::Reading && !c->parser.mid_request() && c->in_pos == c->in.size()) {
+            idle.push_back(c.get());
+        }
+    }
+    for (Connection* c : idle) close(*c);
+}
+
+void IoThread::accept_all() {
+    for (int l : listeners_) {
+        for (;;) {
+            if (shared_->pending.load() >= shared_->options.max_pending) return;  // backpressure: stay ready
+            sockaddr_storage addr{};
+            socklen_t len = sizeof addr;
+            int fd = accept4(l, reinterpret_cast<sockaddr*>(&addr), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+            if (fd < 0) {
+                if (errno == EINTR || errno == ECONNABORTED) continue;
+                if (errno == EMFILE || errno == ENFILE) {
+                    shared_->log("manygil serve: out of file descriptors; not accepting for now");
+                    return;  // accept_ready_ stays set: retried shortly
+                }
+                break;  // EAGAIN: this listener is drained
+            }
+            int one = 1;
+            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+            auto c = std::make_unique<Connection>(fd, shared_->next_connection.fetch_add(1), shared_->options.limits);
+            c->remote = describe(addr);
+            sockaddr_storage local{};
+            socklen_t local_len = sizeof local;
+            if (getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_len) == 0) c->local = describe(local);
+            epoll_event ev{};
+            ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+            ev.data.fd = fd;
+            if (epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) < 0) {
+                ::close(fd);
+                continue;
+            }
+            by_id_[c->id] = c.get();
+            by_fd_[fd] = std::move(c);
+            shared_->accepted.fetch_add(1);
+            shared_->open.fetch_add(1);
+        }
+    }
+    accept_ready_ = false;
+}
+
+void IoThread::pump(Connection& c) {
+    thread_local std::string chunk(kReadChunk, '\0');
+    for (;;) {
+        if (c.state == Connection::State::Lingering) {
+            ssize_t n = ::recv(c.fd, chunk.data(), chunk.size(), 0);
+            if (n > 0) continue;
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+                c.readable = false;
+                return;
+            }
+            return close(c);  // EOF or error
+        }
+        if (c.state != Connection::State::Reading) return;  // the next request waits for this answer
+        if (c.in_pos < c.in.size()) {
+            bool was_mid = c.parser.mid_request();
+            std::size_t used = c.parser.feed(c.in.data() + c.in_pos, c.in.size() - c.in_pos);
+            c.in_pos += used;
+            if (c.in_pos == c.in.size()) {
+                c.in.clear();
+                c.in_pos = 0;
+            }
+            if (!was_mid && c.parser.mid_request()) c.request_started = Clock::now();
+            switch (c.parser.state()) {
+                case RequestParser::State::Complete: dispatch(c, c.parser.take()); continue;
+                case RequestParser::State::Failed: return reject(c, c.parser.error_status(), c.parser.error_reason());
+                case RequestParser::State::Reading: break;
+            }
+            if (c.parser.wants_continue() && !c.sent_continue) {
+                c.sent_continue = true;
+                c.out += "HTTP/1.1 100 Continue\r\n\r\n";
+                flush(c);
+                if (by_id_.find(c.id) == by_id_.end()) return;
+            }
+        }
+        if (!c.readable) return;
+        ssize_t n = ::recv(c.fd, chunk.data(), chunk.size(), 0);
+        if (n > 0) {
+            c.last_activity = Clock::now();
+            c.in.append(chunk.data(), static_cast<std::size_t>(n));
+            continue;
+        }
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            c.readable = false;
+            return;
+        }
+        return close(c);  // the client closed (between requests, or mid-request: nothing to answer) or failed
+    }
+}
+
+void IoThread::dispatch(Connection& c, Request request) {
+    shared_->requests.fetch_add(1);
+    c.state = Connection::State::Dispatched;
+    c.head = request.method == "HEAD";
+    c.keep_alive = request.keep_alive;
+    c.sent_continue = false;
+    c.request_started = {};
+    request.remote_addr = c.remote.first;
+    request.remote_port = c.remote.second;
+    request.server_addr = c.local.first;
+    request.server_port = c.local.second;
+    if (shared_->options.access_log) {
+        c.access_line = request.method + " " + request.target + " HTTP/" + std::to_string(request.version_major) + "." +
+                        std::to_string(request.version_minor);
+    }
+    if (shared_->pending.load() >= shared_->options.max_pending || !waiting_.empty()) {
+        c.waiting = std::move(request);
+        waiting_.push_back(c.id);
+        return;
+    }
+    hand_over(c, std::move(request));
+}
+
+void IoThread::hand_over(Connection& c, Request request) {
+    shared_->pending.fetch_add(1);
+    try {
+        shared_->handler->handle(std::move(request), Responder(shared_from_this(), c.id));
+    } catch (const std::exception& e) {
+        // The Responder, destroyed while unwinding, has answered 500.
+        shared_->log(std::string("manygil serve: the request handler failed: ") + e.what());
+    }
+}
+
+void IoThread::retry_waiting() {
+    while (!waiting_.empty() && shared_->pending.load() < shared_->options.max_pending) {
+        std::uint64_t id = waiting_.front();
+        waiting_.pop_front();
+        auto it = by_id_.find(id);
+        if (it == by_id_.end() || !it->second->waiting) continue;  // closed meanwhile
+        Connection& c = *it->second;
+        Request request = std::move(*c.waiting);
+        c.waiting.reset();
+        hand_over(c, std::move(request));
+    }
+}
+
+void IoThread::complete(std::uint64_t id, Response response) {
+    shared_->pending.fetch_sub(1);
+    shared_->responses.fetch_add(1);
+    auto it = by_id_.find(id);
+    if (it == by_id_.end()) return;  // the client went away meanwhile
+    Connection& c = *it->second;
+    if (shared_->options.access_log) {
+        shared_->log(format_address(c.remote) + " \"" + c.access_line + "\" " + std::to_string(response.status) + " " +
+                     std::to_string(response.body.size() + (response.file ? response.file->length : 0)));
+    }
+    bool keep_alive = c.keep_alive && !response.close && !stopping_;
+    write_response(c, std::move(response), keep_alive);
+}
+
+void IoThread::reject(Connection& c, int status, const std::string& reason) {
+    shared_->rejected.fetch_add(1);
+    shared_->log("manygil serve: " + std::to_string(status) + " " + std::string(reason_phrase(status)) + " to " +
+                 format_address(c.remote) + ": " + reason);
+    c.head = false;
+    write_response(c, Response(status, std::string(reason_phrase(status)) + ": " + reason + "\n"), false);
+}
+
+void IoThread::write_response(Connection& c, Response response, bool keep_alive) {
+    c.state = Connection::State::Writing;
+    c.keep_alive = keep_alive;
+    c.last_activity = Clock::now();
+    c.out += serialize_head(response, keep_alive, date_.now());
+    if (!c.head) {
+        c.out += response.body;
+        if (response.file && response.file->length > 0) c.file_response = std::move(response);
+    }
+    flush(c);
+}
+
+void IoThread::flush(Connection& c) {
+    while (c.out_pos < c.out.size()) {
+        ssize_t n = ::send(c.fd, c.out.data() + c.out_pos, c.out.size() - c.out_pos, MSG_NOSIGNAL);
+        if (n > 0) {
+            c.out_pos += static_cast<std::size_t>(n);
+            c.last_activity = Clock::now();
+            continue;
+        }
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;  // EPOLLOUT resumes
+        return close(c);
+    }
+    c.out.clear();
+    c.out_pos = 0;
+    while (c.file_response) {
+        FileRange& f = *c.file_response->file;
+        if (f.length == 0) {
+            c.file_response.reset();
+            break;
+        }
+        auto offset = static_cast<off_t>(f.offset);
+        ssize_t n = ::sendfile(c.fd, f.fd, &offset, static_cast<std::size_t>(std::min<std::uint64_t>(f.length, 1 << 30)));
+        if (n > 0) {
+            f.offset += static_cast<std::uint64_t>(n);
+            f.length -= static_cast<std::uint64_t>(n);
+            c.last_activity = Clock::now();
+            continue;
+        }
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+        if (n == 0) shared_->log("manygil serve: a file to send ended early (it shrank?); closing the connection");
+        return close(c);  // the length was promised in Content-Length: the connection cannot go on
+    }
+    if (c.state == Connection::State::Writing) finish_response(c);
+}
+
+void IoThread::finish_response(Connection& c) {
+    if (!c.keep_alive) {
+        // Let the client read the response before the connection goes: shut our side, drop the
+        // rest of what it sends, close on its EOF (or after kLinger).
+        ::shutdown(c.fd, SHUT_WR);
+        c.state = Connection::State::Lingering;
+        c.last_activity = Clock::now();
+        c.in.clear();
+        c.in_pos = 0;
+        return pump(c);
+    }
+    c.state = Connection::State::Reading;
+    c.last_activity = Clock::now();
+    pump(c);
+}
+
+void IoThread::close(Connection& c) {
+    int fd = c.fd;
+    by_id_.erase(c.id);
+    ::close(fd);  // also leaves the epoll set
+    shared_->open.fetch_sub(1);
+    by_fd_.erase(fd);  // destroys c
+}
+
+void IoThread::sweep(Clock::time_point now) {
+    const ServerOptions& o = shared_->options;
+    std::vector<Connection*> expired, late;
+    for (auto& [fd, cp] : by_fd_) {
+        Connection& c = *cp;
+        switch (c.state) {
+            case Connection::State::Reading:
+                if (c.parser.mid_request()) {
+                    bool slow = c.parser.headers_done() ? now - c.last_activity > o.header_timeout
+                                                        : now - c.request_started > o.header_timeout;
+                    if (slow) late.push_back(&c);
+                } else if (now - c.last_activity > o.keep_alive_timeout || stopping_) {
+                    expired.push_back(&c);
+                }
+                break;
+            case Connection::State::Writing:
+                if (now - c.last_activity > o.keep_alive_timeout) expired.push_back(&c);  // a client that stopped reading
+                break;
+            case Connection::State::Lingering:
+                if (now - c.last_activity > kLinger) expired.push_back(&c);
+                break;
+            case Connection::State::Dispatched: break;  // the Handler's answer will come
+        }
+    }
+    for (Connection* c : expired) close(*c);
+    for (Connection* c : late) {
+        reject(*c, 408, "the request did not arrive within " + std::to_string(o.header_timeout.count()) + " ms");
+    }
+}
+
+// ---- Responder ----------------------------------------------------------------------------------
+
+Responder& Responder::operator=(Responder&& other) noexcept {
+    if (this != &other) {
+        if (io_) send(Response(500, "the request was dropped by its handler\n"));
+        io_ = std::move(other.io_);
+        connection_ = other.connection_;
+    }
+    return *this;
+}
+
+Responder::~Responder() {
+    if (io_) send(Response(500, "the request was dropped by its handler\n"));
+}
+
+void Responder::send(Response response) {
+    if (!io_) return;
+    std::shared_ptr<IoThread> io = std::move(io_);
+    io->post(connection_, std::move(response));
+}
+
+// ---- Server -------------------------------------------------------------------------------------
+
+Server::Server(ServerOptions options, Handler& handler) : shared_(std::make_shared<Shared>()) {
+    if (options.bind.empty()) throw std::invalid_argument("the server needs at least one address to bind");
+    if (options.io_threads == 0) options.io_threads = 1;
+    if (options.max_pending == 0) options.max_pending = 1;
+    shared_->options = std::move(options);
+    shared_->handler = &handler;
+    const ServerOptions& o = shared_->options;
+
+    // Listeners: one set per I/O thread (SO_REUSEPORT) when there are several.
+    bool reuseport = o.io_threads > 1;
+    std::vector<std::vector<int>> sets(o.io_threads);
+    try {
+        for (const std::string& bind : o.bind) {
+            Endpoint e = resolve(bind);
+            for (std::size_t t = 0; t < o.io_threads; ++t) {
+                int fd = open_listener(bind, e, o.backlog, reuseport);
+                sets[t].push_back(fd);
+                if (t == 0) {
+                    sockaddr_storage bound{};
+                    socklen_t len = sizeof bound;
+                    getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &len);
+                    auto where = describe(bound);
+                    set_port(e, where.second);  // port 0: the others share the port the first got
+                    addresses_.push_back(format_address(where));
+                }
+            }
+        }
+        for (auto& set : sets) threads_.push_back(std::make_shared<IoThread>(shared_, std::move(set)));
+    } catch (...) {
+        for (auto& set : sets) {
+            for (int fd : set) ::close(fd);
+        }
+        throw;
+    }
+    for (std::size_t t = 0; t < threads_.size(); ++t) threads_[t]->start(t);
+}
+
+Server::~Server() { stop(std::chrono::milliseconds(0)); }
+
+std::vector<std::string> Server::addresses() const { return addresses_; }
+
+void Server::stop(std::chrono::milliseconds grace) {
+    if (stopped_) return;
+    stopped_ = true;
+    shared_->grace_ms.store(grace.count());
+    shared_->stopping.store(true);
+    for (auto& t : threads_) t->wake();
+    for (auto& t : threads_) t->join();
+}
+
+ServerStats Server::stats() const {
+    ServerStats s;
+    s.connections_accepted = shared_->accepted.load();
+    s.connections_open = shared_->open.load();
+    s.requests = shared_->requests.load();
+    s.responses = shared_->responses.load();
+    s.rejected = shared_->rejected.load();
+    s.pending = shared_->pending.load();
+    return s;
+}
+
+}  // namespace manygil::http

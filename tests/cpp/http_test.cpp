@@ -1,0 +1,424 @@
+// The HTTP/1.1 front end (src/http/): the request parser on its own, then a Server with a C++
+// Handler over real loopback sockets. No interpreter: the front end never touches Python.
+#include <gtest/gtest.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "http/request_parser.hpp"
+#include "http/server.hpp"
+
+namespace {
+
+using manygil::http::Limits;
+using manygil::http::Request;
+using manygil::http::RequestParser;
+using State = RequestParser::State;
+using namespace std::chrono_literals;
+
+// Feeds all of `bytes`, taking complete requests as they come.
+std::vector<Request> parse_all(RequestParser& p, const std::string& bytes, std::size_t piece = 0) {
+    std::vector<Request> out;
+    std::size_t at = 0;
+    while (at < bytes.size() && p.state() != State::Failed) {
+        std::size_t n = piece ? std::min(piece, bytes.size() - at) : bytes.size() - at;
+        std::size_t used = p.feed(bytes.data() + at, n);
+        at += used;
+        if (p.state() == State::Complete) out.push_back(p.take());
+        else if (used < n && p.state() != State::Failed) ADD_FAILURE() << "stopped without a reason";
+    }
+    return out;
+}
+
+TEST(RequestParser, ParsesARequestWithHeadersAndBody) {
+    RequestParser p(Limits{});
+    auto got = parse_all(p, "POST /a/b?x=1 HTTP/1.1\r\nHost: h\r\nX-Thing:  v  \r\nContent-Length: 5\r\n\r\nhello");
+    ASSERT_EQ(got.size(), 1u);
+    EXPECT_EQ(got[0].method, "POST");
+    EXPECT_EQ(got[0].target, "/a/b?x=1");
+    EXPECT_EQ(got[0].body, "hello");
+    ASSERT_NE(got[0].find("x-thing"), nullptr);
+    EXPECT_EQ(got[0].find("X-THING")->value, "v");
+    EXPECT_TRUE(got[0].keep_alive);
+    EXPECT_FALSE(got[0].chunked);
+}
+
+TEST(RequestParser, TakesPipelinedRequestsOneAtATimeAndInPieces) {
+    std::string two = "GET /1 HTTP/1.1\r\nHost: h\r\n\r\nGET /2 HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n";
+    for (std::size_t piece : {0, 1, 3, 7}) {
+        RequestParser p(Limits{});
+        auto got = parse_all(p, two, piece);
+        ASSERT_EQ(got.size(), 2u) << "piece " << piece;
+        EXPECT_EQ(got[0].target, "/1");
+        EXPECT_TRUE(got[0].keep_alive);
+        EXPECT_EQ(got[1].target, "/2");
+        EXPECT_FALSE(got[1].keep_alive);
+    }
+}
+
+TEST(RequestParser, DecodesChunkedBodies) {
+    RequestParser p(Limits{});
+    auto got = parse_all(p, "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+                            "5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\n\r\n", 4);
+    ASSERT_EQ(got.size(), 1u);
+    EXPECT_EQ(got[0].body, "hello world");
+    EXPECT_TRUE(got[0].chunked);
+}
+
+TEST(RequestParser, HttpOneZeroClosesUnlessKeptAlive) {
+    RequestParser p(Limits{});
+    auto got = parse_all(p, "GET / HTTP/1.0\r\n\r\nGET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    ASSERT_EQ(got.size(), 1u);  // the first one ends the connection: the parser stops there
+    EXPECT_FALSE(got[0].keep_alive);
+    EXPECT_EQ(got[0].version_minor, 0);
+}
+
+TEST(RequestParser, WantsContinueOnlyWhileTheBodyIsDue) {
+    RequestParser p(Limits{});
+    std::string head = "PUT /u HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n";
+    EXPECT_EQ(p.feed(head.data(), head.size()), head.size());
+    EXPECT_EQ(p.state(), State::Reading);
+    EXPECT_TRUE(p.wants_continue());
+    EXPECT_TRUE(p.headers_done());
+    p.feed("abc", 3);
+    ASSERT_EQ(p.state(), State::Complete);
+    EXPECT_FALSE(p.wants_continue());
+    EXPECT_EQ(p.take().body, "abc");
+}
+
+struct Refusal {
+    std::string bytes;
+    int status;
+    std::string reason_part;
+};
+
+TEST(RequestParser, RefusesBadInputWithTheRightStatus) {
+    Limits small;
+    small.max_header_bytes = 256;
+    small.max_body = 10;
+    small.max_headers = 5;
+    std::vector<Refusal> cases = {
+        {"GET / HTTP/1.1\r\nBad Header\r\n\r\n", 400, "malformed"},
+        {"G@T / HTTP/1.1\r\n\r\n", 400, "malformed"},
+        {"GET / HTTP/9.9\r\n\r\n", 400, "malformed"},
+        {"GET / HTTP/1.1\r\nX: " + std::string(300, 'a') + "\r\n\r\n", 431, "256 bytes"},
+        {"GET /" + std::string(300, 'a') + " HTTP/1.1\r\n\r\n", 431, "256 bytes"},
+        {"GET / HTTP/1.1\r\nA: 1\r\nB: 1\r\nC: 1\r\nD: 1\r\nE: 1\r\nF: 1\r\n\r\n", 431, "more than 5 headers"},
+        {"POST / HTTP/1.1\r\nContent-Length: 11\r\n\r\n", 413, "Content-Length 11"},
+        {"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n8\r\n12345678\r\n8\r\n12345678\r\n0\r\n\r\n", 413,
+         "over 10 bytes"},
+        {"POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501, "'gzip'"},
+        {"POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\nabc", 400, ""},
+        {"POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd", 400, ""},
+        {"POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc", 400, ""},
+        {"POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n", 400, "malformed"},
+        {"GET / HTTP/1.1\r\nExpect: something\r\n\r\n", 417, "something"},
+        {"CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\n\r\n", 501, "CONNECT"},
+    };
+    for (const Refusal& r : cases) {
+        RequestParser p(small);
+        auto got = parse_all(p, r.bytes);
+        EXPECT_TRUE(got.empty()) << r.bytes;
+        EXPECT_EQ(p.state(), State::Failed) << r.bytes;
+        EXPECT_EQ(p.error_status(), r.status) << r.bytes << " -> " << p.error_reason();
+        EXPECT_NE(p.error_reason().find(r.reason_part), std::string::npos) << p.error_reason();
+    }
+}
+
+// ---- the server ---------------------------------------------------------------------------------
+
+// Answers each request from its own thread (as pool workers do): echoes method, target and body.
+// With `hold`, it keeps the requests until release() is called.
+class EchoHandler final : public manygil::http::Handler {
+public:
+    void handle(Request request, manygil::http::Responder responder) override {
+        std::unique_lock lock(mu_);
+        ++handled_;
+        if (hold_) {
+            held_.emplace_back(std::move(request), std::move(responder));
+            cv_.notify_all();
+            return;
+        }
+        lock.unlock();
+        answer(std::move(request), std::move(responder));
+    }
+    void hold() {
+        std::lock_guard lock(mu_);
+        hold_ = true;
+    }
+    // Waits until `n` requests are held.
+    bool wait_held(std::size_t n) {
+        std::unique_lock lock(mu_);
+        return cv_.wait_for(lock, 10s, [&] { return held_.size() >= n; });
+    }
+    void release() {
+        std::deque<std::pair<Request, manygil::http::Responder>> held;
+        {
+            std::lock_guard lock(mu_);
+            hold_ = false;
+            held.swap(held_);
+        }
+        for (auto& [request, responder] : held) answer(std::move(request), std::move(responder));
+    }
+    std::size_t handled() {
+        std::lock_guard lock(mu_);
+        return handled_;
+    }
+
+private:
+    static void answer(Request request, manygil::http::Responder responder) {
+        std::thread([request = std::move(request), responder = std::move(responder)]() mutable {
+            responder.send(manygil::http::Response(200, request.method + " " + request.target + " " + request.body));
+        }).detach();
+    }
+    std::mutex mu_;
+    std::condition_variable cv_;
+    bool hold_ = false;
+    std::size_t handled_ = 0;
+    std::deque<std::pair<Request, manygil::http::Responder>> held_;
+};
+
+int connect_to(const std::string& address) {
+    auto colon = address.rfind(':');
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<std::uint16_t>(std::stoi(address.substr(colon + 1))));
+    inet_pton(AF_INET, address.substr(0, colon).c_str(), &a.sin_addr);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) ADD_FAILURE() << "cannot connect";
+    return fd;
+}
+
+void send_all(int fd, const std::string& s) {
+    std::size_t at = 0;
+    while (at < s.size()) {
+        ssize_t n = send(fd, s.data() + at, s.size() - at, MSG_NOSIGNAL);
+        if (n <= 0) return;
+        at += static_cast<std::size_t>(n);
+    }
+}
+
+// Reads until `count` complete responses are in (Content-Length framed; 0: one interim response)
+// or the peer closes.
+std::string read_responses(int fd, std::size_t count, std::chrono::milliseconds timeout = 10s) {
+    std::string got;
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    auto complete = [&] {
+        if (count == 0) return got.find("\r\n\r\n") != std::string::npos;  // an interim response
+        std::size_t at = 0, n = 0;
+        while (n < count) {
+            auto end = got.find("\r\n\r\n", at);
+            if (end == std::string::npos) return false;
+            auto cl = got.find("Content-Length: ", at);
+            std::size_t len = cl != std::string::npos && cl < end ? std::stoul(got.substr(cl + 16)) : 0;
+            if (got.compare(at, 12, "HTTP/1.1 100") == 0) len = 0;
+            else ++n;
+            if (got.size() < end + 4 + len) return false;
+            at = end + 4 + len;
+        }
+        return true;
+    };
+    while (!complete() && std::chrono::steady_clock::now() < deadline) {
+        pollfd p{fd, POLLIN, 0};
+        if (poll(&p, 1, 50) <= 0) continue;
+        char buf[65536];
+        ssize_t n = recv(fd, buf, sizeof buf, 0);
+        if (n <= 0) break;
+        got.append(buf, static_cast<std::size_t>(n));
+    }
+    return got;
+}
+
+std::size_t count(const std::string& s, const std::string& what) {
+    std::size_t n = 0;
+    for (auto at = s.find(what); at != std::string::npos; at = s.find(what, at + 1)) ++n;
+    return n;
+}
+
+manygil::http::ServerOptions options() {
+    manygil::http::ServerOptions o;
+    o.bind = {"127.0.0.1:0"};
+    o.log = [](std::string_view) {};
+    return o;
+}
+
+TEST(HttpServer, KeepsConnectionsAliveAndAnswersPipelinedRequestsInOrder) {
+    EchoHandler handler;
+    manygil::http::Server server(options(), handler);
+    int fd = connect_to(server.addresses().at(0));
+    std::string pipelined;
+    for (int i = 0; i < 20; ++i) pipelined += "GET /" + std::to_string(i) + " HTTP/1.1\r\nHost: h\r\n\r\n";
+    send_all(fd, pipelined);
+    std::string got = read_responses(fd, 20);
+    ASSERT_EQ(count(got, "HTTP/1.1 200 OK"), 20u) << got;
+    std::size_t at = 0;
+    for (int i = 0; i < 20; ++i) {
+        auto next = got.find("GET /" + std::to_string(i) + " ", at);
+        ASSERT_NE(next, std::string::npos) << "response " << i << " out of order";
+        at = next;
+    }
+    EXPECT_EQ(count(got, "Connection: keep-alive"), 20u);
+    EXPECT_EQ(count(got, "\r\nDate: "), 20u);
+    // The same connection still serves.
+    send_all(fd, "POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc");
+    EXPECT_NE(read_responses(fd, 1).find("POST /x abc"), std::string::npos);
+    close(fd);
+}
+
+TEST(HttpServer, AnswersHeadWithoutABodyAndSendsContinue) {
+    EchoHandler handler;
+    manygil::http::Server server(options(), handler);
+    int fd = connect_to(server.addresses().at(0));
+    send_all(fd, "HEAD /h HTTP/1.1\r\nHost: h\r\n\r\n");
+    std::string head = read_responses(fd, 1);
+    EXPECT_NE(head.find("Content-Length: 8\r\n"), std::string::npos) << head;  // "HEAD /h "
+    EXPECT_EQ(head.substr(head.find("\r\n\r\n") + 4), "");
+    send_all(fd, "PUT /u HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n");
+    std::string interim = read_responses(fd, 0, 2s);
+    EXPECT_EQ(interim, "HTTP/1.1 100 Continue\r\n\r\n");
+    send_all(fd, "body");
+    EXPECT_NE(read_responses(fd, 1).find("PUT /u body"), std::string::npos);
+    close(fd);
+}
+
+TEST(HttpServer, BadRequestsAreAnsweredByTheFrontEndAndNeighboursGoOn) {
+    EchoHandler handler;
+    std::vector<std::string> logged;
+    std::mutex log_mu;
+    auto o = options();
+    o.limits.max_body = 100;
+    o.log = [&](std::string_view line) {
+        std::lock_guard lock(log_mu);
+        logged.emplace_back(line);
+    };
+    manygil::http::Server server(o, handler);
+    int good = connect_to(server.addresses().at(0));
+    for (const char* bad : {"GARBAGE\r\n\r\n", "POST / HTTP/1.1\r\nContent-Length: 1000\r\n\r\n",
+                            "POST / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n"}) {
+        int fd = connect_to(server.addresses().at(0));
+        send_all(fd, bad);
+        std::string got = read_responses(fd, 1);
+        EXPECT_TRUE(got.rfind("HTTP/1.1 400", 0) == 0 || got.rfind("HTTP/1.1 413", 0) == 0) << got;
+        EXPECT_NE(got.find("Connection: close"), std::string::npos);
+        close(fd);
+    }
+    send_all(good, "GET /fine HTTP/1.1\r\nHost: h\r\n\r\n");
+    EXPECT_NE(read_responses(good, 1).find("GET /fine"), std::string::npos);
+    close(good);
+    EXPECT_EQ(handler.handled(), 1u);  // none of the bad ones reached the handler
+    std::lock_guard lock(log_mu);
+    ASSERT_EQ(logged.size(), 3u);
+    EXPECT_NE(logged[1].find("413"), std::string::npos) << logged[1];
+    EXPECT_EQ(server.stats().rejected, 3u);
+}
+
+TEST(HttpServer, ASlowClientTimesOutWithoutReachingTheHandler) {
+    EchoHandler handler;
+    auto o = options();
+    o.header_timeout = 300ms;
+    manygil::http::Server server(o, handler);
+    int slow = connect_to(server.addresses().at(0));
+    send_all(slow, "GET / HTTP/1.1\r\nHost:");  // and nothing more
+    int fast = connect_to(server.addresses().at(0));
+    send_all(fast, "GET /meanwhile HTTP/1.1\r\nHost: h\r\n\r\n");
+    EXPECT_NE(read_responses(fast, 1).find("GET /meanwhile"), std::string::npos);
+    std::string got = read_responses(slow, 1);
+    EXPECT_EQ(got.rfind("HTTP/1.1 408", 0), 0u) << got;
+    EXPECT_EQ(handler.handled(), 1u);
+    close(slow);
+    close(fast);
+}
+
+TEST(HttpServer, BackpressureCountsRequestsAndNothingIsLost) {
+    EchoHandler handler;
+    handler.hold();
+    auto o = options();
+    o.max_pending = 2;
+    manygil::http::Server server(o, handler);
+    std::vector<int> fds;
+    for (int i = 0; i < 6; ++i) {
+        fds.push_back(connect_to(server.addresses().at(0)));
+        send_all(fds.back(), "GET /" + std::to_string(i) + " HTTP/1.1\r\nHost: h\r\n\r\n");
+    }
+    ASSERT_TRUE(handler.wait_held(2));
+    std::this_thread::sleep_for(200ms);  // give a wrong implementation time to hand over more
+    EXPECT_EQ(handler.handled(), 2u);
+    EXPECT_EQ(server.stats().pending, 2u);
+    handler.release();  // answers those two; the rest come through unheld
+    for (int i = 0; i < 6; ++i) {
+        EXPECT_NE(read_responses(fds[i], 1).find("GET /" + std::to_string(i) + " "), std::string::npos) << i;
+        close(fds[i]);
+    }
+    EXPECT_EQ(handler.handled(), 6u);
+}
+
+TEST(HttpServer, GracefulStopAnswersRequestsInFlightWithClose) {
+    EchoHandler handler;
+    handler.hold();
+    manygil::http::Server server(options(), handler);
+    std::string address = server.addresses().at(0);
+    int busy = connect_to(address);
+    send_all(busy, "GET /inflight HTTP/1.1\r\nHost: h\r\n\r\n");
+    int idle = connect_to(address);
+    ASSERT_TRUE(handler.wait_held(1));
+    std::thread stopper([&] { server.stop(5s); });
+    std::this_thread::sleep_for(200ms);
+    handler.release();
+    std::string got = read_responses(busy, 1);
+    EXPECT_NE(got.find("GET /inflight"), std::string::npos) << got;
+    EXPECT_NE(got.find("Connection: close"), std::string::npos) << got;
+    stopper.join();
+    char c;
+    EXPECT_EQ(recv(idle, &c, 1, 0), 0);  // the idle connection was closed
+    close(busy);
+    close(idle);
+    // No new connections.
+    auto colon = address.rfind(':');
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<std::uint16_t>(std::stoi(address.substr(colon + 1))));
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    EXPECT_NE(connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    close(fd);
+}
+
+TEST(HttpServer, SeveralIoThreadsShareThePortAndBadBindsNameTheAddress) {
+    EchoHandler handler;
+    auto o = options();
+    o.io_threads = 2;
+    manygil::http::Server server(o, handler);
+    std::vector<int> fds;
+    for (int i = 0; i < 8; ++i) {
+        fds.push_back(connect_to(server.addresses().at(0)));
+        send_all(fds.back(), "GET /" + std::to_string(i) + " HTTP/1.1\r\nHost: h\r\n\r\n");
+    }
+    for (int i = 0; i < 8; ++i) {
+        EXPECT_NE(read_responses(fds[i], 1).find("GET /" + std::to_string(i) + " "), std::string::npos);
+        close(fds[i]);
+    }
+    auto bad = options();
+    bad.bind = {"127.0.0.1:notaport"};
+    EXPECT_THROW(manygil::http::Server(bad, handler), std::invalid_argument);
+    auto taken = options();
+    taken.bind = {server.addresses().at(0)};
+    try {
+        manygil::http::Server second(taken, handler);
+        ADD_FAILURE() << "bound a port already in use";
+    } catch (const std::system_error& e) {
+        EXPECT_NE(std::string(e.what()).find(server.addresses().at(0)), std::string::npos) << e.what();
+    }
+}
+
+}  // namespace
