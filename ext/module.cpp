@@ -10,6 +10,7 @@
 #include "manygil/errors.hpp"
 #include "manygil/shared_buffer.hpp"
 #include "codec/payload_python.hpp"
+#include "cpython/private_api.hpp"
 #include "cpython/py_ref.hpp"
 #include "deferred_result.hpp"
 #include "module_state.hpp"
@@ -94,6 +95,10 @@ PyObject* py_codec_roundtrip(PyObject*, PyObject* obj) {
     }
 }
 
+// _dict_fill_available() -> bool: whether decoded dicts from a template are filled in place (the fast
+// path of src/cpython/dict_fill.c) on this build, or through the public API (other CPython versions).
+PyObject* py_dict_fill_available(PyObject*, PyObject*) { return PyBool_FromLong(detail::dict_fill_available()); }
+
 // _payload_bytes(obj) -> bytes: obj's encoded payload (diagnostics, and the fuzzers' seed corpus).
 PyObject* py_payload_bytes(PyObject*, PyObject* obj) {
     try {
@@ -120,6 +125,8 @@ PyMethodDef module_methods[] = {
     {"_payload_bytes", py_payload_bytes, METH_O, "obj -> its payload's bytes (diagnostics, fuzzing seeds)."},
     {"_decode_result", py_decode_result, METH_O, "capsule -> the task's result, decoded here (see _pool._Future)."},
     {"_codec_roundtrip", py_codec_roundtrip, METH_O, "obj -> payload -> a new obj (codec diagnostics)."},
+    {"_dict_fill_available", py_dict_fill_available, METH_NOARGS,
+     "Whether dicts decoded from a template are filled in place on this CPython (else via the public API)."},
     {"_dropped_pools", py_dropped_pools, METH_NOARGS,
      "How many pools collected without shutdown are not yet joined (diagnostics)."},
     {"_finalize", py_finalize, METH_NOARGS, "Shut every pool down and end its interpreters (interpreter exit)."},

@@ -2,8 +2,8 @@
 
 #include <cstring>
 
-#include "cpython/dict_fill.h"
 #include "cpython/interpreter_dict.hpp"
+#include "cpython/private_api.hpp"
 
 namespace manygil::detail {
 
@@ -124,30 +124,27 @@ PyObject* DecodeCache::dict_from_run(int depth, std::size_t n, PyObject* const* 
     }
     PyObject* d = PyDict_Copy(run.tmpl);
     if (!d) return nullptr;
-    const auto size = static_cast<Py_ssize_t>(n);
-    if (manygil_fill_dict_copy(d, values, size, static_cast<Py_ssize_t>(stride))) return d;
-    // An unknown dict layout: the same through the public API (each key is found by identity).
-    for (std::size_t i = 0; i < n; ++i) {
-        if (PyDict_SetItem(d, run.keys[i], values[i * stride]) < 0) {
-            Py_DECREF(d);
-            return nullptr;
-        }
+    // In place where the dict layout is known; through the public API elsewhere (each key is then
+    // found by identity).
+    if (fill_template_copy(d, run.keys.data(), values, static_cast<Py_ssize_t>(n), static_cast<Py_ssize_t>(stride)) < 0) {
+        Py_DECREF(d);
+        return nullptr;
     }
     return d;
 }
 
 void DecodeCache::recycle(PyObject* obj) {
-    if (Py_REFCNT(obj) == 1) recycle_items(obj, 0);
+    if (MANYGIL_HAVE_FLOAT_RECYCLING && sole_reference(obj)) recycle_items(obj, 0);
 }
 
 void DecodeCache::recycle_items(PyObject* seq, int depth) {
     const bool list = PyList_CheckExact(seq);
     if (!list && !PyTuple_CheckExact(seq)) return;
     Py_ssize_t n = list ? PyList_GET_SIZE(seq) : PyTuple_GET_SIZE(seq);
-    PyObject** items = list ? reinterpret_cast<PyListObject*>(seq)->ob_item : reinterpret_cast<PyTupleObject*>(seq)->ob_item;
+    PyObject** items = list ? list_items(seq) : tuple_items(seq);
     for (Py_ssize_t i = 0; i < n; ++i) {
         PyObject* item = items[i];
-        if (!item || Py_REFCNT(item) != 1) continue;  // shared with someone else: leave it alone
+        if (!item || !sole_reference(item)) continue;  // shared with someone else: leave it alone
         if (Py_IS_TYPE(item, &PyFloat_Type)) {
             if (spare_floats_.size() >= kMaxSpareFloats) return;
             spare_floats_.push_back(item);  // the container's reference becomes ours

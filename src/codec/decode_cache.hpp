@@ -14,9 +14,11 @@
 //   follows settling its Future), floats nobody else holds are kept instead of freed, and the next
 //   decoded float reuses one: a worker that receives lists of floats stops allocating them. This
 //   is CPython's own float free list, made large enough for a payload; bounded by kMaxSpareFloats.
+//   On the CPython versions where reading a refcount of 1 as "ours alone" was checked
+//   (MANYGIL_HAVE_FLOAT_RECYCLING, private_api.hpp); elsewhere nothing is kept.
 //
 // One per interpreter (its objects belong to that interpreter), released with the interpreter.
-// Use with the interpreter's GIL held. CPython builds with the GIL only (refcounts are read).
+// Use with the interpreter's GIL held.
 #pragma once
 
 #include <Python.h>
@@ -26,6 +28,8 @@
 #include <cstring>
 #include <string_view>
 #include <vector>
+
+#include "cpython/private_api.hpp"
 
 namespace manygil::detail {
 
@@ -73,7 +77,7 @@ public:
         if (spare_floats_.empty()) return PyFloat_FromDouble(v);
         PyObject* f = spare_floats_.back();
         spare_floats_.pop_back();
-        reinterpret_cast<PyFloatObject*>(f)->ob_fval = v;  // ours alone: refcount 1, held by no one else
+        set_float_value(f, v);  // ours alone: refcount 1, held by no one else
         return f;
     }
 

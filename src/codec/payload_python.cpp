@@ -67,8 +67,7 @@ private:
     // inline by the loops over lists and dicts (true), or not one of them (false, nothing written).
     static bool is_number(PyObject* obj) noexcept {
         PyTypeObject* type = Py_TYPE(obj);
-        return type == &PyFloat_Type ||
-               (type == &PyLong_Type && PyUnstable_Long_IsCompact(reinterpret_cast<PyLongObject*>(obj)));
+        return type == &PyFloat_Type || (type == &PyLong_Type && is_compact_long(obj));
     }
     [[gnu::always_inline]] bool encode_number(PyObject* obj) {
         PyTypeObject* type = Py_TYPE(obj);
@@ -76,8 +75,9 @@ private:
             w_.tagged_float(PyFloat_AS_DOUBLE(obj));
             return true;
         }
-        if (type == &PyLong_Type && PyUnstable_Long_IsCompact(reinterpret_cast<PyLongObject*>(obj))) {
-            w_.tagged_int(PyUnstable_Long_CompactValue(reinterpret_cast<PyLongObject*>(obj)));
+        std::int64_t v;
+        if (type == &PyLong_Type && compact_long(obj, &v)) {
+            w_.tagged_int(v);
             return true;
         }
         return false;
@@ -275,8 +275,7 @@ private:
         auto n = static_cast<Py_ssize_t>(r_.count(1));
         if (n >= 16 && !cache_) cache_ = &DecodeCache::current();  // worth its lookup from here on
         PyRef seq = checked(tuple ? PyTuple_New(n) : PyList_New(n));  // NULL slots are fine if we fail
-        PyObject** items = tuple ? reinterpret_cast<PyTupleObject*>(seq.get())->ob_item
-                                 : reinterpret_cast<PyListObject*>(seq.get())->ob_item;
+        PyObject** items = tuple ? tuple_items(seq.get()) : list_items(seq.get());
         for (Py_ssize_t i = 0; i < n; ++i) {
             if ((items[i] = number())) continue;
             try {
@@ -343,7 +342,7 @@ private:
             if (d) return PyRef(d);
             if (PyErr_Occurred()) throw_python_error();
         }
-        PyRef d = checked(new_dict(n));
+        PyRef d = checked(new_presized_dict(n));
         for (std::size_t i = 0; i < n; ++i) {
             PyObject* key = items[2 * i];
             if (PyDict_SetItem(d.get(), key, items[2 * i + 1]) < 0) {
@@ -368,14 +367,6 @@ private:
             }
         }
     };
-
-    static PyObject* new_dict(std::size_t n) {
-#if PY_VERSION_HEX < 0x030E0000
-        if (n > 5) return _PyDict_NewPresized(static_cast<Py_ssize_t>(n));  // no growing while filling
-#endif
-        (void)n;
-        return PyDict_New();
-    }
 
     PyRef unpickle(std::string_view data) {
         if (!allow_pickled_) PayloadReader::malformed("a pickled item where none is allowed");

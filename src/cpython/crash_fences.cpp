@@ -1,5 +1,6 @@
 #include "cpython/crash_fences.hpp"
 
+#include "cpython/private_api.hpp"
 #include "cpython/py_ref.hpp"
 
 namespace manygil::detail {
@@ -46,14 +47,11 @@ PyObject* walk_threads(Collect what) {
             value = PyRef(reinterpret_cast<PyObject*>(PyThreadState_GetFrame(t)));  // null: no Python frame
             if (!value) continue;
         } else {
-            // The exception being handled: the innermost non-empty item of the exception stack, as
-            // CPython's _PyErr_GetTopmostException() finds it.
-            _PyErr_StackItem* item = t->exc_info;
-            if (!item) continue;
-            while ((!item->exc_value || item->exc_value == Py_None) && item->previous_item) item = item->previous_item;
-            value = PyRef::borrow(item->exc_value ? item->exc_value : Py_None);
+            PyObject* handled = handled_exception(t);  // borrowed; null: no exception stack
+            if (!handled) continue;
+            value = PyRef::borrow(handled);
         }
-        PyRef id(PyLong_FromUnsignedLong(t->thread_id));
+        PyRef id(PyLong_FromUnsignedLong(thread_ident(t)));
         ok = id && PyDict_SetItem(result.get(), id.get(), value.get()) == 0;
     }
     if (gc_was_enabled) PyGC_Enable();

@@ -7,21 +7,19 @@
  * made unnecessary (about a third of decoding a dict of 1,000 items). So this file, alone in the
  * project, reads the dict's internal layout, in C (internal headers are not meant for C++), for the
  * CPython versions whose layout it was checked against, and only for a dict it can prove to be such
- * a fresh copy. Anything else gets 0 and is filled through the public API by the caller. */
-#include <Python.h>
+ * a fresh copy. Anything else gets 0 and is filled through the public API by the caller. The versions
+ * are gated by MANYGIL_HAVE_DICT_FILL (dict_fill.h), listed in private_api.hpp. */
+#include "cpython/dict_fill.h" /* MANYGIL_HAVE_DICT_FILL; refuses free-threaded builds */
 
-#if PY_VERSION_HEX >= 0x030C0000 && PY_VERSION_HEX < 0x030E0000 && !defined(Py_GIL_DISABLED)
-#define MANYGIL_DICT_LAYOUT_KNOWN 1
+#if MANYGIL_HAVE_DICT_FILL
 #define Py_BUILD_CORE 1
 #include "internal/pycore_dict.h"
 #undef Py_BUILD_CORE
 #endif
 
-#include "cpython/dict_fill.h"
-
 int manygil_fill_dict_copy(PyObject *dict, PyObject *const *values, Py_ssize_t n, Py_ssize_t stride)
 {
-#ifdef MANYGIL_DICT_LAYOUT_KNOWN
+#if MANYGIL_HAVE_DICT_FILL
     if (!PyDict_CheckExact(dict) || n <= 0) {
         return 0;
     }
@@ -59,3 +57,5 @@ int manygil_fill_dict_copy(PyObject *dict, PyObject *const *values, Py_ssize_t n
     return 0;
 #endif
 }
+
+int manygil_dict_fill_available(void) { return MANYGIL_HAVE_DICT_FILL; }

@@ -2,6 +2,7 @@
 
 #include <Python.h>
 
+#include "cpython/private_api.hpp"
 #include "wait/wake_signal.hpp"
 
 namespace manygil::detail {

@@ -4,6 +4,7 @@
 #include <thread>
 #include <vector>
 
+#include "cpython/private_api.hpp"
 #include "cpython/py_ref.hpp"
 
 namespace manygil::detail {
@@ -36,7 +37,7 @@ std::vector<unsigned long> other_threads(PyThreadState* self) {
     std::vector<unsigned long> ids;
     for (PyThreadState* t = PyInterpreterState_ThreadHead(PyThreadState_GetInterpreter(self)); t;
          t = PyThreadState_Next(t)) {
-        if (t != self) ids.push_back(t->thread_id);
+        if (t != self) ids.push_back(thread_ident(t));
     }
     return ids;
 }
@@ -59,7 +60,7 @@ std::string describe_thread(PyThreadState* self, unsigned long id) {
     }
     PyErr_Clear();
     for (PyThreadState* t = PyInterpreterState_ThreadHead(PyThreadState_GetInterpreter(self)); t; t = PyThreadState_Next(t)) {
-        if (t->thread_id != id) continue;
+        if (thread_ident(t) != id) continue;
         PyRef frame(reinterpret_cast<PyObject*>(PyThreadState_GetFrame(t)));
         if (!frame) return out + ", not running Python code";
         PyRef code(reinterpret_cast<PyObject*>(PyFrame_GetCode(reinterpret_cast<PyFrameObject*>(frame.get()))));

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <vector>
 
+#include "cpython/private_api.hpp"
 #include "cpython/py_ref.hpp"
 
 namespace manygil::detail {

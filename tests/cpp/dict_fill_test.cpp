@@ -1,5 +1,7 @@
 // manygil_fill_dict_copy (src/cpython/dict_fill.c): fills a fresh copy of a template dict in place, and refuses,
-// changing nothing, every dict it cannot prove to be one. Runs in a plain embedded interpreter.
+// changing nothing, every dict it cannot prove to be one. The fast path exists only where the probe
+// (manygil_dict_fill_available) says so; elsewhere every fill is refused and the public path
+// (fill_template_copy in private_api.hpp) must give the same dict. Runs in a plain embedded interpreter.
 #include <Python.h>
 #include <gtest/gtest.h>
 
@@ -7,6 +9,7 @@
 #include <vector>
 
 #include "cpython/dict_fill.h"
+#include "cpython/private_api.hpp"
 
 namespace {
 
@@ -35,6 +38,23 @@ protected:
         for (PyObject* o : v) Py_DECREF(o);
         v.clear();
     }
+    static std::vector<PyObject*> keys_of(PyObject* d) {  // borrowed, in insertion order
+        std::vector<PyObject*> keys;
+        Py_ssize_t pos = 0;
+        PyObject *k, *v;
+        while (PyDict_Next(d, &pos, &k, &v)) keys.push_back(k);
+        return keys;
+    }
+    // Fills `copy` (of `tmpl`) as the decode cache does: in place where the probe says the fast path
+    // exists (it must then take it), through the public API elsewhere (after a refusal that changed
+    // nothing).
+    static void fill(PyObject* copy, PyObject* tmpl, PyObject* const* values, Py_ssize_t n, Py_ssize_t stride) {
+        int filled = manygil_fill_dict_copy(copy, values, n, stride);
+        ASSERT_EQ(filled, manygil_dict_fill_available());
+        if (filled) return;
+        ASSERT_TRUE(all_none(copy));
+        ASSERT_EQ(manygil::detail::fill_dict_public(copy, keys_of(tmpl).data(), values, n, stride), 0);
+    }
     static bool all_none(PyObject* d) {
         Py_ssize_t pos = 0;
         PyObject *k, *v;
@@ -49,7 +69,7 @@ TEST_F(DictFill, FillsACopyInInsertionOrder) {
     PyObject* tmpl = template_of(50);
     PyObject* copy = PyDict_Copy(tmpl);
     auto values = ints(50);
-    ASSERT_EQ(manygil_fill_dict_copy(copy, values.data(), 50, 1), 1);
+    fill(copy, tmpl, values.data(), 50, 1);
     for (int i = 0; i < 50; ++i) {
         PyObject* got = PyDict_GetItemString(copy, ("k" + std::to_string(i)).c_str());  // found by hash
         ASSERT_EQ(got, values[static_cast<std::size_t>(i)]) << i;
@@ -73,7 +93,7 @@ TEST_F(DictFill, TakesEveryStrideThValue) {
     PyObject* tmpl = template_of(4);
     PyObject* copy = PyDict_Copy(tmpl);
     auto items = ints(8);  // key, value, key, value, ... as the decoder lays them out: values at 1, 3, 5, 7
-    ASSERT_EQ(manygil_fill_dict_copy(copy, items.data() + 1, 4, 2), 1);
+    fill(copy, tmpl, items.data() + 1, 4, 2);
     EXPECT_EQ(PyDict_GetItemString(copy, "k0"), items[1]);
     EXPECT_EQ(PyDict_GetItemString(copy, "k3"), items[7]);
     Py_DECREF(copy);
@@ -85,12 +105,12 @@ TEST_F(DictFill, ADictHoldingContainersIsTrackedByTheGc) {
     PyObject* tmpl = template_of(3);
     PyObject* scalars = PyDict_Copy(tmpl);
     auto values = ints(3);
-    ASSERT_EQ(manygil_fill_dict_copy(scalars, values.data(), 3, 1), 1);
+    fill(scalars, tmpl, values.data(), 3, 1);
     EXPECT_FALSE(PyObject_GC_IsTracked(scalars));  // as PyDict_SetItem would leave it
     PyObject* containers = PyDict_Copy(tmpl);
     PyObject* list = PyList_New(0);
     PyObject* mixed[] = {values[0], list, values[2]};
-    ASSERT_EQ(manygil_fill_dict_copy(containers, mixed, 3, 1), 1);
+    fill(containers, tmpl, mixed, 3, 1);
     EXPECT_TRUE(PyObject_GC_IsTracked(containers));  // a cycle through it can be collected
     Py_DECREF(list);
     Py_DECREF(containers);
@@ -151,22 +171,49 @@ TEST_F(DictFill, RefusesWhatIsNotAFreshCopyAndChangesNothing) {
     release(values);
 }
 
-TEST_F(DictFill, FillsOnTheCPythonVersionsWhoseLayoutItKnows) {
-    // Guards against the fast path silently turning off (e.g. a version check gone wrong): the
-    // versions the project builds against must take it.
+TEST_F(DictFill, TheProbeSaysAvailableOnTheCPythonVersionsWhoseLayoutItKnows) {
+    // Guards against the fast path silently turning off (a version check gone wrong): the versions
+    // whose layout dict_fill.c was checked against, 3.12 and 3.13, must take it; others must not.
+    const bool known = Py_Version >= 0x030C0000 && Py_Version < 0x030E0000;
+    EXPECT_EQ(manygil_dict_fill_available(), known ? 1 : 0);
+    EXPECT_EQ(manygil::detail::dict_fill_available(), known);
     PyObject* tmpl = template_of(2);
     PyObject* copy = PyDict_Copy(tmpl);
     auto values = ints(2);
-    int filled = manygil_fill_dict_copy(copy, values.data(), 2, 1);
-#if PY_VERSION_HEX >= 0x030C0000 && PY_VERSION_HEX < 0x030E0000 && !defined(Py_GIL_DISABLED)
-    EXPECT_EQ(filled, 1);
-#else
-    EXPECT_EQ(filled, 0);
-#endif
-    if (!filled) {
-        for (int i = 0; i < 2; ++i) PyDict_SetItemString(copy, ("k" + std::to_string(i)).c_str(), values[i]);
+    EXPECT_EQ(manygil_fill_dict_copy(copy, values.data(), 2, 1), manygil_dict_fill_available());
+    if (!manygil_dict_fill_available()) {
+        EXPECT_TRUE(all_none(copy));
     }
     Py_DECREF(copy);
+    release(values);
+    Py_DECREF(tmpl);
+}
+
+TEST_F(DictFill, ThePublicPathGivesTheSameDictOnEveryVersion) {
+    // fill_template_copy (what the decode cache calls) and the public path alone give equal dicts, in
+    // the same order, holding the same references, tracked alike: the fast path changes speed only.
+    PyObject* tmpl = template_of(20);
+    std::vector<PyObject*> keys = keys_of(tmpl);
+    auto values = ints(20);
+    Py_DECREF(values[5]);
+    values[5] = PyList_New(0);  // one container: the dict must end up tracked by the GC
+    PyObject* via_fill = PyDict_Copy(tmpl);
+    PyObject* via_public = PyDict_Copy(tmpl);
+    ASSERT_EQ(manygil::detail::fill_template_copy(via_fill, keys.data(), values.data(), 20, 1), 0);
+    ASSERT_EQ(manygil::detail::fill_dict_public(via_public, keys.data(), values.data(), 20, 1), 0);
+    EXPECT_EQ(PyObject_RichCompareBool(via_fill, via_public, Py_EQ), 1);
+    std::vector<PyObject*> fill_keys = keys_of(via_fill), public_keys = keys_of(via_public);
+    EXPECT_EQ(fill_keys, public_keys);
+    EXPECT_EQ(fill_keys, keys);
+    for (int i = 0; i < 20; ++i) {
+        EXPECT_EQ(PyDict_GetItem(via_fill, keys[static_cast<std::size_t>(i)]), values[static_cast<std::size_t>(i)]);
+        EXPECT_EQ(Py_REFCNT(values[static_cast<std::size_t>(i)]), 3);  // ours and each dict's
+    }
+    EXPECT_TRUE(PyObject_GC_IsTracked(via_fill));
+    EXPECT_TRUE(PyObject_GC_IsTracked(via_public));
+    Py_DECREF(via_fill);
+    Py_DECREF(via_public);
+    for (PyObject* v : values) EXPECT_EQ(Py_REFCNT(v), 1);
     release(values);
     Py_DECREF(tmpl);
 }

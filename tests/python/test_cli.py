@@ -120,3 +120,25 @@ def test_a_failing_or_wrong_model_is_reported_and_the_run_goes_on():
     assert entry["results"]["fails"] == {"time": None, "error": "OSError: worker exploded"}
     assert entry["results"]["wrong"]["error"] == "AssertionError: results differ from the serial run's"
     assert entry["results"]["threads"]["error"] is None and entry["results"]["threads"]["time"] > 0
+
+
+def test_the_free_threaded_runner_needs_no_manygil(tmp_path):
+    # A free-threaded CPython cannot build manygil (CMakeLists.txt and src/cpython/private_api.hpp
+    # refuse it), so the bench's runner for it must not import manygil: here every import of it fails.
+    import manygil._bench
+
+    runner = os.path.join(os.path.dirname(manygil._bench.__file__), "ft_runner.py")
+    code = ("import runpy, sys\n"
+            "class NoManygil:\n"
+            "    @staticmethod\n"
+            "    def find_spec(name, path=None, target=None):\n"
+            "        if name == 'manygil' or name.startswith('manygil.'):\n"
+            "            raise ImportError('manygil is not installed in a free-threaded CPython')\n"
+            "sys.meta_path.insert(0, NoManygil)\n"
+            f"runpy.run_path({runner!r}, run_name='__main__')\n")
+    spec = {"workers": 1, "rounds": 1, "workloads": [{"name": "fib", "fn": "fib", "items": [10]}]}
+    proc = subprocess.run([sys.executable, "-c", code], input=json.dumps(spec), capture_output=True, text=True,
+                          cwd=tmp_path, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout)
+    assert "fib" in out and "error" not in out["fib"], out

@@ -4,6 +4,7 @@ workers, and large results decoded by the thread that asks for them."""
 import asyncio
 import concurrent.futures
 import math
+import sys
 import threading
 
 import pytest
@@ -74,6 +75,12 @@ _SHAPE_SEQUENCE = [
     {"a": 1, "b": 2, "c": 3, 4: "int key"},  # a key the cache does not hold
     {"a" * 65: 1, "b": 2},  # a key too long to cache
 ]
+
+
+def test_the_fast_dict_fill_exists_only_on_the_versions_whose_layout_it_knows():
+    # The probe (src/cpython/dict_fill.h): the other tests here pass on both paths, this one guards
+    # against the fast path silently turning off on 3.12 and 3.13, or on where it was never checked.
+    assert _core._dict_fill_available() is ((3, 12) <= sys.version_info[:2] <= (3, 13))
 
 
 def test_dict_shapes_decode_exactly_whatever_came_before():
