@@ -1,6 +1,5 @@
 #include "pytypes/channel_type.hpp"
 
-#include <new>
 #include <optional>
 #include <string>
 
@@ -8,6 +7,7 @@
 #include "codec/payload_python.hpp"
 #include "cpython/interpreter_dict.hpp"
 #include "cpython/python_error.hpp"
+#include "pytypes/handle_type.hpp"
 #include "pytypes/interrupted_wait.hpp"
 #include "pytypes/timeout_arg.hpp"
 #include "shared/channel_access.hpp"
@@ -16,12 +16,9 @@ namespace manygil::detail {
 
 namespace {
 
-struct ChannelObject {
-    PyObject_HEAD
-    Channel channel;  // placement-constructed in tp_new, destroyed in tp_dealloc
-};
+using ChannelType = HandleType<Channel>;
 
-Channel& channel_of(PyObject* op) { return reinterpret_cast<ChannelObject*>(op)->channel; }
+Channel& channel_of(PyObject* op) { return ChannelType::of(op); }
 
 // What sends objects of other types: cloudpickle through manygil's worker helpers when the package
 // is there (lambdas, __main__ classes), else the standard pickle.
@@ -112,16 +109,7 @@ PyObject* channel_new(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
     static const char* kw[] = {"maxsize", nullptr};
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|n:Channel", const_cast<char**>(kw), &maxsize)) return nullptr;
     if (maxsize < 0) return PyErr_Format(PyExc_ValueError, "maxsize must be >= 0 (0: unbounded), not %zd", maxsize);
-    PyObject* self = type->tp_alloc(type, 0);
-    if (self) new (&channel_of(self)) Channel(static_cast<std::size_t>(maxsize));
-    return self;
-}
-
-void channel_dealloc(PyObject* op) {
-    PyTypeObject* type = Py_TYPE(op);
-    channel_of(op).~Channel();
-    type->tp_free(op);
-    Py_DECREF(type);
+    return ChannelType::make(type, Channel(static_cast<std::size_t>(maxsize)));
 }
 
 PyObject* channel_send(PyObject* self, PyObject* args, PyObject* kwargs) {
@@ -173,18 +161,8 @@ Py_ssize_t channel_length(PyObject* self) { return static_cast<Py_ssize_t>(chann
 PyObject* channel_get_closed(PyObject* self, void*) { return PyBool_FromLong(channel_of(self).closed()); }
 PyObject* channel_get_maxsize(PyObject* self, void*) { return PyLong_FromSize_t(channel_of(self).maxsize()); }
 
-PyObject* channel_richcompare(PyObject* a, PyObject* b, int op) {
-    const Channel* other = unwrap_channel(b);
-    if (!other || (op != Py_EQ && op != Py_NE)) Py_RETURN_NOTIMPLEMENTED;
-    bool same = channel_of(a) == *other;
-    return PyBool_FromLong(op == Py_EQ ? same : !same);
-}
-
-PyObject* channel_reduce(PyObject*, PyObject*) {
-    PyErr_SetString(PyExc_TypeError,
-                    "a Channel cannot be pickled: it travels by reference to manygil workers and through channels");
-    return nullptr;
-}
+constexpr char kNotPicklable[] =
+    "a Channel cannot be pickled: it travels by reference to manygil workers and through channels";
 
 PyMethodDef channel_methods[] = {
     {"send", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(channel_send)), METH_VARARGS | METH_KEYWORDS,
@@ -195,7 +173,7 @@ PyMethodDef channel_methods[] = {
      "once closed and drained"},
     {"recv_nowait", channel_recv_nowait, METH_NOARGS, "recv_nowait(): recv without waiting (ChannelEmpty)"},
     {"close", channel_close, METH_NOARGS, "close(): senders get ChannelClosed; receivers drain what is left"},
-    {"__reduce__", channel_reduce, METH_NOARGS, nullptr},
+    {"__reduce__", refuse_pickle<kNotPicklable>, METH_NOARGS, nullptr},
     {nullptr, nullptr, 0, nullptr},
 };
 
@@ -207,12 +185,11 @@ PyGetSetDef channel_getset[] = {
 
 PyType_Slot channel_slots[] = {
     {Py_tp_new, reinterpret_cast<void*>(channel_new)},
-    {Py_tp_dealloc, reinterpret_cast<void*>(channel_dealloc)},
     {Py_tp_methods, channel_methods},
     {Py_tp_getset, channel_getset},
     {Py_tp_iter, reinterpret_cast<void*>(PyObject_SelfIter)},
     {Py_tp_iternext, reinterpret_cast<void*>(channel_iternext)},
-    {Py_tp_richcompare, reinterpret_cast<void*>(channel_richcompare)},
+    {Py_tp_richcompare, reinterpret_cast<void*>(ChannelType::richcompare)},
     {Py_tp_hash, reinterpret_cast<void*>(PyObject_HashNotImplemented)},
     {Py_sq_length, reinterpret_cast<void*>(channel_length)},
     {Py_tp_doc, const_cast<char*>(
@@ -223,16 +200,11 @@ PyType_Slot channel_slots[] = {
     {0, nullptr},
 };
 
-PyType_Spec channel_spec = {
-    "manygil.Channel", sizeof(ChannelObject), 0, Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE, channel_slots,
-};
+constexpr ChannelType kChannelType{"manygil.Channel", channel_slots};
 
 }  // namespace
 
-PyTypeObject* channel_type() {
-    return reinterpret_cast<PyTypeObject*>(
-        per_interpreter("manygil.Channel", [] { return PyType_FromSpec(&channel_spec); }));
-}
+PyTypeObject* channel_type() { return kChannelType.type(); }
 
 PyObject* channel_exception(const char* name) {
     std::string key = std::string("manygil.") + name;
@@ -252,17 +224,8 @@ PyObject* channel_exception(const char* name) {
     });
 }
 
-PyRef wrap_channel(const Channel& channel) {
-    PyTypeObject* type = channel_type();
-    PyRef self(type->tp_alloc(type, 0));
-    if (!self) throw_python_error();
-    new (&channel_of(self.get())) Channel(channel);
-    return self;
-}
+PyRef wrap_channel(const Channel& channel) { return kChannelType.wrap(channel); }
 
-const Channel* unwrap_channel(PyObject* obj) {
-    if (Py_TYPE(obj) != channel_type()) return nullptr;
-    return &channel_of(obj);
-}
+const Channel* unwrap_channel(PyObject* obj) { return kChannelType.unwrap(obj); }
 
 }  // namespace manygil::detail

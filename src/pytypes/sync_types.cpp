@@ -1,9 +1,9 @@
 #include "pytypes/sync_types.hpp"
 
-#include <new>
-#include <string>
+#include <string_view>
+#include <tuple>
 
-#include "cpython/interpreter_dict.hpp"
+#include "pytypes/handle_type.hpp"
 #include "pytypes/interrupted_wait.hpp"
 #include "pytypes/timeout_arg.hpp"
 
@@ -12,42 +12,8 @@ namespace manygil::detail {
 namespace {
 
 template <class T>
-struct SyncObject {
-    PyObject_HEAD
-    T value;  // placement-constructed, destroyed in dealloc
-};
-
-template <class T>
 T& get(PyObject* op) {
-    return reinterpret_cast<SyncObject<T>*>(op)->value;
-}
-
-template <class T>
-PyObject* wrap_in(PyTypeObject* type, T value) {
-    PyObject* self = type->tp_alloc(type, 0);
-    if (self) new (&get<T>(self)) T(std::move(value));
-    return self;
-}
-
-template <class T>
-void sync_dealloc(PyObject* op) {
-    PyTypeObject* type = Py_TYPE(op);
-    get<T>(op).~T();
-    type->tp_free(op);
-    Py_DECREF(type);
-}
-
-template <class T>
-PyObject* sync_richcompare(PyObject* a, PyObject* b, int op) {
-    if (Py_TYPE(a) != Py_TYPE(b) || (op != Py_EQ && op != Py_NE)) Py_RETURN_NOTIMPLEMENTED;
-    bool same = get<T>(a) == get<T>(b);
-    return PyBool_FromLong(op == Py_EQ ? same : !same);
-}
-
-PyObject* sync_reduce(PyObject* self, PyObject*) {
-    PyErr_Format(PyExc_TypeError, "a %s cannot be pickled: it travels by reference to manygil workers and channels",
-                 Py_TYPE(self)->tp_name);
-    return nullptr;
+    return HandleType<T>::of(op);
 }
 
 // Runs fn() (which blocks) with the GIL released. fn must not throw.
@@ -97,7 +63,7 @@ PyObject* lock_new(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
         if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "Lock() takes no arguments");
         return nullptr;
     }
-    return wrap_in(type, Lock());
+    return HandleType<Lock>::make(type, Lock());
 }
 PyObject* lock_acquire(PyObject* self, PyObject* args, PyObject* kwargs) { return acquire<Lock>(self, args, kwargs, true); }
 PyObject* lock_release(PyObject* self, PyObject*) {
@@ -113,6 +79,9 @@ PyObject* lock_locked(PyObject* self, PyObject*) { return PyBool_FromLong(get<Lo
 PyObject* lock_enter(PyObject* self, PyObject*) { return enter_lock_like(self, lock_acquire); }
 PyObject* lock_exit(PyObject* self, PyObject*) { return lock_release(self, nullptr); }
 
+constexpr char kLockNotPicklable[] =
+    "a manygil.Lock cannot be pickled: it travels by reference to manygil workers and channels";
+
 PyMethodDef lock_methods[] = {
     {"acquire", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(lock_acquire)), METH_VARARGS | METH_KEYWORDS,
      "acquire(blocking=True, timeout=-1) -> bool"},
@@ -120,7 +89,7 @@ PyMethodDef lock_methods[] = {
     {"locked", lock_locked, METH_NOARGS, "locked() -> bool"},
     {"__enter__", lock_enter, METH_NOARGS, nullptr},
     {"__exit__", lock_exit, METH_VARARGS, nullptr},
-    {"__reduce__", sync_reduce, METH_NOARGS, nullptr},
+    {"__reduce__", refuse_pickle<kLockNotPicklable>, METH_NOARGS, nullptr},
     {nullptr, nullptr, 0, nullptr},
 };
 
@@ -128,7 +97,7 @@ PyMethodDef lock_methods[] = {
 
 PyObject* event_new(PyTypeObject* type, PyObject* args, PyObject*) {
     if (!PyArg_ParseTuple(args, ":Event")) return nullptr;
-    return wrap_in(type, Event());
+    return HandleType<Event>::make(type, Event());
 }
 PyObject* event_set(PyObject* self, PyObject*) {
     get<Event>(self).set();
@@ -151,13 +120,16 @@ PyObject* event_wait(PyObject* self, PyObject* args, PyObject* kwargs) {
     return PyBool_FromLong(set);
 }
 
+constexpr char kEventNotPicklable[] =
+    "a manygil.Event cannot be pickled: it travels by reference to manygil workers and channels";
+
 PyMethodDef event_methods[] = {
     {"set", event_set, METH_NOARGS, "set(): wake every waiter, in every interpreter"},
     {"clear", event_clear, METH_NOARGS, "clear()"},
     {"is_set", event_is_set, METH_NOARGS, "is_set() -> bool"},
     {"wait", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(event_wait)), METH_VARARGS | METH_KEYWORDS,
      "wait(timeout=None) -> bool: the flag on return"},
-    {"__reduce__", sync_reduce, METH_NOARGS, nullptr},
+    {"__reduce__", refuse_pickle<kEventNotPicklable>, METH_NOARGS, nullptr},
     {nullptr, nullptr, 0, nullptr},
 };
 
@@ -168,7 +140,7 @@ PyObject* semaphore_new(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
     static const char* kw[] = {"value", nullptr};
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|n:Semaphore", const_cast<char**>(kw), &value)) return nullptr;
     if (value < 0) return PyErr_Format(PyExc_ValueError, "semaphore initial value must be >= 0");
-    return wrap_in(type, Semaphore(static_cast<std::size_t>(value)));
+    return HandleType<Semaphore>::make(type, Semaphore(static_cast<std::size_t>(value)));
 }
 PyObject* semaphore_acquire(PyObject* self, PyObject* args, PyObject* kwargs) {
     return acquire<Semaphore>(self, args, kwargs, false);
@@ -187,6 +159,9 @@ PyObject* semaphore_exit(PyObject* self, PyObject*) {
     Py_RETURN_NONE;
 }
 
+constexpr char kSemaphoreNotPicklable[] =
+    "a manygil.Semaphore cannot be pickled: it travels by reference to manygil workers and channels";
+
 PyMethodDef semaphore_methods[] = {
     {"acquire", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(semaphore_acquire)),
      METH_VARARGS | METH_KEYWORDS, "acquire(blocking=True, timeout=None) -> bool"},
@@ -194,7 +169,7 @@ PyMethodDef semaphore_methods[] = {
      METH_VARARGS | METH_KEYWORDS, "release(n=1)"},
     {"__enter__", semaphore_enter, METH_NOARGS, nullptr},
     {"__exit__", semaphore_exit, METH_VARARGS, nullptr},
-    {"__reduce__", sync_reduce, METH_NOARGS, nullptr},
+    {"__reduce__", refuse_pickle<kSemaphoreNotPicklable>, METH_NOARGS, nullptr},
     {nullptr, nullptr, 0, nullptr},
 };
 
@@ -212,7 +187,7 @@ PyObject* barrier_new(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
     static const char* kw[] = {"parties", nullptr};
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "n:Barrier", const_cast<char**>(kw), &parties)) return nullptr;
     if (parties < 1) return PyErr_Format(PyExc_ValueError, "parties must be >= 1");
-    return wrap_in(type, Barrier(static_cast<std::size_t>(parties)));
+    return HandleType<Barrier>::make(type, Barrier(static_cast<std::size_t>(parties)));
 }
 PyObject* barrier_wait(PyObject* self, PyObject* args, PyObject* kwargs) {
     PyObject* timeout_arg = nullptr;
@@ -245,12 +220,15 @@ PyObject* barrier_parties(PyObject* self, void*) { return PyLong_FromSize_t(get<
 PyObject* barrier_n_waiting(PyObject* self, void*) { return PyLong_FromSize_t(get<Barrier>(self).n_waiting()); }
 PyObject* barrier_broken(PyObject* self, void*) { return PyBool_FromLong(get<Barrier>(self).broken()); }
 
+constexpr char kBarrierNotPicklable[] =
+    "a manygil.Barrier cannot be pickled: it travels by reference to manygil workers and channels";
+
 PyMethodDef barrier_methods[] = {
     {"wait", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(barrier_wait)), METH_VARARGS | METH_KEYWORDS,
      "wait(timeout=None) -> arrival index; threading.BrokenBarrierError if broken (a timeout breaks it)"},
     {"abort", barrier_abort, METH_NOARGS, "abort(): break the barrier"},
     {"reset", barrier_reset, METH_NOARGS, "reset(): waiters get BrokenBarrierError; the barrier is whole again"},
-    {"__reduce__", sync_reduce, METH_NOARGS, nullptr},
+    {"__reduce__", refuse_pickle<kBarrierNotPicklable>, METH_NOARGS, nullptr},
     {nullptr, nullptr, 0, nullptr},
 };
 
@@ -263,59 +241,62 @@ PyGetSetDef barrier_getset[] = {
 
 // --- the types ----------------------------------------------------------------------------------------
 
+// The slots of the primitive T's type (static: the types of every interpreter use them).
 template <class T>
-PyType_Spec make_spec(const char* name, newfunc tp_new, PyMethodDef* methods, PyGetSetDef* getset, const char* doc) {
+PyType_Slot* sync_slots(newfunc tp_new, PyMethodDef* methods, PyGetSetDef* getset, const char* doc) {
     static PyType_Slot slots[] = {
         {Py_tp_new, reinterpret_cast<void*>(tp_new)},
-        {Py_tp_dealloc, reinterpret_cast<void*>(sync_dealloc<T>)},
         {Py_tp_methods, methods},
-        {Py_tp_richcompare, reinterpret_cast<void*>(sync_richcompare<T>)},
+        {Py_tp_richcompare, reinterpret_cast<void*>(HandleType<T>::richcompare)},
         {Py_tp_hash, reinterpret_cast<void*>(PyObject_HashNotImplemented)},
         {Py_tp_doc, const_cast<char*>(doc)},
         {getset ? Py_tp_getset : 0, getset},
         {0, nullptr},
     };
-    return {name, sizeof(SyncObject<T>), 0, Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE, slots};
+    return slots;
 }
 
-PyType_Spec lock_spec = make_spec<Lock>(
-    "manygil.Lock", lock_new, lock_methods, nullptr,
-    "Lock(): a lock shared by every interpreter it is passed to, with threading.Lock's API.");
-PyType_Spec event_spec = make_spec<Event>(
-    "manygil.Event", event_new, event_methods, nullptr,
-    "Event(): an event shared by every interpreter it is passed to, with threading.Event's API.");
-PyType_Spec semaphore_spec = make_spec<Semaphore>(
-    "manygil.Semaphore", semaphore_new, semaphore_methods, nullptr,
-    "Semaphore(value=1): a semaphore shared across interpreters, with threading.Semaphore's API.");
-PyType_Spec barrier_spec = make_spec<Barrier>(
-    "manygil.Barrier", barrier_new, barrier_methods, barrier_getset,
-    "Barrier(parties): a barrier shared across interpreters, with threading.Barrier's API (no action).");
+const std::tuple<HandleType<Lock>, HandleType<Event>, HandleType<Semaphore>, HandleType<Barrier>> kSyncTypes{
+    {"manygil.Lock",
+     sync_slots<Lock>(lock_new, lock_methods, nullptr,
+                      "Lock(): a lock shared by every interpreter it is passed to, with threading.Lock's API.")},
+    {"manygil.Event",
+     sync_slots<Event>(event_new, event_methods, nullptr,
+                       "Event(): an event shared by every interpreter it is passed to, with threading.Event's API.")},
+    {"manygil.Semaphore",
+     sync_slots<Semaphore>(
+         semaphore_new, semaphore_methods, nullptr,
+         "Semaphore(value=1): a semaphore shared across interpreters, with threading.Semaphore's API.")},
+    {"manygil.Barrier",
+     sync_slots<Barrier>(
+         barrier_new, barrier_methods, barrier_getset,
+         "Barrier(parties): a barrier shared across interpreters, with threading.Barrier's API (no action).")},
+};
+
+template <class T>
+const HandleType<T>& type_of() {
+    return std::get<HandleType<T>>(kSyncTypes);
+}
 
 }  // namespace
 
 PyTypeObject* sync_type(const char* name) {
-    std::string key = std::string("manygil.") + name;
-    PyType_Spec* spec = std::string(name) == "Lock"        ? &lock_spec
-                        : std::string(name) == "Event"     ? &event_spec
-                        : std::string(name) == "Semaphore" ? &semaphore_spec
-                                                           : &barrier_spec;
-    return reinterpret_cast<PyTypeObject*>(per_interpreter(key.c_str(), [spec] { return PyType_FromSpec(spec); }));
+    std::string_view n = name;
+    return n == "Lock"        ? type_of<Lock>().type()
+           : n == "Event"     ? type_of<Event>().type()
+           : n == "Semaphore" ? type_of<Semaphore>().type()
+                              : type_of<Barrier>().type();
 }
 
 PyRef wrap_sync(const SyncPrimitive& primitive) {
-    static const char* const kNames[] = {"Lock", "Event", "Semaphore", "Barrier"};
-    PyTypeObject* type = sync_type(kNames[primitive.index()]);
-    PyRef self(std::visit([type](const auto& p) { return wrap_in(type, p); }, primitive));
-    if (!self) throw_python_error();
-    return self;
+    return std::visit([](const auto& p) { return type_of<std::decay_t<decltype(p)>>().wrap(p); }, primitive);
 }
 
 std::optional<SyncPrimitive> unwrap_sync(PyObject* obj) {
-    PyTypeObject* type = Py_TYPE(obj);
-    if (type == sync_type("Lock")) return get<Lock>(obj);
-    if (type == sync_type("Event")) return get<Event>(obj);
-    if (type == sync_type("Semaphore")) return get<Semaphore>(obj);
-    if (type == sync_type("Barrier")) return get<Barrier>(obj);
+    if (const Lock* lock = type_of<Lock>().unwrap(obj)) return *lock;
+    if (const Event* event = type_of<Event>().unwrap(obj)) return *event;
+    if (const Semaphore* semaphore = type_of<Semaphore>().unwrap(obj)) return *semaphore;
+    if (const Barrier* barrier = type_of<Barrier>().unwrap(obj)) return *barrier;
     return std::nullopt;
 }
 
