@@ -13,6 +13,7 @@
 #include "cpython/private_api.hpp"
 #include "cpython/py_ref.hpp"
 #include "deferred_result.hpp"
+#include "http_server_object.hpp"
 #include "module_state.hpp"
 #include "pool_object.hpp"
 #include "pytypes/channel_type.hpp"
@@ -144,6 +145,10 @@ int module_exec(PyObject* module) {
     state->task_handle_type =
         reinterpret_cast<PyTypeObject*>(PyType_FromModuleAndSpec(module, &task_handle_spec, nullptr));
     if (!state->task_handle_type || PyModule_AddType(module, state->task_handle_type) < 0) return -1;
+    PyObject* server_type = PyType_FromModuleAndSpec(module, &http_server_spec, nullptr);
+    int added = server_type ? PyModule_AddType(module, reinterpret_cast<PyTypeObject*>(server_type)) : -1;
+    Py_XDECREF(server_type);
+    if (added < 0) return -1;
     if (PyModule_AddStringConstant(module, "python_version", Runtime::python_version().c_str()) < 0) return -1;
     // What a Future holds while its large result waits to be decoded (ext/deferred_result.hpp).
     if (PyModule_AddObjectRef(module, "_EncodedResult", reinterpret_cast<PyObject*>(&PyCapsule_Type)) < 0) return -1;

@@ -514,4 +514,12 @@ void finalize_pools() {
     dead.clear();                // already joined: destroying them touches no Python
 }
 
+Pool* pool_of(PyObject* op, PyTypeObject* pool_type) {
+    if (!PyObject_TypeCheck(op, pool_type) || !as_pool(op)->pool) {
+        PyErr_Format(PyExc_TypeError, "expected a live _core.Pool, not %.100s", Py_TYPE(op)->tp_name);
+        return nullptr;
+    }
+    return as_pool(op)->pool;
+}
+
 }  // namespace manygil::ext

@@ -3,9 +3,17 @@
 
 #include <Python.h>
 
+namespace manygil {
+class Pool;
+}
+
 namespace manygil::ext {
 
 extern PyType_Spec pool_spec;
+
+// The manygil::Pool behind a _core.Pool object (`pool_type`: the module's Pool type), or null with
+// TypeError when `op` is not one.
+Pool* pool_of(PyObject* op, PyTypeObject* pool_type);
 
 // Ends every pool's interpreters and joins their threads (the GIL released meanwhile), including
 // pools whose Python object was collected without shutdown. For interpreter exit.

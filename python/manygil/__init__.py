@@ -24,6 +24,7 @@ _PUBLIC = {
     "actor": "_actor", "ActorHandle": "_actor",
     "SharedBuffer": "_core", "Channel": "_core", "ChannelClosed": "_core", "ChannelEmpty": "_core",
     "ChannelFull": "_core", "Lock": "_core", "Event": "_core", "Semaphore": "_core", "Barrier": "_core",
+    "Server": "_serve", "serve": "_serve", "AppLoadError": "_serve",
     "BrokenPool": "_errors", "Interrupted": "_errors", "NotShareableError": "_errors", "RemoteError": "_errors",
 }
 __all__ = list(_PUBLIC)
@@ -57,3 +58,4 @@ if TYPE_CHECKING:  # what type checkers and IDEs see ("X as X": re-exported name
                           NotShareableError as NotShareableError, RemoteError as RemoteError)
     from ._interpreter import Interpreter as Interpreter
     from ._pool import InterpreterPoolExecutor as InterpreterPoolExecutor, Pool as Pool
+    from ._serve import AppLoadError as AppLoadError, Server as Server, serve as serve

@@ -50,6 +50,23 @@ def _compat(args):
     return 0
 
 
+def _serve(args):
+    import os
+
+    from ._serve import AppLoadError, serve
+
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # as gunicorn does: the application's module is found from here
+    try:
+        serve(args.app, workers=args.workers, bind=args.bind or ["127.0.0.1:8000"], backlog=args.backlog,
+              max_body=args.max_body, timeout=args.timeout, graceful_timeout=args.graceful_timeout,
+              io_threads=args.io_threads, max_pending=args.max_pending, access_log=args.access_log)
+    except (AppLoadError, ValueError, OSError) as e:
+        print(f"manygil serve: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="manygil", description="Python on every core, in one process.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -74,6 +91,27 @@ def main(argv=None):
                         "its interpreter) that shows no progress for S seconds, and report it as failing (default: 300)")
     compat.add_argument("--json", metavar="PATH", help="also write the results as JSON (schema in the README)")
     compat.set_defaults(run=_compat)
+
+    serve = commands.add_parser("serve", help="serve a WSGI application on own-GIL interpreters behind a C++ "
+                                "HTTP/1.1 front end")
+    serve.add_argument("app", metavar="MODULE:APP", help="the WSGI application, e.g. myproject.wsgi:application "
+                       "(imported from the current directory)")
+    serve.add_argument("--workers", type=int, default=None, help="interpreters running the application "
+                       "(default: the CPUs available)")
+    serve.add_argument("--bind", action="append", metavar="HOST:PORT", help="address to listen on (repeatable; "
+                       "default 127.0.0.1:8000; [::1]:8000 for IPv6)")
+    serve.add_argument("--backlog", type=int, default=1024, help="the listen backlog (default 1024)")
+    serve.add_argument("--max-body", type=int, default=1 << 30, metavar="BYTES", help="largest request body "
+                       "accepted; larger ones get 413 (default 1 GiB)")
+    serve.add_argument("--timeout", type=float, default=None, metavar="S", help="interrupt a request that runs "
+                       "longer and answer 504 (default: no limit)")
+    serve.add_argument("--graceful-timeout", type=float, default=30.0, metavar="S", help="on SIGTERM/SIGINT, how "
+                       "long requests in flight get to finish (default 30)")
+    serve.add_argument("--io-threads", type=int, default=1, help="front-end I/O threads (default 1)")
+    serve.add_argument("--max-pending", type=int, default=1024, help="requests with the workers at once before "
+                       "the server stops reading and accepting (default 1024)")
+    serve.add_argument("--access-log", action="store_true", help="log each request to stderr")
+    serve.set_defaults(run=_serve)
 
     args = parser.parse_args(argv)
     if getattr(args, "workers", 0) < 0 or getattr(args, "rounds", 0) < 0:

@@ -1,0 +1,198 @@
+#include "http_server_object.hpp"
+
+#include <cerrno>
+#include <memory>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include "http/server.hpp"
+#include "manygil/errors.hpp"
+#include "module_state.hpp"
+#include "pool_object.hpp"
+#include "without_gil.hpp"
+#include "wsgi/wsgi_handler.hpp"
+
+namespace manygil::ext {
+
+namespace {
+
+struct HttpServerObject {
+    PyObject_HEAD
+    PyObject* pool;  // the _core.Pool whose workers run the application (kept alive)
+    wsgi::WsgiHandler* handler;
+    http::Server* server;
+};
+
+HttpServerObject* as_server(PyObject* op) { return reinterpret_cast<HttpServerObject*>(op); }
+
+std::chrono::milliseconds millis(double seconds) {
+    return std::chrono::milliseconds(static_cast<long long>(seconds * 1000.0));
+}
+
+// HttpServer(pool, app, bind, *, io_threads, backlog, max_body, max_header_bytes, max_pending, timeout,
+//            header_timeout, keep_alive_timeout, access_log)
+PyObject* server_new(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
+    static const char* kw[] = {"pool", "app", "bind", "io_threads", "backlog", "max_body", "max_header_bytes",
+                               "max_pending", "timeout", "header_timeout", "keep_alive_timeout", "access_log",
+                               nullptr};
+    PyObject *pool, *bind, *timeout = Py_None;
+    const char* app;
+    Py_ssize_t io_threads = 1, backlog = 1024, max_body = Py_ssize_t{1} << 30, max_header_bytes = 64 * 1024,
+               max_pending = 1024;
+    double header_timeout = 10.0, keep_alive_timeout = 75.0;
+    int access_log = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OsO|$nnnnnOddp:HttpServer", const_cast<char**>(kw), &pool, &app,
+                                     &bind, &io_threads, &backlog, &max_body, &max_header_bytes, &max_pending,
+                                     &timeout, &header_timeout, &keep_alive_timeout, &access_log)) {
+        return nullptr;
+    }
+    Pool* target = pool_of(pool, state_of_type(type)->pool_type);
+    if (!target) return nullptr;
+    http::ServerOptions options;
+    options.bind.clear();
+    PyObject* seq = PySequence_Fast(bind, "bind must be a sequence of 'HOST:PORT' strings");
+    if (!seq) return nullptr;
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq); ++i) {
+        const char* address = PyUnicode_AsUTF8(PySequence_Fast_GET_ITEM(seq, i));
+        if (!address) {
+            Py_DECREF(seq);
+            return nullptr;
+        }
+        options.bind.emplace_back(address);
+    }
+    Py_DECREF(seq);
+    if (io_threads < 1 || backlog < 1 || max_body < 0 || max_header_bytes < 256 || max_pending < 1 ||
+        header_timeout <= 0 || keep_alive_timeout <= 0) {
+        PyErr_SetString(PyExc_ValueError,
+                        "io_threads, backlog and max_pending must be >= 1, max_body >= 0, max_header_bytes >= 256, "
+                        "and the timeouts > 0");
+        return nullptr;
+    }
+    options.io_threads = static_cast<std::size_t>(io_threads);
+    options.backlog = static_cast<int>(backlog);
+    options.limits.max_body = static_cast<std::size_t>(max_body);
+    options.limits.max_header_bytes = static_cast<std::size_t>(max_header_bytes);
+    options.max_pending = static_cast<std::size_t>(max_pending);
+    options.header_timeout = millis(header_timeout);
+    options.keep_alive_timeout = millis(keep_alive_timeout);
+    options.access_log = access_log != 0;
+    wsgi::WsgiOptions wsgi_options;
+    wsgi_options.app = app;
+    if (timeout != Py_None) {
+        double seconds = PyFloat_AsDouble(timeout);
+        if (seconds == -1.0 && PyErr_Occurred()) return nullptr;
+        if (seconds <= 0) {
+            PyErr_SetString(PyExc_ValueError, "timeout must be > 0 or None");
+            return nullptr;
+        }
+        wsgi_options.timeout = std::chrono::duration<double>(seconds);
+    }
+
+    PyObject* self = type->tp_alloc(type, 0);
+    if (!self) return nullptr;
+    HttpServerObject* s = as_server(self);
+    s->pool = Py_NewRef(pool);
+    try {
+        s->handler = new wsgi::WsgiHandler(*target, std::move(wsgi_options));
+        s->server = new http::Server(std::move(options), *s->handler);
+    } catch (const std::system_error& e) {
+        Py_DECREF(self);
+        PyErr_SetObject(PyExc_OSError, Py_BuildValue("(is)", e.code().value(), e.what()));
+        return nullptr;
+    } catch (const InvalidArgument& e) {
+        Py_DECREF(self);
+        PyErr_SetString(PyExc_ValueError, e.what());
+        return nullptr;
+    } catch (const std::invalid_argument& e) {
+        Py_DECREF(self);
+        PyErr_SetString(PyExc_ValueError, e.what());
+        return nullptr;
+    } catch (const std::exception& e) {
+        Py_DECREF(self);
+        PyErr_SetString(PyExc_RuntimeError, e.what());
+        return nullptr;
+    }
+    return self;
+}
+
+void stop_and_free(HttpServerObject* s, std::chrono::milliseconds grace) {
+    http::Server* server = s->server;
+    s->server = nullptr;
+    if (server) {
+        // The I/O threads never take a GIL, but the workers answering in-flight requests may want ours.
+        without_gil([&] {
+            server->stop(grace);
+            delete server;
+        });
+    }
+    delete s->handler;
+    s->handler = nullptr;
+}
+
+void server_dealloc(PyObject* op) {
+    HttpServerObject* s = as_server(op);
+    stop_and_free(s, std::chrono::milliseconds(0));
+    Py_CLEAR(s->pool);
+    PyTypeObject* type = Py_TYPE(op);
+    type->tp_free(op);
+    Py_DECREF(type);
+}
+
+PyObject* server_addresses(PyObject* op, PyObject*) {
+    HttpServerObject* s = as_server(op);
+    PyObject* out = PyList_New(0);
+    if (!out || !s->server) return out;
+    for (const std::string& a : s->server->addresses()) {
+        PyObject* str = PyUnicode_FromString(a.c_str());
+        if (!str || PyList_Append(out, str) < 0) {
+            Py_XDECREF(str);
+            Py_DECREF(out);
+            return nullptr;
+        }
+        Py_DECREF(str);
+    }
+    return out;
+}
+
+PyObject* server_stop(PyObject* op, PyObject* arg) {
+    double grace = PyFloat_AsDouble(arg);
+    if (grace == -1.0 && PyErr_Occurred()) return nullptr;
+    if (grace < 0) grace = 0;
+    stop_and_free(as_server(op), millis(grace));
+    Py_RETURN_NONE;
+}
+
+PyObject* server_stats(PyObject* op, PyObject*) {
+    HttpServerObject* s = as_server(op);
+    http::ServerStats st = s->server ? s->server->stats() : http::ServerStats{};
+    return Py_BuildValue("{sKsKsKsKsKsK}", "connections_accepted", (unsigned long long)st.connections_accepted,
+                         "connections_open", (unsigned long long)st.connections_open, "requests",
+                         (unsigned long long)st.requests, "responses", (unsigned long long)st.responses, "rejected",
+                         (unsigned long long)st.rejected, "pending", (unsigned long long)st.pending);
+}
+
+PyObject* server_running(PyObject* op, PyObject*) { return PyBool_FromLong(as_server(op)->server != nullptr); }
+
+PyMethodDef methods[] = {
+    {"addresses", server_addresses, METH_NOARGS, "addresses() -> ['127.0.0.1:8000', ...]: where it listens"},
+    {"stop", server_stop, METH_O, "stop(grace: float): stop accepting, answer what is in flight, close"},
+    {"stats", server_stats, METH_NOARGS, "stats() -> dict of counters"},
+    {"running", server_running, METH_NOARGS, "running() -> bool"},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+PyType_Slot slots[] = {
+    {Py_tp_new, reinterpret_cast<void*>(server_new)},
+    {Py_tp_dealloc, reinterpret_cast<void*>(server_dealloc)},
+    {Py_tp_methods, methods},
+    {Py_tp_doc, const_cast<char*>("HttpServer(pool, app, bind, ...): manygil serve's front end (manygil/_serve.py)")},
+    {0, nullptr},
+};
+
+}  // namespace
+
+PyType_Spec http_server_spec = {"manygil._core.HttpServer", sizeof(HttpServerObject), 0,
+                                Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE, slots};
+
+}  // namespace manygil::ext

@@ -1,0 +1,138 @@
+"""manygil serve: a WSGI application (PEP 3333) on own-GIL interpreters behind a C++ HTTP/1.1 front end.
+
+The front end's I/O threads (C++, no GIL) accept, parse and write; each complete request goes to a
+pool worker, which calls the application in its own interpreter. ``Server`` runs one in the
+background; ``serve()`` runs one until SIGTERM or SIGINT, as the ``manygil serve`` command does.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import sys
+import threading
+
+from . import _core, _wsgi
+from ._errors import BrokenPool
+from ._pool import Pool
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from types import TracebackType
+    from typing import Any
+
+__all__ = ["AppLoadError", "Server", "serve"]
+
+_APP_REF = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+_REFUSED = re.compile(r"module (\S+) does not support loading in subinterpreters")
+
+
+class AppLoadError(ImportError):
+    """The application could not be loaded in a worker's interpreter: it is not "module:attribute",
+    its import failed, or a module it needs refuses own-GIL interpreters (``manygil compat MODULE``
+    says which load)."""
+
+
+class Server:
+    """A running HTTP server for the WSGI application ``app`` ("module:attribute").
+
+    ``workers`` own-GIL interpreters (default: the usable CPUs) each import the application once
+    and serve one request at a time; ``io_threads`` C++ threads do all the network I/O. Requests
+    over ``max_body`` bytes are refused (413); a request that runs past ``timeout`` seconds is
+    interrupted (504). At most ``max_pending`` requests are with the workers at once; beyond that
+    the server stops reading and accepting until they catch up. A client gets ``header_timeout``
+    seconds to send a request, an idle keep-alive connection ``keep_alive_timeout`` seconds.
+
+    Raises AppLoadError if the application cannot load in a worker, ValueError for a bad option,
+    OSError if an address cannot be bound. Use ``stop()`` (or ``with``) to end it.
+    """
+
+    def __init__(self, app: str, *, workers: int | None = None, bind: str | Sequence[str] = "127.0.0.1:8000",
+                 backlog: int = 1024, max_body: int = 1 << 30, timeout: float | None = None,
+                 access_log: bool = False, io_threads: int = 1, max_pending: int = 1024,
+                 header_timeout: float = 10.0, keep_alive_timeout: float = 75.0,
+                 max_header_bytes: int = 64 * 1024) -> None:
+        if not isinstance(app, str) or not _APP_REF.match(app):
+            raise ValueError(f"app must be 'module:attribute' (e.g. 'myapp:application'), not {app!r}")
+        binds = [bind] if isinstance(bind, str) else list(bind)
+        if not binds:
+            raise ValueError("bind needs at least one 'HOST:PORT'")
+        self._pool = Pool(workers, thread_name_prefix="manygil.serve", initializer=_wsgi.load_app, initargs=(app,))
+        try:
+            self._pool.wait_ready()
+        except BrokenPool as e:
+            self._pool.shutdown(wait=True)
+            raise AppLoadError(_load_failure(app, e)) from e
+        try:
+            self._core = _core.HttpServer(
+                self._pool._core, app, binds, io_threads=io_threads, backlog=backlog, max_body=max_body,
+                max_header_bytes=max_header_bytes, max_pending=max_pending, timeout=timeout,
+                header_timeout=header_timeout, keep_alive_timeout=keep_alive_timeout, access_log=access_log)
+        except BaseException:
+            self._pool.shutdown(wait=True)
+            raise
+        self.app = app
+        self.workers = self._pool.max_workers
+
+    @property
+    def addresses(self) -> list[str]:
+        """Where it listens, with the ports actually bound ("127.0.0.1:41234")."""
+        return self._core.addresses()
+
+    def stats(self) -> dict[str, Any]:
+        """The front end's counters (connections, requests, responses, rejected, pending) and the
+        pool's ``stats()`` under "pool"."""
+        out: dict[str, Any] = self._core.stats()
+        out["pool"] = self._pool.stats()
+        return out
+
+    def stop(self, grace: float = 30.0) -> None:
+        """Stops accepting, answers the requests in flight (with ``Connection: close``) for up to
+        ``grace`` seconds, closes every connection, then ends the workers. Idempotent."""
+        self._core.stop(float(grace))
+        self._pool.shutdown(wait=True)
+
+    def __enter__(self) -> Server:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+
+def _load_failure(app: str, error: BrokenPool) -> str:
+    cause = error.__cause__ if error.__cause__ is not None else error
+    text = f"{type(cause).__name__}: {cause}"
+    refused = _REFUSED.search(str(cause)) or _REFUSED.search(str(error))
+    if refused:
+        module = refused.group(1).strip("'\"")
+        return (f"cannot serve {app}: module {module} refuses to load in an own-GIL interpreter. "
+                f"`manygil compat {module}` checks modules one by one; the application cannot use this one "
+                f"under manygil serve")
+    return f"cannot load {app} in a worker: {text}"
+
+
+def serve(app: str, *, graceful_timeout: float = 30.0, ready: Callable[[Server], object] | None = None,
+          **options: Any) -> None:
+    """Serves ``app`` until SIGTERM or SIGINT (when called from the main thread) and then stops
+    gracefully: no more connections, requests in flight answered for up to ``graceful_timeout``
+    seconds. ``options`` are Server's. ``ready(server)`` is called once it listens."""
+    server = Server(app, **options)
+    stop = threading.Event()
+    previous: dict[int, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            previous[sig] = signal.signal(sig, lambda signum, frame: stop.set())
+    try:
+        for address in server.addresses:
+            print(f"manygil serve: {app} on http://{address} ({server.workers} workers)", file=sys.stderr, flush=True)
+        if ready is not None:
+            ready(server)
+        while not stop.wait(0.2):
+            pass
+        print("manygil serve: stopping", file=sys.stderr, flush=True)
+    finally:
+        server.stop(graceful_timeout)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
