@@ -23,8 +23,8 @@
 
 namespace manygil {
 
-// How long a blocking call may wait: nullopt waits as long as needed; zero or negative checks once
-// and never sleeps. Must be finite (use nullopt for "forever").
+// How long a blocking call may wait: nullopt (or more than 1e9 s, infinity included, or NaN) waits
+// as long as needed; zero or negative checks once and never sleeps.
 using Timeout = std::optional<std::chrono::duration<double>>;
 
 }  // namespace manygil
