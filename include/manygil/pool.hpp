@@ -34,7 +34,7 @@
 namespace manygil {
 
 // What each worker runs once, after creating its interpreter and before taking tasks. If it raises,
-// the pool breaks (BrokenPoolError, with the PythonError as cause()).
+// the pool breaks (BrokenPoolError, with its error as cause()).
 class Initializer {
 public:
     // Python source executed in the worker's __main__ (it may define functions tasks then call as
