@@ -1,5 +1,8 @@
 // Errors raised by the manygil runtime. Every error is a manygil::Error (a std::runtime_error), so a
 // host can catch them all in one place, or by type when it cares which argument or task failed.
+// Errors hold only C++ strings (no Python object): they may be copied, rethrown on any thread and kept
+// after every interpreter, and the Runtime, are gone. A task's error reaches its caller through the
+// task's std::future.
 #pragma once
 
 #include <exception>
@@ -41,15 +44,15 @@ public:
     const std::string& path() const noexcept { return path_; }
     const std::string& reason() const noexcept { return reason_; }
 
-    // Used while unwinding out of a container: the path grows from the inside out.
+    // "cannot convert <type> at <path>: <reason>".
+    const char* what() const noexcept override { return message_.c_str(); }
+
+    // For the converter, while unwinding out of a container: the path grows from the inside out.
     void prepend_path(const std::string& outer);
 
 private:
     void update_message();
     std::string type_name_, path_, reason_, message_;
-
-public:
-    const char* what() const noexcept override { return message_.c_str(); }
 };
 
 // A "module:function" target that does not resolve to a callable in the worker.
@@ -69,7 +72,8 @@ public:
     using Error::Error;
 };
 
-// An interpreter could not be created, or was used after close().
+// An interpreter could not be created (Interpreter's constructor; a Pool's worker, as the cause of
+// its BrokenPoolError). Use after close() is a ShutdownError.
 class InterpreterError : public Error {
 public:
     using Error::Error;
@@ -81,7 +85,7 @@ public:
     using Error::Error;
 };
 
-// Work was submitted after shutdown() began.
+// Work was submitted after shutdown()/close() began, or to a closed Runtime.
 class ShutdownError : public Error {
 public:
     using Error::Error;

@@ -1,6 +1,19 @@
-// manygil::Pool: N own-GIL interpreters, one per worker thread, fed from one task queue. An idle
-// worker watches the queue for MANYGIL_SPIN_US microseconds (default 50; up to 1 ms while its recent
-// idle spells were that short) before it sleeps, so a stream of short tasks needs no kernel wake-up.
+// manygil::Pool: N own-GIL interpreters, one per worker thread, fed from one FIFO task queue. Idle
+// workers wait as timeout.hpp says (spin, then sleep).
+//
+// Thread safety: every member may be called from any thread, including the pool's own workers
+// (except where stated: a worker cannot wait for its own pool). Move and destruction are not
+// thread-safe against other calls on the same object.
+//
+// GILs: the calling thread needs none, and must not hold the MAIN interpreter's GIL across a call that
+// waits for workers (wait_ready(), shutdown(wait=true), wait_finished(), the destructor, the
+// constructor when it fails, and get() on a task's future): workers take that GIL to create and to end
+// their interpreters, and for jobs' run_in_main(). submit(), post() and shutdown(wait=false) never
+// wait for a worker.
+//
+// Lifetime: the Runtime must outlive the constructor; Runtime::close() shuts every Pool down. A Pool
+// may outlive the Runtime, shut down (submit() then throws ShutdownError). Futures and interrupter()s
+// may outlive the Pool.
 #pragma once
 
 #include <chrono>
@@ -20,7 +33,8 @@
 
 namespace manygil {
 
-// What each worker runs once, after creating its interpreter and before taking tasks.
+// What each worker runs once, after creating its interpreter and before taking tasks. If it raises,
+// the pool breaks (BrokenPoolError, with its error as cause()).
 class Initializer {
 public:
     // Python source executed in the worker's __main__ (it may define functions tasks then call as
@@ -41,6 +55,7 @@ private:
     Kwargs kwargs_;
 };
 
+// stats(): a snapshot, each worker's numbers read under that worker's lock (not one instant for all).
 // A task running on a worker, as stats() sees it.
 struct RunningTask {
     std::string what;                // e.g. "module:function"
@@ -74,36 +89,44 @@ struct PoolOptions {
 
 class Pool {
 public:
-    // Starts the workers, which create their interpreters in parallel; returns at once (tasks
-    // submitted meanwhile wait in the queue). If a worker cannot start (its interpreter cannot be
-    // created or the initializer raises), the pool breaks: every pending and later task fails with
-    // BrokenPoolError carrying the original error.
+    // Starts the workers, which create their interpreters in parallel; returns without waiting for
+    // them (tasks submitted meanwhile wait in the queue). Throws InvalidArgument (a malformed
+    // initializer target), ShutdownError (the runtime is closed). If a worker cannot start (its
+    // interpreter cannot be created or the initializer raises), the pool breaks: every pending and
+    // later task fails with BrokenPoolError carrying the original error.
     Pool(Runtime& runtime, PoolOptions options = {});
 
-    // shutdown(wait=true, cancel_pending=false): queued tasks still run.
+    // shutdown(wait=true, cancel_pending=false): queued tasks still run, and it waits for them, except
+    // on one of the pool's own workers (a job that owned the pool), where it does not wait.
     ~Pool();
 
     Pool(const Pool&) = delete;
     Pool& operator=(const Pool&) = delete;
+    // The moved-from pool may only be destroyed or assigned to (other calls throw Error). Assigning
+    // shuts the target down first, as its destructor would.
     Pool(Pool&&) noexcept;
     Pool& operator=(Pool&&) noexcept;
 
     // Queues a call of "module:function". The future yields the result or throws what the call threw
     // (PythonError, UnknownFunctionError, ConversionError, CancelledError, BrokenPoolError).
-    // Throws ShutdownError after shutdown(), BrokenPoolError once broken.
+    // Throws InvalidArgument (malformed target), ShutdownError after shutdown(), BrokenPoolError once
+    // broken. The call is interruptible (interrupt_running()).
     std::future<Value> submit(std::string_view target, Args args = {}, Kwargs kwargs = {});
 
-    // Queues Python source to run in some worker's __main__; the future yields None.
+    // Queues Python source to run in some worker's __main__; the future yields None (not
+    // interruptible). Same errors as submit().
     std::future<Value> submit_exec(std::string_view source);
 
-    // Queues a custom job (see job.hpp). Same errors as submit().
+    // Queues a custom job (job.hpp). InvalidArgument for null; otherwise as submit().
     void post(std::unique_ptr<Job> job);
 
-    // Stops accepting work. cancel_pending: queued tasks that have not started fail with
-    // CancelledError instead of running; with wait too, each worker first takes its first task
-    // (tasks submitted right after the pool was created are not all cancelled because the
-    // interpreters were still starting). wait: block until running (and, without cancel_pending,
-    // queued) tasks are done and every interpreter has ended. Idempotent.
+    // Stops accepting work (later submits throw ShutdownError). cancel_pending: queued tasks that
+    // have not started are abandoned (their futures throw CancelledError) on this thread; with wait
+    // too, each worker first takes its first task (tasks submitted right after the pool was created
+    // are not all cancelled because the interpreters were still starting). wait: block until running
+    // (and, without cancel_pending, queued) tasks are done and every interpreter has ended; throws
+    // Error on one of the pool's own workers (it would wait for itself). Running tasks are never
+    // stopped (see interrupt_running()). Idempotent.
     void shutdown(bool wait = true, bool cancel_pending = false);
 
     // Blocks until every worker has created its interpreter, run the initializer and taken its first
@@ -111,34 +134,39 @@ public:
     // could have started. Throws BrokenPoolError if a worker failed to start.
     void wait_ready();
 
-    // Why the pool is broken (BrokenPoolError's message), or nullopt while it is not. Thread-safe.
+    // Why the pool is broken (BrokenPoolError's message), or nullopt while it is not.
     std::optional<std::string> broken() const;
 
+    // The number of workers (0 for a moved-from pool).
     std::size_t size() const noexcept;
 
     // True once every worker has ended its interpreter (after shutdown, or when the pool broke):
     // destroying the pool then does not block.
     bool finished() const noexcept;
 
-    // Per-worker numbers and what runs now.
+    // Per-worker numbers and what runs now. Never waits for a worker's GIL.
     PoolStats stats() const;
     // Each worker's current Python stack (innermost call last), or nullopt for a worker whose GIL
-    // could not be had within `timeout` (it runs C code that keeps it).
+    // could not be had in time (it runs C code that keeps it). Blocks up to `timeout` in all.
     std::vector<std::optional<std::string>> dump_stacks(std::chrono::milliseconds timeout = std::chrono::seconds(1)) const;
     // Blocks until every worker has ended its interpreter (after shutdown()), or `timeout` passes.
-    // True if they have.
+    // True if they have. Unlike shutdown(wait=true) it does not join the threads.
     bool wait_finished(std::chrono::milliseconds timeout);
-    // Interrupts: a running interruptible call (a job marks its Python calls so; the Python
-    // package's tasks do) gets TimeoutError(reason) at its next bytecode. interrupt() targets the
-    // call of one task id if it runs now (true), interrupt_running() every running call (returning
-    // how many) and, with later_calls_too, every call that starts afterwards (for a pool that is
-    // shutting down and must stop). See stats() for calls that do not return to bytecode.
+    // Interrupts: a running interruptible call gets TimeoutError(reason) at its next bytecode, and a
+    // manygil wait it is in ends (timeout.hpp). Calls that never return to bytecode (C code, e.g.
+    // time.sleep) are not stopped; stats() shows the interrupt pending. These only ask each worker's
+    // monitor thread, which delivers under that worker's GIL: they never wait for the call to stop.
+    // interrupt(): the call of one task id if it runs now (true). Task ids are those of the Python
+    // package's tasks; the calls submit() makes have ids this API does not expose.
     bool interrupt(std::uint64_t task, const std::string& reason);
+    // Every running call (returning how many) and, with later_calls_too, every call that starts
+    // afterwards (for a pool that is shutting down and must stop).
     std::size_t interrupt_running(const std::string& reason, bool later_calls_too = false);
-    // A callable that does interrupt(task, reason) for as long as the pool exists (and then returns
-    // false): for handles that may outlive the pool.
+    // A callable that does interrupt(task, reason) for as long as the pool's workers exist (then
+    // returns false): for handles that may outlive the pool. Thread-safe.
     std::function<bool(const std::string& reason)> interrupter(std::uint64_t task) const;
-    // Ids of the workers' interpreters (after wait_ready()).
+    // Ids of the workers' interpreters, by worker index; -1 for one not started yet (all are set
+    // once wait_ready() returns).
     std::vector<std::int64_t> interpreter_ids() const;
 
     // The CPUs this process may run on (sched_getaffinity), at least 1.

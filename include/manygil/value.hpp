@@ -1,7 +1,14 @@
 // manygil::Value: the data that crosses interpreters. It is owned by C++ and never holds a PyObject*,
 // so it can be built on one thread, moved through queues and turned into Python objects by whichever
 // interpreter receives it. Kinds mirror Python's: None, bool, int (64-bit, or arbitrary size as
-// BigInt), float, str (UTF-8), bytes, tuple, list, dict (insertion-ordered).
+// BigInt), float, str (UTF-8), bytes, tuple, list, dict (insertion-ordered); plus, by reference, the
+// shared objects (SharedBuffer, Channel, Lock/Event/Semaphore/Barrier) and, from the Python package,
+// pickles of other objects.
+//
+// A Value is a plain value type (copies are deep, except for the shared objects, which stay shared): no
+// member needs a GIL or blocks, and it is thread-compatible like std::vector (concurrent const use is
+// safe; a Value being modified must not be used by another thread). It has no lifetime tie to any
+// interpreter or Runtime.
 #pragma once
 
 #include <concepts>
@@ -59,6 +66,7 @@ struct Dict {
     std::vector<std::pair<Value, Value>> items;
 };
 
+// One value of any kind. Constructors are implicit, so Args{1, "a", 2.5} and {{"k", v}} read naturally.
 class Value {
 public:
     enum class Kind { None, Bool, Int, BigInt, Float, Str, Bytes, Tuple, List, Dict, Pickled, Buffer, Channel, Sync };
@@ -121,6 +129,8 @@ public:
     // A Python-like repr, for messages and tests (BigInt shows its hexadecimal digits).
     std::string repr() const;
 
+    // Same kind and equal contents (NaN equals NaN, so a round trip compares equal); shared objects
+    // compare by identity (the same buffer, channel, primitive).
     friend bool operator==(const Value& a, const Value& b);
 
 private:

@@ -5,6 +5,9 @@
 #include <cstdlib>
 #include <deque>
 #include <mutex>
+#include <type_traits>
+#include <utility>
+#include <vector>
 
 #include "manygil/errors.hpp"
 #include "cpython/python_error.hpp"
@@ -23,8 +26,10 @@ std::deque<std::string>& inittab_names() {
     return names;
 }
 
-void initialise_python(const RuntimeOptions& options) {
-    for (const auto& [name, init] : options.builtin_modules) {
+using ModuleInit = PyObject* (*)();
+
+void initialise_python(const RuntimeOptions& options, const std::vector<std::pair<std::string, ModuleInit>>& modules) {
+    for (const auto& [name, init] : modules) {
         inittab_names().push_back(name);
         if (PyImport_AppendInittab(inittab_names().back().c_str(), init) < 0) {
             throw Error("cannot register built-in module '" + name + "'");
@@ -46,6 +51,20 @@ void initialise_python(const RuntimeOptions& options) {
 
 }  // namespace
 
+namespace detail {
+
+// The one instantiation: a PyInit function converts to the opaque pointer and back unchanged
+// ([expr.reinterpret.cast]: a function pointer survives a round trip through another function
+// pointer type).
+template <class Module>
+ErasedModuleInit erase_module_init(Module* (*init)()) noexcept {
+    static_assert(std::is_same_v<Module, PyObject>);
+    return reinterpret_cast<ErasedModuleInit>(init);
+}
+template ErasedModuleInit erase_module_init<PyObject>(PyObject* (*)()) noexcept;
+
+}  // namespace detail
+
 struct Runtime::State {
     std::mutex mu;
     std::vector<std::weak_ptr<detail::WorkerGroup>> groups;
@@ -61,7 +80,11 @@ Runtime::Runtime(RuntimeOptions options) : state_(std::make_unique<State>()) {
     }
     try {
         if (!Py_IsInitialized()) {
-            initialise_python(options);
+            std::vector<std::pair<std::string, ModuleInit>> modules;
+            for (const BuiltinModule& m : options.builtin_modules) {
+                modules.emplace_back(m.name_, reinterpret_cast<ModuleInit>(m.init_));
+            }
+            initialise_python(options, modules);
             owns_python_ = true;
             // Release the main GIL: worker threads take it briefly to create their interpreters.
             state_->main_tstate = PyEval_SaveThread();

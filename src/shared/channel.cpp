@@ -16,11 +16,13 @@ namespace manygil {
 
 namespace {
 
+using State = detail::ChannelAccess::State;
+
 // Every live channel, for the cycle collector (collect_unreachable_channels() below). Never
 // destroyed: channels may end during static destruction.
 struct Registry {
     std::mutex mu;
-    std::unordered_map<const Channel::State*, std::weak_ptr<Channel::State>> live;
+    std::unordered_map<const State*, std::weak_ptr<State>> live;
 };
 Registry& registry() {
     static Registry* r = new Registry;
@@ -87,15 +89,15 @@ std::optional<Value> Channel::recv(Timeout timeout) {
 namespace detail {
 
 void ChannelAccess::queued(const Payload& payload) {
-    for_each_channel(payload, [](Channel::State* s) { s->queued_refs.fetch_add(1); });
+    for_each_channel(payload, [](State* s) { s->queued_refs.fetch_add(1); });
 }
 
 void ChannelAccess::unqueued(const Payload& payload) {
-    for_each_channel(payload, [](Channel::State* s) { s->queued_refs.fetch_sub(1); });
+    for_each_channel(payload, [](State* s) { s->queued_refs.fetch_sub(1); });
 }
 
 bool ChannelAccess::send(Channel& channel, Payload payload, Channel::Timeout timeout) {
-    Channel::State& s = *channel.state_;
+    State& s = *channel.state_;
     std::unique_lock lock(s.mu);
     if (!s.not_full.wait(lock, timeout, [&] { return s.closed || !s.full(); })) return false;
     if (s.closed) throw ChannelClosed();
@@ -107,7 +109,7 @@ bool ChannelAccess::send(Channel& channel, Payload payload, Channel::Timeout tim
 }
 
 std::optional<Payload> ChannelAccess::recv(Channel& channel, Channel::Timeout timeout) {
-    Channel::State& s = *channel.state_;
+    State& s = *channel.state_;
     std::unique_lock lock(s.mu);
     if (!s.not_empty.wait(lock, timeout, [&] { return s.closed || !s.items.empty(); })) return std::nullopt;
     if (s.items.empty()) throw ChannelClosed();  // closed and drained
@@ -127,7 +129,7 @@ std::optional<Payload> ChannelAccess::recv(Channel& channel, Channel::Timeout ti
 // by the collector's own list, all count as outside: a channel may be kept, never dropped wrongly.
 void collect_unreachable_channels() {
     t_collecting = true;
-    std::vector<std::shared_ptr<Channel::State>> states;
+    std::vector<std::shared_ptr<State>> states;
     {
         std::lock_guard lock(registry().mu);
         for (const auto& [ptr, weak] : registry().live) {
@@ -138,21 +140,21 @@ void collect_unreachable_channels() {
     std::vector<std::unique_lock<std::mutex>> locks;
     for (const auto& s : states) locks.emplace_back(s->mu);
 
-    std::unordered_map<const Channel::State*, std::size_t> queued;  // references from queued messages
+    std::unordered_map<const State*, std::size_t> queued;  // references from queued messages
     for (const auto& s : states) {
-        for (const auto& item : s->items) for_each_channel(item, [&](Channel::State* t) { ++queued[t]; });
+        for (const auto& item : s->items) for_each_channel(item, [&](State* t) { ++queued[t]; });
     }
-    std::unordered_set<const Channel::State*> reachable;
-    std::vector<const Channel::State*> todo;
+    std::unordered_set<const State*> reachable;
+    std::vector<const State*> todo;
     for (const auto& s : states) {
         // use_count includes `states`' own reference.
         if (s.use_count() - 1 > static_cast<long>(queued[s.get()]) && reachable.insert(s.get()).second) todo.push_back(s.get());
     }
     while (!todo.empty()) {
-        const Channel::State* s = todo.back();
+        const State* s = todo.back();
         todo.pop_back();
         for (const auto& item : s->items) {
-            for_each_channel(item, [&](Channel::State* t) {
+            for_each_channel(item, [&](State* t) {
                 if (reachable.insert(t).second) todo.push_back(t);
             });
         }

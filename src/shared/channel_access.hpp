@@ -11,13 +11,16 @@
 namespace manygil::detail {
 
 struct ChannelAccess {
+    // Channel's private state, named for the channel's own code (channel.cpp's registry and collector).
+    using State = Channel::State;
+
     // As Channel::send / Channel::recv.
     static bool send(Channel& channel, Payload payload, Channel::Timeout timeout);
     static std::optional<Payload> recv(Channel& channel, Channel::Timeout timeout);
 
     // For the cycle collector: a channel's state, and the bookkeeping of handles inside queued
     // messages (Channel::State::queued_refs) as a message enters and leaves a queue.
-    static Channel::State* state_of(const Channel& channel) noexcept { return channel.state_.get(); }
+    static State* state_of(const Channel& channel) noexcept { return channel.state_.get(); }
     static void queued(const Payload& payload);
     static void unqueued(const Payload& payload);
 };

@@ -6,6 +6,7 @@
 // waiter costs no system call.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -81,6 +82,7 @@ public:
     }
 
     using Clock = std::chrono::steady_clock;
+    static constexpr double kLongestTimeoutSeconds = 1e9;  // ~31 years; steady_clock holds ~292
 
     // Waits until pred() (checked with `lock` held), or the timeout passes; returns pred(). Spins
     // for spin_budget() first, or for `estimate`'s advice when given.
@@ -108,7 +110,12 @@ private:
     bool wait_for(std::unique_lock<std::mutex>& lock, const Timeout& timeout, Pred pred, WaitEstimate* estimate) {
         const Clock::time_point start = Clock::now();
         std::optional<Clock::time_point> deadline;
-        if (timeout) deadline = start + std::chrono::duration_cast<Clock::duration>(*timeout);
+        // Longer than the clock can count (infinity, 1e300 s: converting those is undefined, and
+        // returned at once), or NaN: as long as needed. Negative: only a look, as zero.
+        if (timeout && timeout->count() <= kLongestTimeoutSeconds) {
+            std::chrono::duration<double> wait(std::max(timeout->count(), 0.0));
+            deadline = start + std::chrono::duration_cast<Clock::duration>(wait);
+        }
         bool done = wait_from(lock, start, deadline, pred, estimate ? estimate->spin_for(start, spin_budget()) : spin_budget());
         if (estimate && done) estimate->record(Clock::now() - start);
         return done;

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <limits>
 #include <mutex>
 #include <thread>
 
@@ -82,6 +83,29 @@ TEST(WakeSignal, TimeoutIsKeptWhenNothingComes) {
     // A zero timeout only looks.
     EXPECT_FALSE(signal.wait(lock, std::chrono::duration<double>(0), [] { return false; }));
     EXPECT_TRUE(signal.wait(lock, std::chrono::duration<double>(0), [] { return true; }));
+    // So does a negative one, however large.
+    EXPECT_FALSE(signal.wait(lock, std::chrono::duration<double>(-1e300), [] { return false; }));
+}
+
+// Infinity, or any timeout too long for the clock, waits as long as needed (it once returned at once).
+TEST(WakeSignal, AnEndlessTimeoutWaitsAsLongAsNeeded) {
+    for (double seconds : {std::numeric_limits<double>::infinity(), 1e300, 2e9}) {
+        std::mutex mu;
+        WakeSignal signal;
+        bool ready = false;
+        std::thread setter([&] {
+            std::this_thread::sleep_for(30ms);
+            {
+                std::lock_guard lock(mu);
+                ready = true;
+            }
+            signal.notify_all();
+        });
+        std::unique_lock lock(mu);
+        EXPECT_TRUE(signal.wait(lock, std::chrono::duration<double>(seconds), [&] { return ready; })) << seconds;
+        lock.unlock();
+        setter.join();
+    }
 }
 
 TEST(WakeSignal, ANotificationWithoutChangeKeepsWaiting) {

@@ -44,6 +44,16 @@ def test_event_wakes_a_worker(pool):
     assert not event.is_set()
 
 
+def test_an_infinite_timeout_waits_until_woken():
+    # float("inf") used to return False at once (an undefined conversion in the wait).
+    lock, event = Lock(), Event()
+    lock.acquire()
+    threading.Timer(0.05, lock.release).start()
+    assert lock.acquire(timeout=float("inf")) is True
+    threading.Timer(0.05, event.set).start()
+    assert event.wait(timeout=float("inf")) is True
+
+
 def test_semaphore():
     sem = Semaphore(2)
     assert sem.acquire() and sem.acquire(blocking=False)
