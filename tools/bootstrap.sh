@@ -69,8 +69,9 @@ debian_build_deps=(build-essential pkg-config libssl-dev libffi-dev zlib1g-dev l
   libsqlite3-dev libreadline-dev uuid-dev libgdbm-dev libncurses-dev libexpat1-dev xz-utils)
 test_deps=(libgtest-dev libgmock-dev clang-14 libclang-rt-14-dev)  # GoogleTest; clang + libFuzzer for make fuzz
 # llhttp (Node's HTTP/1.1 parser): Debian ships its C sources in node-llhttp; the HTTP front end
-# (src/http/) compiles them in. curl: the serve tests' second HTTP client.
-build_deps=(node-llhttp curl)
+# (src/http/) compiles them in. curl: the serve tests' second HTTP client; wrk: make bench's load
+# generator (bench/serve.py).
+build_deps=(node-llhttp curl wrk)
 
 apt_updated=0
 ensure_debian_packages() {  # $1: what they are for; rest: package names
@@ -180,7 +181,7 @@ if [ "${MANYGIL_FREE_THREADED:-0}" = 1 ]; then
 fi
 
 # --- 2. Debian packages for the build and the C++ tests ----------------------------------------------
-ensure_debian_packages "the HTTP front end" "${build_deps[@]}"
+ensure_debian_packages "the HTTP front end and its tests" "${build_deps[@]}"
 ensure_debian_packages "the C++ tests and fuzzers" "${test_deps[@]}"
 
 # --- 3. The project's virtual environment --------------------------------------------------------------

@@ -1,0 +1,171 @@
+"""manygil serve against granian and gunicorn, with wrk, in one run (issue 14).
+
+  python bench/serve.py [--rounds 3] [--duration 5] [--connections 64] [--json PATH]
+
+Each server runs the same applications (bench/serve_apps.py) with 2 workers: manygil serve (2 own-GIL
+interpreters in one process), granian (2 worker processes, --interface wsgi), gunicorn sync (2
+processes) and gunicorn gthread (2 processes x 4 threads). Workloads: hello world, a JSON response,
+a Flask page rendered from a Jinja template. wrk runs -t2 -c64 against each; servers take turns
+within every round, in a rotating order, and each keeps its best round (req/s, with that round's
+p50/p99 latency). Memory is the whole process tree's RSS and PSS after the run, the most seen.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+BIN = Path(sys.executable).parent
+WORKLOADS = {"hello": ("serve_apps:hello", "/"), "json": ("serve_apps:json_app", "/"),
+             "flask": ("serve_apps:flask_app", "/")}
+
+
+def commands(app: str, port: int) -> dict[str, list[str]]:
+    bind = f"127.0.0.1:{port}"
+    return {
+        "manygil": [sys.executable, "-m", "manygil", "serve", app, "--workers", "2", "--bind", bind],
+        "granian": [str(BIN / "granian"), "--interface", "wsgi", "--workers", "2", "--host", "127.0.0.1",
+                    "--port", str(port), "--no-ws", app],
+        "gunicorn-sync": [str(BIN / "gunicorn"), "-w", "2", "-b", bind, "--log-level", "warning", app],
+        "gunicorn-gthread": [str(BIN / "gunicorn"), "-w", "2", "--threads", "4", "-k", "gthread", "-b", bind,
+                             "--log-level", "warning", app],
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the server exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer within {timeout} s")
+
+
+def tree(pid: int) -> list[int]:
+    out = [pid]
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return out
+    for child in children:
+        out += tree(int(child))
+    return out
+
+
+def memory_mib(pid: int) -> tuple[float, float]:
+    """RSS and PSS of the process and its descendants, in MiB."""
+    rss = pss = 0
+    for p in tree(pid):
+        try:
+            text = Path(f"/proc/{p}/smaps_rollup").read_text()
+        except OSError:
+            continue
+        rss += int(re.search(r"^Rss:\s+(\d+)", text, re.M).group(1))
+        pss += int(re.search(r"^Pss:\s+(\d+)", text, re.M).group(1))
+    return rss / 1024, pss / 1024
+
+
+def parse_wrk(text: str) -> dict[str, float]:
+    def latency(label):
+        m = re.search(rf"^\s+{label}\s+([\d.]+)(us|ms|s)\s*$", text, re.M)
+        if not m:
+            return float("nan")
+        return float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    return {"rps": rps, "p50_ms": latency("50%"), "p99_ms": latency("99%"),
+            "non_2xx": int(errors.group(1)) if errors else 0}
+
+
+def measure(server: str, workload: str, duration: float, connections: int) -> dict[str, float]:
+    app, path = WORKLOADS[workload]
+    port = free_port()
+    cmd = commands(app, port)[server]
+    proc = subprocess.Popen(cmd, cwd=HERE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        url = f"http://127.0.0.1:{port}{path}"
+        wait_ready(url, proc)
+        subprocess.run(["wrk", "-t2", "-c", str(connections), "-d", "1s", url], capture_output=True, check=True)  # warm
+        out = subprocess.run(["wrk", "-t2", "-c", str(connections), "-d", f"{duration}s", "--latency", url],
+                             capture_output=True, text=True, check=True).stdout
+        result = parse_wrk(out)
+        result["rss_mib"], result["pss_mib"] = memory_mib(proc.pid)
+        return result
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds of wrk per measurement")
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--servers", default="manygil,granian,gunicorn-sync,gunicorn-gthread")
+    parser.add_argument("--workloads", default="hello,json,flask")
+    parser.add_argument("--json", metavar="PATH")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        print("bench/serve.py needs wrk (Debian: apt-get install wrk; the bootstrap installs it)", file=sys.stderr)
+        return 1
+    servers = args.servers.split(",")
+    workloads = args.workloads.split(",")
+    best: dict[tuple[str, str], dict[str, float]] = {}
+    for r in range(args.rounds):
+        for w in workloads:
+            order = servers[r % len(servers):] + servers[:r % len(servers)]
+            for s in order:
+                m = measure(s, w, args.duration, args.connections)
+                key = (s, w)
+                mem = max(m["rss_mib"], best.get(key, {}).get("rss_mib", 0)), \
+                    max(m["pss_mib"], best.get(key, {}).get("pss_mib", 0))
+                if key not in best or m["rps"] > best[key]["rps"]:
+                    best[key] = m
+                best[key]["rss_mib"], best[key]["pss_mib"] = mem
+                print(f"round {r + 1}: {w:6} {s:17} {m['rps']:9.0f} req/s  p50 {m['p50_ms']:6.2f} ms  "
+                      f"p99 {m['p99_ms']:6.2f} ms  RSS {m['rss_mib']:5.0f} MiB  PSS {m['pss_mib']:5.0f} MiB"
+                      + (f"  non-2xx {m['non_2xx']}" if m["non_2xx"] else ""), flush=True)
+    print(f"\nbest of {args.rounds} rounds, wrk -t2 -c{args.connections} -d{args.duration:g}s, 2 workers each:")
+    print(f"{'workload':8} {'server':17} {'req/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'RSS MiB':>8} {'PSS MiB':>8}"
+          f" {'vs granian':>10} {'vs gunicorn-sync':>16}")
+    for w in workloads:
+        for s in servers:
+            m = best[(s, w)]
+            ratio = lambda peer: (f"{m['rps'] / best[(peer, w)]['rps']:.2f}x" if (peer, w) in best else "-")  # noqa: E731
+            print(f"{w:8} {s:17} {m['rps']:9.0f} {m['p50_ms']:7.2f} {m['p99_ms']:7.2f} {m['rss_mib']:8.0f}"
+                  f" {m['pss_mib']:8.0f} {ratio('granian'):>10} {ratio('gunicorn-sync'):>16}")
+    if args.json:
+        Path(args.json).write_text(json.dumps([{"server": s, "workload": w, **m} for (s, w), m in best.items()],
+                                              indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
