@@ -2,13 +2,8 @@
 
 import json
 
-from flask import Flask, render_template_string
+from flask import Flask, render_template
 
-PAGE = """<!doctype html>
-<title>{{ title }}</title>
-<h1>{{ title }}</h1>
-<table>{% for row in rows %}<tr><td>{{ row.id }}</td><td>{{ row.name|title }}</td><td>{{ "%.2f"|format(row.price) }}</td></tr>{% endfor %}</table>
-"""
 ROWS = [{"id": i, "name": f"item number {i}", "price": i * 1.25} for i in range(20)]
 
 
@@ -28,4 +23,4 @@ flask_app = Flask(__name__)
 
 @flask_app.route("/")
 def page():
-    return render_template_string(PAGE, title="manygil", rows=ROWS)
+    return render_template("page.html", title="manygil", rows=ROWS)  # bench/templates/page.html

@@ -16,6 +16,17 @@ SEEDS = [
     [[[[[]]]]], {"k" * 70: "long key"},
 ]
 
+HTTP_SEEDS = [
+    b"GET / HTTP/1.1\r\nHost: h\r\n\r\n",
+    b"GET /a?b=c HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /2 HTTP/1.1\r\n\r\n",
+    b"POST /u HTTP/1.1\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\nhello",
+    b"POST /u HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5;x=y\r\nhello\r\n0\r\nTrailer: t\r\n\r\n",
+    b"POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+    b"POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n",
+    b"GET / HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+    b"HEAD / HTTP/1.1\r\nX-A: 1\r\nX-B:\r\n\r\n",
+]
+
 
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
@@ -26,6 +37,12 @@ def main():
             data = _core._payload_bytes(value)
             with open(os.path.join(out, hashlib.sha1(data).hexdigest()[:16]), "wb") as f:
                 f.write(data)
+    out = os.path.join(here, "corpus", "fuzz_http_request")
+    os.makedirs(out, exist_ok=True)
+    for request in HTTP_SEEDS:
+        data = bytes([7]) + request  # the first byte picks the piece size
+        with open(os.path.join(out, hashlib.sha1(data).hexdigest()[:16]), "wb") as f:
+            f.write(data)
 
 
 if __name__ == "__main__":
