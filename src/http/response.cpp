@@ -16,7 +16,8 @@ Response::Response(Response&& other) noexcept
       headers(std::move(other.headers)),
       body(std::move(other.body)),
       file(std::exchange(other.file, std::nullopt)),
-      close(other.close) {}
+      close(other.close),
+      stream(other.stream) {}
 
 Response& Response::operator=(Response&& other) noexcept {
     if (this != &other) {
@@ -27,6 +28,7 @@ Response& Response::operator=(Response&& other) noexcept {
         body = std::move(other.body);
         file = std::exchange(other.file, std::nullopt);
         close = other.close;
+        stream = other.stream;
     }
     return *this;
 }
@@ -72,7 +74,7 @@ std::string_view reason_phrase(int status) noexcept {
     }
 }
 
-std::string serialize_head(const Response& response, bool keep_alive, std::string_view date) {
+std::string serialize_head(const Response& response, bool keep_alive, std::string_view date, Framing framing) {
     std::string out;
     out.reserve(160 + response.headers.size() * 48);
     out += "HTTP/1.1 ";
@@ -93,7 +95,9 @@ std::string serialize_head(const Response& response, bool keep_alive, std::strin
     }
     // 1xx, 204 and 304 responses carry no body and no length.
     bool bodyless = response.status < 200 || response.status == 204 || response.status == 304;
-    if (!has_length && !bodyless) {
+    if (framing == Framing::Chunked && !bodyless) {
+        out += "Transfer-Encoding: chunked\r\n";
+    } else if (framing == Framing::Length && !has_length && !bodyless) {
         std::uint64_t n = response.body.size() + (response.file ? response.file->length : 0);
         out += "Content-Length: ";
         out += std::to_string(n);

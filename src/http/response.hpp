@@ -27,6 +27,9 @@ struct Response {
     std::string body;             // sent first
     std::optional<FileRange> file;  // then this
     bool close = false;           // close the connection after this response
+    // The body continues after this (Responder::send_chunk, then finish): it goes out chunked, or
+    // as the application's Content-Length says, or (HTTP/1.0) until the connection closes.
+    bool stream = false;
 
     Response() = default;
     Response(int status_, std::string body_, std::string content_type = "text/plain; charset=utf-8");
@@ -40,10 +43,18 @@ struct Response {
 // The standard reason phrase ("Not Found"), or "Unknown".
 std::string_view reason_phrase(int status) noexcept;
 
-// The status line and headers of `response` for a request (HEAD: no body is sent, but the length is
-// the body's), with Date (from `date`), Server, Connection and, unless the application set its own
-// Content-Length, the length of body + file. Ends with the blank line.
-std::string serialize_head(const Response& response, bool keep_alive, std::string_view date);
+// How a response's body is delimited.
+enum class Framing {
+    Length,      // Content-Length: the application's, or body + file
+    Chunked,     // Transfer-Encoding: chunked (a stream to an HTTP/1.1 client, without a Content-Length)
+    UntilClose,  // neither: the body ends when the connection closes (a stream to an HTTP/1.0 client)
+};
+
+// The status line and headers of `response` (HEAD: no body is sent, but the length is the body's),
+// with Date (from `date`), Server, Connection and, for Framing::Length, a Content-Length of body + file
+// unless the application set its own. Ends with the blank line.
+std::string serialize_head(const Response& response, bool keep_alive, std::string_view date,
+                           Framing framing = Framing::Length);
 
 // The Date header's value, recomputed at most once a second. One per I/O thread (not thread-safe).
 class DateCache {

@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <condition_variable>
 #include <cstdio>
 #include <cstring>
 #include <deque>
@@ -137,6 +138,40 @@ int open_listener(const std::string& bind, Endpoint e, int backlog, bool reusepo
 
 }  // namespace
 
+// What a streaming Responder and its connection's I/O thread share: how many posted bytes are still
+// unsent (the producer waits above Responder::kStreamWindow), and whether the stream can go on.
+struct StreamState {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::size_t queued = 0;  // (mu)
+    bool closed = false;     // (mu) the connection is gone or the server stopped
+
+    void release(std::size_t n) {
+        {
+            std::lock_guard lock(mu);
+            queued -= std::min(queued, n);
+        }
+        cv.notify_all();
+    }
+    void close() {
+        {
+            std::lock_guard lock(mu);
+            closed = true;
+        }
+        cv.notify_all();
+    }
+};
+
+// What a Responder posts to the I/O thread.
+struct Completion {
+    enum class Kind { Response, Chunk, Finish, Abort };
+    std::uint64_t connection = 0;
+    Kind kind = Kind::Response;
+    Response response;                    // Kind::Response
+    std::string bytes;                    // Kind::Chunk
+    std::shared_ptr<StreamState> stream;  // a streamed Kind::Response
+};
+
 // ---- one connection ------------------------------------------------------------------------------
 
 struct Connection {
@@ -159,7 +194,13 @@ struct Connection {
     std::size_t out_pos = 0;
     std::optional<Response> file_response;  // its file range is sent after `out`
     std::optional<Request> waiting;         // complete, waiting for the Handler to have room
-    bool readable = false, keep_alive = true, head = false, sent_continue = false;
+    bool readable = false, keep_alive = true, head = false, sent_continue = false, http10 = false;
+    // A streamed response being written: how its body is framed, the bytes it may still send
+    // (Framing::Length), and bytes appended to `out` not yet released to the producer.
+    std::shared_ptr<StreamState> stream;
+    Framing framing = Framing::Length;
+    std::uint64_t stream_left = 0;
+    std::size_t stream_credit = 0;
     Clock::time_point last_activity = Clock::now(), request_started{};
     std::pair<std::string, std::uint16_t> remote, local;
     std::string access_line;  // "METHOD target HTTP/x.y" when access_log is on
@@ -194,16 +235,18 @@ public:
         [[maybe_unused]] auto n = ::write(evfd_, &one, sizeof one);
     }
 
-    // Any thread.
-    void post(std::uint64_t connection, Response response) {
+    // Any thread. False once the thread has ended (the completion is dropped: a response's file is
+    // closed on return).
+    bool post(Completion completion) {
         bool was_empty;
         {
             std::lock_guard lock(mu_);
-            if (exited_) return;  // the response is dropped (and its file closed) on return
+            if (exited_) return false;
             was_empty = completions_.empty();
-            completions_.emplace_back(connection, std::move(response));
+            completions_.push_back(std::move(completion));
         }
         if (was_empty) wake();
+        return true;
     }
 
     const std::vector<int>& listeners() const { return listeners_; }
@@ -221,7 +264,9 @@ private:
     void pump(Connection& c);
     void dispatch(Connection& c, Request request);
     void hand_over(Connection& c, Request request);
-    void complete(std::uint64_t id, Response response);
+    void complete(Completion completion);
+    void stream_chunk(Connection& c, std::string bytes);
+    void end_stream(Connection& c, bool abort);
     void reject(Connection& c, int status, const std::string& reason);
     void write_response(Connection& c, Response response, bool keep_alive);
     void flush(Connection& c);
@@ -237,7 +282,7 @@ private:
     std::thread thread_;
 
     std::mutex mu_;
-    std::deque<std::pair<std::uint64_t, Response>> completions_;  // (mu_)
+    std::deque<Completion> completions_;  // (mu_)
     bool exited_ = false;                                          // (mu_)
 
     // The I/O thread's own state.
@@ -263,12 +308,12 @@ void IoThread::run(std::size_t index) noexcept {
             if (fd == evfd_) {
                 std::uint64_t count;
                 while (::read(evfd_, &count, sizeof count) > 0) {}
-                std::deque<std::pair<std::uint64_t, Response>> done;
+                std::deque<Completion> done;
                 {
                     std::lock_guard lock(mu_);
                     done.swap(completions_);
                 }
-                for (auto& [id, response] : done) complete(id, std::move(response));
+                for (Completion& completion : done) complete(std::move(completion));
                 continue;
             }
             auto it = by_fd_.find(fd);
@@ -295,10 +340,14 @@ void IoThread::run(std::size_t index) noexcept {
         if (stopping_ && (by_fd_.empty() || now >= stop_deadline_)) break;
     }
     // Done: nothing more is answered. Later responses are dropped by post().
+    std::deque<Completion> dropped;
     {
         std::lock_guard lock(mu_);
         exited_ = true;
-        completions_.clear();
+        dropped.swap(completions_);
+    }
+    for (Completion& completion : dropped) {
+        if (completion.stream) completion.stream->close();
     }
     while (!by_fd_.empty()) close(*by_fd_.begin()->second);
 }
@@ -412,6 +461,7 @@ void IoThread::dispatch(Connection& c, Request request) {
     c.state = Connection::State::Dispatched;
     c.head = request.method == "HEAD";
     c.keep_alive = request.keep_alive;
+    c.http10 = request.version_major == 1 && request.version_minor == 0;
     c.sent_continue = false;
     c.request_started = {};
     request.remote_addr = c.remote.first;
@@ -453,18 +503,106 @@ void IoThread::retry_waiting() {
     }
 }
 
-void IoThread::complete(std::uint64_t id, Response response) {
-    shared_->pending.fetch_sub(1);
-    shared_->responses.fetch_add(1);
-    auto it = by_id_.find(id);
-    if (it == by_id_.end()) return;  // the client went away meanwhile
-    Connection& c = *it->second;
-    if (shared_->options.access_log) {
-        shared_->log(format_address(c.remote) + " \"" + c.access_line + "\" " + std::to_string(response.status) + " " +
-                     std::to_string(response.body.size() + (response.file ? response.file->length : 0)));
+void IoThread::complete(Completion completion) {
+    using Kind = Completion::Kind;
+    auto it = by_id_.find(completion.connection);
+    Connection* c = it == by_id_.end() ? nullptr : it->second;
+    switch (completion.kind) {
+        case Kind::Response: {
+            Response& response = completion.response;
+            if (!response.stream) {
+                shared_->pending.fetch_sub(1);
+                shared_->responses.fetch_add(1);
+            }
+            if (!c) {  // the client went away meanwhile
+                if (completion.stream) completion.stream->close();
+                return;
+            }
+            if (shared_->options.access_log) {
+                shared_->log(format_address(c->remote) + " \"" + c->access_line + "\" " +
+                             std::to_string(response.status) + " " +
+                             (response.stream ? std::string("-")
+                                              : std::to_string(response.body.size() +
+                                                               (response.file ? response.file->length : 0))));
+            }
+            bool keep_alive = c->keep_alive && !response.close && !stopping_;
+            if (!response.stream) return write_response(*c, std::move(response), keep_alive);
+            // A stream: its framing follows from the application's headers and the client's version.
+            c->stream = std::move(completion.stream);
+            c->framing = Framing::Chunked;
+            for (const Header& h : response.headers) {
+                if (iequals(h.name, "content-length")) {
+                    c->framing = Framing::Length;
+                    std::uint64_t declared = std::strtoull(h.value.c_str(), nullptr, 10);
+                    c->stream_left = declared > response.body.size() ? declared - response.body.size() : 0;
+                    if (response.body.size() > declared) response.body.resize(static_cast<std::size_t>(declared));
+                }
+            }
+            if (c->framing == Framing::Chunked && c->http10) {
+                c->framing = Framing::UntilClose;
+                keep_alive = false;
+            }
+            c->state = Connection::State::Writing;
+            c->keep_alive = keep_alive;
+            c->last_activity = Clock::now();
+            c->out += serialize_head(response, keep_alive, date_.now(), c->framing);
+            std::string first = std::move(response.body);
+            if (c->framing == Framing::Length) {
+                if (!c->head) c->out += first;
+                return flush(*c);
+            }
+            return stream_chunk(*c, std::move(first));
+        }
+        case Kind::Chunk:
+            if (!c || !c->stream) return;
+            c->stream_credit += completion.bytes.size();
+            return stream_chunk(*c, std::move(completion.bytes));
+        case Kind::Finish:
+        case Kind::Abort:
+            shared_->pending.fetch_sub(1);
+            shared_->responses.fetch_add(1);
+            if (!c || !c->stream) return;
+            return end_stream(*c, completion.kind == Kind::Abort);
     }
-    bool keep_alive = c.keep_alive && !response.close && !stopping_;
-    write_response(c, std::move(response), keep_alive);
+}
+
+void IoThread::stream_chunk(Connection& c, std::string bytes) {
+    if (!bytes.empty() && !c.head) {
+        if (c.framing == Framing::Chunked) {
+            char size[20];
+            int n = std::snprintf(size, sizeof size, "%zx\r\n", bytes.size());
+            c.out.append(size, static_cast<std::size_t>(n));
+            c.out += bytes;
+            c.out += "\r\n";
+        } else if (c.framing == Framing::Length) {
+            std::size_t take = static_cast<std::size_t>(std::min<std::uint64_t>(c.stream_left, bytes.size()));
+            c.out.append(bytes, 0, take);  // no more than the application's Content-Length
+            c.stream_left -= take;
+        } else {
+            c.out += bytes;
+        }
+    }
+    flush(c);
+}
+
+void IoThread::end_stream(Connection& c, bool abort) {
+    std::shared_ptr<StreamState> stream = std::move(c.stream);
+    stream->close();
+    if (abort || (c.framing == Framing::Length && c.stream_left > 0)) {
+        // The body is incomplete: the client must not take it for a whole response.
+        shared_->log("manygil serve: a streamed response to " + format_address(c.remote) +
+                     " ended early; closing the connection");
+        c.keep_alive = false;
+    }
+    if (abort) {
+        std::uint64_t id = c.id;
+        flush(c);  // may close (and destroy) c
+        if (auto it = by_id_.find(id); it != by_id_.end()) close(*it->second);
+        return;
+    }
+    if (c.framing == Framing::Chunked && !c.head) c.out += "0\r\n\r\n";
+    if (c.framing == Framing::UntilClose) c.keep_alive = false;
+    flush(c);
 }
 
 void IoThread::reject(Connection& c, int status, const std::string& reason) {
@@ -501,6 +639,10 @@ void IoThread::flush(Connection& c) {
     }
     c.out.clear();
     c.out_pos = 0;
+    if (c.stream && c.stream_credit) {
+        c.stream->release(c.stream_credit);  // written: the producer may queue more
+        c.stream_credit = 0;
+    }
     while (c.file_response) {
         FileRange& f = *c.file_response->file;
         if (f.length == 0) {
@@ -520,7 +662,7 @@ void IoThread::flush(Connection& c) {
         if (n == 0) shared_->log("manygil serve: a file to send ended early (it shrank?); closing the connection");
         return close(c);  // the length was promised in Content-Length: the connection cannot go on
     }
-    if (c.state == Connection::State::Writing) finish_response(c);
+    if (c.state == Connection::State::Writing && !c.stream) finish_response(c);
 }
 
 void IoThread::finish_response(Connection& c) {
@@ -540,6 +682,7 @@ void IoThread::finish_response(Connection& c) {
 }
 
 void IoThread::close(Connection& c) {
+    if (c.stream) c.stream->close();  // its producer stops
     int fd = c.fd;
     by_id_.erase(c.id);
     ::close(fd);  // also leaves the epoll set
@@ -581,21 +724,64 @@ void IoThread::sweep(Clock::time_point now) {
 
 Responder& Responder::operator=(Responder&& other) noexcept {
     if (this != &other) {
-        if (io_) send(Response(500, "the request was dropped by its handler\n"));
+        if (stream_) end(End::Abort);
+        else if (io_) send(Response(500, "the request was dropped by its handler\n"));
         io_ = std::move(other.io_);
         connection_ = other.connection_;
+        stream_ = std::move(other.stream_);
     }
     return *this;
 }
 
 Responder::~Responder() {
-    if (io_) send(Response(500, "the request was dropped by its handler\n"));
+    if (stream_) end(End::Abort);
+    else if (io_) send(Response(500, "the request was dropped by its handler\n"));
 }
 
 void Responder::send(Response response) {
-    if (!io_) return;
+    if (!io_ || stream_) return;
+    Completion c;
+    c.connection = connection_;
+    if (response.stream) {
+        stream_ = std::make_shared<StreamState>();
+        c.stream = stream_;
+        c.response = std::move(response);
+        if (!io_->post(std::move(c))) stream_->close();
+        return;
+    }
+    c.response = std::move(response);
     std::shared_ptr<IoThread> io = std::move(io_);
-    io->post(connection_, std::move(response));
+    io->post(std::move(c));
+}
+
+bool Responder::send_chunk(std::string bytes) {
+    if (!io_ || !stream_) return false;
+    {
+        std::unique_lock lock(stream_->mu);
+        stream_->cv.wait(lock, [&] { return stream_->closed || stream_->queued < kStreamWindow; });
+        if (stream_->closed) return false;
+        stream_->queued += bytes.size();
+    }
+    Completion c;
+    c.connection = connection_;
+    c.kind = Completion::Kind::Chunk;
+    c.bytes = std::move(bytes);
+    if (io_->post(std::move(c))) return true;
+    stream_->close();
+    return false;
+}
+
+void Responder::finish() { end(End::Finish); }
+void Responder::abort() { end(End::Abort); }
+
+void Responder::end(End how) {
+    if (!io_ || !stream_) return;
+    Completion c;
+    c.connection = connection_;
+    c.kind = how == End::Finish ? Completion::Kind::Finish : Completion::Kind::Abort;
+    std::shared_ptr<IoThread> io = std::move(io_);
+    stream_.reset();
+    io->post(std::move(c));
 }
 
 // ---- Server -------------------------------------------------------------------------------------

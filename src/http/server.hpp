@@ -29,11 +29,20 @@
 namespace manygil::http {
 
 class IoThread;
+struct StreamState;
 
-// How a Handler answers one request. Movable, not copyable. send() may be called from any thread,
-// once; a Responder destroyed without an answer answers 500 itself, so no request is left hanging.
+// How a Handler answers one request. Movable, not copyable. Any thread.
+//
+// A whole response: send(), once. A streamed one (a body of unknown length, or one produced slowly):
+// send() a response with `stream` set (its head and first bytes), then send_chunk() any number of
+// times, then finish(); or abort() to cut the connection when the body cannot be completed (the
+// head is gone: an error can no longer be answered). A Responder destroyed without an answer answers
+// 500 itself, and one destroyed mid-stream aborts, so no request is left hanging.
 class Responder {
 public:
+    // Unsent bytes a stream may have queued before send_chunk() waits for the client to read.
+    static constexpr std::size_t kStreamWindow = 1 << 20;
+
     Responder() = default;
     Responder(std::shared_ptr<IoThread> io, std::uint64_t connection) : io_(std::move(io)), connection_(connection) {}
     Responder(Responder&&) noexcept = default;
@@ -43,13 +52,25 @@ public:
     ~Responder();
 
     // Hands the response to the connection's I/O thread (non-blocking). After the server stopped,
-    // or the client went away, the response is dropped.
+    // or the client went away, the response is dropped. With response.stream set, the Responder
+    // stays open for send_chunk() and finish().
     void send(Response response);
+    // Streaming: more body bytes. Blocks (call it without any GIL) while kStreamWindow bytes are
+    // still unsent; false once the client is gone or the server stopped (the rest can be dropped).
+    bool send_chunk(std::string bytes);
+    // Streaming: the body is complete.
+    void finish();
+    // Streaming: the body cannot be completed; the connection is closed after what was sent.
+    void abort();
     explicit operator bool() const noexcept { return io_ != nullptr; }
 
 private:
+    enum class End { Finish, Abort };
+    void end(End how);
+
     std::shared_ptr<IoThread> io_;
     std::uint64_t connection_ = 0;
+    std::shared_ptr<StreamState> stream_;  // set while streaming
 };
 
 // Gets each complete request, on an I/O thread. Must not block: hand the request on and answer

@@ -76,6 +76,17 @@ std::optional<http::FileRange> file_range(PyObject* wrapper) {
     return range;
 }
 
+// The Content-Length the application set, if it set one.
+std::optional<std::uint64_t> declared_length(const std::vector<http::Header>& headers) {
+    for (const http::Header& h : headers) {
+        if (!http::iequals(h.name, "content-length")) continue;
+        char* end = nullptr;
+        std::uint64_t n = std::strtoull(h.value.c_str(), &end, 10);
+        if (end && *end == '\0' && !h.value.empty()) return n;
+    }
+    return std::nullopt;
+}
+
 // One request, run by a pool worker with its interpreter attached.
 class WsgiJob final : public Job {
 public:
@@ -88,14 +99,15 @@ public:
     }
 
     void run() noexcept override {
-        http::Response response;
+        std::optional<http::Response> response;
         try {
             response = serve();
         } catch (const std::exception& e) {
-            response = fail(500, e.what());
+            response = streaming_ ? std::nullopt : std::optional(fail(500, e.what()));
+            if (streaming_) abort_stream(e.what());
         }
         if (PyErr_Occurred()) PyErr_Clear();
-        responder_.send(std::move(response));
+        if (response) responder_.send(std::move(*response));
     }
 
     void abandon(std::exception_ptr) noexcept override {
@@ -106,10 +118,24 @@ public:
     bool failed() const noexcept override { return failed_; }
 
 private:
-    http::Response serve();
+    // The response to send, or nullopt when it was streamed (and finished or aborted) already.
+    std::optional<http::Response> serve();
     bool call_application(PyObject* app, PyObject* environ, PyObject* start, std::string& body,
                           std::optional<http::FileRange>& file);
-    bool collect(PyObject* result, std::string& body, std::optional<http::FileRange>& file);
+    bool collect(PyObject* result, PyObject* start, std::string& body, std::optional<http::FileRange>& file);
+    // Sends the head (status and headers from start_response) with `first` as a streamed response.
+    // False with a Python error set if start_response was not called.
+    bool start_stream(PyObject* start, std::string first);
+    // One more body item of a streamed response, the GIL released while the client catches up.
+    // False when the client went away (the rest is dropped).
+    bool stream_item(PyObject* item);
+    bool stream_bytes(std::string bytes);
+    void abort_stream(const std::string& why) {
+        log("manygil serve: " + request_.method + " " + request_.target +
+            ": the response was cut short after it began: " + why);
+        failed_ = true;
+        responder_.abort();
+    }
 
     http::Response fail(int status, const std::string& why) {
         failed_ = true;
@@ -126,9 +152,11 @@ private:
     http::Request request_;
     http::Responder responder_;
     bool failed_ = false;
+    bool streaming_ = false;      // the head went out; the body follows item by item
+    bool client_gone_ = false;    // while streaming
 };
 
-http::Response WsgiJob::serve() {
+std::optional<http::Response> WsgiJob::serve() {
     PyObject* app;
     try {
         app = application(options_->app);
@@ -151,12 +179,19 @@ http::Response WsgiJob::serve() {
     if (!ok) {
         PyRef exc(PyErr_GetRaisedException());
         PythonError info = detail::describe_exception(exc.get());
-        if (interrupted && PyErr_GivenExceptionMatches(exc.get(), PyExc_TimeoutError)) {
-            return fail(504, *interrupted);
-        }
+        bool timed_out = interrupted && PyErr_GivenExceptionMatches(exc.get(), PyExc_TimeoutError);
         std::string text = info.traceback().empty() ? info.type_name() + ": " + info.message() : info.traceback();
         while (!text.empty() && text.back() == '\n') text.pop_back();
+        if (streaming_) {  // the head is gone: the connection is cut instead
+            abort_stream(timed_out ? *interrupted : "the application raised an exception:\n" + text);
+            return std::nullopt;
+        }
+        if (timed_out) return fail(504, *interrupted);
         return fail(500, "the application raised an exception:\n" + text);
+    }
+    if (streaming_) {
+        responder_.finish();
+        return std::nullopt;
     }
     StartResponseState& st = start_response_state(start.get());
     if (!st.called) return fail(500, "the application returned without calling start_response()");
@@ -166,6 +201,15 @@ http::Response WsgiJob::serve() {
     out.headers = std::move(st.headers);
     out.body = std::move(st.written);
     out.body += body;
+    bool bodyless = request_.method == "HEAD" || out.status < 200 || out.status == 204 || out.status == 304;
+    if (auto n = declared_length(out.headers); n && !file && !bodyless && *n != out.body.size()) {
+        // The bytes must match the declared length, or the connection's next response would be
+        // misread: extra bytes are dropped; a short body closes the connection after it.
+        log("manygil serve: " + request_.method + " " + request_.target + ": the application declared " +
+            std::to_string(*n) + " bytes and produced " + std::to_string(out.body.size()));
+        if (out.body.size() > *n) out.body.resize(static_cast<std::size_t>(*n));
+        else out.close = true;
+    }
     if (file) {
         // A Content-Length the application set is what is sent, and no more.
         for (const http::Header& h : out.headers) {
@@ -183,7 +227,7 @@ bool WsgiJob::call_application(PyObject* app, PyObject* environ, PyObject* start
                                std::optional<http::FileRange>& file) {
     PyRef result(PyObject_CallFunctionObjArgs(app, environ, start, nullptr));
     if (!result) return false;
-    bool ok = collect(result.get(), body, file);
+    bool ok = collect(result.get(), start, body, file);
     // PEP 3333: close() is called whenever the iterable has one, whatever happened.
     PyObject* error = ok ? nullptr : PyErr_GetRaisedException();
     PyRef close(PyObject_GetAttrString(result.get(), "close"));
@@ -196,12 +240,12 @@ bool WsgiJob::call_application(PyObject* app, PyObject* environ, PyObject* start
     return ok;
 }
 
-bool WsgiJob::collect(PyObject* result, std::string& body, std::optional<http::FileRange>& file) {
+bool WsgiJob::collect(PyObject* result, PyObject* start, std::string& body, std::optional<http::FileRange>& file) {
     if (Py_TYPE(result) == reinterpret_cast<PyTypeObject*>(file_wrapper_type())) {
         file = file_range(result);
         if (file) return true;
     }
-    if (PyList_CheckExact(result) || PyTuple_CheckExact(result)) {
+    if (PyList_CheckExact(result) || PyTuple_CheckExact(result)) {  // the common case: sent whole
         PyObject* seq = result;
         Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
         for (Py_ssize_t i = 0; i < n; ++i) {
@@ -214,18 +258,68 @@ bool WsgiJob::collect(PyObject* result, std::string& body, std::optional<http::F
         }
         return true;
     }
+    // Any other iterable may be slow to produce (a generator, server-sent events): PEP 3333 wants
+    // each item sent before the next is asked for. The first item goes out with the head, the
+    // others one by one; an iterable that yields nothing is sent whole.
     PyRef it(PyObject_GetIter(result));
     if (!it) return false;
+    StartResponseState& st = start_response_state(start);
+    std::optional<std::uint64_t> declared;
     for (Py_ssize_t i = 0;; ++i) {
         PyRef item(PyIter_Next(it.get()));
+        // write() calls made while the iterable produced this item come before it.
+        if (streaming_ && !st.written.empty() && !stream_bytes(std::exchange(st.written, std::string()))) {
+            client_gone_ = true;
+        }
         if (!item) return !PyErr_Occurred();
+        if (i == 0) declared = declared_length(st.headers);  // start_response has been called by now
         if (!PyBytes_Check(item.get())) {
             PyErr_Format(PyExc_TypeError, "the response body's item %zd is a %.100s, not bytes", i,
                          Py_TYPE(item.get())->tp_name);
             return false;
         }
+        if (client_gone_) return true;  // nobody to send the rest to: stop, close() ends the iterable
+        if (streaming_) {
+            if (!stream_item(item.get())) client_gone_ = true;
+            continue;
+        }
         body.append(PyBytes_AS_STRING(item.get()), static_cast<std::size_t>(PyBytes_GET_SIZE(item.get())));
+        // Once the bytes the application declared are all in (Flask and Django declare them), the
+        // response is complete whatever the iterable still does: it goes out whole.
+        if (declared && st.written.size() + body.size() >= *declared) continue;
+        if (!start_stream(start, std::exchange(body, std::string()))) return false;
     }
+}
+
+bool WsgiJob::start_stream(PyObject* start, std::string first) {
+    StartResponseState& st = start_response_state(start);
+    if (!st.called) {
+        PyErr_SetString(PyExc_RuntimeError, "the application yielded body bytes before calling start_response()");
+        return false;
+    }
+    http::Response head;
+    head.status = st.status;
+    head.reason = st.reason;
+    head.headers = st.headers;
+    head.body = std::move(st.written);
+    head.body += first;
+    head.stream = true;
+    streaming_ = true;
+    responder_.send(std::move(head));
+    return true;
+}
+
+bool WsgiJob::stream_item(PyObject* item) {
+    return stream_bytes(std::string(PyBytes_AS_STRING(item), static_cast<std::size_t>(PyBytes_GET_SIZE(item))));
+}
+
+bool WsgiJob::stream_bytes(std::string bytes) {
+    if (bytes.empty()) return true;
+    bool sent;
+    Py_BEGIN_ALLOW_THREADS  // waiting for a slow client must not hold this interpreter's GIL
+    sent = responder_.send_chunk(std::move(bytes));
+    Py_END_ALLOW_THREADS
+    return sent;
 }
 
 }  // namespace

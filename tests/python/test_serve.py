@@ -393,3 +393,87 @@ def test_the_serve_command_names_a_module_that_refuses_own_gil_interpreters():
                           "--bind", "127.0.0.1:0"], cwd=APPS, capture_output=True, text=True, timeout=120)
     assert out.returncode == 1
     assert "manygil compat _testsinglephase" in out.stderr
+
+
+# ---- streamed responses --------------------------------------------------------------------------------
+
+def test_a_generator_is_streamed_chunked(plain):
+    conn = connect(plain)
+    conn.request("GET", "/stream?5")
+    r = conn.getresponse()
+    assert r.getheader("Transfer-Encoding") == "chunked" and r.getheader("Content-Length") is None
+    assert r.read() == b"part 0;part 1;part 2;part 3;part 4;"
+    conn.request("GET", "/stream-length")  # the same connection: the chunked body ended cleanly
+    r = conn.getresponse()
+    assert (r.getheader("Content-Length"), r.getheader("Transfer-Encoding"), r.read()) == ("12", None, b"abcdefghijkl")
+    conn.request("HEAD", "/stream")
+    r = conn.getresponse()
+    assert r.read() == b"" and r.status == 200
+    conn.close()
+
+
+def test_each_item_goes_out_before_the_next_is_asked_for(plain, tmp_path):
+    flag = tmp_path / "first-seen"
+    host, port = plain.addresses[0].rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=60) as s:
+        s.sendall(f"GET /stream-wait?{flag} HTTP/1.1\r\nHost: h\r\n\r\n".encode())
+        data = b""
+        while b"first;" not in data:  # arrives while the application still waits
+            data += s.recv(65536)
+        flag.touch()
+        while not data.endswith(b"0\r\n\r\n"):
+            data += s.recv(65536)
+    assert b"second" in data
+
+
+def test_streams_respect_the_window_and_http_1_0(plain):
+    status, headers, body = request(plain, "GET", "/stream-big")
+    assert status == 200 and len(body) == 320 * 65536
+    assert all(body[i * 65536] == i % 256 for i in range(320))
+    answer = raw(plain, b"GET /stream?3 HTTP/1.0\r\n\r\n")  # no chunked encoding for HTTP/1.0: until close
+    head, body = answer.split(b"\r\n\r\n", 1)
+    assert b"Transfer-Encoding" not in head and b"Connection: close" in head
+    assert body == b"part 0;part 1;part 2;"
+
+
+def test_write_between_items_keeps_its_place(plain):
+    assert request(plain, "GET", "/stream-write")[2] == b"1;2;3;4;"
+
+
+def test_an_error_after_the_response_began_cuts_the_connection(single, capfd):
+    conn = connect(single)
+    conn.request("GET", "/stream-fail")
+    r = conn.getresponse()
+    with pytest.raises(http.client.IncompleteRead):
+        r.read()
+    conn.close()
+    assert "cut short after it began" in capfd.readouterr().err
+    assert request(single, "GET", "/after-fail")[0] == 200
+
+
+def test_a_client_that_leaves_mid_stream_frees_the_worker(single, tmp_path):
+    marker = tmp_path / "closed"
+    host, port = single.addresses[0].rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=60) as s:
+        s.sendall(f"GET /endless?{marker} HTTP/1.1\r\nHost: h\r\n\r\n".encode())
+        s.recv(65536)
+    deadline = time.monotonic() + 60
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert marker.exists()  # the generator was closed
+    assert request(single, "GET", "/after-endless")[0] == 200  # the one worker serves again
+
+
+def test_a_wrong_content_length_never_corrupts_the_connection(single, capfd):
+    conn = connect(single)
+    conn.request("GET", "/declares-less")
+    r = conn.getresponse()
+    assert r.read() == b"01234"
+    conn.request("GET", "/after-less")  # the same connection goes on: the extra bytes were dropped
+    assert json.loads(conn.getresponse().read())["path"] == "/after-less"
+    conn.request("GET", "/declares-more")
+    with pytest.raises(http.client.IncompleteRead):
+        conn.getresponse().read()
+    conn.close()
+    err = capfd.readouterr().err
+    assert "declared 5 bytes and produced 10" in err and "declared 10 bytes and produced 5" in err

@@ -64,10 +64,67 @@ def app(environ, start_response):
         f.read(10)  # the server sends from the file's position on
         start_response("200 OK", [("Content-Type", "application/octet-stream")])
         return environ["wsgi.file_wrapper"](f)
+    if path == "/stream":  # a generator: sent item by item, chunked (no Content-Length)
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return (f"part {i};".encode() for i in range(int(environ["QUERY_STRING"] or "3")))
+    if path == "/stream-length":  # a generator with a Content-Length: sent as is
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "12")])
+        return iter([b"abcd", b"efgh", b"ijkl"])
+    if path == "/stream-big":  # 20 MiB in 64 KiB items: more than the stream window
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        return (bytes([i % 256]) * 65536 for i in range(320))
+    if path == "/stream-wait":  # the second item waits until the client has seen the first
+        return _wait_for_file(start_response, environ["QUERY_STRING"])
+    if path == "/stream-fail":
+        return _fail_after_one(start_response)
+    if path == "/stream-write":
+        return _write_between(start_response)
+    if path == "/endless":
+        return _endless(start_response, environ["QUERY_STRING"])
+    if path == "/declares-less":
+        start_response("200 OK", [("Content-Length", "5")])
+        return [b"0123456789"]
+    if path == "/declares-more":
+        start_response("200 OK", [("Content-Length", "10")])
+        return [b"01234"]
     if path == "/empty":
         start_response("204 No Content", [])
         return []
     return _json(start_response, {"path": path, "method": environ["REQUEST_METHOD"]})
+
+
+def _wait_for_file(start_response, path):
+    import os
+
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    yield b"first;"
+    deadline = time.monotonic() + 60
+    while not os.path.exists(path) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    yield b"second" if os.path.exists(path) else b"the first item never arrived"
+
+
+def _fail_after_one(start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    yield b"the beginning;"
+    raise RuntimeError("failed after the response began")
+
+
+def _write_between(start_response):
+    write = start_response("200 OK", [("Content-Type", "text/plain")])
+    yield b"1;"
+    write(b"2;")
+    yield b"3;"
+    write(b"4;")
+
+
+def _endless(start_response, marker):
+    start_response("200 OK", [("Content-Type", "application/octet-stream")])
+    try:
+        while True:
+            yield b"x" * 65536
+    finally:
+        open(marker, "w").close()  # closed by the server when the client went away
 
 
 validated = wsgiref.validate.validator(app)
