@@ -6,12 +6,12 @@
 #include <system_error>
 #include <vector>
 
-#include "http/server.hpp"
 #include "manygil/errors.hpp"
+#include "manygil/http.hpp"
+#include "manygil/wsgi.hpp"
 #include "module_state.hpp"
 #include "pool_object.hpp"
 #include "without_gil.hpp"
-#include "wsgi/wsgi_handler.hpp"
 
 namespace manygil::ext {
 

@@ -9,6 +9,7 @@
 #pragma once
 
 #include "manygil/errors.hpp"
+#include "manygil/http.hpp"
 #include "manygil/interpreter.hpp"
 #include "manygil/job.hpp"
 #include "manygil/pool.hpp"
@@ -18,3 +19,4 @@
 #include "manygil/sync.hpp"
 #include "manygil/timeout.hpp"
 #include "manygil/value.hpp"
+#include "manygil/wsgi.hpp"

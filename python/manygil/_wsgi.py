@@ -1,33 +1,11 @@
-"""What `manygil serve` gives WSGI applications in its workers (PEP 3333): wsgi.file_wrapper.
-Imported in each worker's interpreter; pure Python, no dependencies."""
+"""What `manygil serve` runs in its workers before they serve: the application's import. (Their
+wsgi.file_wrapper is defined by the C++ side, src/wsgi/environ.cpp, so C++ hosts need no package.)"""
 
 from __future__ import annotations
 
-from typing import IO, Any, Iterator
+from typing import Any
 
-__all__ = ["FileWrapper"]
-
-
-class FileWrapper:
-    """environ["wsgi.file_wrapper"]: wraps a file-like object as the response body. Over a regular
-    file, the server sends the rest of the file from the file's current position with sendfile();
-    anything else is read in blocks of `blksize` bytes."""
-
-    def __init__(self, filelike: IO[bytes], blksize: int = 8192) -> None:
-        self.filelike = filelike
-        self.blksize = blksize
-        close = getattr(filelike, "close", None)
-        if close is not None:
-            self.close = close
-
-    def __iter__(self) -> Iterator[bytes]:
-        return self
-
-    def __next__(self) -> bytes:
-        data: Any = self.filelike.read(self.blksize)
-        if data:
-            return bytes(data)
-        raise StopIteration
+__all__ = ["load_app"]
 
 
 def load_app(ref: str) -> None:

@@ -15,15 +15,10 @@
 #include <memory>
 #include <string>
 
-#include "http/request.hpp"
+#include "manygil/http.hpp"
 
 namespace manygil::http {
 
-struct Limits {
-    std::size_t max_header_bytes = 64 * 1024;       // request line + headers
-    std::size_t max_headers = 100;
-    std::size_t max_body = std::size_t{1} << 30;   // 1 GiB
-};
 
 class RequestParser {
 public:

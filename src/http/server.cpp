@@ -1,4 +1,4 @@
-#include "http/server.hpp"
+#include "manygil/http.hpp"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -24,6 +24,9 @@
 #include <thread>
 #include <unordered_map>
 #include <utility>
+
+#include "http/request_parser.hpp"
+#include "http/response_head.hpp"
 
 namespace manygil::http {
 

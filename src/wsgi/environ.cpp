@@ -30,6 +30,43 @@ struct Constants {
     PyRef version, empty, http10, http11, errors, bytes_io, file_wrapper;
 };
 
+// wsgi.file_wrapper (PEP 3333's optional platform-specific file handling), defined in each interpreter
+// from source so that C++ hosts need no manygil Python package. Over a regular file the worker sends
+// the rest of the file with sendfile() instead of iterating it (wsgi_handler.cpp).
+constexpr const char* kFileWrapperSource = R"(
+class FileWrapper:
+    """environ["wsgi.file_wrapper"]: a file-like object as the response body. Over a regular file
+    the server sends the rest of the file, from its current position, with sendfile(); anything
+    else is read in blocks of `blksize` bytes."""
+
+    def __init__(self, filelike, blksize=8192):
+        self.filelike = filelike
+        self.blksize = blksize
+        close = getattr(filelike, "close", None)
+        if close is not None:
+            self.close = close
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        data = self.filelike.read(self.blksize)
+        if data:
+            return bytes(data)
+        raise StopIteration
+)";
+
+PyRef make_file_wrapper() {
+    PyRef globals(PyDict_New());
+    if (!globals || PyDict_SetItemString(globals.get(), "__name__", PyRef(PyUnicode_FromString("manygil.wsgi")).get()) < 0 ||
+        PyDict_SetItemString(globals.get(), "__builtins__", PyEval_GetBuiltins()) < 0) {
+        return PyRef();
+    }
+    PyRef done(PyRun_String(kFileWrapperSource, Py_file_input, globals.get(), globals.get()));
+    if (!done) return PyRef();
+    return PyRef::borrow(PyDict_GetItemString(globals.get(), "FileWrapper"));
+}
+
 void free_constants(PyObject* capsule) {
     delete static_cast<Constants*>(PyCapsule_GetPointer(capsule, "manygil.wsgi.constants"));
 }
@@ -49,8 +86,7 @@ Constants& constants() {
         c->errors = sys ? PyRef(PyObject_GetAttrString(sys.get(), "stderr")) : PyRef();
         PyRef io(PyImport_ImportModule("io"));
         c->bytes_io = io ? PyRef(PyObject_GetAttrString(io.get(), "BytesIO")) : PyRef();
-        PyRef helpers(PyImport_ImportModule("manygil._wsgi"));
-        c->file_wrapper = helpers ? PyRef(PyObject_GetAttrString(helpers.get(), "FileWrapper")) : PyRef();
+        c->file_wrapper = make_file_wrapper();
         if (!c->version || !c->empty || !c->http10 || !c->http11 || !c->errors || !c->bytes_io || !c->file_wrapper) {
             return nullptr;
         }

@@ -10,7 +10,7 @@
 #include <string>
 
 #include "cpython/py_ref.hpp"
-#include "http/request.hpp"
+#include "manygil/http.hpp"
 
 namespace manygil::wsgi {
 

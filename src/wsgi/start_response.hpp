@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "cpython/py_ref.hpp"
-#include "http/request.hpp"
+#include "manygil/http.hpp"
 
 namespace manygil::wsgi {
 

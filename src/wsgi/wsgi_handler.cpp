@@ -1,4 +1,4 @@
-#include "wsgi/wsgi_handler.hpp"
+#include "manygil/wsgi.hpp"
 
 #include <Python.h>
 #include <fcntl.h>
@@ -11,6 +11,7 @@
 #include "cpython/interpreter_dict.hpp"
 #include "cpython/py_ref.hpp"
 #include "cpython/python_error.hpp"
+#include "http/response_head.hpp"
 #include "manygil/errors.hpp"
 #include "manygil/job.hpp"
 #include "runtime/call_target.hpp"

@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "http/request_parser.hpp"
-#include "http/server.hpp"
+#include "manygil/http.hpp"
 
 namespace {
 

@@ -45,7 +45,6 @@ EXT_API: set[str] = {
     "cpython/private_api.hpp",
     "cpython/py_ref.hpp",
     "cpython/python_error.hpp",
-    "http/server.hpp",
     "pytypes/channel_type.hpp",
     "pytypes/shared_buffer_type.hpp",
     "pytypes/sync_types.hpp",
@@ -56,7 +55,6 @@ EXT_API: set[str] = {
     "runtime/worker_group.hpp",
     "wait/spin_wait.hpp",
     "wait/wait_estimate.hpp",
-    "wsgi/wsgi_handler.hpp",
 }
 
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)

@@ -1,4 +1,4 @@
-#include "http/response.hpp"
+#include "http/response_head.hpp"
 
 #include <unistd.h>
 

@@ -1,0 +1,211 @@
+// manygil::http: an HTTP/1.1 server front end in C++ (epoll, llhttp), for C++ hosts and for
+// `manygil serve`. Its I/O threads accept connections, read and parse requests and write responses;
+// they never take a GIL and never run application code. Each complete request goes to a Handler,
+// which answers later, from any thread, through the request's Responder. wsgi.hpp's WsgiHandler
+// answers by running a WSGI application on a Pool's own-GIL workers; a C++ host may write its own.
+//
+// Per connection: keep-alive by default on HTTP/1.1; pipelined requests are answered in order (the
+// next one is parsed once the previous one is answered); "100 Continue" is sent when a client expects
+// it and the body is still to come; HEAD gets the head only; chunked request bodies arrive decoded.
+// The I/O thread itself answers bad input and limits, with a log line, and none of it reaches the
+// Handler: 400 malformed, or request smuggling (Content-Length with Transfer-Encoding, Content-Length
+// twice); 408 a request not complete within ServerOptions::header_timeout (headers) or with no bytes
+// for that long (body): a slow client never holds a worker; 413 a body over Limits::max_body
+// (refused as soon as Content-Length says so); 417 an unknown Expect; 431 headers over
+// Limits::max_header_bytes or max_headers; 501 a Transfer-Encoding other than chunked, or CONNECT.
+//
+// Backpressure counts requests, not connections: while ServerOptions::max_pending requests are with
+// the Handler, no more are dispatched and no connections accepted; they wait in the kernel.
+//
+// Nothing here needs or takes a GIL; hold none across the calls that block (Server::stop,
+// Responder::send_chunk), since the workers answering requests may need it.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace manygil::http {
+
+struct Header {
+    std::string name;   // as received (case kept); compare with iequals()
+    std::string value;  // leading and trailing blanks removed
+};
+
+// ASCII case-insensitive equality (header names). Any thread.
+bool iequals(std::string_view a, std::string_view b) noexcept;
+
+// A request as the front end hands it over: complete (headers and the whole body, chunked bodies
+// decoded), plain C++ data that any thread may move and read.
+struct Request {
+    std::string method;  // "GET"
+    std::string target;  // the request-target as received: "/path?query"
+    int version_major = 1, version_minor = 1;
+    std::vector<Header> headers;
+    std::string body;
+    bool keep_alive = true;  // the client wants the connection kept (HTTP/1.1 default, Connection header)
+    bool chunked = false;    // the body arrived chunked
+
+    // Where the request came from and arrived at ("127.0.0.1", 41234).
+    std::string remote_addr, server_addr;
+    std::uint16_t remote_port = 0, server_port = 0;
+
+    // The first header named `name` (case-insensitive), or nullptr.
+    const Header* find(std::string_view name) const noexcept;
+};
+
+// A range of an open file, sent with sendfile(). The Response owns `fd` and closes it.
+struct FileRange {
+    int fd = -1;
+    std::uint64_t offset = 0, length = 0;
+};
+
+// A response: status, headers, a body in memory, then optionally a file range. Built on any thread,
+// written by the connection's I/O thread. Move-only (it may own a file descriptor).
+struct Response {
+    int status = 200;
+    std::string reason;             // empty: the standard phrase for `status`
+    std::vector<Header> headers;    // the server adds Date, Server, Connection and, unless set here,
+                                    // Content-Length; a Connection header set here is ignored
+    std::string body;               // sent first
+    std::optional<FileRange> file;  // then this
+    bool close = false;             // close the connection after this response
+    // The body continues after this one (Responder::send_chunk, then finish): it goes out chunked,
+    // or as a Content-Length header set here says, or (HTTP/1.0 clients) until the connection closes.
+    bool stream = false;
+
+    Response() = default;
+    // A simple response: status, body, and a Content-Type header.
+    Response(int status_, std::string body_, std::string content_type = "text/plain; charset=utf-8");
+    Response(Response&& other) noexcept;
+    Response& operator=(Response&& other) noexcept;
+    Response(const Response&) = delete;
+    Response& operator=(const Response&) = delete;
+    ~Response();  // closes file->fd
+};
+
+struct Limits {
+    std::size_t max_header_bytes = 64 * 1024;    // request line + headers: 431 beyond
+    std::size_t max_headers = 100;               // 431 beyond
+    std::size_t max_body = std::size_t{1} << 30;  // 1 GiB: 413 beyond
+};
+
+class IoThread;     // internal: one I/O thread of a Server
+struct StreamState; // internal: a streamed response's window
+
+// How a Handler answers one request. Movable, not copyable; one thread at a time (move it to the
+// thread that answers).
+//
+// A whole response: send(), once. A streamed one (a body of unknown length, or produced slowly):
+// send() a response with `stream` set (its head and first bytes), then send_chunk() any number of
+// times, then finish(); or abort() to cut the connection when the body cannot be completed (the head
+// is gone: an error can no longer be answered). A Responder destroyed without an answer answers 500
+// itself, and one destroyed mid-stream aborts, so no request is left hanging. It may outlive the
+// Server: what it sends then is dropped.
+class Responder {
+public:
+    // Unsent bytes a stream may have queued before send_chunk() waits for the client to read.
+    static constexpr std::size_t kStreamWindow = 1 << 20;
+
+    Responder() = default;
+    Responder(std::shared_ptr<IoThread> io, std::uint64_t connection) : io_(std::move(io)), connection_(connection) {}
+    Responder(Responder&&) noexcept = default;
+    Responder& operator=(Responder&& other) noexcept;  // answers (or aborts) what this one held first
+    Responder(const Responder&) = delete;
+    Responder& operator=(const Responder&) = delete;
+    ~Responder();
+
+    // Hands the response to the connection's I/O thread. Never blocks. If the server stopped or the
+    // client went away, it is dropped. With response.stream set, the Responder stays open for
+    // send_chunk() and finish(); otherwise it is spent.
+    void send(Response response);
+    // Streaming: more body bytes. Blocks while kStreamWindow bytes are still unsent (a slow
+    // client), so call it without any GIL held; false once the client is gone or the server stopped
+    // (stop producing: the rest would be dropped).
+    bool send_chunk(std::string bytes);
+    // Streaming: the body is complete. Never blocks.
+    void finish();
+    // Streaming: the body cannot be completed; the connection closes after what was sent. Never blocks.
+    void abort();
+    // Whether it can still answer.
+    explicit operator bool() const noexcept { return io_ != nullptr; }
+
+private:
+    enum class End { Finish, Abort };
+    void end(End how);
+
+    std::shared_ptr<IoThread> io_;
+    std::uint64_t connection_ = 0;
+    std::shared_ptr<StreamState> stream_;  // set while streaming
+};
+
+// Gets each complete request, on an I/O thread. Must not block (other connections wait meanwhile):
+// hand the request on and answer through the Responder later, from any thread. An exception it throws
+// is logged and the request answered 500.
+class Handler {
+public:
+    virtual ~Handler() = default;
+    virtual void handle(Request request, Responder responder) = 0;
+};
+
+struct ServerOptions {
+    std::vector<std::string> bind = {"127.0.0.1:8000"};  // "HOST:PORT", "[::1]:8000"; port 0: any free port
+    int backlog = 1024;
+    std::size_t io_threads = 1;  // with several, each has its own SO_REUSEPORT listener per address
+    Limits limits;
+    std::size_t max_pending = 1024;                        // requests with the Handler at once
+    std::chrono::milliseconds header_timeout{10'000};      // headers in by then; no body byte for that long
+    std::chrono::milliseconds keep_alive_timeout{75'000};  // an idle keep-alive connection; a client not reading
+    bool access_log = false;                               // one line per response
+    // Where log lines go (one line, no newline), from I/O threads. Default: stderr.
+    std::function<void(std::string_view)> log;
+};
+
+// Counters, read without locks (each exact, the set not one instant).
+struct ServerStats {
+    std::uint64_t connections_accepted = 0, connections_open = 0;
+    std::uint64_t requests = 0, responses = 0;
+    std::uint64_t rejected = 0;  // answered 4xx/5xx by the front end itself
+    std::uint64_t pending = 0;   // with the Handler now
+};
+
+class Server {
+public:
+    // Binds every address and starts the I/O threads; it serves from then on. Throws
+    // std::invalid_argument for a malformed address, std::system_error naming the address when one
+    // cannot be bound. `handler` must outlive the Server.
+    Server(ServerOptions options, Handler& handler);
+    // stop(0) if stop() was not called. Blocks like stop().
+    ~Server();
+    Server(const Server&) = delete;
+    Server& operator=(const Server&) = delete;
+
+    // The addresses listened on, with the ports actually bound ("127.0.0.1:41234"). Thread-safe.
+    std::vector<std::string> addresses() const;
+
+    // Graceful stop: no more connections accepted (the listeners close); idle connections closed;
+    // requests in flight (with the Handler, being read, or streaming) answered with
+    // "Connection: close" while `grace` lasts; then every connection closes and the I/O threads end.
+    // Blocks until they have: hold no GIL the Handler's answers need. Call from one thread;
+    // idempotent.
+    void stop(std::chrono::milliseconds grace);
+
+    // Thread-safe.
+    ServerStats stats() const;
+
+    struct Shared;  // internal: what the I/O threads share
+
+private:
+    std::shared_ptr<Shared> shared_;
+    std::vector<std::shared_ptr<IoThread>> threads_;
+    std::vector<std::string> addresses_;
+    bool stopped_ = false;
+};
+
+}  // namespace manygil::http
