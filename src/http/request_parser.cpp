@@ -103,6 +103,10 @@ struct RequestParser::Callbacks {
     static int on_message_complete(llhttp_t* p) {
         RequestParser& s = self(p);
         s.request_.keep_alive = llhttp_should_keep_alive(p) != 0;
+        if (llhttp_get_upgrade(p)) {  // served as an ordinary request; llhttp parses nothing after it
+            s.request_.keep_alive = false;
+            s.upgraded_ = true;
+        }
         s.expect_continue_ = false;
         s.state_ = State::Complete;
         return HPE_PAUSED;  // one request at a time: the rest of the bytes wait for the next feed()
@@ -213,6 +217,11 @@ int RequestParser::on_headers_complete() {
 
 std::size_t RequestParser::feed(const char* data, std::size_t n) {
     if (state_ != State::Reading) return 0;
+    if (upgraded_) {
+        // llhttp stops for good after an Upgrade request; the connection closes after its answer.
+        fail(400, "bytes after an Upgrade request, which is not taken up");
+        return 0;
+    }
     llhttp_t* p = &p_->parser;
     llhttp_errno_t err = llhttp_execute(p, data, n);
     switch (err) {
@@ -220,9 +229,13 @@ std::size_t RequestParser::feed(const char* data, std::size_t n) {
         case HPE_PAUSED:
         case HPE_PAUSED_UPGRADE: {
             auto used = static_cast<std::size_t>(llhttp_get_error_pos(p) - data);
+            if (err == HPE_PAUSED_UPGRADE && state_ != State::Complete) {
+                fail(400, "bytes after an Upgrade request, which is not taken up");
+                return 0;
+            }
             if (err == HPE_PAUSED_UPGRADE) {
                 request_.keep_alive = false;
-                state_ = State::Complete;
+                upgraded_ = true;
             } else {
                 llhttp_resume(p);
             }

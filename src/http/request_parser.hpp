@@ -65,7 +65,7 @@ private:
     struct Llhttp;
     std::unique_ptr<Llhttp> p_;
     State state_ = State::Reading;
-    bool started_ = false, headers_done_ = false, expect_continue_ = false, in_value_ = false;
+    bool started_ = false, headers_done_ = false, expect_continue_ = false, in_value_ = false, upgraded_ = false;
     std::size_t header_bytes_ = 0;
     Request request_;
     int error_status_ = 0;

@@ -84,6 +84,21 @@ TEST(RequestParser, HttpOneZeroClosesUnlessKeptAlive) {
     EXPECT_EQ(got[0].version_minor, 0);
 }
 
+TEST(RequestParser, AnUpgradeRequestIsServedAndEndsTheConnection) {
+    // Found by fuzz_http_request: llhttp stops for good after an Upgrade; the parser must not hand
+    // out the same request again and again.
+    RequestParser p(Limits{});
+    std::string bytes = "GET / HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\nGET /2 HTTP/1.1\r\n\r\n";
+    std::size_t used = p.feed(bytes.data(), bytes.size());
+    ASSERT_EQ(p.state(), State::Complete);
+    Request r = p.take();
+    EXPECT_EQ(r.target, "/");
+    EXPECT_FALSE(r.keep_alive);
+    p.feed(bytes.data() + used, bytes.size() - used);
+    EXPECT_EQ(p.state(), State::Failed);
+    EXPECT_EQ(p.error_status(), 400);
+}
+
 TEST(RequestParser, WantsContinueOnlyWhileTheBodyIsDue) {
     RequestParser p(Limits{});
     std::string head = "PUT /u HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n";
