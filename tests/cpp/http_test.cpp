@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "http/request_parser.hpp"
+#include "loopback_client.hpp"
 #include "manygil/http.hpp"
 
 namespace {
@@ -26,6 +27,8 @@ using manygil::http::Request;
 using manygil::http::RequestParser;
 using State = RequestParser::State;
 using namespace std::chrono_literals;
+using manygil::testing::connect_to;
+using manygil::testing::send_all;
 
 // Feeds all of `bytes`, taking complete requests as they come.
 std::vector<Request> parse_all(RequestParser& p, const std::string& bytes, std::size_t piece = 0) {
@@ -203,26 +206,6 @@ private:
     std::size_t handled_ = 0;
     std::deque<std::pair<Request, manygil::http::Responder>> held_;
 };
-
-int connect_to(const std::string& address) {
-    auto colon = address.rfind(':');
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(static_cast<std::uint16_t>(std::stoi(address.substr(colon + 1))));
-    inet_pton(AF_INET, address.substr(0, colon).c_str(), &a.sin_addr);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) ADD_FAILURE() << "cannot connect";
-    return fd;
-}
-
-void send_all(int fd, const std::string& s) {
-    std::size_t at = 0;
-    while (at < s.size()) {
-        ssize_t n = send(fd, s.data() + at, s.size() - at, MSG_NOSIGNAL);
-        if (n <= 0) return;
-        at += static_cast<std::size_t>(n);
-    }
-}
 
 // Reads until `count` complete responses are in (Content-Length framed; 0: one interim response)
 // or the peer closes.

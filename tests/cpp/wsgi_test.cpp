@@ -2,15 +2,11 @@
 // a Pool's own-GIL workers: no Python in the test's thread, the application in tests/cpp/python.
 #include <gtest/gtest.h>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <mutex>
 #include <string>
 #include <vector>
 
+#include "loopback_client.hpp"
 #include "manygil/manygil.hpp"
 #include "shared_runtime.hpp"
 
@@ -20,19 +16,9 @@ using namespace std::chrono_literals;
 
 // One request on a fresh connection with "Connection: close"; everything the server sent.
 std::string round_trip(const std::string& address, const std::string& request) {
-    auto colon = address.rfind(':');
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(static_cast<std::uint16_t>(std::stoi(address.substr(colon + 1))));
-    inet_pton(AF_INET, address.substr(0, colon).c_str(), &a.sin_addr);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    EXPECT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-    timeval tv{30, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    send(fd, request.data(), request.size(), MSG_NOSIGNAL);
-    std::string got;
-    char buf[4096];
-    for (ssize_t n; (n = recv(fd, buf, sizeof buf, 0)) > 0;) got.append(buf, static_cast<std::size_t>(n));
+    int fd = manygil::testing::connect_to(address);
+    manygil::testing::send_all(fd, request);
+    std::string got = manygil::testing::read_until_close(fd);
     close(fd);
     return got;
 }

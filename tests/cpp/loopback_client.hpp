@@ -1,0 +1,49 @@
+// A minimal blocking HTTP client over loopback sockets, for the front end's tests (http_test.cpp,
+// wsgi_test.cpp): bytes in, bytes out, nothing parsed for you.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <string>
+
+namespace manygil::testing {
+
+// A connected socket to "127.0.0.1:port" (reads time out after 30 s); a failed test if it cannot.
+inline int connect_to(const std::string& address) {
+    auto colon = address.rfind(':');
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<std::uint16_t>(std::stoi(address.substr(colon + 1))));
+    inet_pton(AF_INET, address.substr(0, colon).c_str(), &a.sin_addr);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) ADD_FAILURE() << "cannot connect to " << address;
+    timeval tv{30, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    return fd;
+}
+
+inline void send_all(int fd, const std::string& s) {
+    std::size_t at = 0;
+    while (at < s.size()) {
+        ssize_t n = send(fd, s.data() + at, s.size() - at, MSG_NOSIGNAL);
+        if (n <= 0) return;
+        at += static_cast<std::size_t>(n);
+    }
+}
+
+// Everything the server sends until it closes the connection (or 30 s pass without a byte).
+inline std::string read_until_close(int fd) {
+    std::string got;
+    char buf[4096];
+    for (ssize_t n; (n = recv(fd, buf, sizeof buf, 0)) > 0;) got.append(buf, static_cast<std::size_t>(n));
+    return got;
+}
+
+}  // namespace manygil::testing
