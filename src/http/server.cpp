@@ -198,6 +198,7 @@ struct Connection {
     std::optional<Response> file_response;  // its file range is sent after `out`
     std::optional<Request> waiting;         // complete, waiting for the Handler to have room
     bool readable = false, keep_alive = true, head = false, sent_continue = false, http10 = false;
+    bool hangup = false;  // the peer shut its side (or the socket failed): EOF or an error is due
     // A streamed response being written: how its body is framed, the bytes it may still send
     // (Framing::Length), and bytes appended to `out` not yet released to the producer.
     std::shared_ptr<StreamState> stream;
@@ -310,7 +311,7 @@ void IoThread::run(std::size_t index) noexcept {
             std::uint32_t ev = events[i].events;
             if (fd == evfd_) {
                 std::uint64_t count;
-                while (::read(evfd_, &count, sizeof count) > 0) {}
+                [[maybe_unused]] auto n = ::read(evfd_, &count, sizeof count);  // resets the counter
                 std::deque<Completion> done;
                 {
                     std::lock_guard lock(mu_);
@@ -327,6 +328,7 @@ void IoThread::run(std::size_t index) noexcept {
             Connection& c = *it->second;
             if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
                 c.readable = true;
+                if (ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) c.hangup = true;  // read on until EOF
                 pump(c);
                 if (by_fd_.find(fd) == by_fd_.end()) continue;  // closed
             }
@@ -448,6 +450,9 @@ void IoThread::pump(Connection& c) {
         if (n > 0) {
             c.last_activity = Clock::now();
             c.in.append(chunk.data(), static_cast<std::size_t>(n));
+            // A short read emptied the socket: bytes arriving later raise a new edge, so there is no
+            // need for a recv() that would only say EAGAIN.
+            if (static_cast<std::size_t>(n) < chunk.size() && !c.hangup) c.readable = false;
             continue;
         }
         if (n < 0 && errno == EINTR) continue;
