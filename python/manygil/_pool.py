@@ -40,6 +40,7 @@ class _Future(Future):  # type: ignore[type-arg]  # Future[Any]: generic only to
 
     _handle = None
     _route = None  # (pool, fn, args, kwargs) when the pool has a fallback
+    _fallback_reason = None  # the refusal that sent the task to the fallback (manygil.dask logs it)
 
     def _refused(self, exc):
         """Called instead of set_exception() when the task failed because a module refuses to load
@@ -49,6 +50,7 @@ class _Future(Future):  # type: ignore[type-arg]  # Future[Any]: generic only to
             self.set_exception(exc)
             return
         pool, fn, args, kwargs = route
+        self._fallback_reason = str(exc)
         try:
             inner = pool._fallback_submit(fn, args, kwargs)
         except BaseException as e:
