@@ -8,8 +8,8 @@ prints where each task ran: which worker (machine) and which interpreter.
 On real machines, the same with the addresses of the machines:
 
   machine A:  dask scheduler --host 10.0.0.1 --port 8786
-  machine B:  MANYGIL_DASK_WORKERS=16 MANYGIL_DASK_DEFAULT=1 \\
-              dask worker tcp://10.0.0.1:8786 --preload manygil.dask --nthreads 1
+  machine B:  MANYGIL_DASK_DEFAULT=1 \\
+              dask worker tcp://10.0.0.1:8786 --preload manygil.dask --nthreads 16   # 16 interpreters
   machine C:  (the same as B)
   client:     Client("tcp://10.0.0.1:8786").map(...)
 
@@ -55,14 +55,15 @@ def main() -> int:
 
     port = free_port()
     address = f"tcp://127.0.0.1:{port}"
-    env = dict(os.environ, MANYGIL_DASK_WORKERS=str(args.interpreters), MANYGIL_DASK_DEFAULT="1",
+    env = dict(os.environ, MANYGIL_DASK_DEFAULT="1",
                PYTHONPATH=os.pathsep.join([os.path.dirname(os.path.abspath(__file__)), os.environ.get("PYTHONPATH", "")]))
     procs = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
                                "--port", str(port), "--no-dashboard"], env=env, stderr=subprocess.DEVNULL)]
     try:
         for _ in range(2):  # two "machines"
             procs.append(subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", address,
-                                           "--preload", "manygil.dask", "--nthreads", "1", "--host", "127.0.0.1",
+                                           "--preload", "manygil.dask", "--nthreads", str(args.interpreters),
+                                           "--host", "127.0.0.1",
                                            "--no-dashboard"], env=env, stderr=subprocess.DEVNULL))
         with Client(address, timeout=60) as client:
             client.wait_for_workers(2, timeout=60)

@@ -9,9 +9,12 @@ A Dask worker is then one process whose tasks run on every core, in own-GIL inte
 - ``ManygilPlugin(workers=N, name="manygil", default=False)``: a ``WorkerPlugin`` that gives each
   worker such an executor. Route tasks to it with ``dask.annotate(executor="manygil")``, or make it
   every task's executor with ``default=True``.
-- As a preload module: ``dask worker --preload manygil.dask SCHEDULER`` (workers from
-  ``MANYGIL_DASK_WORKERS``, default the usable CPUs; ``MANYGIL_DASK_DEFAULT=1`` makes it the default
-  executor).
+- As a preload module: ``dask worker --preload manygil.dask --nthreads N SCHEDULER``
+  (``MANYGIL_DASK_DEFAULT=1`` makes it the default executor).
+
+A worker runs at most ``nthreads`` tasks at once, whatever its executors: give it as many threads as
+interpreters (``--nthreads N``, ``LocalCluster(threads_per_worker=N)``). The number of interpreters
+defaults to the worker's nthreads.
 
 A task whose modules refuse own-GIL interpreters re-runs on a thread in the main interpreter (counted
 in the executor's ``metrics()``, logged once per module) unless ``fallback=False``.
@@ -114,7 +117,8 @@ class SubinterpreterExecutor(concurrent.futures.Executor):
 
 
 class ManygilPlugin(WorkerPlugin):
-    """Gives each worker a SubinterpreterExecutor of ``workers`` interpreters, as
+    """Gives each worker a SubinterpreterExecutor of ``workers`` interpreters (default: the worker's
+    nthreads, which bounds how many tasks it runs at once), as
     ``worker.executors[name]``; with ``default=True`` also as its default executor (the thread pool it
     replaces stays available as ``worker.executors["threads"]``). The executor's ``metrics()`` appear in
     the worker's metrics under ``name``."""
@@ -128,7 +132,9 @@ class ManygilPlugin(WorkerPlugin):
         self.name = f"manygil-{name}"  # the plugin's name on the worker: registering twice replaces it
 
     def setup(self, worker: Any) -> None:
-        executor = SubinterpreterExecutor(self.workers, fallback=self.fallback, name=self.executor_name)
+        # The worker runs at most nthreads tasks at once: as many interpreters, unless told otherwise.
+        workers = self.workers if self.workers is not None else worker.state.nthreads
+        executor = SubinterpreterExecutor(workers, fallback=self.fallback, name=self.executor_name)
         worker.executors[self.executor_name] = executor
         if self.default:
             worker.executors["threads"] = worker.executors["default"]
@@ -146,7 +152,8 @@ class ManygilPlugin(WorkerPlugin):
 
 
 def dask_setup(worker: Any) -> None:
-    """Preload hook (``dask worker --preload manygil.dask``): a ManygilPlugin on this worker."""
+    """Preload hook (``dask worker --preload manygil.dask``): a ManygilPlugin on this worker, with
+    ``MANYGIL_DASK_WORKERS`` interpreters (default: the worker's nthreads)."""
     workers = os.environ.get("MANYGIL_DASK_WORKERS")
     plugin = ManygilPlugin(workers=int(workers) if workers else None,
                            default=os.environ.get("MANYGIL_DASK_DEFAULT", "") not in ("", "0"))

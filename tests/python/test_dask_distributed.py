@@ -105,3 +105,12 @@ def test_the_two_machine_example_spreads_tasks_over_workers_and_interpreters():
     assert sum(int(n) for _, _, n in rows) == 12
     assert len({w for w, _, _ in rows}) == 2  # both "machines" (worker processes) worked
     assert all(int(i) != 0 for _, i, _ in rows)  # every task ran in an own-GIL interpreter
+
+
+def test_two_tasks_run_at_once_in_two_interpreters(annotated, tmp_path):
+    with dask.annotate(executor="manygil"):
+        a = annotated.submit(dask_tasks.rendezvous, "a", "b", str(tmp_path), pure=False)
+        b = annotated.submit(dask_tasks.rendezvous, "b", "a", str(tmp_path), pure=False)
+    ids = annotated.gather([a, b])
+    assert -1 not in ids and 0 not in ids
+    assert ids[0] != ids[1]
