@@ -17,6 +17,7 @@ LAYERS: dict[str, set[str]] = {
     "codec": {"cpython"},
     "shared": {"wait", "codec"},
     "http": set(),
+    "arrow": set(),
     "pytypes": {"cpython", "wait", "codec", "shared"},
     "runtime": {"cpython", "wait", "codec", "shared"},
     "wsgi": {"cpython", "http", "runtime"},
