@@ -21,6 +21,7 @@ LAYERS: dict[str, set[str]] = {
     "pytypes": {"cpython", "wait", "codec", "shared"},
     "runtime": {"cpython", "wait", "codec", "shared"},
     "wsgi": {"cpython", "http", "runtime"},
+    "udf": {"cpython", "arrow", "runtime"},
 }
 
 # Narrower than the layer rule: the only codec/ header shared/ needs (a channel queues payloads).

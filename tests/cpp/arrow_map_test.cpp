@@ -1,0 +1,120 @@
+// udf::map_rows from a C++ host: a Python row function over Arrow columns on a Pool's workers, with no
+// Python in the test's thread (tests/cpp/python/mg_udf.py holds the functions).
+#include <gtest/gtest.h>
+
+#include <set>
+#include <string>
+
+#include "manygil/manygil.hpp"
+#include "shared_runtime.hpp"
+#include "udf/arrow_map.hpp"
+
+namespace {
+
+using namespace manygil::arrow;
+using manygil::udf::map_rows;
+
+manygil::Pool& pool() {
+    static manygil::Pool p(manygil::testing::runtime(), {.workers = 2});
+    return p;
+}
+
+ExportedArray ints(std::int64_t n, bool with_nulls) {
+    ColumnBuilder b(ColumnType::parse("l"));
+    for (std::int64_t i = 0; i < n; ++i) {
+        if (with_nulls && i % 10 == 3) b.append_null();
+        else b.append_int(i);
+    }
+    return b.finish();
+}
+
+std::int64_t lcg(std::int64_t x) {
+    for (int k = 0; k < 20; ++k) x = (x * 1103515245 + 12345) % 2147483648;
+    return x;
+}
+
+TEST(ArrowMap, RunsTheFunctionOnEveryRowAcrossWorkers) {
+    ExportedArray in = ints(5000, true);
+    ExportedArray out = map_rows(pool(), "mg_udf:lcg", {{&in.schema, &in.array}}, ColumnType::parse("l"));
+    ColumnView v(out.schema, out.array);
+    ASSERT_EQ(v.length(), 5000);
+    EXPECT_EQ(v.null_count(), 500);
+    for (std::int64_t i = 0; i < 5000; ++i) {
+        if (i % 10 == 3) EXPECT_TRUE(v.is_null(i)) << i;
+        else EXPECT_EQ(v.int_at(i), lcg(i)) << i;
+    }
+    // Both workers took a slice.
+    ExportedArray ids = map_rows(pool(), "mg_udf:interpreter_of", {{&in.schema, &in.array}}, ColumnType::parse("l"));
+    ColumnView idv(ids.schema, ids.array);
+    std::set<std::int64_t> seen;
+    for (std::int64_t i = 0; i < idv.length(); ++i) seen.insert(idv.int_at(i));
+    EXPECT_EQ(seen.size(), 2u);
+    EXPECT_EQ(seen.count(0), 0u);  // never the main interpreter
+}
+
+TEST(ArrowMap, SeveralColumnsOfEveryKindWithNulls) {
+    ColumnBuilder i(ColumnType::parse("i")), f(ColumnType::parse("g")), s(ColumnType::parse("u")),
+        b(ColumnType::parse("z")), flag(ColumnType::parse("b"));
+    i.append_int(1), f.append_float(2.5), s.append_bytes("caf\xc3\xa9"), b.append_bytes(std::string("\x00\xff", 2)),
+        flag.append_bool(true);
+    i.append_null(), f.append_null(), s.append_null(), b.append_null(), flag.append_null();
+    ExportedArray ai = i.finish(), af = f.finish(), as = s.finish(), ab = b.finish(), aflag = flag.finish();
+    ExportedArray out = map_rows(pool(), "mg_udf:describe",
+                                 {{&ai.schema, &ai.array}, {&af.schema, &af.array}, {&as.schema, &as.array},
+                                  {&ab.schema, &ab.array}, {&aflag.schema, &aflag.array}},
+                                 ColumnType::parse("u"));
+    ColumnView v(out.schema, out.array);
+    EXPECT_EQ(v.bytes_at(0), "1|2.5|CAF\xc3\x89|b'\\x00\\xff'|True");
+    EXPECT_TRUE(v.is_null(1));
+}
+
+TEST(ArrowMap, DatesAndTimestampsGoThroughDatetime) {
+    ColumnBuilder d(ColumnType::parse("tdD")), t(ColumnType::parse("tsu:UTC"));
+    d.append_int(0), d.append_null(), d.append_int(19000);
+    t.append_int(1'500'000), t.append_null(), t.append_int(-1);
+    ExportedArray ad = d.finish(), at = t.finish();
+    ExportedArray nd = map_rows(pool(), "mg_udf:next_day", {{&ad.schema, &ad.array}}, ColumnType::parse("tdD"));
+    ColumnView dv(nd.schema, nd.array);
+    EXPECT_EQ(dv.int_at(0), 1);
+    EXPECT_TRUE(dv.is_null(1));
+    EXPECT_EQ(dv.int_at(2), 19001);
+    ExportedArray nt = map_rows(pool(), "mg_udf:plus_second", {{&at.schema, &at.array}}, ColumnType::parse("tsu:UTC"));
+    ColumnView tv(nt.schema, nt.array);
+    EXPECT_EQ(tv.int_at(0), 2'500'000);
+    EXPECT_TRUE(tv.is_null(1));
+    EXPECT_EQ(tv.int_at(2), 999'999);
+}
+
+TEST(ArrowMap, ErrorsNameTheRowAndThePoolGoesOn) {
+    ExportedArray in = ints(20, false);
+    try {
+        map_rows(pool(), "mg_udf:fails_at_seven", {{&in.schema, &in.array}}, ColumnType::parse("l"));
+        ADD_FAILURE() << "no error";
+    } catch (const manygil::PythonError& e) {
+        EXPECT_EQ(e.type_name(), "ValueError");
+        EXPECT_EQ(e.message(), "row 7: seven is not welcome");
+        EXPECT_NE(e.traceback().find("mg_udf.py"), std::string::npos) << e.traceback();
+    }
+    try {
+        map_rows(pool(), "mg_udf:returns_str", {{&in.schema, &in.array}}, ColumnType::parse("l"));
+        ADD_FAILURE() << "no error";
+    } catch (const manygil::PythonError& e) {
+        EXPECT_EQ(e.type_name(), "TypeError");
+        EXPECT_NE(e.message().find("row 0: the function returned a str where a 'l' value was expected"),
+                  std::string::npos) << e.message();
+    }
+    EXPECT_THROW(map_rows(pool(), "mg_udf:too_big", {{&in.schema, &in.array}}, ColumnType::parse("i")),
+                 manygil::PythonError);
+    EXPECT_THROW(map_rows(pool(), "mg_udf:missing", {{&in.schema, &in.array}}, ColumnType::parse("l")),
+                 manygil::UnknownFunctionError);
+    EXPECT_THROW(map_rows(pool(), "no-colon", {{&in.schema, &in.array}}, ColumnType::parse("l")),
+                 manygil::InvalidArgument);
+    ExportedArray shorter = ints(5, false);
+    EXPECT_THROW(map_rows(pool(), "mg_udf:lcg", {{&in.schema, &in.array}, {&shorter.schema, &shorter.array}},
+                          ColumnType::parse("l")),
+                 ArrowError);
+    ExportedArray fine = map_rows(pool(), "mg_udf:lcg", {{&in.schema, &in.array}}, ColumnType::parse("l"));
+    EXPECT_EQ(ColumnView(fine.schema, fine.array).int_at(1), lcg(1));
+}
+
+}  // namespace

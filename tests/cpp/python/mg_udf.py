@@ -1,0 +1,52 @@
+"""Row functions the Arrow map tests run in workers (tests/cpp/arrow_map_test.cpp)."""
+
+import datetime
+
+
+def lcg(x):
+    """20 steps of a linear congruential generator: pure-Python work per row; None stays None."""
+    if x is None:
+        return None
+    for _ in range(20):
+        x = (x * 1103515245 + 12345) % 2147483648
+    return x
+
+
+def describe(i, f, s, b, flag):
+    if s is None:
+        return None
+    return f"{i}|{f}|{s.upper()}|{b!r}|{flag}"
+
+
+def next_day(d):
+    return None if d is None else d + datetime.timedelta(days=1)
+
+
+def plus_second(t):
+    return None if t is None else t + datetime.timedelta(seconds=1)
+
+
+def where():
+    import _interpreters
+
+    return _interpreters.get_current()[0]
+
+
+def interpreter_of(x):
+    import _interpreters
+
+    return _interpreters.get_current()[0]
+
+
+def fails_at_seven(x):
+    if x == 7:
+        raise ValueError("seven is not welcome")
+    return x
+
+
+def returns_str(x):
+    return "not an int"
+
+
+def too_big(x):
+    return 2**70
