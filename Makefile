@@ -114,6 +114,7 @@ bench: build-python
 	@$(VENV)/bin/python bench/data_plane.py
 	@$(VENV)/bin/python bench/serve.py
 	@$(VENV)/bin/python bench/dask_workers.py
+	@$(VENV)/bin/python bench/duckdb_udf.py
 
 # The bare-CPython reproducers of docs/cpython-bugs.md, against the bootstrap's Python, or the ones in
 # PYTHONS (for instance two builds, to see what a newer patch release fixes). Run by hand.

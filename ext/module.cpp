@@ -12,6 +12,7 @@
 #include "codec/payload_python.hpp"
 #include "cpython/private_api.hpp"
 #include "cpython/py_ref.hpp"
+#include "arrow_udf.hpp"
 #include "deferred_result.hpp"
 #include "http_server_object.hpp"
 #include "module_state.hpp"
@@ -124,6 +125,8 @@ PyMethodDef module_methods[] = {
     {"live_buffers", py_live_buffers, METH_NOARGS,
      "How many SharedBuffer memory blocks are alive in this process, across all interpreters."},
     {"_payload_bytes", py_payload_bytes, METH_O, "obj -> its payload's bytes (diagnostics, fuzzing seeds)."},
+    {"_arrow_map_rows", reinterpret_cast<PyCFunction>(reinterpret_cast<void*>(py_arrow_map_rows)), METH_FASTCALL,
+     "_arrow_map_rows(pool, function, columns, result_format, skip_null_rows) -> ArrowResult (manygil.duckdb)"},
     {"_decode_result", py_decode_result, METH_O, "capsule -> the task's result, decoded here (see _pool._Future)."},
     {"_codec_roundtrip", py_codec_roundtrip, METH_O, "obj -> payload -> a new obj (codec diagnostics)."},
     {"_dict_fill_available", py_dict_fill_available, METH_NOARGS,
@@ -145,6 +148,9 @@ int module_exec(PyObject* module) {
     state->task_handle_type =
         reinterpret_cast<PyTypeObject*>(PyType_FromModuleAndSpec(module, &task_handle_spec, nullptr));
     if (!state->task_handle_type || PyModule_AddType(module, state->task_handle_type) < 0) return -1;
+    state->arrow_result_type =
+        reinterpret_cast<PyTypeObject*>(PyType_FromModuleAndSpec(module, &arrow_result_spec, nullptr));
+    if (!state->arrow_result_type || PyModule_AddType(module, state->arrow_result_type) < 0) return -1;
     PyObject* server_type = PyType_FromModuleAndSpec(module, &http_server_spec, nullptr);
     int added = server_type ? PyModule_AddType(module, reinterpret_cast<PyTypeObject*>(server_type)) : -1;
     Py_XDECREF(server_type);
@@ -173,6 +179,7 @@ int module_traverse(PyObject* module, visitproc visit, void* arg) {
     ModuleState* state = state_of(module);
     Py_VISIT(state->pool_type);
     Py_VISIT(state->task_handle_type);
+    Py_VISIT(state->arrow_result_type);
     return 0;
 }
 
@@ -180,6 +187,7 @@ int module_clear(PyObject* module) {
     ModuleState* state = state_of(module);
     Py_CLEAR(state->pool_type);
     Py_CLEAR(state->task_handle_type);
+    Py_CLEAR(state->arrow_result_type);
     return 0;
 }
 

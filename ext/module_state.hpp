@@ -10,6 +10,7 @@ namespace manygil::ext {
 struct ModuleState {
     PyTypeObject* pool_type = nullptr;
     PyTypeObject* task_handle_type = nullptr;
+    PyTypeObject* arrow_result_type = nullptr;
 };
 
 extern PyModuleDef module_def;

@@ -174,8 +174,13 @@ void append(ColumnBuilder& b, PyObject* value) {
 class SliceJob final : public Job {
 public:
     SliceJob(std::string function, std::shared_ptr<const std::vector<ColumnView>> columns, std::int64_t begin,
-             std::int64_t end, ColumnType result)
-        : function_(std::move(function)), columns_(std::move(columns)), begin_(begin), end_(end), result_(std::move(result)) {}
+             std::int64_t end, ColumnType result, bool skip_null_rows)
+        : function_(std::move(function)),
+          columns_(std::move(columns)),
+          begin_(begin),
+          end_(end),
+          result_(std::move(result)),
+          skip_null_rows_(skip_null_rows) {}
 
     std::future<ExportedArray> future() { return promise_.get_future(); }
 
@@ -201,6 +206,10 @@ private:
         auto n = static_cast<Py_ssize_t>(cols.size());
         detail::InterruptibleCall marked(detail::next_task_id(), std::nullopt);  // Pool::interrupt_running
         for (std::int64_t row = begin_; row < end_; ++row) {
+            if (skip_null_rows_ && std::any_of(cols.begin(), cols.end(), [&](const ColumnView& c) { return c.is_null(row); })) {
+                out.append_null();
+                continue;
+            }
             try {
                 PyRef args(PyTuple_New(n));
                 if (!args) detail::throw_python_error();
@@ -225,6 +234,7 @@ private:
     std::shared_ptr<const std::vector<ColumnView>> columns_;
     std::int64_t begin_, end_;
     ColumnType result_;
+    bool skip_null_rows_;
     std::promise<ExportedArray> promise_;
     bool failed_ = false;
 };
@@ -250,7 +260,7 @@ void append_all(ColumnBuilder& out, const ExportedArray& piece) {
 }  // namespace
 
 ExportedArray map_rows(Pool& pool, std::string_view function, const std::vector<ArgColumn>& args,
-                       const ColumnType& result) {
+                       const ColumnType& result, bool skip_null_rows) {
     detail::check_target(function);
     auto columns = std::make_shared<std::vector<ColumnView>>();
     for (const ArgColumn& a : args) {
@@ -271,7 +281,7 @@ ExportedArray map_rows(Pool& pool, std::string_view function, const std::vector<
     std::exception_ptr first_error;
     for (std::int64_t s = 0; s < slices && !first_error; ++s) {
         std::int64_t begin = rows * s / slices, end = rows * (s + 1) / slices;
-        auto job = std::make_unique<SliceJob>(std::string(function), columns, begin, end, result);
+        auto job = std::make_unique<SliceJob>(std::string(function), columns, begin, end, result, skip_null_rows);
         auto future = job->future();
         try {
             pool.post(std::move(job));  // a refused job is destroyed unrun: its future reports broken_promise

@@ -21,12 +21,14 @@ struct ArgColumn {
 // Calls `function` ("module:qualname", importable by the workers) once per row with one Python value
 // per argument column (NULL -> None; date32 -> datetime.date; timestamps -> datetime.datetime, aware in
 // UTC when the column has a time zone) and returns its results as an array of `result` (None -> NULL).
+// With `skip_null_rows`, a row with a NULL argument gets NULL without calling the function (SQL's
+// usual rule; DuckDB's null_handling="default").
 //
 // Blocks until every slice is done: call it without holding any GIL. Throws arrow::ArrowError for
 // unsupported or mismatched columns, UnknownFunctionError when the workers cannot load `function`,
 // PythonError when it raises or returns a value of the wrong type (the message names the row), and
 // what Pool::post throws for a shut-down pool.
 arrow::ExportedArray map_rows(Pool& pool, std::string_view function, const std::vector<ArgColumn>& args,
-                              const arrow::ColumnType& result);
+                              const arrow::ColumnType& result, bool skip_null_rows = false);
 
 }  // namespace manygil::udf

@@ -1,0 +1,201 @@
+#include "arrow_udf.hpp"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "arrow/column.hpp"
+#include "cpython/py_ref.hpp"
+#include "manygil/errors.hpp"
+#include "module_state.hpp"
+#include "pool_object.hpp"
+#include "udf/arrow_map.hpp"
+
+namespace manygil::ext {
+
+using detail::PyRef;
+
+namespace {
+
+// _core.ArrowResult: an array map_rows made, handed to its consumer through the Arrow PyCapsule
+// interface (__arrow_c_array__) once; no pyarrow needed to build it. Main interpreter.
+struct ArrowResultObject {
+    PyObject_HEAD
+    arrow::ExportedArray* exported;  // null once consumed
+};
+
+ArrowResultObject* as_result(PyObject* op) { return reinterpret_cast<ArrowResultObject*>(op); }
+
+void release_schema_capsule(PyObject* capsule) {
+    auto* schema = static_cast<ArrowSchema*>(PyCapsule_GetPointer(capsule, "arrow_schema"));
+    if (!schema) {
+        PyErr_Clear();
+        return;
+    }
+    if (schema->release) schema->release(schema);  // not taken by a consumer: ours to release
+    delete schema;
+}
+
+void release_array_capsule(PyObject* capsule) {
+    auto* array = static_cast<ArrowArray*>(PyCapsule_GetPointer(capsule, "arrow_array"));
+    if (!array) {
+        PyErr_Clear();
+        return;
+    }
+    if (array->release) array->release(array);
+    delete array;
+}
+
+PyObject* result_arrow_c_array(PyObject* op, PyObject* args, PyObject* kwargs) {
+    static const char* kw[] = {"requested_schema", nullptr};
+    PyObject* requested = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|O:__arrow_c_array__", const_cast<char**>(kw), &requested)) {
+        return nullptr;
+    }
+    ArrowResultObject* self = as_result(op);
+    if (!self->exported) {
+        PyErr_SetString(PyExc_ValueError, "this Arrow result was consumed already (it can be exported once)");
+        return nullptr;
+    }
+    // The structs move into capsules, which release them unless a consumer takes them first.
+    auto schema = std::make_unique<ArrowSchema>(self->exported->schema);
+    auto array = std::make_unique<ArrowArray>(self->exported->array);
+    PyRef schema_capsule(PyCapsule_New(schema.get(), "arrow_schema", release_schema_capsule));
+    if (!schema_capsule) return nullptr;
+    schema.release();
+    PyRef array_capsule(PyCapsule_New(array.get(), "arrow_array", release_array_capsule));
+    if (!array_capsule) {
+        // The schema capsule owns the schema now; the array is still ours.
+        self->exported->schema.release = nullptr;
+        return nullptr;
+    }
+    array.release();
+    self->exported->schema.release = nullptr;  // moved
+    self->exported->array.release = nullptr;
+    delete self->exported;
+    self->exported = nullptr;
+    return PyTuple_Pack(2, schema_capsule.get(), array_capsule.get());
+}
+
+PyObject* result_len(PyObject* op, PyObject*) {
+    ArrowResultObject* self = as_result(op);
+    return PyLong_FromLongLong(self->exported ? self->exported->array.length : 0);
+}
+
+void result_dealloc(PyObject* op) {
+    delete as_result(op)->exported;  // releases what was not consumed
+    PyTypeObject* type = Py_TYPE(op);
+    type->tp_free(op);
+    Py_DECREF(type);
+}
+
+PyMethodDef result_methods[] = {
+    {"__arrow_c_array__", reinterpret_cast<PyCFunction>(reinterpret_cast<void*>(result_arrow_c_array)),
+     METH_VARARGS | METH_KEYWORDS, "__arrow_c_array__(requested_schema=None) -> (schema capsule, array capsule)"},
+    {"length", result_len, METH_NOARGS, "length() -> rows (0 once consumed)"},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+PyType_Slot result_slots[] = {
+    {Py_tp_dealloc, reinterpret_cast<void*>(result_dealloc)},
+    {Py_tp_methods, result_methods},
+    {Py_tp_doc, const_cast<char*>("An Arrow array made by manygil, exported once through __arrow_c_array__")},
+    {0, nullptr},
+};
+
+// The borrowed structs behind an object's __arrow_c_array__(), and the capsules that keep them alive.
+struct Borrowed {
+    PyRef capsules;
+    udf::ArgColumn column{};
+};
+
+bool borrow(PyObject* obj, Py_ssize_t index, Borrowed& out) {
+    PyRef pair(PyObject_CallMethod(obj, "__arrow_c_array__", nullptr));
+    if (!pair) return false;
+    if (!PyTuple_Check(pair.get()) || PyTuple_GET_SIZE(pair.get()) != 2) {
+        PyErr_Format(PyExc_TypeError, "argument %zd: __arrow_c_array__() did not return a (schema, array) pair", index);
+        return false;
+    }
+    auto* schema = static_cast<ArrowSchema*>(PyCapsule_GetPointer(PyTuple_GET_ITEM(pair.get(), 0), "arrow_schema"));
+    auto* array = static_cast<ArrowArray*>(PyCapsule_GetPointer(PyTuple_GET_ITEM(pair.get(), 1), "arrow_array"));
+    if (!schema || !array) return false;
+    out.capsules = std::move(pair);
+    out.column = {schema, array};
+    return true;
+}
+
+}  // namespace
+
+PyType_Spec arrow_result_spec = {"manygil._core.ArrowResult", sizeof(ArrowResultObject), 0,
+                                 Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE | Py_TPFLAGS_DISALLOW_INSTANTIATION,
+                                 result_slots};
+
+// _arrow_map_rows(pool, function, columns, result_format, skip_null_rows) -> ArrowResult
+PyObject* py_arrow_map_rows(PyObject* module, PyObject* const* argv, Py_ssize_t argc) {
+    if (argc != 5) {
+        PyErr_SetString(PyExc_TypeError, "_arrow_map_rows(pool, function, columns, result_format, skip_null_rows)");
+        return nullptr;
+    }
+    ModuleState* state = static_cast<ModuleState*>(PyModule_GetState(module));
+    Pool* pool = pool_of(argv[0], state->pool_type);
+    if (!pool) return nullptr;
+    const char* function = PyUnicode_AsUTF8(argv[1]);
+    const char* format = PyUnicode_AsUTF8(argv[3]);
+    int skip = PyObject_IsTrue(argv[4]);
+    if (!function || !format || skip < 0) return nullptr;
+    PyRef seq(PySequence_Fast(argv[2], "columns must be a sequence of objects with __arrow_c_array__"));
+    if (!seq) return nullptr;
+    std::vector<Borrowed> borrowed(static_cast<std::size_t>(PySequence_Fast_GET_SIZE(seq.get())));
+    std::vector<udf::ArgColumn> columns;
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq.get()); ++i) {
+        if (!borrow(PySequence_Fast_GET_ITEM(seq.get(), i), i, borrowed[static_cast<std::size_t>(i)])) return nullptr;
+        columns.push_back(borrowed[static_cast<std::size_t>(i)].column);
+    }
+    std::unique_ptr<arrow::ExportedArray> result;
+    std::string error_kind, error_type, error_message, error_traceback;
+    Py_BEGIN_ALLOW_THREADS  // the workers never need this GIL; other Python threads (DuckDB's) may
+    try {
+        result = std::make_unique<arrow::ExportedArray>(
+            udf::map_rows(*pool, function, columns, arrow::ColumnType::parse(format), skip != 0));
+    } catch (const PythonError& e) {
+        error_kind = "python";
+        error_type = e.type_name();
+        error_message = e.message();
+        error_traceback = e.traceback();
+    } catch (const arrow::ArrowError& e) {
+        error_kind = "arrow";
+        error_message = e.what();
+    } catch (const UnknownFunctionError& e) {
+        error_kind = "import";
+        error_message = e.what();
+    } catch (const std::exception& e) {
+        error_kind = "other";
+        error_message = e.what();
+    }
+    Py_END_ALLOW_THREADS
+    if (error_kind == "python") {
+        // The function's own exception type, with the worker's traceback as its cause.
+        PyRef errors(PyImport_ImportModule("manygil._errors"));
+        PyRef exc(errors ? PyObject_CallMethod(errors.get(), "rebuild", "s#s#s#O", error_type.data(),
+                                               static_cast<Py_ssize_t>(error_type.size()), error_message.data(),
+                                               static_cast<Py_ssize_t>(error_message.size()), error_traceback.data(),
+                                               static_cast<Py_ssize_t>(error_traceback.size()), Py_None)
+                         : nullptr);
+        if (exc) PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(exc.get())), exc.get());
+        return nullptr;
+    }
+    if (!error_kind.empty()) {
+        PyErr_SetString(error_kind == "arrow" ? PyExc_TypeError
+                        : error_kind == "import" ? PyExc_ImportError
+                                                 : PyExc_RuntimeError,
+                        error_message.c_str());
+        return nullptr;
+    }
+    auto* type = state->arrow_result_type;
+    PyObject* self = type->tp_alloc(type, 0);
+    if (!self) return nullptr;
+    as_result(self)->exported = result.release();
+    return self;
+}
+
+}  // namespace manygil::ext

@@ -1,0 +1,138 @@
+"""Parallel Python UDFs for DuckDB: the function runs on a manygil pool's own-GIL interpreters.
+
+DuckDB calls an ``type="arrow"`` UDF once per chunk (2,048 rows) from its pipeline threads, holding the
+GIL, so Python UDFs never run in parallel. A UDF registered here only hands the chunk's columns over
+(the Arrow PyCapsule interface; the workers read them in place, with no pyarrow in their interpreters)
+and waits with the GIL released while a worker runs the function row by row; DuckDB's other threads
+meanwhile hand their chunks to the other workers.
+
+    import duckdb, manygil.duckdb
+
+    def score(x: int) -> int: ...                 # importable by the workers: module level
+    con = duckdb.connect()
+    manygil.duckdb.register(con, "score", score, ["BIGINT"], "BIGINT")
+    con.sql("SELECT sum(score(x)) FROM t")
+
+Types: BOOLEAN, TINYINT/SMALLINT/INTEGER/BIGINT and their unsigned forms, FLOAT, DOUBLE, VARCHAR, BLOB,
+DATE, TIMESTAMP, each with NULLs; anything else is refused at ``register``. Import in the main
+interpreter (DuckDB and pyarrow do not load in own-GIL interpreters).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import threading
+
+from . import _core
+from ._pool import Pool
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from typing import Any
+
+__all__ = ["register", "udf", "shared_pool"]
+
+# DuckDB type -> Arrow C Data Interface format (what DuckDB exports and accepts back).
+_FORMATS = {
+    "BOOLEAN": "b", "TINYINT": "c", "SMALLINT": "s", "INTEGER": "i", "BIGINT": "l",
+    "UTINYINT": "C", "USMALLINT": "S", "UINTEGER": "I", "UBIGINT": "L",
+    "FLOAT": "f", "DOUBLE": "g", "VARCHAR": "u", "BLOB": "z", "DATE": "tdD", "TIMESTAMP": "tsu:",
+}
+
+_shared: Pool | None = None
+_shared_lock = threading.Lock()
+
+
+def shared_pool() -> Pool:
+    """The pool UDFs use when none is given: one per process, sized to the usable CPUs."""
+    global _shared
+    with _shared_lock:
+        if _shared is None or _shared._core_shut_down():
+            _shared = Pool(len(os.sched_getaffinity(0)), thread_name_prefix="manygil.duckdb")
+        return _shared
+
+
+def _arrow_format(duckdb_type: object, what: str) -> str:
+    name = str(duckdb_type).upper()
+    fmt = _FORMATS.get(name)
+    if fmt is None:
+        raise TypeError(f"{what}: DuckDB type {name} is not supported by manygil.duckdb "
+                        f"(supported: {', '.join(_FORMATS)})")
+    return fmt
+
+
+def _reference(fn: Callable[..., Any]) -> str:
+    """'module:qualname' for a function the workers can import, or a ValueError saying why not."""
+    module, qualname = getattr(fn, "__module__", None), getattr(fn, "__qualname__", None)
+    if not module or not qualname or "<locals>" in qualname or "<lambda>" in qualname:
+        raise ValueError(f"{fn!r} cannot travel to a worker: define it at the top level of an importable module")
+    if module == "__main__":
+        raise ValueError(f"{qualname} is defined in __main__, which workers do not import: move it to a module")
+    try:
+        obj: Any = importlib.import_module(module)
+        for part in qualname.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as e:
+        raise ValueError(f"{module}.{qualname} cannot be imported by name, so it cannot travel to a worker: {e}") from e
+    if obj is not fn:
+        raise ValueError(f"{module}:{qualname} names another object than the function given")
+    return f"{module}:{qualname}"
+
+
+def register(con: Any, name: str, fn: Callable[..., Any], parameters: Sequence[object], return_type: object, *,
+             pool: Pool | None = None, mode: str = "row", null_handling: str = "default",
+             side_effects: bool = False) -> None:
+    """Registers ``fn`` as the SQL function ``name`` on connection ``con``, run on ``pool`` (default:
+    ``shared_pool()``).
+
+    ``mode="row"`` calls ``fn(*values)`` per row with Python values. With ``null_handling="default"``
+    a row with a NULL argument is NULL without calling ``fn`` (SQL's rule); with ``"special"`` ``fn`` is
+    called with None. A None result is NULL. An exception in ``fn`` fails the query with its type,
+    message and the worker's traceback; a result of the wrong type names the row.
+
+    Raises TypeError for an unsupported type, ValueError for a function the workers cannot import by
+    name (lambdas, closures, ``__main__``), NotImplementedError for ``mode="batch"`` (not built yet).
+    """
+    if mode == "batch":
+        raise NotImplementedError("manygil.duckdb: mode='batch' is not available yet; use mode='row'")
+    if mode != "row":
+        raise ValueError(f"mode must be 'row' or 'batch', not {mode!r}")
+    if null_handling not in ("default", "special"):
+        raise ValueError(f"null_handling must be 'default' or 'special', not {null_handling!r}")
+    for i, p in enumerate(parameters):
+        _arrow_format(p, f"parameter {i}")
+    result_format = _arrow_format(return_type, "return type")
+    ref = _reference(fn)
+    chosen = pool if pool is not None else shared_pool()
+    try:
+        threads = int(con.sql("SELECT current_setting('threads')").fetchall()[0][0])
+    except Exception:  # noqa: BLE001 - an old DuckDB without the setting: nothing to advise
+        threads = 0
+    if threads and threads < chosen.max_workers:
+        import warnings
+
+        warnings.warn(f"manygil.duckdb: DuckDB runs {threads} thread(s) but the pool has {chosen.max_workers} "
+                      f"workers; DuckDB's threads bound how many chunks are in UDFs at once "
+                      f"(SET threads = {chosen.max_workers})", stacklevel=2)
+    skip_nulls = null_handling == "default"
+
+    def run(*columns):  # type: ignore[no-untyped-def]  # DuckDB evaluates annotations it finds
+        arrays = [c.combine_chunks() if hasattr(c, "combine_chunks") else c for c in columns]
+        return _core._arrow_map_rows(chosen._core, ref, arrays, result_format, skip_nulls)
+
+    run.__name__ = name
+    con.create_function(name, run, list(parameters), return_type, type="arrow", null_handling="special",
+                        side_effects=side_effects)
+
+
+def udf(con: Any, parameters: Sequence[object], return_type: object, *, name: str | None = None,
+        **options: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorator form of ``register``: ``@manygil.duckdb.udf(con, ["BIGINT"], "BIGINT")``. The
+    function stays callable from Python as it was."""
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        register(con, name or fn.__name__, fn, parameters, return_type, **options)
+        return fn
+
+    return decorate

@@ -1,0 +1,176 @@
+"""manygil.duckdb with real DuckDB (issue 15): every type with NULLs, results identical to DuckDB's own
+Python UDF on the same query, errors, UDFs in WHERE and GROUP BY, several in one query, concurrent
+queries from two threads."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+duckdb = pytest.importorskip("duckdb")
+pytest.importorskip("pyarrow")
+
+import duckdb_udfs as u  # noqa: E402
+import manygil  # noqa: E402
+import manygil.duckdb as mgd  # noqa: E402
+
+TYPES = {
+    "BOOLEAN": "SELECT (i % 2 = 0) AS x FROM range(3000) t(i)",
+    "TINYINT": "SELECT (i % 100)::TINYINT AS x FROM range(3000) t(i)",
+    "SMALLINT": "SELECT (i * 7)::SMALLINT AS x FROM range(3000) t(i)",
+    "INTEGER": "SELECT (i * 1000)::INTEGER AS x FROM range(3000) t(i)",
+    "BIGINT": "SELECT (i * 100000000)::BIGINT AS x FROM range(3000) t(i)",
+    "UTINYINT": "SELECT (i % 200)::UTINYINT AS x FROM range(3000) t(i)",
+    "USMALLINT": "SELECT (i * 13)::USMALLINT AS x FROM range(3000) t(i)",
+    "UINTEGER": "SELECT (i * 100000)::UINTEGER AS x FROM range(3000) t(i)",
+    "UBIGINT": "SELECT (i * 1000000000000)::UBIGINT AS x FROM range(3000) t(i)",
+    "FLOAT": "SELECT (i / 8)::FLOAT AS x FROM range(3000) t(i)",
+    "DOUBLE": "SELECT (i / 3)::DOUBLE AS x FROM range(3000) t(i)",
+    "VARCHAR": "SELECT ('v' || i || 'é') AS x FROM range(3000) t(i)",
+    "BLOB": "SELECT ('b' || i)::BLOB AS x FROM range(3000) t(i)",
+    "DATE": "SELECT (DATE '2020-01-01' + i::INTEGER) AS x FROM range(3000) t(i)",
+    "TIMESTAMP": "SELECT (TIMESTAMP '2020-01-01 00:00:00' + i * INTERVAL 1 MINUTE) AS x FROM range(3000) t(i)",
+}
+
+
+@pytest.fixture(scope="module")
+def pool():
+    with manygil.Pool(2) as p:
+        yield p
+
+
+@pytest.fixture
+def con():
+    c = duckdb.connect()
+    c.sql("SET threads = 2")
+    yield c
+    c.close()
+
+
+def with_nulls(sql):
+    # Every 7th row NULL.
+    return f"SELECT CASE WHEN rowid % 7 = 3 THEN NULL ELSE x END AS x FROM ({sql}) WITH ORDINALITY q(x, rowid)"
+
+
+@pytest.mark.parametrize("sql_type", list(TYPES))
+def test_every_type_with_nulls_matches_duckdbs_own_udf(con, pool, sql_type):
+    con.sql(f"CREATE TABLE t AS SELECT x, row_number() OVER () AS n FROM ({TYPES[sql_type]})")
+    con.sql("UPDATE t SET x = NULL WHERE n % 7 = 3")
+    mgd.register(con, "mg_id", u.identity, [sql_type], sql_type, pool=pool)
+    con.create_function("py_id", u.identity, [sql_type], sql_type, null_handling="special")
+    ours = con.sql("SELECT mg_id(x) FROM t ORDER BY n").fetchall()
+    theirs = con.sql("SELECT py_id(x) FROM t ORDER BY n").fetchall()
+    plain = con.sql("SELECT x FROM t ORDER BY n").fetchall()
+    assert ours == theirs == plain
+    assert sum(1 for (v,) in ours if v is None) == 3000 // 7 + (1 if 3000 % 7 > 3 else 0)
+
+
+def test_functions_of_values_and_null_handling(con, pool):
+    con.sql("CREATE TABLE t AS SELECT CASE WHEN i % 5 = 0 THEN NULL ELSE i END AS x, 'w' || i AS s, "
+            "('b' || i)::BLOB AS b, DATE '2021-02-28' + (i % 3)::INTEGER AS d, "
+            "TIMESTAMP '2021-01-01 10:00:00' + i * INTERVAL 1 SECOND AS ts FROM range(5000) t(i)")
+    mgd.register(con, "mg_lcg", u.lcg, ["BIGINT"], "BIGINT", pool=pool)
+    mgd.register(con, "mg_none", u.none_aware, ["BIGINT"], "BIGINT", pool=pool, null_handling="special")
+    mgd.register(con, "mg_shout", u.shout, ["VARCHAR"], "VARCHAR", pool=pool)
+    mgd.register(con, "mg_len", u.blob_len, ["BLOB"], "BIGINT", pool=pool)
+    mgd.register(con, "mg_next", u.next_day, ["DATE"], "DATE", pool=pool)
+    mgd.register(con, "mg_hour", u.plus_hour, ["TIMESTAMP"], "TIMESTAMP", pool=pool)
+    for name, fn, params, ret, extra in [("py_lcg", u.lcg, ["BIGINT"], "BIGINT", {}),
+                                         ("py_none", u.none_aware, ["BIGINT"], "BIGINT", {"null_handling": "special"}),
+                                         ("py_shout", u.shout, ["VARCHAR"], "VARCHAR", {}),
+                                         ("py_len", u.blob_len, ["BLOB"], "BIGINT", {}),
+                                         ("py_next", u.next_day, ["DATE"], "DATE", {}),
+                                         ("py_hour", u.plus_hour, ["TIMESTAMP"], "TIMESTAMP", {})]:
+        con.create_function(name, fn, params, ret, **extra)
+    query = "SELECT {p}lcg(x), {p}none(x), {p}shout(s), {p}len(b), {p}next(d), {p}hour(ts) FROM t ORDER BY ts"
+    ours = con.sql(query.format(p="mg_")).fetchall()
+    theirs = con.sql(query.format(p="py_")).fetchall()
+    assert ours == theirs
+    assert ours[0][0] is None and ours[0][1] == -1  # default: NULL in, NULL out; special: called with None
+
+
+def test_where_group_by_and_several_udfs_in_one_query(con, pool):
+    con.sql("CREATE TABLE t AS SELECT i AS x FROM range(10000) t(i)")
+    mgd.register(con, "mg_even", u.is_even, ["BIGINT"], "BOOLEAN", pool=pool)
+    mgd.register(con, "mg_bucket", u.bucket, ["BIGINT"], "BIGINT", pool=pool)
+    mgd.register(con, "mg_lcg", u.lcg, ["BIGINT"], "BIGINT", pool=pool)
+    got = con.sql("SELECT mg_bucket(x) AS k, count(*), sum(mg_lcg(x)) FROM t WHERE mg_even(x) "
+                  "GROUP BY k ORDER BY k").fetchall()
+    expected = {}
+    for x in range(0, 10000, 2):
+        k = x % 3
+        c, s = expected.get(k, (0, 0))
+        expected[k] = (c + 1, s + u.lcg(x))
+    assert got == [(k, c, s) for k, (c, s) in sorted(expected.items())]
+
+
+def test_the_work_runs_in_the_pools_interpreters(con, pool):
+    con.sql("CREATE TABLE t AS SELECT i AS x FROM range(300000) t(i)")  # several row groups' worth
+    mgd.register(con, "mg_where", u.interpreter, ["BIGINT"], "BIGINT", pool=pool)
+    ids = {row[0] for row in con.sql("SELECT DISTINCT mg_where(x) FROM t").fetchall()}
+    assert ids and 0 not in ids and ids <= set(pool.interpreter_ids())
+
+
+def test_errors_fail_the_query_with_type_message_and_traceback(con, pool):
+    con.sql("CREATE TABLE t AS SELECT i AS x FROM range(100) t(i)")
+    mgd.register(con, "mg_fails", u.fails_on_42, ["BIGINT"], "BIGINT", pool=pool)
+    with pytest.raises(duckdb.Error) as info:
+        con.sql("SELECT sum(mg_fails(x)) FROM t").fetchall()
+    text = str(info.value)
+    assert "ZeroDivisionError" in text and "row 42: forty-two divided by zero" in text
+    mgd.register(con, "mg_wrong", u.wrong_type, ["BIGINT"], "BIGINT", pool=pool)
+    with pytest.raises(duckdb.Error, match="row 0: the function returned a str where a 'l' value was expected"):
+        con.sql("SELECT mg_wrong(x) FROM t").fetchall()
+    assert con.sql("SELECT count(*) FROM t").fetchall()[0] == (100,)  # the connection goes on
+    mgd.register(con, "mg_ok", u.identity, ["BIGINT"], "BIGINT", pool=pool)
+    assert con.sql("SELECT sum(mg_ok(x)) FROM t").fetchall()[0] == (4950,)  # and the pool
+
+
+def test_register_refuses_what_cannot_work(con, pool):
+    with pytest.raises(ValueError, match="cannot travel to a worker"):
+        mgd.register(con, "f", lambda x: x, ["BIGINT"], "BIGINT", pool=pool)
+
+    def local(x):
+        return x
+
+    with pytest.raises(ValueError, match="cannot travel to a worker"):
+        mgd.register(con, "f", local, ["BIGINT"], "BIGINT", pool=pool)
+    with pytest.raises(TypeError, match="DECIMAL"):
+        mgd.register(con, "f", u.identity, ["DECIMAL(10,2)"], "BIGINT", pool=pool)
+    with pytest.raises(TypeError, match="return type"):
+        mgd.register(con, "f", u.identity, ["BIGINT"], "INTERVAL", pool=pool)
+    with pytest.raises(NotImplementedError, match="batch"):
+        mgd.register(con, "f", u.identity, ["BIGINT"], "BIGINT", pool=pool, mode="batch")
+
+
+def test_concurrent_queries_from_two_threads(pool):
+    base = duckdb.connect()
+    base.sql("CREATE TABLE t AS SELECT i AS x FROM range(20000) t(i)")
+    mgd.register(base, "mg_lcg", u.lcg, ["BIGINT"], "BIGINT", pool=pool)  # cursors share the catalog
+    expected = sum(u.lcg(x) for x in range(20000))
+    results, errors = [], []
+
+    def query():
+        try:
+            c = base.cursor()
+            results.append(c.sql("SELECT sum(mg_lcg(x)) FROM t").fetchall()[0][0])
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+
+    threads = [threading.Thread(target=query) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    base.close()
+    assert not errors and results == [expected, expected]
+
+
+def test_the_decorator_and_the_shared_pool():
+    c = duckdb.connect()
+    c.sql("SET threads = 2")
+    mgd.udf(c, ["BIGINT"], "BIGINT", name="mg_lcg")(u.lcg)
+    assert c.sql("SELECT mg_lcg(5)").fetchall()[0] == (u.lcg(5),)
+    assert mgd.shared_pool() is mgd.shared_pool()
+    c.close()
