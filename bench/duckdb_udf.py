@@ -2,11 +2,13 @@
 
   python bench/duckdb_udf.py [--rounds 3]
 
-SELECT sum(f(x)) FROM t, where t holds 983,040 BIGINT rows (8 row groups of 122,880, so that DuckDB's
-threads all get work) and f is a 20-step linear congruential generator in pure Python, per row.
-Models: DuckDB's native UDF (a Python call per row), its arrow UDF (the function loops over a pyarrow
-chunk), and manygil.duckdb (row mode, the pool's interpreters), each at SET threads=1 and 2; models
-take turns within every round and keep their best time.
+Workloads (983,040 rows: 8 row groups of 122,880, so that DuckDB's threads all get work):
+  integer: SELECT sum(f(x)) FROM t, f a 20-step linear congruential generator in pure Python per row;
+  string:  SELECT count(DISTINCT f(s)) FROM t, f normalises a string and hashes it;
+  no-op:   SELECT sum(f(x)) FROM t with f(x) = x: the fixed cost per 2,048-row chunk.
+Models: DuckDB's native UDF (a Python call per row) and its arrow UDF (the function loops over a
+pyarrow chunk) at SET threads=1 and 2; manygil.duckdb (row mode, 2 interpreters) at threads=2 and 4.
+Models take turns within every round and keep their best time; every model's answer must agree.
 """
 
 from __future__ import annotations
@@ -28,39 +30,56 @@ import manygil.duckdb as mgd  # noqa: E402
 ROWS = 8 * 122_880
 
 
-def arrow_lcg(column):
-    return pa.array([udf_functions.lcg(x) for x in column.to_pylist()], type=pa.int64())
+def arrow_version(fn, arrow_type):
+    def run(column):
+        return pa.array([fn(x) for x in column.to_pylist()], type=arrow_type)
+
+    return run
+
+
+WORKLOADS = {
+    "integer": (udf_functions.lcg, "BIGINT", "BIGINT", pa.int64(), "SELECT sum({f}(x)) FROM t"),
+    "string": (udf_functions.normalise_hash, "VARCHAR", "VARCHAR", pa.string(), "SELECT count(DISTINCT {f}(s)) FROM t"),
+    "no-op": (udf_functions.noop, "BIGINT", "BIGINT", pa.int64(), "SELECT sum({f}(x)) FROM t"),
+}
+MODELS = [("native", 1), ("native", 2), ("arrow", 1), ("arrow", 2), ("manygil", 2), ("manygil", 4)]
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--workloads", default="integer,string,no-op")
     args = parser.parse_args()
     con = duckdb.connect()
-    con.sql(f"CREATE TABLE t AS SELECT i AS x FROM range({ROWS}) t(i)")
-    expected = None
+    con.sql(f"CREATE TABLE t AS SELECT i AS x, '  Some  Text ' || (i % 5000) || ' MORE ' AS s FROM range({ROWS}) t(i)")
+    chunks = ROWS // 2048
+    best: dict[tuple[str, str, int], float] = {}
     with manygil.Pool(2) as pool:
-        con.create_function("native_lcg", udf_functions.lcg, ["BIGINT"], "BIGINT")
-        con.create_function("arrow_lcg", arrow_lcg, ["BIGINT"], "BIGINT", type="arrow")
-        mgd.register(con, "manygil_lcg", udf_functions.lcg, ["BIGINT"], "BIGINT", pool=pool)
-        models = [(f, threads) for threads in (1, 2) for f in ("native_lcg", "arrow_lcg", "manygil_lcg")]
-        best: dict[tuple[str, int], float] = {}
-        for r in range(args.rounds):
-            for f, threads in models[r % len(models):] + models[:r % len(models)]:
-                con.sql(f"SET threads = {threads}")
-                started = time.perf_counter()
-                (total,), = con.sql(f"SELECT sum({f}(x)) FROM t").fetchall()
-                elapsed = time.perf_counter() - started
-                expected = expected if expected is not None else total
-                assert total == expected, (f, total, expected)
-                best[(f, threads)] = min(elapsed, best.get((f, threads), float("inf")))
-                print(f"round {r + 1}: {f:12} threads={threads}  {elapsed:6.2f} s", flush=True)
-    print(f"\nbest of {args.rounds}: SELECT sum(f(x)) over {ROWS:,} BIGINT rows, f = 20-step LCG per row")
-    for threads in (1, 2):
-        base = best[("arrow_lcg", threads)]
-        for f in ("native_lcg", "arrow_lcg", "manygil_lcg"):
-            t = best[(f, threads)]
-            print(f"  threads={threads}  {f:12} {t:6.2f} s   {base / t:4.2f}x DuckDB's arrow UDF")
+        for w in args.workloads.split(","):
+            fn, param, ret, arrow_type, query = WORKLOADS[w]
+            name = w.replace("-", "")
+            con.create_function(f"native_{name}", fn, [param], ret)
+            con.create_function(f"arrow_{name}", arrow_version(fn, arrow_type), [param], ret, type="arrow")
+            mgd.register(con, f"manygil_{name}", fn, [param], ret, pool=pool)
+            answer = None
+            for r in range(args.rounds):
+                for model, threads in MODELS[r % len(MODELS):] + MODELS[:r % len(MODELS)]:
+                    con.sql(f"SET threads = {threads}")
+                    started = time.perf_counter()
+                    ((value,),) = con.sql(query.format(f=f"{model}_{name}")).fetchall()
+                    elapsed = time.perf_counter() - started
+                    answer = value if answer is None else answer
+                    assert value == answer, (w, model, value, answer)
+                    key = (w, model, threads)
+                    best[key] = min(elapsed, best.get(key, float("inf")))
+                    print(f"round {r + 1}: {w:7} {model:8} threads={threads}  {elapsed:6.2f} s", flush=True)
+    print(f"\nbest of {args.rounds}, {ROWS:,} rows ({chunks} chunks), manygil with 2 interpreters:")
+    for w in args.workloads.split(","):
+        duckdb_best = min(best[(w, m, t)] for m, t in MODELS if m != "manygil")
+        for model, threads in MODELS:
+            t = best[(w, model, threads)]
+            extra = f"  {t / chunks * 1000:5.2f} ms per chunk" if w == "no-op" else ""
+            print(f"  {w:7} {model:8} threads={threads}  {t:6.2f} s   {duckdb_best / t:4.2f}x DuckDB's best{extra}")
     return 0
 
 
