@@ -533,7 +533,7 @@ void IoThread::complete(Completion completion) {
                                               : std::to_string(response.body.size() +
                                                                (response.file ? response.file->length : 0))));
             }
-            bool keep_alive = c->keep_alive && !response.close && !stopping_;
+            bool keep_alive = c->keep_alive && !response.close && !shared_->stopping.load();
             if (!response.stream) return write_response(*c, std::move(response), keep_alive);
             // A stream: its framing follows from the application's headers and the client's version.
             c->stream = std::move(completion.stream);

@@ -2,6 +2,9 @@
 // Python in the test's thread (tests/cpp/python/mg_udf.py holds the functions).
 #include <gtest/gtest.h>
 
+#include <stdlib.h>
+
+#include <filesystem>
 #include <set>
 #include <string>
 
@@ -43,13 +46,24 @@ TEST(ArrowMap, RunsTheFunctionOnEveryRowAcrossWorkers) {
         if (i % 10 == 3) EXPECT_TRUE(v.is_null(i)) << i;
         else EXPECT_EQ(v.int_at(i), lcg(i)) << i;
     }
-    // Both workers took a slice.
-    ExportedArray ids = map_rows(pool(), "mg_udf:interpreter_of", {{&in.schema, &in.array}}, ColumnType::parse("l"));
+}
+
+TEST(ArrowMap, TheSlicesRunAtOnceOnTwoWorkers) {
+    // Each row waits until both workers have arrived: it finishes only if the two slices run at once.
+    pool().wait_ready();
+    char dir[] = "/tmp/mg-arrow-map-XXXXXX";
+    ASSERT_NE(mkdtemp(dir), nullptr);
+    ColumnBuilder paths(ColumnType::parse("u"));
+    for (int i = 0; i < 200; ++i) paths.append_bytes(dir);
+    ExportedArray in = paths.finish();
+    ExportedArray ids = map_rows(pool(), "mg_udf:meet", {{&in.schema, &in.array}}, ColumnType::parse("l"));
     ColumnView idv(ids.schema, ids.array);
     std::set<std::int64_t> seen;
     for (std::int64_t i = 0; i < idv.length(); ++i) seen.insert(idv.int_at(i));
+    EXPECT_EQ(seen.count(-1), 0u) << "a slice waited for the other in vain";
     EXPECT_EQ(seen.size(), 2u);
     EXPECT_EQ(seen.count(0), 0u);  // never the main interpreter
+    std::filesystem::remove_all(dir);
 }
 
 TEST(ArrowMap, SeveralColumnsOfEveryKindWithNulls) {

@@ -371,7 +371,19 @@ TEST(HttpServer, GracefulStopAnswersRequestsInFlightWithClose) {
     int idle = connect_to(address);
     ASSERT_TRUE(handler.wait_held(1));
     std::thread stopper([&] { server.stop(5s); });
-    std::this_thread::sleep_for(200ms);
+    // Release the held request only once the stop is under way (the listeners are closed then).
+    auto colon_at = address.rfind(':');
+    sockaddr_in probe{};
+    probe.sin_family = AF_INET;
+    probe.sin_port = htons(static_cast<std::uint16_t>(std::stoi(address.substr(colon_at + 1))));
+    inet_pton(AF_INET, "127.0.0.1", &probe.sin_addr);
+    for (auto until = std::chrono::steady_clock::now() + 10s; std::chrono::steady_clock::now() < until;) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        bool refused = connect(fd, reinterpret_cast<sockaddr*>(&probe), sizeof probe) != 0;
+        close(fd);
+        if (refused) break;
+        std::this_thread::sleep_for(10ms);
+    }
     handler.release();
     std::string got = read_responses(busy, 1);
     EXPECT_NE(got.find("GET /inflight"), std::string::npos) << got;
