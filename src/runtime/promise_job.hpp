@@ -1,4 +1,5 @@
-// PromiseJob: a Job whose outcome goes to a std::promise<Value>. What submit() and call() post.
+// PromiseJob: a Job whose outcome (fn's result, or what it threw) goes to a std::promise<T>: what
+// submit() and call() post (T = Value), and what udf::map_rows posts per slice (T = an Arrow array).
 #pragma once
 
 #include <future>
@@ -10,12 +11,12 @@
 
 namespace manygil::detail {
 
-template <class Fn>
+template <class Fn, class T = Value>
 class PromiseJob final : public Job {
 public:
     PromiseJob(Fn fn, std::string what) : fn_(std::move(fn)), what_(std::move(what)) {}
 
-    std::future<Value> future() { return promise_.get_future(); }
+    std::future<T> future() { return promise_.get_future(); }
 
     void run() noexcept override {
         try {
@@ -34,7 +35,7 @@ private:
     Fn fn_;
     std::string what_;
     bool failed_ = false;
-    std::promise<Value> promise_;
+    std::promise<T> promise_;
 };
 
 // Wraps fn (run on a worker, returning Value) into a job and hands back the job and its future.

@@ -3,6 +3,7 @@
 #include <Python.h>
 
 #include <algorithm>
+#include <functional>
 #include <future>
 #include <memory>
 #include <string>
@@ -12,9 +13,9 @@
 #include "cpython/py_ref.hpp"
 #include "cpython/python_error.hpp"
 #include "manygil/errors.hpp"
-#include "manygil/job.hpp"
 #include "runtime/call_target.hpp"
 #include "runtime/interruptible_call.hpp"
+#include "runtime/promise_job.hpp"
 
 namespace manygil::udf {
 
@@ -170,74 +171,38 @@ void append(ColumnBuilder& b, PyObject* value) {
     }
 }
 
-// Rows [begin, end) of the columns, on one worker.
-class SliceJob final : public Job {
-public:
-    SliceJob(std::string function, std::shared_ptr<const std::vector<ColumnView>> columns, std::int64_t begin,
-             std::int64_t end, ColumnType result, bool skip_null_rows)
-        : function_(std::move(function)),
-          columns_(std::move(columns)),
-          begin_(begin),
-          end_(end),
-          result_(std::move(result)),
-          skip_null_rows_(skip_null_rows) {}
-
-    std::future<ExportedArray> future() { return promise_.get_future(); }
-
-    void run() noexcept override {
+// Rows [begin, end) of the columns, on a worker with its interpreter attached.
+ExportedArray map_slice(const std::string& function, const std::vector<ColumnView>& cols, std::int64_t begin,
+                        std::int64_t end, const ColumnType& result, bool skip_null_rows) {
+    PyRef fn = detail::resolve_target(function);
+    ColumnBuilder out(result);
+    out.reserve(end - begin);
+    auto n = static_cast<Py_ssize_t>(cols.size());
+    detail::InterruptibleCall marked(detail::next_task_id(), std::nullopt);  // Pool::interrupt_running
+    for (std::int64_t row = begin; row < end; ++row) {
+        if (skip_null_rows && std::any_of(cols.begin(), cols.end(), [&](const ColumnView& c) { return c.is_null(row); })) {
+            out.append_null();
+            continue;
+        }
         try {
-            promise_.set_value(compute());
-        } catch (...) {
-            failed_ = true;
-            promise_.set_exception(std::current_exception());
-        }
-        if (PyErr_Occurred()) PyErr_Clear();
-    }
-    void abandon(std::exception_ptr reason) noexcept override { promise_.set_exception(std::move(reason)); }
-    std::string describe() const override { return function_ + " (Arrow rows)"; }
-    bool failed() const noexcept override { return failed_; }
-
-private:
-    ExportedArray compute() {
-        PyRef fn = detail::resolve_target(function_);
-        ColumnBuilder out(result_);
-        out.reserve(end_ - begin_);
-        const std::vector<ColumnView>& cols = *columns_;
-        auto n = static_cast<Py_ssize_t>(cols.size());
-        detail::InterruptibleCall marked(detail::next_task_id(), std::nullopt);  // Pool::interrupt_running
-        for (std::int64_t row = begin_; row < end_; ++row) {
-            if (skip_null_rows_ && std::any_of(cols.begin(), cols.end(), [&](const ColumnView& c) { return c.is_null(row); })) {
-                out.append_null();
-                continue;
+            PyRef args(PyTuple_New(n));
+            if (!args) detail::throw_python_error();
+            for (Py_ssize_t c = 0; c < n; ++c) {
+                PyObject* value = to_python(cols[static_cast<std::size_t>(c)], row);
+                if (!value) detail::throw_python_error();
+                PyTuple_SET_ITEM(args.get(), c, value);
             }
-            try {
-                PyRef args(PyTuple_New(n));
-                if (!args) detail::throw_python_error();
-                for (Py_ssize_t c = 0; c < n; ++c) {
-                    PyObject* value = to_python(cols[static_cast<std::size_t>(c)], row);
-                    if (!value) detail::throw_python_error();
-                    PyTuple_SET_ITEM(args.get(), c, value);
-                }
-                PyRef result(PyObject_Call(fn.get(), args.get(), nullptr));
-                if (!result) detail::throw_python_error();
-                append(out, result.get());
-            } catch (const PythonError& e) {
-                throw PythonError(e.type_name(), "row " + std::to_string(row) + ": " + e.message(), e.traceback());
-            } catch (const ArrowError& e) {
-                throw PythonError("OverflowError", "row " + std::to_string(row) + ": " + e.what(), "");
-            }
+            PyRef value(PyObject_Call(fn.get(), args.get(), nullptr));
+            if (!value) detail::throw_python_error();
+            append(out, value.get());
+        } catch (const PythonError& e) {
+            throw PythonError(e.type_name(), "row " + std::to_string(row) + ": " + e.message(), e.traceback());
+        } catch (const ArrowError& e) {
+            throw PythonError("OverflowError", "row " + std::to_string(row) + ": " + e.what(), "");
         }
-        return out.finish();
     }
-
-    std::string function_;
-    std::shared_ptr<const std::vector<ColumnView>> columns_;
-    std::int64_t begin_, end_;
-    ColumnType result_;
-    bool skip_null_rows_;
-    std::promise<ExportedArray> promise_;
-    bool failed_ = false;
-};
+    return out.finish();
+}
 
 // Appends every value of a finished slice to the joined result.
 void append_all(ColumnBuilder& out, const ExportedArray& piece) {
@@ -281,7 +246,11 @@ ExportedArray map_rows(Pool& pool, std::string_view function, const std::vector<
     std::exception_ptr first_error;
     for (std::int64_t s = 0; s < slices && !first_error; ++s) {
         std::int64_t begin = rows * s / slices, end = rows * (s + 1) / slices;
-        auto job = std::make_unique<SliceJob>(std::string(function), columns, begin, end, result, skip_null_rows);
+        auto job = std::make_unique<detail::PromiseJob<std::function<ExportedArray()>, ExportedArray>>(
+            [function = std::string(function), columns, begin, end, result, skip_null_rows] {
+                return map_slice(function, *columns, begin, end, result, skip_null_rows);
+            },
+            std::string(function) + " (Arrow rows)");
         auto future = job->future();
         try {
             pool.post(std::move(job));  // a refused job is destroyed unrun: its future reports broken_promise
