@@ -152,43 +152,34 @@ PyObject* py_arrow_map_rows(PyObject* module, PyObject* const* argv, Py_ssize_t 
         columns.push_back(borrowed[static_cast<std::size_t>(i)].column);
     }
     std::unique_ptr<arrow::ExportedArray> result;
-    std::string error_kind, error_type, error_message, error_traceback;
+    std::exception_ptr error;
     Py_BEGIN_ALLOW_THREADS  // the workers never need this GIL; other Python threads (DuckDB's) may
     try {
         result = std::make_unique<arrow::ExportedArray>(
             udf::map_rows(*pool, function, columns, arrow::ColumnType::parse(format), skip != 0));
-    } catch (const PythonError& e) {
-        error_kind = "python";
-        error_type = e.type_name();
-        error_message = e.message();
-        error_traceback = e.traceback();
-    } catch (const arrow::ArrowError& e) {
-        error_kind = "arrow";
-        error_message = e.what();
-    } catch (const UnknownFunctionError& e) {
-        error_kind = "import";
-        error_message = e.what();
-    } catch (const std::exception& e) {
-        error_kind = "other";
-        error_message = e.what();
+    } catch (...) {
+        error = std::current_exception();
     }
     Py_END_ALLOW_THREADS
-    if (error_kind == "python") {
-        // The function's own exception type, with the worker's traceback as its cause.
-        PyRef errors(PyImport_ImportModule("manygil._errors"));
-        PyRef exc(errors ? PyObject_CallMethod(errors.get(), "rebuild", "s#s#s#O", error_type.data(),
-                                               static_cast<Py_ssize_t>(error_type.size()), error_message.data(),
-                                               static_cast<Py_ssize_t>(error_message.size()), error_traceback.data(),
-                                               static_cast<Py_ssize_t>(error_traceback.size()), Py_None)
-                         : nullptr);
-        if (exc) PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(exc.get())), exc.get());
-        return nullptr;
-    }
-    if (!error_kind.empty()) {
-        PyErr_SetString(error_kind == "arrow" ? PyExc_TypeError
-                        : error_kind == "import" ? PyExc_ImportError
-                                                 : PyExc_RuntimeError,
-                        error_message.c_str());
+    if (error) {
+        try {
+            std::rethrow_exception(error);
+        } catch (const PythonError& e) {
+            // The function's own exception type, with the worker's traceback as its cause.
+            PyRef errors(PyImport_ImportModule("manygil._errors"));
+            PyRef exc(errors ? PyObject_CallMethod(errors.get(), "rebuild", "s#s#s#O", e.type_name().data(),
+                                                   static_cast<Py_ssize_t>(e.type_name().size()), e.message().data(),
+                                                   static_cast<Py_ssize_t>(e.message().size()), e.traceback().data(),
+                                                   static_cast<Py_ssize_t>(e.traceback().size()), Py_None)
+                             : nullptr);
+            if (exc) PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(exc.get())), exc.get());
+        } catch (const arrow::ArrowError& e) {
+            PyErr_SetString(PyExc_TypeError, e.what());
+        } catch (const UnknownFunctionError& e) {
+            PyErr_SetString(PyExc_ImportError, e.what());
+        } catch (const std::exception& e) {
+            PyErr_SetString(PyExc_RuntimeError, e.what());
+        }
         return nullptr;
     }
     auto* type = state->arrow_result_type;

@@ -21,7 +21,6 @@ interpreter (DuckDB and pyarrow do not load in own-GIL interpreters).
 from __future__ import annotations
 
 import importlib
-import os
 import threading
 
 from . import _core
@@ -50,7 +49,7 @@ def shared_pool() -> Pool:
     global _shared
     with _shared_lock:
         if _shared is None or _shared._core_shut_down():
-            _shared = Pool(len(os.sched_getaffinity(0)), thread_name_prefix="manygil.duckdb")
+            _shared = Pool(thread_name_prefix="manygil.duckdb")  # as many workers as usable CPUs
         return _shared
 
 

@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <cstdlib>
+
 #include <utility>
 
 namespace manygil::http {
@@ -94,7 +96,7 @@ std::string serialize_head(const Response& response, bool keep_alive, std::strin
         out += "\r\n";
     }
     // 1xx, 204 and 304 responses carry no body and no length.
-    bool bodyless = response.status < 200 || response.status == 204 || response.status == 304;
+    bool bodyless = bodyless_status(response.status);
     if (framing == Framing::Chunked && !bodyless) {
         out += "Transfer-Encoding: chunked\r\n";
     } else if (framing == Framing::Length && !has_length && !bodyless) {
@@ -105,6 +107,16 @@ std::string serialize_head(const Response& response, bool keep_alive, std::strin
     }
     out += keep_alive ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n";
     return out;
+}
+
+std::optional<std::uint64_t> declared_length(const std::vector<Header>& headers) noexcept {
+    for (const Header& h : headers) {
+        if (!iequals(h.name, "content-length")) continue;
+        char* end = nullptr;
+        std::uint64_t n = std::strtoull(h.value.c_str(), &end, 10);
+        if (!h.value.empty() && end && *end == '\0') return n;
+    }
+    return std::nullopt;
 }
 
 std::string_view DateCache::now() {

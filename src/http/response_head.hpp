@@ -2,9 +2,12 @@
 // standard reason phrases, the cached Date, and how the body is framed. Internal to http/.
 #pragma once
 
+#include <cstdint>
 #include <ctime>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "manygil/http.hpp"
 
@@ -12,6 +15,12 @@ namespace manygil::http {
 
 // The standard reason phrase ("Not Found"), or "Unknown".
 std::string_view reason_phrase(int status) noexcept;
+
+// The Content-Length among `headers`, if one is set and is a number.
+std::optional<std::uint64_t> declared_length(const std::vector<Header>& headers) noexcept;
+
+// Whether a response with this status carries no body (1xx, 204, 304).
+constexpr bool bodyless_status(int status) noexcept { return status < 200 || status == 204 || status == 304; }
 
 // How a response's body is delimited.
 enum class Framing {

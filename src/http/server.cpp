@@ -538,13 +538,10 @@ void IoThread::complete(Completion completion) {
             // A stream: its framing follows from the application's headers and the client's version.
             c->stream = std::move(completion.stream);
             c->framing = Framing::Chunked;
-            for (const Header& h : response.headers) {
-                if (iequals(h.name, "content-length")) {
-                    c->framing = Framing::Length;
-                    std::uint64_t declared = std::strtoull(h.value.c_str(), nullptr, 10);
-                    c->stream_left = declared > response.body.size() ? declared - response.body.size() : 0;
-                    if (response.body.size() > declared) response.body.resize(static_cast<std::size_t>(declared));
-                }
+            if (auto declared = declared_length(response.headers)) {
+                c->framing = Framing::Length;
+                c->stream_left = *declared > response.body.size() ? *declared - response.body.size() : 0;
+                if (response.body.size() > *declared) response.body.resize(static_cast<std::size_t>(*declared));
             }
             if (c->framing == Framing::Chunked && c->http10) {
                 c->framing = Framing::UntilClose;
@@ -622,6 +619,24 @@ void IoThread::reject(Connection& c, int status, const std::string& reason) {
 }
 
 void IoThread::write_response(Connection& c, Response response, bool keep_alive) {
+    // The bytes must match a Content-Length the handler set, or the connection's next response would
+    // be misread: extra bytes are dropped; a short body closes the connection after it.
+    auto declared = declared_length(response.headers);
+    if (declared && !c.head && !bodyless_status(response.status)) {
+        std::uint64_t have = response.body.size() + (response.file ? response.file->length : 0);
+        if (have != *declared) {
+            shared_->log("manygil serve: a response to " + format_address(c.remote) + " declared " +
+                         std::to_string(*declared) + " bytes and produced " + std::to_string(have));
+        }
+        if (have > *declared && response.body.size() >= *declared) {
+            response.body.resize(static_cast<std::size_t>(*declared));
+            response.file.reset();
+        } else if (have > *declared) {
+            response.file->length = *declared - response.body.size();
+        } else if (have < *declared) {
+            keep_alive = false;
+        }
+    }
     c.state = Connection::State::Writing;
     c.keep_alive = keep_alive;
     c.last_activity = Clock::now();

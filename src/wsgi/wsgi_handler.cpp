@@ -77,17 +77,6 @@ std::optional<http::FileRange> file_range(PyObject* wrapper) {
     return range;
 }
 
-// The Content-Length the application set, if it set one.
-std::optional<std::uint64_t> declared_length(const std::vector<http::Header>& headers) {
-    for (const http::Header& h : headers) {
-        if (!http::iequals(h.name, "content-length")) continue;
-        char* end = nullptr;
-        std::uint64_t n = std::strtoull(h.value.c_str(), &end, 10);
-        if (end && *end == '\0' && !h.value.empty()) return n;
-    }
-    return std::nullopt;
-}
-
 // One request, run by a pool worker with its interpreter attached.
 class WsgiJob final : public Job {
 public:
@@ -202,25 +191,7 @@ std::optional<http::Response> WsgiJob::serve() {
     out.headers = std::move(st.headers);
     out.body = std::move(st.written);
     out.body += body;
-    bool bodyless = request_.method == "HEAD" || out.status < 200 || out.status == 204 || out.status == 304;
-    if (auto n = declared_length(out.headers); n && !file && !bodyless && *n != out.body.size()) {
-        // The bytes must match the declared length, or the connection's next response would be
-        // misread: extra bytes are dropped; a short body closes the connection after it.
-        log("manygil serve: " + request_.method + " " + request_.target + ": the application declared " +
-            std::to_string(*n) + " bytes and produced " + std::to_string(out.body.size()));
-        if (out.body.size() > *n) out.body.resize(static_cast<std::size_t>(*n));
-        else out.close = true;
-    }
-    if (file) {
-        // A Content-Length the application set is what is sent, and no more.
-        for (const http::Header& h : out.headers) {
-            if (!http::iequals(h.name, "content-length")) continue;
-            std::uint64_t declared = std::strtoull(h.value.c_str(), nullptr, 10);
-            std::uint64_t room = declared > out.body.size() ? declared - out.body.size() : 0;
-            if (file->length > room) file->length = room;
-        }
-        out.file = std::exchange(file, std::nullopt);
-    }
+    out.file = std::move(file);  // a Content-Length the application set is enforced by the server
     return out;
 }
 
@@ -273,7 +244,7 @@ bool WsgiJob::collect(PyObject* result, PyObject* start, std::string& body, std:
             client_gone_ = true;
         }
         if (!item) return !PyErr_Occurred();
-        if (i == 0) declared = declared_length(st.headers);  // start_response has been called by now
+        if (i == 0) declared = http::declared_length(st.headers);  // start_response has been called by now
         if (!PyBytes_Check(item.get())) {
             PyErr_Format(PyExc_TypeError, "the response body's item %zd is a %.100s, not bytes", i,
                          Py_TYPE(item.get())->tp_name);
