@@ -12,7 +12,7 @@ import signal
 import sys
 import threading
 
-from . import _core, _wsgi
+from . import _compat_probe, _core, _wsgi
 from ._errors import BrokenPool
 from ._pool import Pool
 
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 __all__ = ["AppLoadError", "Server", "serve"]
 
 _APP_REF = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
-_REFUSED = re.compile(r"module (\S+) does not support loading in subinterpreters")
+_REFUSED = re.compile(_compat_probe.REFUSAL_PATTERN)
 
 
 class AppLoadError(ImportError):

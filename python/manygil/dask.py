@@ -32,6 +32,7 @@ import threading
 
 from distributed.diagnostics.plugin import WorkerPlugin
 
+from . import _compat_probe
 from ._dask_task import run_task
 from ._pool import Pool
 
@@ -43,7 +44,7 @@ if TYPE_CHECKING:
 __all__ = ["ManygilPlugin", "SubinterpreterExecutor", "dask_setup", "dask_teardown"]
 
 logger = logging.getLogger("manygil.dask")
-_REFUSED = re.compile(r"module (\S+) does not support loading in subinterpreters")
+_REFUSED = re.compile(_compat_probe.REFUSAL_PATTERN)
 
 
 class _Replay:
