@@ -1,10 +1,12 @@
 #include "arrow_udf.hpp"
 
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
 #include "arrow/column.hpp"
+#include "cpython/private_api.hpp"
 #include "cpython/py_ref.hpp"
 #include "manygil/errors.hpp"
 #include "module_state.hpp"
@@ -103,13 +105,44 @@ PyType_Slot result_slots[] = {
     {0, nullptr},
 };
 
-// The borrowed structs behind an object's __arrow_c_array__(), and the capsules that keep them alive.
-struct Borrowed {
-    PyRef capsules;
-    udf::ArgColumn column{};
+// The argument arrays of one call, taken from their producers' capsules (the spec lets a consumer move
+// the structs out). Batch mode hands memoryviews of them to the workers, and a view a function keeps
+// keeps them (udf::map_batches), so the last reference may drop in a worker. Their release callbacks
+// may need the main interpreter (pyarrow's take the GIL with PyGILState_Ensure, which on a worker
+// thread would find the worker's interpreter), so they are released only in the main interpreter:
+// at once when the last reference drops there, otherwise at the next call.
+struct TakenColumns {
+    std::vector<arrow::ExportedArray> arrays;
 };
 
-bool borrow(PyObject* obj, Py_ssize_t index, Borrowed& out) {
+std::mutex deferred_mutex;
+std::vector<std::unique_ptr<TakenColumns>> deferred;  // dropped outside the main interpreter
+
+bool in_main_interpreter() {
+    PyThreadState* attached = PyThreadState_GetUnchecked();
+    return attached && PyThreadState_GetInterpreter(attached) == PyInterpreterState_Main();
+}
+
+void release_taken(TakenColumns* taken) {
+    if (in_main_interpreter()) {
+        delete taken;
+        return;
+    }
+    std::lock_guard<std::mutex> lock(deferred_mutex);
+    deferred.emplace_back(taken);
+}
+
+// Releases what was dropped elsewhere since the last call. Main interpreter, GIL held.
+void release_deferred() {
+    std::vector<std::unique_ptr<TakenColumns>> due;
+    {
+        std::lock_guard<std::mutex> lock(deferred_mutex);
+        due.swap(deferred);
+    }
+}
+
+// Moves the schema and array behind obj.__arrow_c_array__() into `out`.
+bool take(PyObject* obj, Py_ssize_t index, std::vector<arrow::ExportedArray>& out) {
     PyRef pair(PyObject_CallMethod(obj, "__arrow_c_array__", nullptr));
     if (!pair) return false;
     if (!PyTuple_Check(pair.get()) || PyTuple_GET_SIZE(pair.get()) != 2) {
@@ -119,8 +152,15 @@ bool borrow(PyObject* obj, Py_ssize_t index, Borrowed& out) {
     auto* schema = static_cast<ArrowSchema*>(PyCapsule_GetPointer(PyTuple_GET_ITEM(pair.get(), 0), "arrow_schema"));
     auto* array = static_cast<ArrowArray*>(PyCapsule_GetPointer(PyTuple_GET_ITEM(pair.get(), 1), "arrow_array"));
     if (!schema || !array) return false;
-    out.capsules = std::move(pair);
-    out.column = {schema, array};
+    if (!schema->release || !array->release) {
+        PyErr_Format(PyExc_ValueError, "argument %zd: its Arrow capsules were consumed already", index);
+        return false;
+    }
+    arrow::ExportedArray& taken = out.emplace_back();
+    taken.schema = *schema;  // moved: the capsules' destructors see release == null and leave them
+    taken.array = *array;
+    schema->release = nullptr;
+    array->release = nullptr;
     return true;
 }
 
@@ -130,37 +170,46 @@ PyType_Spec arrow_result_spec = {"manygil._core.ArrowResult", sizeof(ArrowResult
                                  Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE | Py_TPFLAGS_DISALLOW_INSTANTIATION,
                                  result_slots};
 
-// _arrow_map_rows(pool, function, columns, result_format, skip_null_rows) -> ArrowResult
-PyObject* py_arrow_map_rows(PyObject* module, PyObject* const* argv, Py_ssize_t argc) {
-    if (argc != 5) {
-        PyErr_SetString(PyExc_TypeError, "_arrow_map_rows(pool, function, columns, result_format, skip_null_rows)");
+// _arrow_map(pool, function, columns, result_format, skip_null_rows, batch) -> ArrowResult
+PyObject* py_arrow_map(PyObject* module, PyObject* const* argv, Py_ssize_t argc) {
+    if (argc != 6) {
+        PyErr_SetString(PyExc_TypeError, "_arrow_map(pool, function, columns, result_format, skip_null_rows, batch)");
         return nullptr;
     }
+    if (!in_main_interpreter()) {
+        PyErr_SetString(PyExc_RuntimeError, "_arrow_map runs in the main interpreter only");
+        return nullptr;
+    }
+    release_deferred();
     ModuleState* state = static_cast<ModuleState*>(PyModule_GetState(module));
     Pool* pool = pool_of(argv[0], state->pool_type);
     if (!pool) return nullptr;
     const char* function = PyUnicode_AsUTF8(argv[1]);
     const char* format = PyUnicode_AsUTF8(argv[3]);
     int skip = PyObject_IsTrue(argv[4]);
-    if (!function || !format || skip < 0) return nullptr;
+    int batch = PyObject_IsTrue(argv[5]);
+    if (!function || !format || skip < 0 || batch < 0) return nullptr;
     PyRef seq(PySequence_Fast(argv[2], "columns must be a sequence of objects with __arrow_c_array__"));
     if (!seq) return nullptr;
-    std::vector<Borrowed> borrowed(static_cast<std::size_t>(PySequence_Fast_GET_SIZE(seq.get())));
-    std::vector<udf::ArgColumn> columns;
+    std::shared_ptr<TakenColumns> taken(new TakenColumns, release_taken);
     for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq.get()); ++i) {
-        if (!borrow(PySequence_Fast_GET_ITEM(seq.get(), i), i, borrowed[static_cast<std::size_t>(i)])) return nullptr;
-        columns.push_back(borrowed[static_cast<std::size_t>(i)].column);
+        if (!take(PySequence_Fast_GET_ITEM(seq.get(), i), i, taken->arrays)) return nullptr;
     }
+    std::vector<udf::ArgColumn> columns;
+    for (const arrow::ExportedArray& a : taken->arrays) columns.push_back({&a.schema, &a.array});
     std::unique_ptr<arrow::ExportedArray> result;
     std::exception_ptr error;
     Py_BEGIN_ALLOW_THREADS  // the workers never need this GIL; other Python threads (DuckDB's) may
     try {
+        arrow::ColumnType type = arrow::ColumnType::parse(format);
         result = std::make_unique<arrow::ExportedArray>(
-            udf::map_rows(*pool, function, columns, arrow::ColumnType::parse(format), skip != 0));
+            batch ? udf::map_batches(*pool, function, columns, type, skip != 0, taken)
+                  : udf::map_rows(*pool, function, columns, type, skip != 0));
     } catch (...) {
         error = std::current_exception();
     }
     Py_END_ALLOW_THREADS
+    taken.reset();  // released here unless a function kept a view of them
     if (error) {
         try {
             std::rethrow_exception(error);

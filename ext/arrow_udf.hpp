@@ -1,4 +1,4 @@
-// Python UDFs over Arrow data (manygil.duckdb): _core._arrow_map_rows runs a row function over the
+// Python UDFs over Arrow data (manygil.duckdb): _core._arrow_map runs a row or batch function over the
 // columns of objects implementing the Arrow PyCapsule interface on a _core.Pool's workers (src/udf/),
 // with the GIL released, and returns a _core.ArrowResult, which exports the result array once through
 // __arrow_c_array__. Main interpreter.
@@ -10,7 +10,7 @@ namespace manygil::ext {
 
 extern PyType_Spec arrow_result_spec;
 
-// _arrow_map_rows(pool, function, columns, result_format, skip_null_rows) -> ArrowResult
-PyObject* py_arrow_map_rows(PyObject* module, PyObject* const* argv, Py_ssize_t argc);
+// _arrow_map(pool, function, columns, result_format, skip_null_rows, batch) -> ArrowResult
+PyObject* py_arrow_map(PyObject* module, PyObject* const* argv, Py_ssize_t argc);
 
 }  // namespace manygil::ext

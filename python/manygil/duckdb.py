@@ -3,8 +3,9 @@
 DuckDB calls an ``type="arrow"`` UDF once per chunk (2,048 rows) from its pipeline threads, holding the
 GIL, so Python UDFs never run in parallel. A UDF registered here only hands the chunk's columns over
 (the Arrow PyCapsule interface; the workers read them in place, with no pyarrow in their interpreters)
-and waits with the GIL released while a worker runs the function row by row; DuckDB's other threads
-meanwhile hand their chunks to the other workers.
+and waits with the GIL released while workers run the function, row by row (``mode="row"``) or on
+whole slices of columns (``mode="batch"``); DuckDB's other threads meanwhile hand their chunks to the
+other workers.
 
     import duckdb, manygil.duckdb
 
@@ -86,17 +87,32 @@ def register(con: Any, name: str, fn: Callable[..., Any], parameters: Sequence[o
     """Registers ``fn`` as the SQL function ``name`` on connection ``con``, run on ``pool`` (default:
     ``shared_pool()``).
 
-    ``mode="row"`` calls ``fn(*values)`` per row with Python values. With ``null_handling="default"``
-    a row with a NULL argument is NULL without calling ``fn`` (SQL's rule); with ``"special"`` ``fn`` is
-    called with None. A None result is NULL. An exception in ``fn`` fails the query with its type,
-    message and the worker's traceback; a result of the wrong type names the row.
+    ``mode="row"`` calls ``fn(*values)`` per row with Python values (int, float, bool, str, bytes,
+    ``datetime.date``, ``datetime.datetime``). With ``null_handling="default"`` a row with a NULL
+    argument is NULL without calling ``fn`` (SQL's rule); with ``"special"`` ``fn`` is called with
+    None. A None result is NULL.
 
-    Raises TypeError for an unsupported type, ValueError for a function the workers cannot import by
-    name (lambdas, closures, ``__main__``), NotImplementedError for ``mode="batch"`` (not built yet).
+    ``mode="batch"`` calls ``fn(*columns)`` once per chunk, or per slice of one when the pool splits
+    a chunk across its workers (so ``fn`` must treat rows independently), and ``fn`` returns a
+    sequence with one value per row (None: NULL). A column is:
+
+    - integers and floats: a read-only typed memoryview (``'q'`` for BIGINT, ``'d'`` for DOUBLE, ...)
+      over DuckDB's own buffer, no copy; DATE as ``'i'`` days since 1970-01-01 and TIMESTAMP as
+      ``'q'`` microseconds since 1970-01-01 (results may be such ints, or date/datetime objects);
+    - BOOLEAN: a ``'?'`` memoryview; VARCHAR and BLOB: a list of str or bytes, None at NULL.
+
+    With ``null_handling="default"`` rows with a NULL argument are NULL whatever ``fn`` returns
+    there, and their memoryview values are unspecified. With ``"special"`` each column arrives as a
+    ``(values, valid)`` pair, ``valid`` a ``'?'`` memoryview (True: not NULL) or None when the chunk
+    has no NULL. A view ``fn`` keeps after returning stays valid (it keeps the chunk's memory).
+
+    An exception in ``fn`` fails the query with its type, message and the worker's traceback; a
+    result of the wrong type names the row, a batch result of the wrong length the rows.
+
+    Raises TypeError for an unsupported type, ValueError for an unknown mode or null_handling and
+    for a function the workers cannot import by name (lambdas, closures, ``__main__``).
     """
-    if mode == "batch":
-        raise NotImplementedError("manygil.duckdb: mode='batch' is not available yet; use mode='row'")
-    if mode != "row":
+    if mode not in ("row", "batch"):
         raise ValueError(f"mode must be 'row' or 'batch', not {mode!r}")
     if null_handling not in ("default", "special"):
         raise ValueError(f"null_handling must be 'default' or 'special', not {null_handling!r}")
@@ -116,10 +132,11 @@ def register(con: Any, name: str, fn: Callable[..., Any], parameters: Sequence[o
                       f"workers; DuckDB's threads bound how many chunks are in UDFs at once "
                       f"(SET threads = {chosen.max_workers})", stacklevel=2)
     skip_nulls = null_handling == "default"
+    batch = mode == "batch"
 
     def run(*columns):  # type: ignore[no-untyped-def]  # DuckDB evaluates annotations it finds
         arrays = [c.combine_chunks() if hasattr(c, "combine_chunks") else c for c in columns]
-        return _core._arrow_map_rows(chosen._core, ref, arrays, result_format, skip_nulls)
+        return _core._arrow_map(chosen._core, ref, arrays, result_format, skip_nulls, batch)
 
     run.__name__ = name
     con.create_function(name, run, list(parameters), return_type, type="arrow", null_handling="special",

@@ -226,6 +226,12 @@ std::string_view ColumnView::bytes_at(std::int64_t i) const noexcept {
     return std::string_view(data_ + start, static_cast<std::size_t>(end - start));
 }
 
+const void* ColumnView::fixed_values_at(std::int64_t i) const noexcept {
+    std::size_t width = type_.width();
+    if (width == 0) return nullptr;
+    return static_cast<const std::uint8_t*>(values_) + static_cast<std::size_t>(offset_ + i) * width;
+}
+
 // ---- ExportedArray ------------------------------------------------------------------------------
 
 ExportedArray::ExportedArray(ExportedArray&& other) noexcept : schema(other.schema), array(other.array) {

@@ -76,6 +76,9 @@ public:
     double float_at(std::int64_t i) const noexcept;        // Float32, Float64
     bool bool_at(std::int64_t i) const noexcept;           // Bool
     std::string_view bytes_at(std::int64_t i) const noexcept;  // Utf8, Binary and their Large forms
+    // Where value i of a fixed-width kind (type().width() > 0) lies in the producer's buffer, for
+    // readers that take values in place; null for Bool and the variable-width kinds.
+    const void* fixed_values_at(std::int64_t i) const noexcept;
 
 private:
     ColumnType type_;

@@ -6,16 +6,18 @@
 #include <functional>
 #include <future>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <utility>
 
-#include "cpython/interpreter_dict.hpp"
 #include "cpython/py_ref.hpp"
 #include "cpython/python_error.hpp"
 #include "manygil/errors.hpp"
 #include "runtime/call_target.hpp"
 #include "runtime/interruptible_call.hpp"
 #include "runtime/promise_job.hpp"
+#include "udf/column_buffer.hpp"
+#include "udf/python_values.hpp"
 
 namespace manygil::udf {
 
@@ -29,150 +31,66 @@ using detail::PyRef;
 
 namespace {
 
-// Dates and timestamps to and from Python, defined once per interpreter from source (the datetime
-// C API keeps process-wide pointers, which own-GIL interpreters must not share).
-constexpr const char* kHelpers = R"(
-import datetime as _dt
-_EPOCH = _dt.datetime(1970, 1, 1)
-_UNIX_DAY = 719163  # date(1970, 1, 1).toordinal()
-
-def date_from_days(days):
-    return _dt.date.fromordinal(days + _UNIX_DAY)
-
-def days_from_date(value):
-    if type(value) is not _dt.date:
-        raise TypeError(f"expected a datetime.date, got {type(value).__name__}")
-    return value.toordinal() - _UNIX_DAY
-
-def datetime_from_count(count, per_second, aware):
-    seconds, rest = divmod(count, per_second)
-    value = _EPOCH + _dt.timedelta(seconds=seconds, microseconds=rest * 1_000_000 // per_second)
-    return value.replace(tzinfo=_dt.timezone.utc) if aware else value
-
-def count_from_datetime(value, per_second):
-    if not isinstance(value, _dt.datetime):
-        raise TypeError(f"expected a datetime.datetime, got {type(value).__name__}")
-    if value.tzinfo is not None:
-        value = value.astimezone(_dt.timezone.utc).replace(tzinfo=None)
-    delta = value - _EPOCH
-    return (delta.days * 86400 + delta.seconds) * per_second + delta.microseconds * per_second // 1_000_000
-)";
-
-PyObject* helper(const char* name) {
-    PyObject* globals = detail::per_interpreter("manygil.udf.helpers", []() -> PyObject* {
-        PyRef g(PyDict_New());
-        if (!g || PyDict_SetItemString(g.get(), "__builtins__", PyEval_GetBuiltins()) < 0) return nullptr;
-        PyRef done(PyRun_String(kHelpers, Py_file_input, g.get(), g.get()));
-        return done ? g.release() : nullptr;
-    });
-    PyObject* fn = PyDict_GetItemString(globals, name);  // borrowed
-    if (!fn) throw PythonError("SystemError", std::string("manygil: no UDF helper ") + name, "");
-    return fn;
-}
-
-std::int64_t per_second(arrow::TimeUnit unit) {
-    switch (unit) {
-        case arrow::TimeUnit::Second: return 1;
-        case arrow::TimeUnit::Milli: return 1'000;
-        case arrow::TimeUnit::Micro: return 1'000'000;
-        case arrow::TimeUnit::Nano: return 1'000'000'000;
-    }
-    return 1'000'000;
-}
-
-// The Python value of row i of a column (a new reference), or null with a Python error.
-PyObject* to_python(const ColumnView& v, std::int64_t i) {
-    if (v.is_null(i)) return Py_NewRef(Py_None);
-    const ColumnType& t = v.type();
-    switch (t.kind) {
-        case Kind::Bool: return PyBool_FromLong(v.bool_at(i));
-        case Kind::Int8: case Kind::Int16: case Kind::Int32: case Kind::Int64: return PyLong_FromLongLong(v.int_at(i));
-        case Kind::UInt8: case Kind::UInt16: case Kind::UInt32: case Kind::UInt64:
-            return PyLong_FromUnsignedLongLong(v.uint_at(i));
-        case Kind::Float32: case Kind::Float64: return PyFloat_FromDouble(v.float_at(i));
-        case Kind::Utf8: case Kind::LargeUtf8: {
-            std::string_view s = v.bytes_at(i);
-            return PyUnicode_DecodeUTF8(s.data(), static_cast<Py_ssize_t>(s.size()), nullptr);
-        }
-        case Kind::Binary: case Kind::LargeBinary: {
-            std::string_view s = v.bytes_at(i);
-            return PyBytes_FromStringAndSize(s.data(), static_cast<Py_ssize_t>(s.size()));
-        }
-        case Kind::Date32: return PyObject_CallFunction(helper("date_from_days"), "L", static_cast<long long>(v.int_at(i)));
-        case Kind::Timestamp:
-            return PyObject_CallFunction(helper("datetime_from_count"), "LLi", static_cast<long long>(v.int_at(i)),
-                                         static_cast<long long>(per_second(t.unit)), t.timezone.empty() ? 0 : 1);
-    }
-    return Py_NewRef(Py_None);
-}
-
-[[noreturn]] void wrong_type(PyObject* value, const ColumnType& t) {
-    throw PythonError("TypeError",
-                      std::string("the function returned a ") + Py_TYPE(value)->tp_name + " where a '" + t.format() +
-                          "' value was expected",
-                      "");
-}
-
-// Appends a function's result to the builder. Throws PythonError or ArrowError.
-void append(ColumnBuilder& b, PyObject* value) {
-    if (value == Py_None) return b.append_null();
-    const ColumnType& t = b.type();
-    switch (t.kind) {
-        case Kind::Bool:
-            if (!PyBool_Check(value)) wrong_type(value, t);
-            return b.append_bool(value == Py_True);
-        case Kind::Int8: case Kind::Int16: case Kind::Int32: case Kind::Int64:
-        case Kind::UInt8: case Kind::UInt16: case Kind::UInt32: case Kind::UInt64: {
-            if (!PyLong_Check(value)) wrong_type(value, t);
-            int overflow = 0;
-            long long v = PyLong_AsLongLongAndOverflow(value, &overflow);
-            if (overflow > 0) {
-                unsigned long long u = PyLong_AsUnsignedLongLong(value);
-                if (u == static_cast<unsigned long long>(-1) && PyErr_Occurred()) {
-                    PyErr_Clear();
-                    throw ArrowError("an integer too large for a '" + t.format() + "' column");
-                }
-                return b.append_uint(u);
-            }
-            if (overflow < 0) throw ArrowError("an integer too small for a '" + t.format() + "' column");
-            return b.append_int(v);
-        }
-        case Kind::Float32: case Kind::Float64: {
-            if (!PyFloat_Check(value) && !PyLong_Check(value)) wrong_type(value, t);
-            double d = PyFloat_AsDouble(value);
-            if (d == -1.0 && PyErr_Occurred()) detail::throw_python_error();
-            return b.append_float(d);
-        }
-        case Kind::Utf8: case Kind::LargeUtf8: {
-            if (!PyUnicode_Check(value)) wrong_type(value, t);
-            Py_ssize_t n = 0;
-            const char* s = PyUnicode_AsUTF8AndSize(value, &n);
-            if (!s) detail::throw_python_error();  // lone surrogates
-            return b.append_bytes(std::string_view(s, static_cast<std::size_t>(n)));
-        }
-        case Kind::Binary: case Kind::LargeBinary: {
-            if (!PyBytes_Check(value)) wrong_type(value, t);
-            return b.append_bytes(std::string_view(PyBytes_AS_STRING(value), static_cast<std::size_t>(PyBytes_GET_SIZE(value))));
-        }
-        case Kind::Date32: {
-            PyRef days(PyObject_CallOneArg(helper("days_from_date"), value));
-            if (!days) detail::throw_python_error();
-            return b.append_int(PyLong_AsLongLong(days.get()));
-        }
-        case Kind::Timestamp: {
-            PyRef count(PyObject_CallFunction(helper("count_from_datetime"), "OL", value,
-                                              static_cast<long long>(per_second(t.unit))));
-            if (!count) detail::throw_python_error();
-            int overflow = 0;
-            long long c = PyLong_AsLongLongAndOverflow(count.get(), &overflow);
-            if (overflow) throw ArrowError("a datetime out of the range of a '" + t.format() + "' column");
-            return b.append_int(c);
-        }
+// The struct format of a fixed-width kind's values as batch mode hands them over.
+char struct_format(Kind kind) {
+    switch (kind) {
+        case Kind::Int8: return 'b';
+        case Kind::Int16: return 'h';
+        case Kind::Int32: case Kind::Date32: return 'i';
+        case Kind::Int64: case Kind::Timestamp: return 'q';
+        case Kind::UInt8: return 'B';
+        case Kind::UInt16: return 'H';
+        case Kind::UInt32: return 'I';
+        case Kind::UInt64: return 'Q';
+        case Kind::Float32: return 'f';
+        case Kind::Float64: return 'd';
+        default: return '?';
     }
 }
 
-// Rows [begin, end) of the columns, on a worker with its interpreter attached.
-ExportedArray map_slice(const std::string& function, const std::vector<ColumnView>& cols, std::int64_t begin,
+// A '?' memoryview of n flags, in memory the view owns.
+PyRef flags_view(std::int64_t n, const std::function<bool(std::int64_t)>& flag) {
+    auto bytes = std::make_shared<std::vector<std::uint8_t>>(static_cast<std::size_t>(n));
+    for (std::int64_t i = 0; i < n; ++i) (*bytes)[static_cast<std::size_t>(i)] = flag(i) ? 1 : 0;
+    const void* data = bytes->data();
+    return owned_memoryview(data, static_cast<Py_ssize_t>(n), '?', 1, std::move(bytes));
+}
+
+// Rows [begin, end) of one column as batch mode hands them over: fixed-width values as a memoryview
+// of the producer's buffer (held by `owner`), booleans unpacked into a '?' view, strings and bytes
+// as a list (None at NULL).
+PyRef batch_values(const ColumnView& c, std::int64_t begin, std::int64_t end, const std::shared_ptr<const void>& owner) {
+    std::int64_t n = end - begin;
+    const ColumnType& t = c.type();
+    if (t.kind == Kind::Bool) return flags_view(n, [&](std::int64_t i) { return c.bool_at(begin + i); });
+    if (!t.variable_width()) {
+        return owned_memoryview(c.fixed_values_at(begin), static_cast<Py_ssize_t>(n), struct_format(t.kind),
+                                static_cast<Py_ssize_t>(t.width()), owner);
+    }
+    PyRef list(PyList_New(static_cast<Py_ssize_t>(n)));
+    if (!list) detail::throw_python_error();
+    for (std::int64_t i = 0; i < n; ++i) {
+        PyObject* value = to_python_value(c, begin + i);
+        if (!value) detail::throw_python_error();
+        PyList_SET_ITEM(list.get(), static_cast<Py_ssize_t>(i), value);
+    }
+    return list;
+}
+
+// Rows [begin, end) of one column's validity: a '?' view (True: a value), or None when all are valid.
+PyRef batch_validity(const ColumnView& c, std::int64_t begin, std::int64_t end) {
+    bool any_null = false;
+    for (std::int64_t row = begin; row < end && !any_null; ++row) any_null = c.is_null(row);
+    if (!any_null) return PyRef(Py_NewRef(Py_None));
+    return flags_view(end - begin, [&](std::int64_t i) { return !c.is_null(begin + i); });
+}
+
+bool any_null(const std::vector<ColumnView>& cols, std::int64_t row) {
+    return std::any_of(cols.begin(), cols.end(), [&](const ColumnView& c) { return c.is_null(row); });
+}
+
+// Rows [begin, end) of the columns, one call per row, on a worker with its interpreter attached.
+ExportedArray row_slice(const std::string& function, const std::vector<ColumnView>& cols, std::int64_t begin,
                         std::int64_t end, const ColumnType& result, bool skip_null_rows) {
     PyRef fn = detail::resolve_target(function);
     ColumnBuilder out(result);
@@ -180,7 +98,7 @@ ExportedArray map_slice(const std::string& function, const std::vector<ColumnVie
     auto n = static_cast<Py_ssize_t>(cols.size());
     detail::InterruptibleCall marked(detail::next_task_id(), std::nullopt);  // Pool::interrupt_running
     for (std::int64_t row = begin; row < end; ++row) {
-        if (skip_null_rows && std::any_of(cols.begin(), cols.end(), [&](const ColumnView& c) { return c.is_null(row); })) {
+        if (skip_null_rows && any_null(cols, row)) {
             out.append_null();
             continue;
         }
@@ -188,13 +106,69 @@ ExportedArray map_slice(const std::string& function, const std::vector<ColumnVie
             PyRef args(PyTuple_New(n));
             if (!args) detail::throw_python_error();
             for (Py_ssize_t c = 0; c < n; ++c) {
-                PyObject* value = to_python(cols[static_cast<std::size_t>(c)], row);
+                PyObject* value = to_python_value(cols[static_cast<std::size_t>(c)], row);
                 if (!value) detail::throw_python_error();
                 PyTuple_SET_ITEM(args.get(), c, value);
             }
             PyRef value(PyObject_Call(fn.get(), args.get(), nullptr));
             if (!value) detail::throw_python_error();
-            append(out, value.get());
+            append_python_value(out, value.get());
+        } catch (const PythonError& e) {
+            throw PythonError(e.type_name(), "row " + std::to_string(row) + ": " + e.message(), e.traceback());
+        } catch (const ArrowError& e) {
+            throw PythonError("OverflowError", "row " + std::to_string(row) + ": " + e.what(), "");
+        }
+    }
+    return out.finish();
+}
+
+// Rows [begin, end) of the columns, one call for all of them, on a worker with its interpreter attached.
+ExportedArray batch_slice(const std::string& function, const std::vector<ColumnView>& cols, std::int64_t begin,
+                          std::int64_t end, const ColumnType& result, bool skip_null_rows,
+                          const std::shared_ptr<const void>& owner) {
+    PyRef fn = detail::resolve_target(function);
+    std::string rows = "rows " + std::to_string(begin) + ".." + std::to_string(end - 1);
+    auto n = static_cast<Py_ssize_t>(cols.size());
+    detail::InterruptibleCall marked(detail::next_task_id(), std::nullopt);  // Pool::interrupt_running
+    PyRef values;
+    try {
+        PyRef args(PyTuple_New(n));
+        if (!args) detail::throw_python_error();
+        for (Py_ssize_t c = 0; c < n; ++c) {
+            const ColumnView& col = cols[static_cast<std::size_t>(c)];
+            PyRef arg = batch_values(col, begin, end, owner);
+            if (!skip_null_rows) {  // the function sees NULLs: (values, valid) per argument
+                PyRef valid = batch_validity(col, begin, end);
+                arg = PyRef(PyTuple_Pack(2, arg.get(), valid.get()));
+                if (!arg) detail::throw_python_error();
+            }
+            PyTuple_SET_ITEM(args.get(), c, arg.release());
+        }
+        PyRef returned(PyObject_Call(fn.get(), args.get(), nullptr));
+        if (!returned) detail::throw_python_error();
+        if (PyUnicode_Check(returned.get())) {
+            throw PythonError("TypeError", "the function returned a str where a sequence of values was expected", "");
+        }
+        values = PyRef(PySequence_Fast(returned.get(), "the function must return a sequence of values"));
+        if (!values) detail::throw_python_error();
+        if (PySequence_Fast_GET_SIZE(values.get()) != end - begin) {
+            throw PythonError("ValueError",
+                              "the function returned " + std::to_string(PySequence_Fast_GET_SIZE(values.get())) +
+                                  " values for " + std::to_string(end - begin) + " rows",
+                              "");
+        }
+    } catch (const PythonError& e) {
+        throw PythonError(e.type_name(), rows + ": " + e.message(), e.traceback());
+    }
+    ColumnBuilder out(result);
+    out.reserve(end - begin);
+    for (std::int64_t row = begin; row < end; ++row) {
+        if (skip_null_rows && any_null(cols, row)) {  // SQL's rule, whatever the function said
+            out.append_null();
+            continue;
+        }
+        try {
+            append_python_value(out, PySequence_Fast_GET_ITEM(values.get(), static_cast<Py_ssize_t>(row - begin)));
         } catch (const PythonError& e) {
             throw PythonError(e.type_name(), "row " + std::to_string(row) + ": " + e.message(), e.traceback());
         } catch (const ArrowError& e) {
@@ -222,10 +196,11 @@ void append_all(ColumnBuilder& out, const ExportedArray& piece) {
     }
 }
 
-}  // namespace
+using SliceFn = std::function<ExportedArray(const std::vector<ColumnView>&, std::int64_t, std::int64_t)>;
 
-ExportedArray map_rows(Pool& pool, std::string_view function, const std::vector<ArgColumn>& args,
-                       const ColumnType& result, bool skip_null_rows) {
+// Splits the rows into one slice per worker, runs `slice` on each in a worker and joins the results.
+ExportedArray run_slices(Pool& pool, std::string_view function, const std::vector<ArgColumn>& args,
+                         const ColumnType& result, const char* what, SliceFn slice) {
     detail::check_target(function);
     auto columns = std::make_shared<std::vector<ColumnView>>();
     for (const ArgColumn& a : args) {
@@ -247,10 +222,7 @@ ExportedArray map_rows(Pool& pool, std::string_view function, const std::vector<
     for (std::int64_t s = 0; s < slices && !first_error; ++s) {
         std::int64_t begin = rows * s / slices, end = rows * (s + 1) / slices;
         auto job = std::make_unique<detail::PromiseJob<std::function<ExportedArray()>, ExportedArray>>(
-            [function = std::string(function), columns, begin, end, result, skip_null_rows] {
-                return map_slice(function, *columns, begin, end, result, skip_null_rows);
-            },
-            std::string(function) + " (Arrow rows)");
+            [columns, begin, end, slice] { return slice(*columns, begin, end); }, std::string(function) + what);
         auto future = job->future();
         try {
             pool.post(std::move(job));  // a refused job is destroyed unrun: its future reports broken_promise
@@ -273,6 +245,29 @@ ExportedArray map_rows(Pool& pool, std::string_view function, const std::vector<
     joined.reserve(rows);
     for (const ExportedArray& piece : pieces) append_all(joined, piece);
     return joined.finish();
+}
+
+}  // namespace
+
+ExportedArray map_rows(Pool& pool, std::string_view function, const std::vector<ArgColumn>& args,
+                       const ColumnType& result, bool skip_null_rows) {
+    return run_slices(pool, function, args, result, " (Arrow rows)",
+                      [function = std::string(function), result, skip_null_rows](
+                          const std::vector<ColumnView>& cols, std::int64_t begin, std::int64_t end) {
+                          return row_slice(function, cols, begin, end, result, skip_null_rows);
+                      });
+}
+
+ExportedArray map_batches(Pool& pool, std::string_view function, const std::vector<ArgColumn>& args,
+                          const ColumnType& result, bool skip_null_rows, std::shared_ptr<const void> owner) {
+    if (!owner) throw std::invalid_argument("map_batches needs an owner that keeps the argument arrays alive");
+    // The slices read `owner` from this frame, which outlives them (run_slices waits for every one):
+    // once this returns, only the caller and the views a function kept hold it.
+    return run_slices(pool, function, args, result, " (Arrow batches)",
+                      [function = std::string(function), result, skip_null_rows, owner = &owner](
+                          const std::vector<ColumnView>& cols, std::int64_t begin, std::int64_t end) {
+                          return batch_slice(function, cols, begin, end, result, skip_null_rows, *owner);
+                      });
 }
 
 }  // namespace manygil::udf

@@ -4,7 +4,9 @@
 
 #include <stdlib.h>
 
+#include <atomic>
 #include <filesystem>
+#include <memory>
 #include <set>
 #include <string>
 
@@ -15,6 +17,7 @@
 namespace {
 
 using namespace manygil::arrow;
+using manygil::udf::map_batches;
 using manygil::udf::map_rows;
 
 manygil::Pool& pool() {
@@ -129,6 +132,92 @@ TEST(ArrowMap, ErrorsNameTheRowAndThePoolGoesOn) {
                  ArrowError);
     ExportedArray fine = map_rows(pool(), "mg_udf:lcg", {{&in.schema, &in.array}}, ColumnType::parse("l"));
     EXPECT_EQ(ColumnView(fine.schema, fine.array).int_at(1), lcg(1));
+}
+
+// ---- map_batches ----------------------------------------------------------------------------------
+
+std::shared_ptr<const void> owning(ExportedArray& a) { return std::shared_ptr<const void>(&a, [](const void*) {}); }
+
+TEST(ArrowMapBatches, OneCallPerSliceWithNullRowsMasked) {
+    ExportedArray in = ints(5000, true);
+    ExportedArray out = map_batches(pool(), "mg_udf:twice_batch", {{&in.schema, &in.array}}, ColumnType::parse("l"),
+                                    true, owning(in));
+    ColumnView v(out.schema, out.array);
+    ASSERT_EQ(v.length(), 5000);
+    EXPECT_EQ(v.null_count(), 500);
+    for (std::int64_t i = 0; i < 5000; ++i) {
+        if (i % 10 == 3) EXPECT_TRUE(v.is_null(i)) << i;
+        else EXPECT_EQ(v.int_at(i), 2 * i) << i;
+    }
+}
+
+TEST(ArrowMapBatches, ArgumentsAreTypedViewsOrLists) {
+    ColumnBuilder i8(ColumnType::parse("c")), u32(ColumnType::parse("I")), f(ColumnType::parse("f")),
+        d(ColumnType::parse("tdD")), ts(ColumnType::parse("tsu:")), flag(ColumnType::parse("b")),
+        s(ColumnType::parse("u")), b(ColumnType::parse("z"));
+    i8.append_int(1), u32.append_uint(2), f.append_float(3), d.append_int(4), ts.append_int(5), flag.append_bool(true),
+        s.append_bytes("x"), b.append_bytes("y");
+    std::vector<ExportedArray> arrays;
+    for (ColumnBuilder* c : {&i8, &u32, &f, &d, &ts, &flag, &s, &b}) arrays.push_back(c->finish());
+    std::vector<manygil::udf::ArgColumn> args;
+    for (const ExportedArray& a : arrays) args.push_back({&a.schema, &a.array});
+    ExportedArray out = map_batches(pool(), "mg_udf:kinds_batch", args, ColumnType::parse("u"), true,
+                                    std::make_shared<int>(0));
+    EXPECT_EQ(ColumnView(out.schema, out.array).bytes_at(0),
+              "memoryview:b|memoryview:I|memoryview:f|memoryview:i|memoryview:q|memoryview:?|list|list");
+}
+
+TEST(ArrowMapBatches, WithoutSkippingNullsEachArgumentCarriesItsValidity) {
+    ExportedArray with = ints(300, true), without = ints(300, false);
+    for (ExportedArray* in : {&with, &without}) {
+        ExportedArray out = map_batches(pool(), "mg_udf:valid_or_minus_one_batch", {{&in->schema, &in->array}},
+                                        ColumnType::parse("l"), false, owning(*in));
+        ColumnView v(out.schema, out.array);
+        ASSERT_EQ(v.length(), 300);
+        EXPECT_EQ(v.null_count(), 0);
+        for (std::int64_t i = 0; i < 300; ++i) EXPECT_EQ(v.int_at(i), in == &with && i % 10 == 3 ? -1 : i) << i;
+    }
+}
+
+TEST(ArrowMapBatches, AViewKeptPastTheCallKeepsItsArraysAlive) {
+    manygil::Pool one(manygil::testing::runtime(), {.workers = 1});  // one interpreter holds every kept view
+    std::atomic<bool> released{false};
+    auto watched = [&] {
+        return std::shared_ptr<ExportedArray>(new ExportedArray(ints(100, false)), [&](ExportedArray* a) {
+            delete a;
+            released = true;
+        });
+    };
+    {  // not kept: when map_batches returns, the caller holds the only reference
+        std::shared_ptr<ExportedArray> in = watched();
+        map_batches(one, "mg_udf:twice_batch", {{&in->schema, &in->array}}, ColumnType::parse("l"), true, in);
+        in.reset();
+        EXPECT_TRUE(released.exchange(false));
+    }
+    std::shared_ptr<ExportedArray> in = watched();
+    map_batches(one, "mg_udf:keep_view_batch", {{&in->schema, &in->array}}, ColumnType::parse("l"), true, in);
+    in.reset();
+    EXPECT_FALSE(released) << "the arrays were released under a view the function kept";
+    ExportedArray probe = ints(1, false);
+    ExportedArray total = map_rows(one, "mg_udf:kept_total", {{&probe.schema, &probe.array}}, ColumnType::parse("l"));
+    EXPECT_EQ(ColumnView(total.schema, total.array).int_at(0), 99 * 100 / 2 - 9 * 10 / 2);  // rows 10..99, intact
+    map_rows(one, "mg_udf:drop_kept", {{&probe.schema, &probe.array}}, ColumnType::parse("l"));
+    EXPECT_TRUE(released) << "dropping the last view did not release the arrays";
+}
+
+TEST(ArrowMapBatches, AResultOfTheWrongLengthNamesTheRows) {
+    ExportedArray in = ints(100, false);
+    try {
+        map_batches(pool(), "mg_udf:wrong_length_batch", {{&in.schema, &in.array}}, ColumnType::parse("l"), true,
+                    owning(in));
+        ADD_FAILURE() << "no error";
+    } catch (const manygil::PythonError& e) {
+        EXPECT_EQ(e.type_name(), "ValueError");
+        EXPECT_EQ(e.message(), "rows 0..49: the function returned 1 values for 50 rows");  // the first of 2 slices
+    }
+    EXPECT_THROW(map_batches(pool(), "mg_udf:twice_batch", {{&in.schema, &in.array}}, ColumnType::parse("l"), true,
+                             nullptr),
+                 std::invalid_argument);
 }
 
 }  // namespace

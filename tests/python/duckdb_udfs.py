@@ -56,3 +56,70 @@ def interpreter(x):
     import _interpreters
 
     return _interpreters.get_current()[0]
+
+
+# Batch mode (mode="batch"): one call per slice of rows, columns as memoryviews or lists.
+
+def identity_batch(column):
+    return list(column)
+
+
+def lcg_batch(column):
+    return [lcg(x) for x in column]
+
+
+def none_aware_batch(column):
+    values, valid = column
+    return [v if valid is None or valid[i] else -1 for i, v in enumerate(values)]
+
+
+def describe_batch(column):
+    # What a batch function receives: the column's type, the memoryview's format and read-only flag.
+    kind = type(column).__name__
+    detail = f"{column.format}:{column.readonly}" if isinstance(column, memoryview) else ""
+    return [f"{kind}:{detail}"] * len(column)
+
+
+def identity_special_batch(column):
+    values, valid = column
+    return [v if valid is None or valid[i] else None for i, v in enumerate(values)]
+
+
+kept = []
+
+
+def keep_view(column):
+    kept.append((column[1:], list(column)[1:]))  # a slice of the view, kept past the call, and a copy
+    return list(column)
+
+
+def kept_intact():
+    return [list(view) == copy for view, copy in kept]
+
+
+def drop_kept():
+    import gc
+
+    kept.clear()
+    gc.collect()
+
+
+def short_batch(column):
+    return list(column)[1:]
+
+
+def str_batch(column):
+    return "not a sequence of values"
+
+
+def write_batch(column):
+    column[0] = 1  # read-only: raises TypeError
+    return list(column)
+
+
+def fails_on_42_batch(column):
+    return [fails_on_42(x) for x in column]
+
+
+def wrong_type_batch(column):
+    return [x if i != 3 else "a string" for i, x in enumerate(column)]

@@ -66,6 +66,73 @@ def test_every_type_with_nulls_matches_duckdbs_own_udf(con, pool, sql_type):
     assert sum(1 for (v,) in ours if v is None) == 3000 // 7 + (1 if 3000 % 7 > 3 else 0)
 
 
+@pytest.mark.parametrize("null_handling", ["default", "special"])
+@pytest.mark.parametrize("sql_type", list(TYPES))
+def test_every_type_with_nulls_in_batch_mode_matches_duckdbs_own_udf(con, pool, sql_type, null_handling):
+    con.sql(f"CREATE TABLE t AS SELECT x, row_number() OVER () AS n FROM ({TYPES[sql_type]})")
+    con.sql("UPDATE t SET x = NULL WHERE n % 7 = 3")
+    fn = u.identity_batch if null_handling == "default" else u.identity_special_batch
+    mgd.register(con, "mg_id", fn, [sql_type], sql_type, pool=pool, mode="batch", null_handling=null_handling)
+    con.create_function("py_id", u.identity, [sql_type], sql_type, null_handling="special")
+    ours = con.sql("SELECT mg_id(x) FROM t ORDER BY n").fetchall()
+    assert ours == con.sql("SELECT py_id(x) FROM t ORDER BY n").fetchall() == con.sql("SELECT x FROM t ORDER BY n").fetchall()
+    assert sum(1 for (v,) in ours if v is None) == 3000 // 7 + (1 if 3000 % 7 > 3 else 0)
+
+
+def test_batch_functions_get_typed_views_and_lists(con, pool):
+    mgd.register(con, "mg_kind", u.describe_batch, ["BIGINT"], "VARCHAR", pool=pool, mode="batch")
+    mgd.register(con, "mg_kind_d", u.describe_batch, ["DOUBLE"], "VARCHAR", pool=pool, mode="batch")
+    mgd.register(con, "mg_kind_s", u.describe_batch, ["VARCHAR"], "VARCHAR", pool=pool, mode="batch")
+    mgd.register(con, "mg_kind_b", u.describe_batch, ["BOOLEAN"], "VARCHAR", pool=pool, mode="batch")
+    got = con.sql("SELECT DISTINCT mg_kind(i), mg_kind_d(i / 2), mg_kind_s(i::VARCHAR), mg_kind_b(i > 5) "
+                  "FROM range(3000) t(i)").fetchall()
+    assert got == [("memoryview:q:True", "memoryview:d:True", "list:", "memoryview:?:True")]
+    con.sql("CREATE TABLE t AS SELECT CASE WHEN i % 5 = 0 THEN NULL ELSE i END AS x FROM range(5000) t(i)")
+    mgd.register(con, "mg_lcg", u.lcg_batch, ["BIGINT"], "BIGINT", pool=pool, mode="batch")
+    mgd.register(con, "mg_none", u.none_aware_batch, ["BIGINT"], "BIGINT", pool=pool, mode="batch",
+                 null_handling="special")
+    assert con.sql("SELECT sum(mg_lcg(x)), count(mg_lcg(x)), sum(mg_none(x)) FROM t").fetchall() == [
+        (sum(u.lcg(x) for x in range(5000) if x % 5), 4000, sum(x if x % 5 else -1 for x in range(5000)))]
+
+
+def test_batch_errors_name_the_rows_and_the_pool_goes_on(con, pool):
+    con.sql("CREATE TABLE t AS SELECT i AS x FROM range(100) t(i)")
+    cases = [(u.short_batch, "rows 0..49: the function returned 49 values for 50 rows"),
+             (u.str_batch, "rows 0..49: the function returned a str where a sequence"),
+             (u.write_batch, "TypeError: rows 0..49: cannot modify read-only memory"),
+             (u.fails_on_42_batch, "ZeroDivisionError: rows 0..49: forty-two divided by zero")]
+    for i, (fn, message) in enumerate(cases):
+        mgd.register(con, f"mg_bad{i}", fn, ["BIGINT"], "BIGINT", pool=pool, mode="batch")
+        with pytest.raises(duckdb.Error) as info:
+            con.sql(f"SELECT sum(mg_bad{i}(x)) FROM t").fetchall()
+        assert message in str(info.value)
+    mgd.register(con, "mg_wrong", u.wrong_type_batch, ["BIGINT"], "BIGINT", pool=pool, mode="batch")
+    with pytest.raises(duckdb.Error, match="row 3: the function returned a str where a 'l' value was expected"):
+        con.sql("SELECT mg_wrong(x) FROM t").fetchall()
+    mgd.register(con, "mg_ok", u.identity_batch, ["BIGINT"], "BIGINT", pool=pool, mode="batch")
+    assert con.sql("SELECT sum(mg_ok(x)) FROM t").fetchall() == [(4950,)]
+
+
+def test_a_view_kept_by_a_batch_function_keeps_its_data_until_dropped():
+    pa = pytest.importorskip("pyarrow")
+    from manygil import _core
+
+    with manygil.Pool(1) as one:  # one interpreter holds every kept view
+        before = pa.total_allocated_bytes()
+        column = pa.array(range(1_000_000), type=pa.int64())
+        size = pa.total_allocated_bytes() - before
+        assert size >= 8_000_000
+        result = _core._arrow_map(one._core, "duckdb_udfs:keep_view", [column], "l", True, True)
+        assert len(pa.array(result)) == 1_000_000
+        del column, result
+        assert pa.total_allocated_bytes() - before >= size  # the kept view holds the column
+        pa.array([0] * 100_000)  # new allocations do not land on it
+        assert one.submit(u.kept_intact).result() == [True]
+        one.submit(u.drop_kept).result()
+        _core._arrow_map(one._core, "duckdb_udfs:identity_batch", [pa.array([1])], "l", True, True)  # releases it
+        assert pa.total_allocated_bytes() - before < size
+
+
 def test_functions_of_values_and_null_handling(con, pool):
     con.sql("CREATE TABLE t AS SELECT CASE WHEN i % 5 = 0 THEN NULL ELSE i END AS x, 'w' || i AS s, "
             "('b' || i)::BLOB AS b, DATE '2021-02-28' + (i % 3)::INTEGER AS d, "
@@ -140,8 +207,10 @@ def test_register_refuses_what_cannot_work(con, pool):
         mgd.register(con, "f", u.identity, ["DECIMAL(10,2)"], "BIGINT", pool=pool)
     with pytest.raises(TypeError, match="return type"):
         mgd.register(con, "f", u.identity, ["BIGINT"], "INTERVAL", pool=pool)
-    with pytest.raises(NotImplementedError, match="batch"):
-        mgd.register(con, "f", u.identity, ["BIGINT"], "BIGINT", pool=pool, mode="batch")
+    with pytest.raises(ValueError, match="mode must be 'row' or 'batch'"):
+        mgd.register(con, "f", u.identity, ["BIGINT"], "BIGINT", pool=pool, mode="vector")
+    with pytest.raises(ValueError, match="null_handling"):
+        mgd.register(con, "f", u.identity, ["BIGINT"], "BIGINT", pool=pool, null_handling="skip")
 
 
 def test_concurrent_queries_from_two_threads(pool):

@@ -67,3 +67,44 @@ def meet(directory):
             return -1
         time.sleep(0.001)
     return me
+
+
+# Batch functions (udf::map_batches): one call per slice, columns as memoryviews or lists.
+
+def twice_batch(column):
+    return [2 * x for x in column]
+
+
+def kinds_batch(*columns):
+    # One row per slice row: what each argument arrived as.
+    names = [f"memoryview:{c.format}" if isinstance(c, memoryview) else type(c).__name__ for c in columns]
+    return ["|".join(names)] * len(columns[0])
+
+
+def valid_or_minus_one_batch(column):
+    values, valid = column
+    return [v if valid is None or valid[i] else -1 for i, v in enumerate(values)]
+
+
+kept = []
+
+
+def keep_view_batch(column):
+    kept.append(column[10:])  # a slice of the view, kept past the call
+    return list(column)
+
+
+def kept_total(x):
+    return sum(sum(view) for view in kept)
+
+
+def drop_kept(x):
+    import gc
+
+    kept.clear()
+    gc.collect()
+    return 0
+
+
+def wrong_length_batch(column):
+    return [0]
