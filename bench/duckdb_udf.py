@@ -7,7 +7,8 @@ Workloads (983,040 rows: 8 row groups of 122,880, so that DuckDB's threads all g
   string:  SELECT count(DISTINCT f(s)) FROM t, f normalises a string and hashes it;
   no-op:   SELECT sum(f(x)) FROM t with f(x) = x: the fixed cost per 2,048-row chunk.
 Models: DuckDB's native UDF (a Python call per row) and its arrow UDF (the function loops over a
-pyarrow chunk) at SET threads=1 and 2; manygil.duckdb (row mode, 2 interpreters) at threads=2 and 4.
+pyarrow chunk) at SET threads=1 and 2; manygil.duckdb with 2 interpreters in row mode at threads=2
+and 4, and in batch mode (the function loops over a memoryview or list) at threads=2.
 Models take turns within every round and keep their best time; every model's answer must agree.
 """
 
@@ -38,11 +39,13 @@ def arrow_version(fn, arrow_type):
 
 
 WORKLOADS = {
-    "integer": (udf_functions.lcg, "BIGINT", "BIGINT", pa.int64(), "SELECT sum({f}(x)) FROM t"),
-    "string": (udf_functions.normalise_hash, "VARCHAR", "VARCHAR", pa.string(), "SELECT count(DISTINCT {f}(s)) FROM t"),
-    "no-op": (udf_functions.noop, "BIGINT", "BIGINT", pa.int64(), "SELECT sum({f}(x)) FROM t"),
+    "integer": (udf_functions.lcg, udf_functions.lcg_batch, "BIGINT", "BIGINT", pa.int64(), "SELECT sum({f}(x)) FROM t"),
+    "string": (udf_functions.normalise_hash, udf_functions.normalise_hash_batch, "VARCHAR", "VARCHAR", pa.string(),
+               "SELECT count(DISTINCT {f}(s)) FROM t"),
+    "no-op": (udf_functions.noop, udf_functions.noop_batch, "BIGINT", "BIGINT", pa.int64(), "SELECT sum({f}(x)) FROM t"),
 }
-MODELS = [("native", 1), ("native", 2), ("arrow", 1), ("arrow", 2), ("manygil", 2), ("manygil", 4)]
+MODELS = [("native", 1), ("native", 2), ("arrow", 1), ("arrow", 2), ("manygil", 2), ("manygil", 4), ("mgbatch", 2)]
+OURS = ("manygil", "mgbatch")
 
 
 def main() -> int:
@@ -56,11 +59,12 @@ def main() -> int:
     best: dict[tuple[str, str, int], float] = {}
     with manygil.Pool(2) as pool:
         for w in args.workloads.split(","):
-            fn, param, ret, arrow_type, query = WORKLOADS[w]
+            fn, batch_fn, param, ret, arrow_type, query = WORKLOADS[w]
             name = w.replace("-", "")
             con.create_function(f"native_{name}", fn, [param], ret)
             con.create_function(f"arrow_{name}", arrow_version(fn, arrow_type), [param], ret, type="arrow")
             mgd.register(con, f"manygil_{name}", fn, [param], ret, pool=pool)
+            mgd.register(con, f"mgbatch_{name}", batch_fn, [param], ret, pool=pool, mode="batch")
             answer = None
             for r in range(args.rounds):
                 for model, threads in MODELS[r % len(MODELS):] + MODELS[:r % len(MODELS)]:
@@ -75,7 +79,7 @@ def main() -> int:
                     print(f"round {r + 1}: {w:7} {model:8} threads={threads}  {elapsed:6.2f} s", flush=True)
     print(f"\nbest of {args.rounds}, {ROWS:,} rows ({chunks} chunks), manygil with 2 interpreters:")
     for w in args.workloads.split(","):
-        duckdb_best = min(best[(w, m, t)] for m, t in MODELS if m != "manygil")
+        duckdb_best = min(best[(w, m, t)] for m, t in MODELS if m not in OURS)
         for model, threads in MODELS:
             t = best[(w, model, threads)]
             extra = f"  {t / chunks * 1000:5.2f} ms per chunk" if w == "no-op" else ""

@@ -16,3 +16,17 @@ def normalise_hash(s):
 
 def noop(x):
     return x
+
+
+# Batch-mode versions (manygil.duckdb mode="batch"): one call per slice of a chunk.
+
+def lcg_batch(column):
+    return [lcg(x) for x in column]
+
+
+def normalise_hash_batch(column):
+    return [normalise_hash(s) for s in column]
+
+
+def noop_batch(column):
+    return column

@@ -5,13 +5,12 @@
 #include <string>
 #include <vector>
 
-#include "arrow/column.hpp"
 #include "cpython/private_api.hpp"
 #include "cpython/py_ref.hpp"
+#include "manygil/arrow_udf.hpp"
 #include "manygil/errors.hpp"
 #include "module_state.hpp"
 #include "pool_object.hpp"
-#include "udf/arrow_map.hpp"
 
 namespace manygil::ext {
 
@@ -201,10 +200,9 @@ PyObject* py_arrow_map(PyObject* module, PyObject* const* argv, Py_ssize_t argc)
     std::exception_ptr error;
     Py_BEGIN_ALLOW_THREADS  // the workers never need this GIL; other Python threads (DuckDB's) may
     try {
-        arrow::ColumnType type = arrow::ColumnType::parse(format);
         result = std::make_unique<arrow::ExportedArray>(
-            batch ? udf::map_batches(*pool, function, columns, type, skip != 0, taken)
-                  : udf::map_rows(*pool, function, columns, type, skip != 0));
+            batch ? udf::map_batches(*pool, function, columns, format, skip != 0, taken)
+                  : udf::map_rows(*pool, function, columns, format, skip != 0));
     } catch (...) {
         error = std::current_exception();
     }

@@ -8,6 +8,8 @@
 // wait for manygil workers (their creation and end, and run_in_main() jobs, take it).
 #pragma once
 
+#include "manygil/arrow_data.hpp"
+#include "manygil/arrow_udf.hpp"
 #include "manygil/errors.hpp"
 #include "manygil/http.hpp"
 #include "manygil/interpreter.hpp"

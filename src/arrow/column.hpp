@@ -15,20 +15,13 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
-#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include "arrow/c_data.hpp"
+#include "manygil/arrow_data.hpp"
 
 namespace manygil::arrow {
-
-// A malformed or unsupported array or schema; the message names the culprit.
-class ArrowError : public std::runtime_error {
-public:
-    using std::runtime_error::runtime_error;
-};
 
 enum class Kind {
     Bool,
@@ -86,21 +79,6 @@ private:
     const std::uint8_t* validity_ = nullptr;  // null: no nulls
     const void* values_ = nullptr;            // fixed width and Bool: values; variable: offsets
     const char* data_ = nullptr;              // variable width: the bytes
-};
-
-// Both halves of an exported array. Move-only; releases whatever the consumer did not take (a
-// consumer that takes one moves it out and sets the `release` it leaves behind to null, as the spec
-// says).
-struct ExportedArray {
-    ArrowSchema schema{};
-    ArrowArray array{};
-
-    ExportedArray() = default;
-    ExportedArray(ExportedArray&& other) noexcept;
-    ExportedArray& operator=(ExportedArray&& other) noexcept;
-    ExportedArray(const ExportedArray&) = delete;
-    ExportedArray& operator=(const ExportedArray&) = delete;
-    ~ExportedArray();
 };
 
 // Builds one array of a given type, value by value. One thread at a time.

@@ -1,4 +1,4 @@
-#include "udf/arrow_map.hpp"
+#include "manygil/arrow_udf.hpp"
 
 #include <Python.h>
 
@@ -6,10 +6,10 @@
 #include <functional>
 #include <future>
 #include <memory>
-#include <stdexcept>
 #include <string>
 #include <utility>
 
+#include "arrow/column.hpp"
 #include "cpython/py_ref.hpp"
 #include "cpython/python_error.hpp"
 #include "manygil/errors.hpp"
@@ -250,7 +250,8 @@ ExportedArray run_slices(Pool& pool, std::string_view function, const std::vecto
 }  // namespace
 
 ExportedArray map_rows(Pool& pool, std::string_view function, const std::vector<ArgColumn>& args,
-                       const ColumnType& result, bool skip_null_rows) {
+                       std::string_view result_format, bool skip_null_rows) {
+    ColumnType result = ColumnType::parse(result_format);
     return run_slices(pool, function, args, result, " (Arrow rows)",
                       [function = std::string(function), result, skip_null_rows](
                           const std::vector<ColumnView>& cols, std::int64_t begin, std::int64_t end) {
@@ -259,8 +260,9 @@ ExportedArray map_rows(Pool& pool, std::string_view function, const std::vector<
 }
 
 ExportedArray map_batches(Pool& pool, std::string_view function, const std::vector<ArgColumn>& args,
-                          const ColumnType& result, bool skip_null_rows, std::shared_ptr<const void> owner) {
-    if (!owner) throw std::invalid_argument("map_batches needs an owner that keeps the argument arrays alive");
+                          std::string_view result_format, bool skip_null_rows, std::shared_ptr<const void> owner) {
+    if (!owner) throw InvalidArgument("map_batches needs an owner that keeps the argument arrays alive");
+    ColumnType result = ColumnType::parse(result_format);
     // The slices read `owner` from this frame, which outlives them (run_slices waits for every one):
     // once this returns, only the caller and the views a function kept hold it.
     return run_slices(pool, function, args, result, " (Arrow batches)",

@@ -12,7 +12,7 @@
 
 #include "manygil/manygil.hpp"
 #include "shared_runtime.hpp"
-#include "udf/arrow_map.hpp"
+#include "arrow/column.hpp"
 
 namespace {
 
@@ -41,7 +41,7 @@ std::int64_t lcg(std::int64_t x) {
 
 TEST(ArrowMap, RunsTheFunctionOnEveryRowAcrossWorkers) {
     ExportedArray in = ints(5000, true);
-    ExportedArray out = map_rows(pool(), "mg_udf:lcg", {{&in.schema, &in.array}}, ColumnType::parse("l"));
+    ExportedArray out = map_rows(pool(), "mg_udf:lcg", {{&in.schema, &in.array}}, "l");
     ColumnView v(out.schema, out.array);
     ASSERT_EQ(v.length(), 5000);
     EXPECT_EQ(v.null_count(), 500);
@@ -59,7 +59,7 @@ TEST(ArrowMap, TheSlicesRunAtOnceOnTwoWorkers) {
     ColumnBuilder paths(ColumnType::parse("u"));
     for (int i = 0; i < 200; ++i) paths.append_bytes(dir);
     ExportedArray in = paths.finish();
-    ExportedArray ids = map_rows(pool(), "mg_udf:meet", {{&in.schema, &in.array}}, ColumnType::parse("l"));
+    ExportedArray ids = map_rows(pool(), "mg_udf:meet", {{&in.schema, &in.array}}, "l");
     ColumnView idv(ids.schema, ids.array);
     std::set<std::int64_t> seen;
     for (std::int64_t i = 0; i < idv.length(); ++i) seen.insert(idv.int_at(i));
@@ -79,7 +79,7 @@ TEST(ArrowMap, SeveralColumnsOfEveryKindWithNulls) {
     ExportedArray out = map_rows(pool(), "mg_udf:describe",
                                  {{&ai.schema, &ai.array}, {&af.schema, &af.array}, {&as.schema, &as.array},
                                   {&ab.schema, &ab.array}, {&aflag.schema, &aflag.array}},
-                                 ColumnType::parse("u"));
+                                 "u");
     ColumnView v(out.schema, out.array);
     EXPECT_EQ(v.bytes_at(0), "1|2.5|CAF\xc3\x89|b'\\x00\\xff'|True");
     EXPECT_TRUE(v.is_null(1));
@@ -90,12 +90,12 @@ TEST(ArrowMap, DatesAndTimestampsGoThroughDatetime) {
     d.append_int(0), d.append_null(), d.append_int(19000);
     t.append_int(1'500'000), t.append_null(), t.append_int(-1);
     ExportedArray ad = d.finish(), at = t.finish();
-    ExportedArray nd = map_rows(pool(), "mg_udf:next_day", {{&ad.schema, &ad.array}}, ColumnType::parse("tdD"));
+    ExportedArray nd = map_rows(pool(), "mg_udf:next_day", {{&ad.schema, &ad.array}}, "tdD");
     ColumnView dv(nd.schema, nd.array);
     EXPECT_EQ(dv.int_at(0), 1);
     EXPECT_TRUE(dv.is_null(1));
     EXPECT_EQ(dv.int_at(2), 19001);
-    ExportedArray nt = map_rows(pool(), "mg_udf:plus_second", {{&at.schema, &at.array}}, ColumnType::parse("tsu:UTC"));
+    ExportedArray nt = map_rows(pool(), "mg_udf:plus_second", {{&at.schema, &at.array}}, "tsu:UTC");
     ColumnView tv(nt.schema, nt.array);
     EXPECT_EQ(tv.int_at(0), 2'500'000);
     EXPECT_TRUE(tv.is_null(1));
@@ -105,7 +105,7 @@ TEST(ArrowMap, DatesAndTimestampsGoThroughDatetime) {
 TEST(ArrowMap, ErrorsNameTheRowAndThePoolGoesOn) {
     ExportedArray in = ints(20, false);
     try {
-        map_rows(pool(), "mg_udf:fails_at_seven", {{&in.schema, &in.array}}, ColumnType::parse("l"));
+        map_rows(pool(), "mg_udf:fails_at_seven", {{&in.schema, &in.array}}, "l");
         ADD_FAILURE() << "no error";
     } catch (const manygil::PythonError& e) {
         EXPECT_EQ(e.type_name(), "ValueError");
@@ -113,24 +113,24 @@ TEST(ArrowMap, ErrorsNameTheRowAndThePoolGoesOn) {
         EXPECT_NE(e.traceback().find("mg_udf.py"), std::string::npos) << e.traceback();
     }
     try {
-        map_rows(pool(), "mg_udf:returns_str", {{&in.schema, &in.array}}, ColumnType::parse("l"));
+        map_rows(pool(), "mg_udf:returns_str", {{&in.schema, &in.array}}, "l");
         ADD_FAILURE() << "no error";
     } catch (const manygil::PythonError& e) {
         EXPECT_EQ(e.type_name(), "TypeError");
         EXPECT_NE(e.message().find("row 0: the function returned a str where a 'l' value was expected"),
                   std::string::npos) << e.message();
     }
-    EXPECT_THROW(map_rows(pool(), "mg_udf:too_big", {{&in.schema, &in.array}}, ColumnType::parse("i")),
+    EXPECT_THROW(map_rows(pool(), "mg_udf:too_big", {{&in.schema, &in.array}}, "i"),
                  manygil::PythonError);
-    EXPECT_THROW(map_rows(pool(), "mg_udf:missing", {{&in.schema, &in.array}}, ColumnType::parse("l")),
+    EXPECT_THROW(map_rows(pool(), "mg_udf:missing", {{&in.schema, &in.array}}, "l"),
                  manygil::UnknownFunctionError);
-    EXPECT_THROW(map_rows(pool(), "no-colon", {{&in.schema, &in.array}}, ColumnType::parse("l")),
+    EXPECT_THROW(map_rows(pool(), "no-colon", {{&in.schema, &in.array}}, "l"),
                  manygil::InvalidArgument);
     ExportedArray shorter = ints(5, false);
     EXPECT_THROW(map_rows(pool(), "mg_udf:lcg", {{&in.schema, &in.array}, {&shorter.schema, &shorter.array}},
-                          ColumnType::parse("l")),
+                          "l"),
                  ArrowError);
-    ExportedArray fine = map_rows(pool(), "mg_udf:lcg", {{&in.schema, &in.array}}, ColumnType::parse("l"));
+    ExportedArray fine = map_rows(pool(), "mg_udf:lcg", {{&in.schema, &in.array}}, "l");
     EXPECT_EQ(ColumnView(fine.schema, fine.array).int_at(1), lcg(1));
 }
 
@@ -140,7 +140,7 @@ std::shared_ptr<const void> owning(ExportedArray& a) { return std::shared_ptr<co
 
 TEST(ArrowMapBatches, OneCallPerSliceWithNullRowsMasked) {
     ExportedArray in = ints(5000, true);
-    ExportedArray out = map_batches(pool(), "mg_udf:twice_batch", {{&in.schema, &in.array}}, ColumnType::parse("l"),
+    ExportedArray out = map_batches(pool(), "mg_udf:twice_batch", {{&in.schema, &in.array}}, "l",
                                     true, owning(in));
     ColumnView v(out.schema, out.array);
     ASSERT_EQ(v.length(), 5000);
@@ -161,7 +161,7 @@ TEST(ArrowMapBatches, ArgumentsAreTypedViewsOrLists) {
     for (ColumnBuilder* c : {&i8, &u32, &f, &d, &ts, &flag, &s, &b}) arrays.push_back(c->finish());
     std::vector<manygil::udf::ArgColumn> args;
     for (const ExportedArray& a : arrays) args.push_back({&a.schema, &a.array});
-    ExportedArray out = map_batches(pool(), "mg_udf:kinds_batch", args, ColumnType::parse("u"), true,
+    ExportedArray out = map_batches(pool(), "mg_udf:kinds_batch", args, "u", true,
                                     std::make_shared<int>(0));
     EXPECT_EQ(ColumnView(out.schema, out.array).bytes_at(0),
               "memoryview:b|memoryview:I|memoryview:f|memoryview:i|memoryview:q|memoryview:?|list|list");
@@ -171,7 +171,7 @@ TEST(ArrowMapBatches, WithoutSkippingNullsEachArgumentCarriesItsValidity) {
     ExportedArray with = ints(300, true), without = ints(300, false);
     for (ExportedArray* in : {&with, &without}) {
         ExportedArray out = map_batches(pool(), "mg_udf:valid_or_minus_one_batch", {{&in->schema, &in->array}},
-                                        ColumnType::parse("l"), false, owning(*in));
+                                        "l", false, owning(*in));
         ColumnView v(out.schema, out.array);
         ASSERT_EQ(v.length(), 300);
         EXPECT_EQ(v.null_count(), 0);
@@ -190,34 +190,33 @@ TEST(ArrowMapBatches, AViewKeptPastTheCallKeepsItsArraysAlive) {
     };
     {  // not kept: when map_batches returns, the caller holds the only reference
         std::shared_ptr<ExportedArray> in = watched();
-        map_batches(one, "mg_udf:twice_batch", {{&in->schema, &in->array}}, ColumnType::parse("l"), true, in);
+        map_batches(one, "mg_udf:twice_batch", {{&in->schema, &in->array}}, "l", true, in);
         in.reset();
         EXPECT_TRUE(released.exchange(false));
     }
     std::shared_ptr<ExportedArray> in = watched();
-    map_batches(one, "mg_udf:keep_view_batch", {{&in->schema, &in->array}}, ColumnType::parse("l"), true, in);
+    map_batches(one, "mg_udf:keep_view_batch", {{&in->schema, &in->array}}, "l", true, in);
     in.reset();
     EXPECT_FALSE(released) << "the arrays were released under a view the function kept";
     ExportedArray probe = ints(1, false);
-    ExportedArray total = map_rows(one, "mg_udf:kept_total", {{&probe.schema, &probe.array}}, ColumnType::parse("l"));
+    ExportedArray total = map_rows(one, "mg_udf:kept_total", {{&probe.schema, &probe.array}}, "l");
     EXPECT_EQ(ColumnView(total.schema, total.array).int_at(0), 99 * 100 / 2 - 9 * 10 / 2);  // rows 10..99, intact
-    map_rows(one, "mg_udf:drop_kept", {{&probe.schema, &probe.array}}, ColumnType::parse("l"));
+    map_rows(one, "mg_udf:drop_kept", {{&probe.schema, &probe.array}}, "l");
     EXPECT_TRUE(released) << "dropping the last view did not release the arrays";
 }
 
 TEST(ArrowMapBatches, AResultOfTheWrongLengthNamesTheRows) {
     ExportedArray in = ints(100, false);
     try {
-        map_batches(pool(), "mg_udf:wrong_length_batch", {{&in.schema, &in.array}}, ColumnType::parse("l"), true,
+        map_batches(pool(), "mg_udf:wrong_length_batch", {{&in.schema, &in.array}}, "l", true,
                     owning(in));
         ADD_FAILURE() << "no error";
     } catch (const manygil::PythonError& e) {
         EXPECT_EQ(e.type_name(), "ValueError");
         EXPECT_EQ(e.message(), "rows 0..49: the function returned 1 values for 50 rows");  // the first of 2 slices
     }
-    EXPECT_THROW(map_batches(pool(), "mg_udf:twice_batch", {{&in.schema, &in.array}}, ColumnType::parse("l"), true,
-                             nullptr),
-                 std::invalid_argument);
+    EXPECT_THROW(map_batches(pool(), "mg_udf:twice_batch", {{&in.schema, &in.array}}, "l", true, nullptr),
+                 manygil::InvalidArgument);
 }
 
 }  // namespace

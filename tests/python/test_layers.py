@@ -39,7 +39,6 @@ EXCEPTIONS: dict[str, set[str]] = {
 
 # What ext/ may include from src/: the core's internal interface for the extension.
 EXT_API: set[str] = {
-    "arrow/column.hpp",
     "codec/decode_cache.hpp",
     "codec/payload.hpp",
     "codec/payload_python.hpp",
@@ -57,7 +56,6 @@ EXT_API: set[str] = {
     "runtime/interruptible_call.hpp",
     "runtime/worker_group.hpp",
     "wait/spin_wait.hpp",
-    "udf/arrow_map.hpp",
     "wait/wait_estimate.hpp",
 }
 
