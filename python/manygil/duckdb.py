@@ -81,6 +81,14 @@ def _reference(fn: Callable[..., Any]) -> str:
     return f"{module}:{qualname}"
 
 
+def _one_array(column: Any) -> Any:
+    """DuckDB's argument as one array: a ChunkedArray's only chunk as it is (combine_chunks would copy
+    it), several chunks concatenated."""
+    if not hasattr(column, "num_chunks"):
+        return column
+    return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+
+
 def register(con: Any, name: str, fn: Callable[..., Any], parameters: Sequence[object], return_type: object, *,
              pool: Pool | None = None, mode: str = "row", null_handling: str = "default",
              side_effects: bool = False) -> None:
@@ -135,7 +143,7 @@ def register(con: Any, name: str, fn: Callable[..., Any], parameters: Sequence[o
     batch = mode == "batch"
 
     def run(*columns):  # type: ignore[no-untyped-def]  # DuckDB evaluates annotations it finds
-        arrays = [c.combine_chunks() if hasattr(c, "combine_chunks") else c for c in columns]
+        arrays = [_one_array(c) for c in columns]
         return _core._arrow_map(chosen._core, ref, arrays, result_format, skip_nulls, batch)
 
     run.__name__ = name

@@ -283,3 +283,12 @@ def test_a_connection_closed_while_a_query_runs(pool):
     mgd.register(fresh, "mg_lcg", u.lcg, ["BIGINT"], "BIGINT", pool=pool)
     assert fresh.sql("SELECT sum(mg_lcg(x)) FROM range(1000) t(x)").fetchall() == [(sum(u.lcg(x) for x in range(1000)),)]
     fresh.close()
+
+
+def test_an_argument_in_one_chunk_is_not_copied_and_several_chunks_are_joined():
+    pa = pytest.importorskip("pyarrow")
+    one = pa.chunked_array([pa.array([1, 2, 3])])
+    assert mgd._one_array(one).buffers()[1].address == one.chunk(0).buffers()[1].address
+    assert mgd._one_array(pa.chunked_array([[1], [2, 3]])).to_pylist() == [1, 2, 3]
+    plain = pa.array([4])
+    assert mgd._one_array(plain) is plain
