@@ -51,8 +51,9 @@ arrow::ExportedArray map_rows(Pool& pool, std::string_view function, const std::
                               std::string_view result_format, bool skip_null_rows = false);
 
 // Calls `function` once per slice with one argument per column and returns its results, a sequence
-// of one value per row (the values map_rows accepts), as an array of `result_format`. An argument
-// is:
+// of one value per row (the values map_rows accepts), as an array of `result_format`; a result that
+// exports a buffer in the result column's own struct format (a memoryview like the arguments', an
+// array.array) is read in C++, with no Python object per value. An argument is:
 //   - integers, floats, date32 (days since 1970-01-01) and timestamps (a count of their unit): a
 //     read-only typed memoryview ('b', 'h', 'i', 'q', 'B', 'H', 'I', 'Q', 'f', 'd') of the
 //     producer's own buffer, no copy; NULL rows hold unspecified values;

@@ -102,7 +102,9 @@ def register(con: Any, name: str, fn: Callable[..., Any], parameters: Sequence[o
 
     ``mode="batch"`` calls ``fn(*columns)`` once per chunk, or per slice of one when the pool splits
     a chunk across its workers (so ``fn`` must treat rows independently), and ``fn`` returns a
-    sequence with one value per row (None: NULL). A column is:
+    sequence with one value per row (None: NULL); a memoryview or ``array.array`` in the return
+    type's own format (``'q'`` for BIGINT, ...) is read without a Python object per value. A column
+    is:
 
     - integers and floats: a read-only typed memoryview (``'q'`` for BIGINT, ``'d'`` for DOUBLE, ...)
       over DuckDB's own buffer, no copy; DATE as ``'i'`` days since 1970-01-01 and TIMESTAMP as

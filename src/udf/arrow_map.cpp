@@ -3,9 +3,11 @@
 #include <Python.h>
 
 #include <algorithm>
+#include <cstring>
 #include <functional>
 #include <future>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -122,6 +124,82 @@ ExportedArray row_slice(const std::string& function, const std::vector<ColumnVie
     return out.finish();
 }
 
+// What a batch function returned, read row by row: a buffer in the result column's own struct format
+// (a memoryview like the arguments, an array.array) value by value in C++, with no Python object per
+// value; any other sequence item by item. Throws PythonError for anything else.
+class BatchResult {
+public:
+    BatchResult(PyObject* returned, const ColumnType& type) : type_(type) {
+        if (PyUnicode_Check(returned)) {
+            throw PythonError("TypeError", "the function returned a str where a sequence of values was expected", "");
+        }
+        if (PyObject_CheckBuffer(returned) &&
+            PyObject_GetBuffer(returned, &buffer_, PyBUF_FORMAT | PyBUF_C_CONTIGUOUS) == 0) {
+            if (buffer_.ndim == 1 && has_column_format()) {
+                size_ = buffer_.shape ? buffer_.shape[0] : buffer_.len / buffer_.itemsize;
+                return;
+            }
+            PyBuffer_Release(&buffer_);  // another format: item by item, which names a wrong one
+        }
+        PyErr_Clear();  // a buffer that is not contiguous (or none): item by item
+        items_ = PyRef(PySequence_Fast(returned, "the function must return a sequence of values"));
+        if (!items_) detail::throw_python_error();
+        size_ = PySequence_Fast_GET_SIZE(items_.get());
+    }
+    ~BatchResult() {
+        if (buffer_.obj) PyBuffer_Release(&buffer_);
+    }
+    BatchResult(const BatchResult&) = delete;
+    BatchResult& operator=(const BatchResult&) = delete;
+
+    Py_ssize_t size() const noexcept { return size_; }
+
+    void append(ColumnBuilder& out, std::int64_t i) const {
+        if (items_) return append_python_value(out, PySequence_Fast_GET_ITEM(items_.get(), static_cast<Py_ssize_t>(i)));
+        const char* at = static_cast<const char*>(buffer_.buf) + i * buffer_.itemsize;
+        switch (type_.kind) {
+            case Kind::Bool: return out.append_bool(*at != 0);
+            case Kind::Int8: return out.append_int(read<std::int8_t>(at));
+            case Kind::Int16: return out.append_int(read<std::int16_t>(at));
+            case Kind::Int32: case Kind::Date32: return out.append_int(read<std::int32_t>(at));
+            case Kind::Int64: case Kind::Timestamp: return out.append_int(read<std::int64_t>(at));
+            case Kind::UInt8: return out.append_uint(read<std::uint8_t>(at));
+            case Kind::UInt16: return out.append_uint(read<std::uint16_t>(at));
+            case Kind::UInt32: return out.append_uint(read<std::uint32_t>(at));
+            case Kind::UInt64: return out.append_uint(read<std::uint64_t>(at));
+            case Kind::Float32: return out.append_float(read<float>(at));
+            case Kind::Float64: return out.append_float(read<double>(at));
+            default: return;  // variable-width results never take the buffer path
+        }
+    }
+
+private:
+    template <class T>
+    static T read(const char* at) noexcept {
+        T v;
+        std::memcpy(&v, at, sizeof v);
+        return v;
+    }
+
+    // The buffer holds the column's values as they are: its struct format ('@' or none: native) is
+    // the one the arguments use, or 'l'/'L' for 8-byte integers (C long on LP64).
+    bool has_column_format() const noexcept {
+        std::string_view f = buffer_.format ? buffer_.format : "B";
+        if (!f.empty() && f.front() == '@') f.remove_prefix(1);
+        if (f.size() != 1 || type_.variable_width()) return false;
+        std::size_t width = type_.kind == Kind::Bool ? 1 : type_.width();
+        if (static_cast<std::size_t>(buffer_.itemsize) != width) return false;
+        char want = struct_format(type_.kind);
+        if (f[0] == want) return true;
+        return width == 8 && ((want == 'q' && f[0] == 'l') || (want == 'Q' && f[0] == 'L'));
+    }
+
+    const ColumnType& type_;
+    Py_buffer buffer_{};
+    PyRef items_;
+    Py_ssize_t size_ = 0;
+};
+
 // Rows [begin, end) of the columns, one call for all of them, on a worker with its interpreter attached.
 ExportedArray batch_slice(const std::string& function, const std::vector<ColumnView>& cols, std::int64_t begin,
                           std::int64_t end, const ColumnType& result, bool skip_null_rows,
@@ -130,7 +208,7 @@ ExportedArray batch_slice(const std::string& function, const std::vector<ColumnV
     std::string rows = "rows " + std::to_string(begin) + ".." + std::to_string(end - 1);
     auto n = static_cast<Py_ssize_t>(cols.size());
     detail::InterruptibleCall marked(detail::next_task_id(), std::nullopt);  // Pool::interrupt_running
-    PyRef values;
+    std::optional<BatchResult> result_items;
     try {
         PyRef args(PyTuple_New(n));
         if (!args) detail::throw_python_error();
@@ -146,15 +224,11 @@ ExportedArray batch_slice(const std::string& function, const std::vector<ColumnV
         }
         PyRef returned(PyObject_Call(fn.get(), args.get(), nullptr));
         if (!returned) detail::throw_python_error();
-        if (PyUnicode_Check(returned.get())) {
-            throw PythonError("TypeError", "the function returned a str where a sequence of values was expected", "");
-        }
-        values = PyRef(PySequence_Fast(returned.get(), "the function must return a sequence of values"));
-        if (!values) detail::throw_python_error();
-        if (PySequence_Fast_GET_SIZE(values.get()) != end - begin) {
+        result_items.emplace(returned.get(), result);
+        if (result_items->size() != end - begin) {
             throw PythonError("ValueError",
-                              "the function returned " + std::to_string(PySequence_Fast_GET_SIZE(values.get())) +
-                                  " values for " + std::to_string(end - begin) + " rows",
+                              "the function returned " + std::to_string(result_items->size()) + " values for " +
+                                  std::to_string(end - begin) + " rows",
                               "");
         }
     } catch (const PythonError& e) {
@@ -168,7 +242,7 @@ ExportedArray batch_slice(const std::string& function, const std::vector<ColumnV
             continue;
         }
         try {
-            append_python_value(out, PySequence_Fast_GET_ITEM(values.get(), static_cast<Py_ssize_t>(row - begin)));
+            result_items->append(out, row - begin);
         } catch (const PythonError& e) {
             throw PythonError(e.type_name(), "row " + std::to_string(row) + ": " + e.message(), e.traceback());
         } catch (const ArrowError& e) {

@@ -205,6 +205,34 @@ TEST(ArrowMapBatches, AViewKeptPastTheCallKeepsItsArraysAlive) {
     EXPECT_TRUE(released) << "dropping the last view did not release the arrays";
 }
 
+TEST(ArrowMapBatches, BufferResultsAreReadInPlaceAndOtherFormatsItemByItem) {
+    ExportedArray in = ints(300, true);
+    ExportedArray same = map_batches(pool(), "mg_udf:same_batch", {{&in.schema, &in.array}}, "l", true, owning(in));
+    ExportedArray plus = map_batches(pool(), "mg_udf:array_batch", {{&in.schema, &in.array}}, "l", true, owning(in));
+    ColumnView sv(same.schema, same.array), pv(plus.schema, plus.array);
+    for (std::int64_t i = 0; i < 300; ++i) {
+        ASSERT_EQ(sv.is_null(i), i % 10 == 3) << i;
+        ASSERT_EQ(pv.is_null(i), i % 10 == 3) << i;
+        if (sv.is_null(i)) continue;
+        EXPECT_EQ(sv.int_at(i), i);
+        EXPECT_EQ(pv.int_at(i), i + 1);
+    }
+    ColumnBuilder flags(ColumnType::parse("b"));
+    for (int i = 0; i < 70; ++i) flags.append_bool(i % 3 == 0);
+    ExportedArray fin = flags.finish();
+    ExportedArray fout = map_batches(pool(), "mg_udf:same_batch", {{&fin.schema, &fin.array}}, "b", true, owning(fin));
+    ColumnView fv(fout.schema, fout.array);
+    for (std::int64_t i = 0; i < 70; ++i) EXPECT_EQ(fv.bool_at(i), i % 3 == 0) << i;
+    try {
+        map_batches(pool(), "mg_udf:doubles_batch", {{&in.schema, &in.array}}, "l", true, owning(in));
+        ADD_FAILURE() << "no error";
+    } catch (const manygil::PythonError& e) {
+        EXPECT_EQ(e.type_name(), "TypeError");
+        EXPECT_NE(e.message().find("row 0: the function returned a float where a 'l' value was expected"),
+                  std::string::npos) << e.message();
+    }
+}
+
 TEST(ArrowMapBatches, AResultOfTheWrongLengthNamesTheRows) {
     ExportedArray in = ints(100, false);
     try {

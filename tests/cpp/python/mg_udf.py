@@ -108,3 +108,19 @@ def drop_kept(x):
 
 def wrong_length_batch(column):
     return [0]
+
+
+def same_batch(column):
+    return column  # the argument's own memoryview: read back in C++ as a buffer
+
+
+def array_batch(column):
+    import array
+
+    return array.array("q", [x + 1 for x in column])
+
+
+def doubles_batch(column):
+    import array
+
+    return array.array("d", [0.5] * len(column))  # not a 'l' column's format: read item by item
