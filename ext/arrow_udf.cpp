@@ -115,7 +115,14 @@ struct TakenColumns {
 };
 
 std::mutex deferred_mutex;
-std::vector<std::unique_ptr<TakenColumns>> deferred;  // dropped outside the main interpreter
+
+// Dropped outside the main interpreter, not released yet. Never destroyed: what is still here at exit
+// is left to the process's end rather than released by a static destructor after Python (and
+// perhaps the producer's library) are gone.
+std::vector<std::unique_ptr<TakenColumns>>& deferred() {
+    static auto* list = new std::vector<std::unique_ptr<TakenColumns>>();
+    return *list;
+}
 
 bool in_main_interpreter() {
     PyThreadState* attached = PyThreadState_GetUnchecked();
@@ -128,7 +135,7 @@ void release_taken(TakenColumns* taken) {
         return;
     }
     std::lock_guard<std::mutex> lock(deferred_mutex);
-    deferred.emplace_back(taken);
+    deferred().emplace_back(taken);
 }
 
 // Releases what was dropped elsewhere since the last call. Main interpreter, GIL held.
@@ -136,7 +143,7 @@ void release_deferred() {
     std::vector<std::unique_ptr<TakenColumns>> due;
     {
         std::lock_guard<std::mutex> lock(deferred_mutex);
-        due.swap(deferred);
+        due.swap(deferred());
     }
 }
 
