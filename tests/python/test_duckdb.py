@@ -292,3 +292,28 @@ def test_an_argument_in_one_chunk_is_not_copied_and_several_chunks_are_joined():
     assert mgd._one_array(pa.chunked_array([[1], [2, 3]])).to_pylist() == [1, 2, 3]
     plain = pa.array([4])
     assert mgd._one_array(plain) is plain
+
+
+def test_a_process_exits_cleanly_with_views_still_kept_by_workers():
+    # The kept views end with their interpreters (at pool shutdown, or at exit with the shared pool);
+    # the arrays they held are then left for the main interpreter, which never calls again.
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent("""
+        import duckdb, manygil, manygil.duckdb as mgd
+        import duckdb_udfs as u
+        con = duckdb.connect()
+        con.sql("SET threads = 2")
+        mgd.register(con, "mg_keep", u.keep_view, ["BIGINT"], "BIGINT", mode="batch")  # the shared pool
+        with manygil.Pool(2) as pool:
+            mgd.register(con, "mg_keep2", u.keep_view, ["BIGINT"], "BIGINT", pool=pool, mode="batch")
+            print(con.sql("SELECT sum(mg_keep(x)), sum(mg_keep2(x)) FROM range(100000) t(x)").fetchall())
+        print("done")
+    """)
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(__file__))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout == f"[({sum(range(100000))}, {sum(range(100000))})]\ndone\n", proc.stderr[-3000:]
