@@ -17,6 +17,10 @@
 // Backpressure counts requests, not connections: while ServerOptions::max_pending requests are with
 // the Handler, no more are dispatched and no connections accepted; they wait in the kernel.
 //
+// The I/O threads run with the SCHED_BATCH policy (Linux; same CPU share as SCHED_OTHER): a request
+// arriving or an answer posted does not preempt a worker mid-request; the I/O thread runs when a
+// core is free or at the next scheduling point, and handles everything ready by then in one pass.
+//
 // Nothing here needs or takes a GIL; hold none across the calls that block (Server::stop,
 // Responder::send_chunk), since the workers answering requests may need it.
 #pragma once

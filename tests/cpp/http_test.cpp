@@ -5,12 +5,15 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sched.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <filesystem>
+#include <fstream>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -402,6 +405,26 @@ TEST(HttpServer, GracefulStopAnswersRequestsInFlightWithClose) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     EXPECT_NE(connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
     close(fd);
+}
+
+// The I/O threads run SCHED_BATCH: a wakeup of theirs does not preempt a worker mid-request.
+TEST(HttpServer, IoThreadsRunAsBatchThreads) {
+    EchoHandler handler;
+    manygil::http::Server server(options(), handler);
+    int fd = connect_to(server.addresses().at(0));  // answered: the I/O thread is past its start
+    send_all(fd, "GET / HTTP/1.1\r\nHost: h\r\n\r\n");
+    ASSERT_NE(read_responses(fd, 1).find("GET /"), std::string::npos);
+    close(fd);
+    std::size_t found = 0;
+    for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+        std::string name;
+        std::getline(std::ifstream(task.path() / "comm"), name);
+        if (name.rfind("mg-http-", 0) != 0) continue;
+        ++found;
+        pid_t tid = static_cast<pid_t>(std::stol(task.path().filename().string()));
+        EXPECT_EQ(sched_getscheduler(tid), SCHED_BATCH) << name;
+    }
+    EXPECT_EQ(found, 1u);
 }
 
 TEST(HttpServer, SeveralIoThreadsShareThePortAndBadBindsNameTheAddress) {
