@@ -222,7 +222,7 @@ std::string read_responses(int fd, std::size_t count, std::chrono::milliseconds 
             auto end = got.find("\r\n\r\n", at);
             if (end == std::string::npos) return false;
             auto cl = got.find("Content-Length: ", at);
-            std::size_t len = cl != std::string::npos && cl < end ? std::stoul(got.substr(cl + 16)) : 0;
+            std::size_t len = cl != std::string::npos && cl < end ? std::stoul(got.substr(cl + 16, 20)) : 0;
             if (got.compare(at, 12, "HTTP/1.1 100") == 0) len = 0;
             else ++n;
             if (got.size() < end + 4 + len) return false;
@@ -405,6 +405,109 @@ TEST(HttpServer, GracefulStopAnswersRequestsInFlightWithClose) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     EXPECT_NE(connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
     close(fd);
+}
+
+// A request arriving while its predecessor is with the handler waits for that answer, then is
+// answered after it.
+TEST(HttpServer, ARequestArrivingWhileThePreviousIsOutIsAnsweredAfterIt) {
+    EchoHandler handler;
+    manygil::http::Server server(options(), handler);
+    int fd = connect_to(server.addresses().at(0));
+    handler.hold();
+    send_all(fd, "GET /held HTTP/1.1\r\nHost: h\r\n\r\n");
+    ASSERT_TRUE(handler.wait_held(1));
+    send_all(fd, "GET /after HTTP/1.1\r\nHost: h\r\n\r\n");
+    handler.release();
+    std::string got = read_responses(fd, 2);
+    auto held = got.find("GET /held "), after = got.find("GET /after ");
+    ASSERT_NE(held, std::string::npos) << got;
+    ASSERT_NE(after, std::string::npos) << got;
+    EXPECT_LT(held, after);
+    EXPECT_EQ(server.stats().responses, 2u);
+    EXPECT_EQ(server.stats().pending, 0u);
+    close(fd);
+}
+
+// Answers `size` bytes of 'x' from a thread of its own, and records when send() returned.
+class BigHandler final : public manygil::http::Handler {
+public:
+    explicit BigHandler(std::size_t size) : size_(size) {}
+    void handle(Request, manygil::http::Responder responder) override {
+        std::thread([this, responder = std::move(responder)]() mutable {
+            responder.send(manygil::http::Response(200, std::string(size_, 'x')));
+            std::lock_guard lock(mu_);
+            ++sent_;
+            cv_.notify_all();
+        }).detach();
+    }
+    bool wait_sent(std::size_t n) {
+        std::unique_lock lock(mu_);
+        return cv_.wait_for(lock, 10s, [&] { return sent_ >= n; });
+    }
+
+private:
+    std::size_t size_;
+    std::mutex mu_;
+    std::condition_variable cv_;
+    std::size_t sent_ = 0;
+};
+
+// 64 MiB cannot fit in a loopback socket's buffers: send() returns while the client has read
+// nothing, and the I/O thread writes the rest as the client reads; the connection goes on.
+TEST(HttpServer, AResponseLargerThanTheSocketBuffersIsWrittenAsTheClientReads) {
+    constexpr std::size_t kBig = 64u << 20;
+    BigHandler handler(kBig);
+    manygil::http::Server server(options(), handler);
+    int fd = connect_to(server.addresses().at(0));
+    for (int i = 0; i < 2; ++i) {
+        send_all(fd, "GET /big HTTP/1.1\r\nHost: h\r\n\r\n");
+        ASSERT_TRUE(handler.wait_sent(static_cast<std::size_t>(i + 1)));  // never waits for the client
+        std::string got = read_responses(fd, 1, 60s);
+        auto end = got.find("\r\n\r\n");
+        ASSERT_NE(end, std::string::npos);
+        EXPECT_NE(got.find("Content-Length: " + std::to_string(kBig) + "\r\n"), std::string::npos);
+        ASSERT_EQ(got.size(), end + 4 + kBig);
+        EXPECT_EQ(got.find_first_not_of('x', end + 4), std::string::npos);
+    }
+    close(fd);
+}
+
+// Waits (up to 10 s) until the server has no connection open.
+bool all_closed(const manygil::http::Server& server) {
+    for (auto until = std::chrono::steady_clock::now() + 10s; std::chrono::steady_clock::now() < until;) {
+        if (server.stats().connections_open == 0) return true;
+        std::this_thread::sleep_for(10ms);
+    }
+    return false;
+}
+
+TEST(HttpServer, AClientLeavingMidResponseOrBeforeItIsClosedAndOthersGoOn) {
+    BigHandler big(64u << 20);
+    manygil::http::Server server(options(), big);
+    // Leaves after the start of its answer arrived; the rest is still to write.
+    int fd = connect_to(server.addresses().at(0));
+    send_all(fd, "GET /big HTTP/1.1\r\nHost: h\r\n\r\n");
+    ASSERT_TRUE(big.wait_sent(1));
+    char buf[1000];
+    ASSERT_GT(recv(fd, buf, sizeof buf, 0), 0);
+    close(fd);
+    EXPECT_TRUE(all_closed(server));
+
+    // Leaves while its request is with the handler: the answer finds the connection gone.
+    EchoHandler echo;
+    echo.hold();
+    manygil::http::Server second(options(), echo);
+    int gone = connect_to(second.addresses().at(0));
+    send_all(gone, "GET /gone HTTP/1.1\r\nHost: h\r\n\r\n");
+    ASSERT_TRUE(echo.wait_held(1));
+    close(gone);
+    echo.release();
+    EXPECT_TRUE(all_closed(second));
+    int fine = connect_to(second.addresses().at(0));
+    send_all(fine, "GET /fine HTTP/1.1\r\nHost: h\r\n\r\n");
+    EXPECT_NE(read_responses(fine, 1).find("GET /fine "), std::string::npos);
+    close(fine);
+    EXPECT_EQ(second.stats().pending, 0u);
 }
 
 // The I/O threads run SCHED_BATCH: a wakeup of theirs does not preempt a worker mid-request.
