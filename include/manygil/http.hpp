@@ -17,9 +17,12 @@
 // Backpressure counts requests, not connections: while ServerOptions::max_pending requests are with
 // the Handler, no more are dispatched and no connections accepted; they wait in the kernel.
 //
-// The I/O threads run with the SCHED_BATCH policy (Linux; same CPU share as SCHED_OTHER): a request
-// arriving or an answer posted does not preempt a worker mid-request; the I/O thread runs when a
-// core is free or at the next scheduling point, and handles everything ready by then in one pass.
+// While more requests are with the Handler than it works on at once (Handler::capacity(): requests
+// wait for a worker anyway), the I/O threads run with the SCHED_BATCH policy (Linux; same CPU share
+// as SCHED_OTHER): a request arriving or an answer posted then does not preempt a worker
+// mid-request; the I/O thread runs when a core is free or at the next scheduling point, and handles
+// everything ready by then in one pass. Otherwise they run SCHED_OTHER and answer at once, even on
+// cores busy with other processes.
 //
 // Nothing here needs or takes a GIL; hold none across the calls that block (Server::stop,
 // Responder::send_chunk), since the workers answering requests may need it.
@@ -156,6 +159,9 @@ class Handler {
 public:
     virtual ~Handler() = default;
     virtual void handle(Request request, Responder responder) = 0;
+    // How many requests it works on at once (a pool's workers); 0: unbounded or unknown. Read by
+    // the I/O threads when the Server starts.
+    virtual std::size_t capacity() const noexcept { return 0; }
 };
 
 struct ServerOptions {

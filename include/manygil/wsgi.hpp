@@ -54,6 +54,8 @@ public:
 
     // On an I/O thread: posts the request to the pool. Never blocks; no GIL.
     void handle(http::Request request, http::Responder responder) override;
+    // The pool's workers.
+    std::size_t capacity() const noexcept override;
 
 private:
     Pool& pool_;

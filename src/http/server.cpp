@@ -280,6 +280,7 @@ private:
     void sweep(Clock::time_point now);
     void begin_stop();
     void retry_waiting();
+    void schedule_for_backlog(bool backlog);
 
     std::shared_ptr<Server::Shared> shared_;
     std::vector<int> listeners_;
@@ -297,23 +298,17 @@ private:
     bool accept_ready_ = false, listening_ = true, stopping_ = false;
     Clock::time_point stop_deadline_{};
     DateCache date_;
+    bool batch_ = false, batch_refused_ = false;  // this thread's policy is SCHED_BATCH; setting it failed
 };
 
 void IoThread::run(std::size_t index) noexcept {
     std::string name = "mg-http-" + std::to_string(index);
     pthread_setname_np(pthread_self(), name.c_str());
-    // SCHED_BATCH: the same CPU share as SCHED_OTHER, but a wakeup of this thread (a request
-    // arriving, an answer posted) does not preempt the thread running on the core, a worker in the
-    // middle of a request; it runs when a core is free or at that thread's next scheduling point,
-    // and then handles everything that became ready meanwhile in one pass. Under load that is one
-    // context switch per batch of requests instead of one or two per request (the Flask page went
-    // from ~5,600 to ~7,500 req/s on 2 cores); an idle core runs it at once, so a lightly loaded
-    // server answers as fast as before. Unprivileged; if refused, the thread stays SCHED_OTHER.
-    sched_param batch{};  // priority 0, as SCHED_BATCH requires
-    pthread_setschedparam(pthread_self(), SCHED_BATCH, &batch);
     epoll_event events[256];
     Clock::time_point last_sweep = Clock::now();
+    const std::size_t capacity = shared_->handler->capacity();
     for (;;) {
+        if (capacity) schedule_for_backlog(shared_->pending.load() > capacity);
         bool busy = !waiting_.empty() || (accept_ready_ && listening_);
         int n = epoll_wait(epfd_, events, 256, busy ? 10 : 250);
         for (int i = 0; i < n; ++i) {
@@ -365,6 +360,24 @@ void IoThread::run(std::size_t index) noexcept {
         if (completion.stream) completion.stream->close();
     }
     while (!by_fd_.empty()) close(*by_fd_.begin()->second);
+}
+
+// With a backlog (more requests with the Handler than it works on at once), SCHED_BATCH: the same
+// CPU share as SCHED_OTHER, but a wakeup of this thread (a request arriving, an answer posted) does
+// not preempt the thread running on the core, a worker in the middle of a request; this thread
+// runs when a core is free or at that thread's next scheduling point, and then handles everything
+// that became ready meanwhile in one pass: one context switch per batch of requests instead of one
+// or two per request (the Flask page on 2 cores went from ~6,000 to ~7,500 req/s). Without a
+// backlog, SCHED_OTHER: a request must not wait for a scheduler tick when a worker is free for it,
+// even if other processes keep the cores busy. Unprivileged; if refused, it stays SCHED_OTHER.
+void IoThread::schedule_for_backlog(bool backlog) {
+    if (backlog == batch_ || batch_refused_) return;
+    sched_param param{};  // priority 0, as both policies require
+    if (pthread_setschedparam(pthread_self(), backlog ? SCHED_BATCH : SCHED_OTHER, &param) != 0) {
+        batch_refused_ = true;
+        return;
+    }
+    batch_ = backlog;
 }
 
 void IoThread::begin_stop() {

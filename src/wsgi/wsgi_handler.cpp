@@ -301,6 +301,8 @@ WsgiHandler::WsgiHandler(Pool& pool, WsgiOptions options)
     detail::check_target(options_->app);
 }
 
+std::size_t WsgiHandler::capacity() const noexcept { return pool_.size(); }
+
 void WsgiHandler::handle(http::Request request, http::Responder responder) {
     // If the pool refuses the job (shut down), the job's destructor answers 503.
     pool_.post(std::make_unique<WsgiJob>(options_, std::move(request), std::move(responder)));

@@ -178,6 +178,8 @@ public:
         std::lock_guard lock(mu_);
         hold_ = true;
     }
+    void set_capacity(std::size_t n) { capacity_ = n; }
+    std::size_t capacity() const noexcept override { return capacity_; }
     // Waits until `n` requests are held.
     bool wait_held(std::size_t n) {
         std::unique_lock lock(mu_);
@@ -207,6 +209,7 @@ private:
     std::condition_variable cv_;
     bool hold_ = false;
     std::size_t handled_ = 0;
+    std::size_t capacity_ = 0;
     std::deque<std::pair<Request, manygil::http::Responder>> held_;
 };
 
@@ -510,24 +513,52 @@ TEST(HttpServer, AClientLeavingMidResponseOrBeforeItIsClosedAndOthersGoOn) {
     EXPECT_EQ(second.stats().pending, 0u);
 }
 
-// The I/O threads run SCHED_BATCH: a wakeup of theirs does not preempt a worker mid-request.
-TEST(HttpServer, IoThreadsRunAsBatchThreads) {
-    EchoHandler handler;
-    manygil::http::Server server(options(), handler);
-    int fd = connect_to(server.addresses().at(0));  // answered: the I/O thread is past its start
-    send_all(fd, "GET / HTTP/1.1\r\nHost: h\r\n\r\n");
-    ASSERT_NE(read_responses(fd, 1).find("GET /"), std::string::npos);
-    close(fd);
-    std::size_t found = 0;
+// The thread id of this process's thread named `name` (-1 if none).
+pid_t thread_named(const std::string& name) {
     for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
-        std::string name;
-        std::getline(std::ifstream(task.path() / "comm"), name);
-        if (name.rfind("mg-http-", 0) != 0) continue;
-        ++found;
-        pid_t tid = static_cast<pid_t>(std::stol(task.path().filename().string()));
-        EXPECT_EQ(sched_getscheduler(tid), SCHED_BATCH) << name;
+        std::string comm;
+        std::getline(std::ifstream(task.path() / "comm"), comm);
+        if (comm == name) return static_cast<pid_t>(std::stol(task.path().filename().string()));
     }
-    EXPECT_EQ(found, 1u);
+    return -1;
+}
+
+// Whether thread `tid` comes to run with `policy` within 10 s.
+bool policy_becomes(pid_t tid, int policy) {
+    for (auto until = std::chrono::steady_clock::now() + 10s; std::chrono::steady_clock::now() < until;) {
+        if (sched_getscheduler(tid) == policy) return true;
+        std::this_thread::sleep_for(5ms);
+    }
+    return false;
+}
+
+// While more requests are out than the handler works on at once, the I/O thread runs SCHED_BATCH
+// (its wakeups do not preempt a worker mid-request); otherwise SCHED_OTHER (a request a worker is
+// free for is dispatched at once).
+TEST(HttpServer, TheIoThreadYieldsToWorkersOnlyWhileRequestsWaitForThem) {
+    EchoHandler handler;
+    handler.set_capacity(1);
+    handler.hold();
+    manygil::http::Server server(options(), handler);
+    std::vector<int> fds;
+    fds.push_back(connect_to(server.addresses().at(0)));
+    send_all(fds.back(), "GET /0 HTTP/1.1\r\nHost: h\r\n\r\n");
+    ASSERT_TRUE(handler.wait_held(1));
+    pid_t io = thread_named("mg-http-0");
+    ASSERT_GT(io, 0);
+    EXPECT_EQ(sched_getscheduler(io), SCHED_OTHER);  // one request out: no backlog
+    for (int i = 1; i < 3; ++i) {
+        fds.push_back(connect_to(server.addresses().at(0)));
+        send_all(fds.back(), "GET /" + std::to_string(i) + " HTTP/1.1\r\nHost: h\r\n\r\n");
+    }
+    ASSERT_TRUE(handler.wait_held(3));
+    EXPECT_TRUE(policy_becomes(io, SCHED_BATCH));
+    handler.release();
+    for (std::size_t i = 0; i < fds.size(); ++i) {
+        EXPECT_NE(read_responses(fds[i], 1).find("GET /" + std::to_string(i) + " "), std::string::npos);
+        close(fds[i]);
+    }
+    EXPECT_TRUE(policy_becomes(io, SCHED_OTHER));
 }
 
 TEST(HttpServer, SeveralIoThreadsShareThePortAndBadBindsNameTheAddress) {
