@@ -98,6 +98,8 @@ ExportedArray row_slice(const std::string& function, const std::vector<ColumnVie
     ColumnBuilder out(result);
     out.reserve(end - begin);
     auto n = static_cast<Py_ssize_t>(cols.size());
+    std::vector<PyRef> args(cols.size());       // this row's values, owned
+    std::vector<PyObject*> argv(cols.size());  // the same, as vectorcall takes them
     detail::InterruptibleCall marked(detail::next_task_id(), std::nullopt);  // Pool::interrupt_running
     for (std::int64_t row = begin; row < end; ++row) {
         if (skip_null_rows && any_null(cols, row)) {
@@ -105,14 +107,13 @@ ExportedArray row_slice(const std::string& function, const std::vector<ColumnVie
             continue;
         }
         try {
-            PyRef args(PyTuple_New(n));
-            if (!args) detail::throw_python_error();
-            for (Py_ssize_t c = 0; c < n; ++c) {
-                PyObject* value = to_python_value(cols[static_cast<std::size_t>(c)], row);
-                if (!value) detail::throw_python_error();
-                PyTuple_SET_ITEM(args.get(), c, value);
+            // Vectorcall: the arguments straight from this array, no tuple per row.
+            for (std::size_t c = 0; c < cols.size(); ++c) {
+                args[c] = PyRef(to_python_value(cols[c], row));
+                if (!args[c]) detail::throw_python_error();
+                argv[c] = args[c].get();
             }
-            PyRef value(PyObject_Call(fn.get(), args.get(), nullptr));
+            PyRef value(PyObject_Vectorcall(fn.get(), argv.data(), static_cast<std::size_t>(n), nullptr));
             if (!value) detail::throw_python_error();
             append_python_value(out, value.get());
         } catch (const PythonError& e) {
