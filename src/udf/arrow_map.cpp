@@ -81,9 +81,9 @@ PyRef batch_values(const ColumnView& c, std::int64_t begin, std::int64_t end, co
 
 // Rows [begin, end) of one column's validity: a '?' view (True: a value), or None when all are valid.
 PyRef batch_validity(const ColumnView& c, std::int64_t begin, std::int64_t end) {
-    bool any_null = false;
-    for (std::int64_t row = begin; row < end && !any_null; ++row) any_null = c.is_null(row);
-    if (!any_null) return PyRef(Py_NewRef(Py_None));
+    bool has_null = false;
+    for (std::int64_t row = begin; row < end && !has_null; ++row) has_null = c.is_null(row);
+    if (!has_null) return PyRef(Py_NewRef(Py_None));
     return flags_view(end - begin, [&](std::int64_t i) { return !c.is_null(begin + i); });
 }
 
