@@ -221,6 +221,11 @@ PyObject* PyTaskJob::rebuild_error(const ErrorInfo& error) {
     return exc;
 }
 
+bool PyTaskJob::refused_by_module(const ErrorInfo& error) {
+    return error.type_name == "ImportError" &&
+           error.message.find("does not support loading in subinterpreters") != std::string::npos;
+}
+
 void PyTaskJob::settle(const char* method, PyRef arg) {
     if (!arg) {
         arg = PyRef(PyErr_GetRaisedException());
@@ -260,7 +265,10 @@ void PyTaskJob::settle_chunk() {
         results = PyRef(PyList_New(0));
     }
     PyRef exc = error_ ? PyRef(rebuild_error(*error_)) : PyRef::borrow(Py_None);
-    settle("set_result", results && exc ? PyRef(PyTuple_Pack(2, results.get(), exc.get())) : PyRef());
+    // Refused by a module that cannot load here: the Future decides, as for a call (run_in_main()):
+    // the pool's fallback may run the chunk's remaining items elsewhere.
+    settle(error_ && refused_by_module(*error_) ? "_refused_chunk" : "set_result",
+           results && exc ? PyRef(PyTuple_Pack(2, results.get(), exc.get())) : PyRef());
 }
 
 void PyTaskJob::run_in_main() noexcept {
@@ -282,9 +290,7 @@ void PyTaskJob::run_in_main() noexcept {
         }
         // A module that refuses to load in an own-GIL interpreter: the Future decides (its pool may
         // re-route the task: Pool(fallback=...)).
-        bool refused = error_->type_name == "ImportError" &&
-                       error_->message.find("does not support loading in subinterpreters") != std::string::npos;
-        settle(refused ? "_refused" : "set_exception", PyRef(rebuild_error(*error_)));
+        settle(refused_by_module(*error_) ? "_refused" : "set_exception", PyRef(rebuild_error(*error_)));
     } catch (const std::exception& e) {  // PythonError (e.g. no memory), bad_alloc: still settle it
         if (future_) settle("set_exception", PyRef(PyObject_CallFunction(PyExc_RuntimeError, "s", e.what())));
     }

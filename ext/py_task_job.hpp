@@ -80,6 +80,9 @@ private:
     void capture_error();                     // from the raised Python exception
     void fail_with(const char* type_name, const std::string& message);
     PyObject* rebuild_error(const ErrorInfo& error);  // new reference, main interpreter
+    // The task failed because a module refuses to load in an own-GIL interpreter (numpy, ...): the
+    // Future's _refused / _refused_chunk then decide (Pool(fallback=...) runs it elsewhere).
+    static bool refused_by_module(const ErrorInfo& error);
     void settle_chunk();
     // future.<method>(arg), then drop the future. A null arg (its construction failed) settles the
     // future with the raised error instead, so the future never stays pending.

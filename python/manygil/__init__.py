@@ -31,6 +31,22 @@ __all__ = list(_PUBLIC)
 __version__ = "0.1.0"
 
 
+def _protect_forked_children():
+    """In the main interpreter, from import on: multiprocessing defaults to forkserver, not fork, whose
+    children die once this process has sub-interpreters (CPython gh-139759; 3.14 made forkserver the
+    default on Linux). A start method the program chose is kept. Workers import this package too,
+    where _worker.setup makes spawn the default instead."""
+    from . import _core
+
+    if _core.in_main_interpreter():
+        from . import _worker
+
+        _worker.protect_forked_children()
+
+
+_protect_forked_children()
+
+
 def __getattr__(name):
     module = _PUBLIC.get(name)
     if module is None:

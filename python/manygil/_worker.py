@@ -35,9 +35,23 @@ def dump_exception(exc):
         return None
 
 
+# The caller's main script as this worker's module "__mp_main__", once it has been run here.
+_script_module = None
+# True while the script runs: code it runs at import time (a Pool without the __main__ guard) is told so.
+running_main_script = False
+
+
 def ensure_main_module():
-    """Runs the caller's main script as __mp_main__ once, so its functions can be found by name."""
-    if "__mp_main__" in sys.modules:
+    """Runs the caller's main script as __mp_main__ once, so its functions can be found by name.
+
+    multiprocessing's first import points sys.modules["__mp_main__"] at sys.modules["__main__"] (the
+    worker's own, which holds none of the script's functions). The script, or a module it imports, may
+    well import multiprocessing (concurrent.futures' process pool, Dask, joblib do), so the name is
+    bound to the script's module again as soon as multiprocessing has run, and on every call here.
+    """
+    global _script_module, running_main_script
+    if _script_module is not None:
+        sys.modules["__mp_main__"] = _script_module
         return
     if main_script is None:
         raise ImportError("the caller's main script is unknown in this worker")
@@ -47,12 +61,24 @@ def ensure_main_module():
         code = compile(f.read(), main_script, "exec")
     module = types.ModuleType("__mp_main__")
     module.__file__ = main_script
-    sys.modules["__mp_main__"] = module
+    after_import("multiprocessing", _rebind_mp_main)
+    sys.modules["__mp_main__"] = _script_module = module
+    running_main_script = True
     try:
         exec(code, module.__dict__)  # the script's `if __name__ == "__main__":` part does not run
     except BaseException:
-        del sys.modules["__mp_main__"]
+        _script_module = None
+        if sys.modules.get("__mp_main__") is module:
+            del sys.modules["__mp_main__"]
         raise
+    finally:
+        running_main_script = False
+    sys.modules["__mp_main__"] = module
+
+
+def _rebind_mp_main(_multiprocessing):
+    if _script_module is not None:
+        sys.modules["__mp_main__"] = _script_module
 
 
 # ---- Threads and processes started by tasks, as in the main interpreter ---------------------------
@@ -121,11 +147,38 @@ def avoid_fork_by_default(context, method):
         default._default_context = context._concrete_contexts[method]
 
 
+def protect_forked_children():
+    """Makes forkserver multiprocessing's default start method where it would be fork and nobody chose
+    one: now if multiprocessing is imported, else once it is. Called when manygil is imported in the
+    main interpreter, not only when a pool starts: a ProcessPoolExecutor() created before the first
+    pool takes multiprocessing's default context then (and fixes it), then forks its workers lazily,
+    while the pool's interpreters exist, and every child dies (CPython gh-139759)."""
+    after_import("multiprocessing.context", lambda context: avoid_fork_by_default(context, "forkserver"))
+
+
 def run_initializer(blob):
+    """Runs the pool's initializer: (callable or "module:qualname", args) pickled. By name when the
+    worker can import it, so that an initializer defined in the main script sets the globals of the
+    script's module here (__mp_main__), where the script's tasks read them, as with multiprocessing."""
     import pickle
 
     fn, args = pickle.loads(blob)
+    if isinstance(fn, str):
+        fn = resolve(fn)
     fn(*args)
+
+
+def resolve(target):
+    """The object a "module:qualname" reference names (the main script's functions: "__mp_main__:f")."""
+    module_name, _, qualname = target.partition(":")
+    if module_name == "__mp_main__":
+        ensure_main_module()
+    import importlib
+
+    obj = importlib.import_module(module_name)
+    for part in qualname.split("."):
+        obj = getattr(obj, part)
+    return obj
 
 
 # Actors living in this interpreter, by key (one interpreter usually holds one actor).

@@ -17,7 +17,11 @@ after_import("sys", lambda m: seen.append(("sys", True)))                       
 assert seen == [("sys", True)]
 import _pydatetime, _bisect
 import _pydatetime  # a second import runs nothing more
-print(sorted(seen), any(type(f).__name__ == "_AfterImport" for f in sys.meta_path))
+# `import manygil` watches multiprocessing.context (the fork fence): the finder leaves once it is seen.
+watching = any(type(f).__name__ == "_AfterImport" for f in sys.meta_path)
+import multiprocessing
+print(sorted(seen), watching, any(type(f).__name__ == "_AfterImport" for f in sys.meta_path),
+      multiprocessing.get_start_method())
 """], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout == "[('_bisect', True), ('_pydatetime', True), ('sys', True)] False\n"
+    assert proc.stdout == "[('_bisect', True), ('_pydatetime', True), ('sys', True)] True False forkserver\n"
