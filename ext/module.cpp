@@ -115,7 +115,26 @@ PyObject* py_payload_bytes(PyObject*, PyObject* obj) {
 // _after_fork_in_child(): registered with os.register_at_fork.
 PyObject* py_after_fork_in_child(PyObject*, PyObject*) {
     mark_forked_child();
+    Pool::forget_idle_interpreters_after_fork();  // the child's own pools may park theirs
     Py_RETURN_NONE;
+}
+
+// _end_idle_interpreters(): ends the interpreters parked by pools that shut down (a fork() child of a
+// process with sub-interpreters dies, gh-139759), and keeps new ones from parking until
+// _resume_idle_interpreters(). Waits without the GIL (they drop their main thread states).
+PyObject* py_end_idle_interpreters(PyObject*, PyObject*) {
+    if (forked_child()) Py_RETURN_NONE;
+    if (!without_gil([] { Pool::end_idle_interpreters(); })) return nullptr;
+    Py_RETURN_NONE;
+}
+
+PyObject* py_resume_idle_interpreters(PyObject*, PyObject*) {
+    Pool::resume_idle_interpreters();
+    Py_RETURN_NONE;
+}
+
+PyObject* py_idle_interpreters(PyObject*, PyObject*) {
+    return PyLong_FromSize_t(Pool::idle_interpreters());
 }
 
 PyMethodDef module_methods[] = {
@@ -134,6 +153,12 @@ PyMethodDef module_methods[] = {
     {"_dropped_pools", py_dropped_pools, METH_NOARGS,
      "How many pools collected without shutdown are not yet joined (diagnostics)."},
     {"_finalize", py_finalize, METH_NOARGS, "Shut every pool down and end its interpreters (interpreter exit)."},
+    {"_end_idle_interpreters", py_end_idle_interpreters, METH_NOARGS,
+     "End the interpreters parked for reuse, and park no more until _resume_idle_interpreters() (before fork)."},
+    {"_resume_idle_interpreters", py_resume_idle_interpreters, METH_NOARGS,
+     "Park the interpreters of pools that shut down again (after fork, in the parent)."},
+    {"_idle_interpreters", py_idle_interpreters, METH_NOARGS,
+     "How many interpreters are parked for reuse by the next pool (diagnostics, tests)."},
     {"worker_index", py_worker_index, METH_NOARGS,
      "This worker's index in its pool (0 .. max_workers-1), or None outside a worker thread."},
     {"in_main_interpreter", py_in_main_interpreter, METH_NOARGS,

@@ -127,16 +127,17 @@ bool check_open(PoolObject* self) {
     return false;
 }
 
-// Pool(workers: int, init_source: str, pickler, name: str = "pool")
+// Pool(workers: int, init_source: str, pickler, name: str = "pool", reuse: bool = False)
 int pool_init(PyObject* op, PyObject* args, PyObject* kwargs) {
     auto* self = as_pool(op);
     Py_ssize_t workers;
     const char* init_source;
     PyObject* pickler;
     const char* name = "pool";
-    static const char* kw[] = {"workers", "init_source", "pickler", "name", nullptr};
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "nsO|s", const_cast<char**>(kw), &workers, &init_source, &pickler,
-                                     &name)) {
+    int reuse = 0;
+    static const char* kw[] = {"workers", "init_source", "pickler", "name", "reuse", nullptr};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "nsO|sp", const_cast<char**>(kw), &workers, &init_source, &pickler,
+                                     &name, &reuse)) {
         return -1;
     }
     if (self->pool) {
@@ -162,7 +163,8 @@ int pool_init(PyObject* op, PyObject* args, PyObject* kwargs) {
     try {
         pool = new Pool(runtime(), {.workers = static_cast<std::size_t>(workers),
                                     .initializer = Initializer::source(std::move(source)),
-                                    .name = pool_name});
+                                    .name = pool_name,
+                                    .reuse_interpreters = reuse != 0});
     } catch (const std::exception& e) {
         error = e.what();
     }

@@ -46,7 +46,7 @@ class ActorHandle:
         self._cls_name = getattr(cls, "__qualname__", repr(cls))
         self._methods = _method_names(cls)
         self._key = next(_keys)
-        self._pool = _pool.Pool(1)
+        self._pool = _pool.Pool(1, reuse_interpreters=False)  # the object must end with the actor
         # Queued first, so every method call runs after construction; a constructor error surfaces
         # on the first call (and on wait_created()).
         self._created = self._pool.submit(_worker.actor_create, self._key, cls, args, kwargs)

@@ -24,7 +24,7 @@ class Interpreter:
     """
 
     def __init__(self) -> None:
-        self._pool = _pool.Pool(1)
+        self._pool = _pool.Pool(1, reuse_interpreters=False)  # exec() state must not outlive close()
         self._pool.wait_ready()
 
     def exec(self, source: str) -> None:

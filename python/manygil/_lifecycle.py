@@ -6,7 +6,7 @@ import os
 import threading
 import weakref
 
-from . import _core
+from . import _core, _worker
 
 _pools = weakref.WeakSet()
 _lock = threading.Lock()
@@ -31,16 +31,17 @@ def register(pool):
         _registered = True
         # A forked child inherits pool objects but not their threads: they must refuse work and never
         # be joined there.
-        os.register_at_fork(before=_warn_before_fork, after_in_child=_core._after_fork_in_child)
+        os.register_at_fork(before=_before_fork, after_in_parent=_core._resume_idle_interpreters,
+                            after_in_child=_core._after_fork_in_child)
         # Forking a process that has sub-interpreters kills the child (gh-139759): multiprocessing
-        # (ProcessPoolExecutor included) starts processes with forkserver unless told otherwise.
-        from . import _after_import, _worker
-
-        _after_import.after_import("multiprocessing.context",
-                                   lambda context: _worker.avoid_fork_by_default(context, "forkserver"))
+        # starts processes with forkserver unless told otherwise (set up at `import manygil` already,
+        # see protect_forked_children; repeated here for code that imports manygil._pool directly).
+        _worker.protect_forked_children()
 
 
-def _warn_before_fork():
+def _before_fork():
+    # Interpreters parked for reuse (Pool(reuse_interpreters=True)) would kill the child too: end them.
+    _core._end_idle_interpreters()
     if any(not pool._core_shut_down() for pool in list(_pools)):
         import warnings
 

@@ -39,8 +39,11 @@ class _Future(Future):  # type: ignore[type-arg]  # Future[Any]: generic only to
     and whose large results are decoded by the thread that asks for them."""
 
     _handle = None
-    _route = None  # (pool, fn, args, kwargs) when the pool has a fallback
+    # When the pool has a fallback: (pool, fn, args, kwargs) for a call, (pool, fn, items, star) for a
+    # chunk of map().
+    _route = None
     _fallback_reason = None  # the refusal that sent the task to the fallback (manygil.dask logs it)
+    _rerouted = None  # the fallback's own Future, once the task runs there
 
     def _refused(self, exc):
         """Called instead of set_exception() when the task failed because a module refuses to load
@@ -65,6 +68,37 @@ class _Future(Future):  # type: ignore[type-arg]  # Future[Any]: generic only to
             else:
                 self.set_exception(error)
 
+        self._rerouted = inner
+        inner.add_done_callback(copy)
+
+    def _refused_chunk(self, outcome):
+        """Called instead of set_result((results, exc)) when a chunk of map() stopped because a module
+        refuses to load in an own-GIL interpreter: its remaining items (from the one that raised) run
+        through the pool's fallback, in order, and the chunk's outcome is the two parts joined."""
+        route, self._route = self._route, None
+        if route is None:
+            self.set_result(outcome)
+            return
+        pool, fn, items, star = route
+        results, exc = outcome
+        results = list(_decoded(results))
+        self._fallback_reason = str(exc)
+        try:
+            inner = pool._fallback_submit(_run_chunk, (fn, items[len(results):], star), None)
+        except BaseException as e:
+            e.__context__ = exc
+            self.set_result((results, e))
+            return
+
+        def copy(done):
+            error = done.exception()
+            if error is None:
+                rest, rest_exc = done.result()
+                self.set_result((results + rest, rest_exc))
+            else:  # the fallback could not run the chunk at all (e.g. a function pickle cannot send)
+                self.set_result((results, error))
+
+        self._rerouted = inner
         inner.add_done_callback(copy)
 
     def _spin(self, timeout):
@@ -104,6 +138,9 @@ class _Future(Future):  # type: ignore[type-arg]  # Future[Any]: generic only to
             return False
         if self.cancel():
             return True
+        rerouted = self._rerouted
+        if rerouted is not None:  # running in the fallback: only a queued task can be stopped there
+            return rerouted.cancel()
         handle = self._handle
         return handle is not None and handle.interrupt() and not self.done()
 
@@ -149,11 +186,44 @@ def _setup_source(initializer, initargs, thread_name_prefix):
         sys.modules.setdefault("__mp_main__", sys.modules["__main__"])
     if initializer is not None:
         try:
-            blob = _shipping.dumps((initializer, tuple(initargs)))
+            spec = _shipping.callable_spec(initializer)  # by name when workers can import it
+            blob = _shipping.dumps((spec if isinstance(spec, str) else initializer, tuple(initargs)))
         except Exception as e:
             raise TypeError(f"cannot send the initializer {initializer!r} and its initargs to workers: {e}") from e
         lines.append(f"_worker.run_initializer({blob!r})")
     return "\n".join(lines) + "\n"
+
+
+def _run_chunk(fn, items, star):
+    """A chunk of map() where the fallback runs it (a thread of the main interpreter, or a process):
+    (results, exception or None), the exception being that of the first item that raised, as a
+    worker reports a chunk."""
+    results = []
+    try:
+        for item in items:
+            results.append(fn(*item) if star else fn(item))
+    except Exception as e:
+        return results, e
+    return results, None
+
+
+def _refuse_nested_pool():
+    """A pool created in a worker: most often a script without the __main__ guard, which each worker
+    re-runs (as module __mp_main__) to find the functions it defines. Say so, and show the fix, as
+    multiprocessing does for its spawned children."""
+    from . import _worker
+
+    if _worker.running_main_script:
+        raise RuntimeError(
+            f"manygil re-runs your main script {_worker.main_script!r} in each worker, as module "
+            "'__mp_main__', to find the functions it defines, and the script creates a pool while it is "
+            "being imported there. Create pools (and run what uses them) only under the main guard:\n\n"
+            "    if __name__ == \"__main__\":\n"
+            "        with manygil.Pool() as pool:\n"
+            "            ...\n\n"
+            "as multiprocessing's spawn method requires too.")
+    raise RuntimeError("manygil pools can only be created in the main interpreter: this code runs inside a "
+                       "manygil worker, and nested pools are not supported")
 
 
 def _chunk_sizes(chunksize, iterables, workers):
@@ -170,7 +240,8 @@ def _chunk_sizes(chunksize, iterables, workers):
 class Pool(Executor):
     """A pool of own-GIL interpreters, one per worker thread, behind the concurrent.futures API.
 
-    Pool(max_workers=None, thread_name_prefix="", initializer=None, initargs=(), *, fallback=None)
+    Pool(max_workers=None, thread_name_prefix="", initializer=None, initargs=(), *, fallback=None,
+         reuse_interpreters=True)
 
     ``max_workers`` defaults to the number of usable CPUs. Each worker's thread is named
     ``f"{thread_name_prefix}_{index}"`` (default prefix "manygil.Pool-N"), as ThreadPoolExecutor
@@ -179,8 +250,17 @@ class Pool(Executor):
     worker before it takes tasks; if it raises, the pool is broken (BrokenPool). ``fallback`` says
     what happens to a task that fails because a module refuses to load in an own-GIL interpreter:
     None raises that ImportError (default); "main" runs the task again on a thread of the main
-    interpreter; "process" in a process pool. Re-routed tasks are counted in stats()["fallbacks"]
-    (map's chunks are not re-routed). Functions are sent by
+    interpreter; "process" in a process pool. This holds for every way of running a task: submit,
+    submit_with and map (whose chunks go on in the fallback from the item that was refused, results
+    still in order). Re-routed tasks and chunks are counted in stats()["fallbacks"].
+
+    ``reuse_interpreters``: when the pool shuts down, its workers' interpreters are kept (up to the
+    number of usable CPUs in the process) and the next pool with this option starts on them, in well
+    under a millisecond instead of several per worker; they end at exit, or before ``os.fork()``. A
+    reused interpreter keeps the modules earlier tasks imported, and their state (as a
+    ThreadPoolExecutor's threads share them); sys.path, thread names and the initializer are set anew.
+    Interpreters whose tasks left threads running or atexit callbacks registered are not kept.
+    False: every worker creates a fresh interpreter and ends it at shutdown. Functions are sent by
     reference when workers can import them, else pickled by value (lambdas, closures, REPL code);
     arguments and results of the native types (None, bool, int, float, str, bytes, tuple, list,
     dict) cross without pickle, anything else is pickled. Exceptions are re-raised as their own type
@@ -191,7 +271,9 @@ class Pool(Executor):
 
     def __init__(self, max_workers: int | None = None, thread_name_prefix: str = "",
                  initializer: Callable[..., object] | None = None, initargs: tuple[Any, ...] = (), *,
-                 fallback: Literal["main", "process"] | None = None) -> None:
+                 fallback: Literal["main", "process"] | None = None, reuse_interpreters: bool = True) -> None:
+        if not _core.in_main_interpreter():
+            _refuse_nested_pool()
         if fallback not in (None, "main", "process"):
             raise ValueError(f"fallback must be None, 'main' or 'process', not {fallback!r}")
         if max_workers is None:
@@ -209,7 +291,7 @@ class Pool(Executor):
         self._fallback_lock = threading.Lock()
         self._fallbacks = 0
         self._core = _core.Pool(max_workers, _setup_source(initializer, initargs, self._thread_name_prefix),
-                                _shipping.dumps, self._thread_name_prefix)
+                                _shipping.dumps, self._thread_name_prefix, bool(reuse_interpreters))
         _lifecycle.register(self)
 
     @property
@@ -290,6 +372,8 @@ class Pool(Executor):
             if not chunk:
                 return False
             future = _Future()
+            if self._fallback is not None:
+                future._route = (self, fn, chunk, star)
             self._core.submit_chunk(future, spec, chunk, star)
             window.append(future)
             return True

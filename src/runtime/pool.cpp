@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "manygil/errors.hpp"
+#include "runtime/idle_workers.hpp"
 #include "runtime/task_jobs.hpp"
 #include "runtime/worker_group.hpp"
 
@@ -36,7 +37,7 @@ detail::WorkerGroup& live(const std::shared_ptr<detail::WorkerGroup>& group) {
 Pool::Pool(Runtime& runtime, PoolOptions options)
     : group_(detail::WorkerGroup::start(
           runtime, {options.workers ? options.workers : default_workers(), std::move(options.initializer),
-                    std::move(options.name)})) {}
+                    std::move(options.name), options.reuse_interpreters})) {}
 
 Pool::~Pool() {
     if (group_) group_->close();
@@ -118,6 +119,17 @@ std::size_t Pool::default_workers() {
     }
     unsigned n = std::thread::hardware_concurrency();
     return n ? n : 1;
+}
+
+void Pool::end_idle_interpreters() { detail::IdleWorkers::instance().drain(); }
+
+void Pool::resume_idle_interpreters() { detail::IdleWorkers::instance().resume(); }
+
+std::size_t Pool::idle_interpreters() { return detail::IdleWorkers::instance().parked(); }
+
+void Pool::forget_idle_interpreters_after_fork() noexcept {
+    detail::IdleWorkers::instance().forget_after_fork();
+    detail::IdleWorkers::instance().resume();
 }
 
 }  // namespace manygil

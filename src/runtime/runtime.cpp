@@ -11,6 +11,7 @@
 
 #include "manygil/errors.hpp"
 #include "cpython/python_error.hpp"
+#include "runtime/idle_workers.hpp"
 #include "runtime/worker_group.hpp"
 
 namespace manygil {
@@ -89,6 +90,7 @@ Runtime::Runtime(RuntimeOptions options) : state_(std::make_unique<State>()) {
             // Release the main GIL: worker threads take it briefly to create their interpreters.
             state_->main_tstate = PyEval_SaveThread();
         }
+        detail::IdleWorkers::instance().resume();  // a Runtime closed before this one drained it
     } catch (...) {
         std::lock_guard lock(g_current_mu);
         g_current = nullptr;
@@ -117,6 +119,10 @@ void Runtime::close() {
         state_->groups.clear();
     }
     for (auto& group : groups) group->close();
+    // Every worker has left its group: the parked ones end their interpreters now, then no worker
+    // thread runs any more (the caller may finalise Python next).
+    detail::IdleWorkers::instance().drain();
+    detail::WorkerGroup::wait_for_worker_threads();
 }
 
 void Runtime::adopt(const std::shared_ptr<detail::WorkerGroup>& group) {

@@ -7,8 +7,10 @@
 
 #include "manygil/errors.hpp"
 #include "cpython/ownership.hpp"
+#include "cpython/py_ref.hpp"
 #include "runtime/call_target.hpp"
 #include "runtime/exec_source.hpp"
+#include "runtime/idle_workers.hpp"
 #include "runtime/thread_interpreter.hpp"
 
 namespace manygil::detail {
@@ -33,7 +35,54 @@ void run_initializer(const Initializer& init) {
     else invoke_target(init.text(), init.args(), init.kwargs());  // its result is not needed
 }
 
+// Worker threads alive (detached): Runtime::close() waits for them to return.
+std::mutex g_threads_mu;
+std::condition_variable g_threads_cv;
+std::size_t g_threads = 0;
+
 }  // namespace
+
+// The body of every worker thread: serves its first group, then, while its interpreter may be
+// reused, parks and serves whichever group adopts it. Ends its interpreter itself.
+void worker_thread_main(std::shared_ptr<WorkerGroup> group, std::size_t index) noexcept {
+    std::optional<ThreadInterpreter> interp;
+    IdleWorkers& idle = IdleWorkers::instance();
+    bool drained = false;
+    while (group) {
+        bool park = group->serve(index, interp) && group->options_.reuse_interpreters;
+        std::shared_ptr<IdleWorkers::Slot> slot = park ? idle.offer() : nullptr;
+        if (!slot && interp) {
+            interp->attach();
+            interp->end();
+            interp.reset();
+        }
+        // Counted as gone only now: its interpreter is ended, or parked where drain() will find it.
+        group->mark_exited();
+        group.reset();
+        if (!slot) break;
+        IdleWorkers::Assignment next = idle.wait(slot);
+        group = std::move(next.group);
+        index = next.index;
+        drained = !group;
+    }
+    if (interp) {  // told to end while parked
+        interp->attach();
+        interp->end();
+        interp.reset();
+    }
+    if (drained) idle.ended();
+    t_worker_index = kNotAWorker;
+    std::unique_lock lock(g_threads_mu);
+    --g_threads;
+    // Notified once this thread's locals are gone: a waiter then knows it runs no more of our code.
+    std::notify_all_at_thread_exit(g_threads_cv, std::move(lock));
+}
+
+void WorkerGroup::wait_for_worker_threads() {
+    if (t_worker_index != kNotAWorker) return;
+    std::unique_lock lock(g_threads_mu);
+    g_threads_cv.wait(lock, [] { return g_threads == 0; });
+}
 
 WorkerGroup::WorkerGroup(Options options) : options_(std::move(options)) {
     for (std::size_t i = 0; i < options_.workers; ++i) {
@@ -46,13 +95,32 @@ std::shared_ptr<WorkerGroup> WorkerGroup::start(Runtime& runtime, Options option
     if (options.workers == 0) throw InvalidArgument("a pool needs at least one worker");
     if (options.initializer && !options.initializer->is_source()) check_target(options.initializer->text());
     auto group = std::make_shared<WorkerGroup>(std::move(options));
-    group->ids_.assign(group->options_.workers, -1);
-    group->threads_.reserve(group->options_.workers);
-    for (std::size_t i = 0; i < group->options_.workers; ++i) {
-        // Each thread keeps the group alive until it is done with it: the last owner may then be a
-        // worker (a task that dropped its own pool), and the destructor copes with that.
-        group->threads_.emplace_back([group, i] { group->run_worker(i); });
-        group->thread_ids_.push_back(group->threads_.back().get_id());
+    std::size_t n = group->options_.workers;
+    group->ids_.assign(n, -1);
+    group->thread_ids_.reserve(n);
+    // Each worker holds the group until it is done with it: the last owner may then be a worker (a
+    // task that dropped its own pool), and the destructor copes with that.
+    if (group->options_.reuse_interpreters) group->thread_ids_ = IdleWorkers::instance().adopt(group, 0, n);
+    for (std::size_t i = group->thread_ids_.size(); i < n; ++i) {
+        {
+            std::lock_guard lock(g_threads_mu);
+            ++g_threads;
+        }
+        try {
+            std::thread thread([group, i] { worker_thread_main(group, i); });
+            group->thread_ids_.push_back(thread.get_id());
+            thread.detach();
+        } catch (...) {
+            {
+                std::lock_guard lock(g_threads_mu);
+                --g_threads;
+            }
+            // The workers started so far must not wait for the ones that never will.
+            group->break_group(i, std::current_exception());
+            for (std::size_t j = i; j < n; ++j) group->mark_exited();
+            group->shutdown(true, true);
+            throw;
+        }
     }
     try {
         runtime.adopt(group);  // from now on Runtime::close() shuts it down; throws if already closed
@@ -64,33 +132,33 @@ std::shared_ptr<WorkerGroup> WorkerGroup::start(Runtime& runtime, Options option
 }
 
 WorkerGroup::~WorkerGroup() {
+    // Every worker has left serve() by now (each held a reference): nothing to wait for.
     close();
-    // Every worker has left run_worker() (each held a reference). If the last reference was one of
-    // theirs, this runs on that worker, which cannot join itself: it is detached and ends right after.
-    auto self = std::this_thread::get_id();
-    for (auto& t : threads_) {
-        if (!t.joinable()) continue;
-        if (t.get_id() == self) t.detach();
-        else t.join();
-    }
 }
 
-void WorkerGroup::run_worker(std::size_t index) noexcept {
+bool WorkerGroup::serve(std::size_t index, std::optional<ThreadInterpreter>& interp) noexcept {
     std::string thread_name = "mg-" + options_.name.substr(0, 8) + "-" + std::to_string(index);
     pthread_setname_np(pthread_self(), thread_name.substr(0, 15).c_str());
     t_worker_index = index;
 
-    std::optional<ThreadInterpreter> interp;
     try {
-        interp.emplace();  // attached from here on
-        WorkerMonitor::prepare_interpreter();
+        if (interp) {
+            interp->attach();  // a parked interpreter, taken over from its last group
+            // An interrupt that reached its last call as it ended must not hit this group's first.
+            PyThreadState_SetAsyncExc(PyThread_get_thread_ident(), nullptr);
+        } else {
+            interp.emplace();  // attached from here on
+            WorkerMonitor::prepare_interpreter();
+        }
         if (options_.initializer) run_initializer(*options_.initializer);
     } catch (...) {
         auto cause = std::current_exception();
-        if (interp) interp->end();
+        if (interp) {
+            interp->end();  // a failed start is not reused
+            interp.reset();
+        }
         break_group(index, cause);
-        mark_exited();
-        return;
+        return false;
     }
     WorkerMonitor& monitor = *monitors_[index];
     WorkerActivity& activity = *activity_[index];
@@ -146,9 +214,31 @@ void WorkerGroup::run_worker(std::size_t index) noexcept {
     WorkerMonitor::set_current(nullptr);
     expect_detached("a worker stops its monitor holding no GIL (the monitor needs the worker's)");
     monitor.stop();  // detached: the monitor drops its thread state in this interpreter first
+    if (!options_.reuse_interpreters || broken()) return false;
     interp->attach();
-    interp->end();
-    mark_exited();
+    bool fit = may_park(*interp);
+    interp->detach();
+    return fit;
+}
+
+bool WorkerGroup::may_park(ThreadInterpreter& interp) const noexcept {
+    // Another thread state means a thread the tasks started is still alive (or a foreign one
+    // attached): ending the interpreter stops such threads (interpreter_threads.hpp); a new pool
+    // must not inherit them.
+    PyInterpreterState* state = PyThreadState_GetInterpreter(interp.tstate());
+    PyThreadState* head = PyInterpreterState_ThreadHead(state);
+    if (head != interp.tstate() || PyThreadState_Next(head) != nullptr) return false;
+    // atexit callbacks a task registered run when the interpreter ends: at its pool's shutdown, as
+    // in a process pool's worker, not at a later pool's or at process exit.
+    PyRef name(PyUnicode_FromString("atexit"));
+    PyRef atexit(name ? PyImport_GetModule(name.get()) : nullptr);
+    PyRef count(atexit ? PyObject_CallMethod(atexit.get(), "_ncallbacks", nullptr) : nullptr);
+    bool callbacks = count && PyLong_Check(count.get()) && PyLong_AsLong(count.get()) != 0;
+    if (PyErr_Occurred()) {
+        PyErr_Clear();
+        return false;
+    }
+    return !callbacks;
 }
 
 void WorkerGroup::mark_exited() {
@@ -274,10 +364,8 @@ void WorkerGroup::close() noexcept {
 }
 
 void WorkerGroup::join() {
-    std::lock_guard lock(join_mu_);
-    for (auto& t : threads_) {
-        if (t.joinable()) t.join();
-    }
+    std::unique_lock lock(mu_);
+    exited_cv_.wait(lock, [&] { return exited_.load() == options_.workers; });
 }
 
 void WorkerGroup::wait_ready() {

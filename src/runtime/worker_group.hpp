@@ -1,5 +1,11 @@
-// WorkerGroup: N worker threads, each owning one own-GIL interpreter for its whole life, fed from one
-// FIFO queue. Pool is a WorkerGroup of N; Interpreter is a WorkerGroup of 1.
+// WorkerGroup: N worker threads, each owning one own-GIL interpreter, fed from one FIFO queue. Pool
+// is a WorkerGroup of N; Interpreter is a WorkerGroup of 1.
+//
+// A worker thread creates its interpreter and ends it itself. With Options::reuse_interpreters, a
+// worker whose group is done may instead park, its interpreter alive, in IdleWorkers, and a later
+// group with the option starts on parked workers before creating threads of its own. Worker threads
+// are detached: a group waits for its workers to leave it (end or park), not for their threads;
+// wait_for_worker_threads() waits for the threads themselves (Runtime::close()).
 #pragma once
 
 #include <atomic>
@@ -18,6 +24,7 @@
 #include "manygil/job.hpp"
 #include "manygil/pool.hpp"
 #include "manygil/runtime.hpp"
+#include "runtime/thread_interpreter.hpp"
 #include "runtime/worker_activity.hpp"
 #include "runtime/worker_monitor.hpp"
 #include "wait/wake_signal.hpp"
@@ -30,6 +37,8 @@ public:
         std::size_t workers = 1;
         std::optional<Initializer> initializer;
         std::string name = "pool";  // in thread names and messages
+        // Start on parked workers (IdleWorkers) and park this group's workers when it is done.
+        bool reuse_interpreters = false;
     };
 
     // Registers the group with the runtime (which closes it before finalising) and starts the threads.
@@ -50,15 +59,21 @@ public:
     std::size_t size() const noexcept { return options_.workers; }
     std::vector<std::int64_t> interpreter_ids() const;
     bool closed() const;
-    // True once every worker has ended its interpreter (after shutdown, or when the group broke).
+    // True once every worker has left the group, ending its interpreter or parking it in IdleWorkers
+    // (after shutdown, or when the group broke).
     bool finished() const noexcept { return exited_.load() == options_.workers; }
     bool on_worker_thread() const noexcept;
     // On a worker thread of any group: its index in the group (0 .. workers-1); else nullopt.
     static std::optional<std::size_t> current_worker_index() noexcept;
     // The error that broke the group (BrokenPoolError), or null.
     std::exception_ptr broken() const;
-    // Blocks until every worker has ended its interpreter, or the timeout passes: true if they have.
+    // Blocks until every worker has left the group (finished()), or the timeout passes: true if so.
     bool wait_finished(std::chrono::steady_clock::duration timeout);
+
+    // Blocks until every worker thread of every group has returned (their interpreters are ended or
+    // parked before that; parked threads only return once IdleWorkers::drain() ends them). Returns at
+    // once on a worker thread, which would wait for itself.
+    static void wait_for_worker_threads();
 
     // Observability and interrupts (worker_monitor.hpp).
     PoolStats stats() const;
@@ -72,14 +87,21 @@ public:
     explicit WorkerGroup(Options options);  // use start()
 
 private:
-    void run_worker(std::size_t index) noexcept;
+    friend void worker_thread_main(std::shared_ptr<WorkerGroup> group, std::size_t index) noexcept;
+    // Runs worker `index` of this group on the calling thread: creates the interpreter if `interp` is
+    // empty (else takes a parked one over), runs the initializer and the jobs until the group is
+    // closed and drained or broken. Returns with `interp` detached (or empty if it had to end), and
+    // true if the interpreter may park for another group.
+    bool serve(std::size_t index, std::optional<ThreadInterpreter>& interp) noexcept;
+    // Whether the interpreter (attached) is fit for another group: only the worker's own thread state
+    // left in it.
+    bool may_park(ThreadInterpreter& interp) const noexcept;
     std::unique_ptr<Job> next_job(bool first);
     void break_group(std::size_t index, std::exception_ptr cause);
     void mark_exited();
     void join();
 
     const Options options_;
-    std::vector<std::thread> threads_;          // written by start(), joined under join_mu_
     std::vector<std::thread::id> thread_ids_;   // written by start(), then read-only
 
     mutable std::mutex mu_;
@@ -98,8 +120,6 @@ private:
     // One of each per worker, created with the group (so stats() never races their creation).
     std::vector<std::unique_ptr<WorkerMonitor>> monitors_;
     std::vector<std::unique_ptr<WorkerActivity>> activity_;
-
-    std::mutex join_mu_;  // serialises joiners (a Pool's shutdown and the Runtime's close may race)
 };
 
 }  // namespace manygil::detail

@@ -342,3 +342,33 @@ TEST(Pool, WaitingShutdownFromInsideThePoolIsRefused) {
     EXPECT_NE(message.get().find("would wait for itself"), std::string::npos);
     EXPECT_EQ(pool.submit("mg_tasks:add", {1, 2}).get(), Value(3));  // refused without side effects
 }
+
+// PoolOptions::reuse_interpreters: a pool that shuts down parks its interpreters and the next pool
+// with the option starts on them; a pool without it neither takes nor leaves any.
+TEST(Pool, ReuseStartsTheNextPoolOnTheParkedInterpreters) {
+    std::vector<std::int64_t> first;
+    {
+        Pool pool(runtime(), {.workers = 2, .name = "reuse-a", .reuse_interpreters = true});
+        pool.wait_ready();
+        first = pool.interpreter_ids();
+        ASSERT_EQ(pool.submit("mg_tasks:add", {1, 2}).get(), Value(3));
+    }
+    {
+        Pool fresh(runtime(), {.workers = 2, .name = "fresh"});
+        fresh.wait_ready();
+        for (auto id : fresh.interpreter_ids()) {
+            EXPECT_EQ(std::count(first.begin(), first.end(), id), 0) << "a pool without reuse took a parked one";
+        }
+    }
+    Pool pool(runtime(), {.workers = 2,
+                          .initializer = Initializer::source("import mg_tasks\nmg_tasks.TAG = 'second'\n"),
+                          .name = "reuse-b",
+                          .reuse_interpreters = true});
+    pool.wait_ready();
+    auto again = pool.interpreter_ids();
+    std::sort(first.begin(), first.end());
+    std::sort(again.begin(), again.end());
+    EXPECT_EQ(again, first);
+    EXPECT_EQ(pool.submit("mg_tasks:add", {2, 2}).get(), Value(4));  // and the initializer ran again
+    pool.submit_exec("import mg_tasks\nassert mg_tasks.TAG == 'second'\n").get();
+}

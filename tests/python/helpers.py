@@ -418,3 +418,49 @@ def serve_requests(requests, n):
         x, reply = requests.recv(timeout=30)
         reply.send(x * x)
     return n
+
+
+def in_main_then_single_phase(x):
+    """Items below 5 run anywhere; from 5 on the task imports an extension that refuses own-GIL
+    interpreters. Returns (2 * x if it imported, else x; whether it runs in the main interpreter)."""
+    if x < 5:
+        return x, in_main_interpreter()
+    import _testsinglephase  # noqa: F401
+
+    return 2 * x, in_main_interpreter()
+
+
+def thread_name():
+    import threading
+
+    return threading.current_thread().name
+
+
+def import_module(name):
+    import importlib
+
+    importlib.import_module(name)
+
+
+def is_imported(name):
+    import sys
+
+    return name in sys.modules
+
+
+def start_thread_for(seconds):
+    """Starts a (non-daemon) thread that sleeps, and returns while it runs."""
+    import threading
+    import time
+
+    threading.Thread(target=time.sleep, args=(seconds,)).start()
+
+
+def register_atexit_writer(path):
+    import atexit
+
+    def write():
+        with open(path, "w") as f:
+            f.write("ran")
+
+    atexit.register(write)
