@@ -6,6 +6,10 @@
 2. list(pool.map(f, range(100_000))) per item: manygil (default chunksize) vs ProcessPoolExecutor.map
    at its best chunksize (target: <= 0.5 us/item and faster than processes).
 3. CPU-bound scaling: the same fib tasks on 1 worker and on N workers (target >= 1.9x on 2).
+4. Start-up to first results, each model in a fresh process: a pool of N and map(abs, ...) over 4N
+   items; manygil's first pool, and a second one in the same process (on the first one's parked
+   interpreters), against fork, forkserver and spawn process pools and the stdlib's interpreters
+   (target: first <= fork, second well below).
 
 Each figure is the best of --rounds rounds (shared machines are noisy), models measured alternately.
 """
@@ -14,6 +18,7 @@ import argparse
 import concurrent.futures as cf
 import multiprocessing
 import os
+import subprocess
 import sys
 import time
 
@@ -52,6 +57,53 @@ def cpu(pool, tasks, k):
         list(pool.map(workloads.cpu_task, [k] * tasks, chunksize=1))
         return time.perf_counter() - start
     return run
+
+
+# Run in a fresh process per measurement: prints the milliseconds from creating the pool to its first
+# results (and, for manygil, the same again for a second pool after shutting the first down).
+_STARTUP_CHILD = r"""
+import sys, time
+import concurrent.futures as cf, multiprocessing
+model, w = sys.argv[1], int(sys.argv[2])
+items = list(range(4 * w))
+if model == "manygil":
+    import manygil
+def start():
+    if model == "manygil":
+        return manygil.Pool(w)
+    if model == "stdlib interpreters":
+        executor = getattr(cf, "InterpreterPoolExecutor", None)
+        if executor is None:
+            from interpreters_backport.concurrent.futures import InterpreterPoolExecutor as executor
+        return executor(w)
+    return cf.ProcessPoolExecutor(w, mp_context=multiprocessing.get_context(model))
+times = []
+for _ in range(2 if model == "manygil" else 1):
+    t0 = time.perf_counter()
+    pool = start()
+    assert list(pool.map(abs, items, chunksize=1)) == items
+    times.append((time.perf_counter() - t0) * 1e3)
+    pool.shutdown()
+print(*times)
+"""
+
+
+def startup(w, rounds):
+    """{model: best ms} over `rounds` fresh processes per model, the models interleaved."""
+    models = ["fork", "forkserver", "spawn", "stdlib interpreters", "manygil"]
+    best_ms = {}
+    for _ in range(rounds):
+        for model in models:
+            proc = subprocess.run([sys.executable, "-c", _STARTUP_CHILD, model, str(w)], capture_output=True,
+                                  text=True, timeout=120)
+            if proc.returncode != 0:
+                best_ms.setdefault(model, None)  # unavailable here (e.g. no interpreters backport)
+                continue
+            times = [float(t) for t in proc.stdout.split()]
+            names = [model] if len(times) == 1 else ["manygil (first pool)", "manygil (second pool)"]
+            for name, t in zip(names, times):
+                best_ms[name] = t if best_ms.get(name) is None else min(best_ms[name], t)
+    return best_ms
 
 
 def main():
@@ -93,6 +145,18 @@ def main():
     ]
     for row in rows:
         print("  " + " | ".join(row))
+
+    ms = startup(w, max(rounds, 5) if not args.quick else rounds)
+    fork = ms.get("fork")
+    print(f"  start-up to first results, Pool({w}), best of {max(rounds, 5) if not args.quick else rounds} "
+          "fresh processes:")
+    for name, t in ms.items():
+        if t is None:
+            print(f"    {name:<24} unavailable here")
+            continue
+        ratio = f"  ratio to fork {t / fork:5.2f}" if fork else ""
+        print(f"    {name:<24} {t:7.2f} ms{ratio}")
+    print("    target: first pool <= fork, second pool well below")
 
 
 if __name__ == "__main__":

@@ -18,6 +18,8 @@ def test_executor_overhead_bench_quick():
     assert any("submit().result()" in line and "ratio" in line for line in lines), result.stdout
     assert any("map over" in line and "us/item" in line for line in lines), result.stdout
     assert any("CPU-bound" in line and "speedup" in line for line in lines), result.stdout
+    assert any("manygil (first pool)" in line and "ratio to fork" in line for line in lines), result.stdout
+    assert any("manygil (second pool)" in line and "ratio to fork" in line for line in lines), result.stdout
 
 
 def test_data_plane_bench_quick():
