@@ -61,6 +61,12 @@ def ensure_main_module():
         code = compile(f.read(), main_script, "exec")
     module = types.ModuleType("__mp_main__")
     module.__file__ = main_script
+    # The script's own imports go through _script_import: one of a module that refuses this
+    # interpreter (numpy, duckdb, ...) gives a stand-in instead of stopping the script, so its other
+    # functions still load (see _Unloadable).
+    import builtins
+
+    module.__builtins__ = dict(builtins.__dict__, __import__=_script_import)
     after_import("multiprocessing", _rebind_mp_main)
     sys.modules["__mp_main__"] = _script_module = module
     running_main_script = True
@@ -76,9 +82,67 @@ def ensure_main_module():
     sys.modules["__mp_main__"] = module
 
 
+def _script_import(name, globals=None, locals=None, fromlist=(), level=0):
+    """__import__ for the main script re-run here: while the script's top level runs, an import of a
+    module that refuses own-GIL interpreters binds an _Unloadable stand-in (the script's `import
+    numpy`, needed by its main part only, must not hide its other functions). At any other time, and
+    for every other error, the plain import."""
+    import builtins
+
+    try:
+        return builtins.__import__(name, globals, locals, fromlist, level)
+    except ImportError as e:
+        if not running_main_script or "does not support loading in subinterpreters" not in str(e):
+            raise
+        return _Unloadable(name, e)
+
+
+class _Unloadable:
+    """Stands for a module the main script imports but that cannot load in this interpreter. Reading
+    an attribute gives another stand-in; calling one raises the original ImportError, so a task that
+    does use the module fails as it would have (and Pool(fallback=...) re-routes it)."""
+
+    def __init__(self, name, error):
+        self.__name__ = name
+        self._error = error
+
+    def __getattr__(self, attr):
+        if attr.startswith("__") and attr.endswith("__"):
+            raise AttributeError(attr)
+        return _Unloadable(f"{self.__name__}.{attr}", self._error)
+
+    def __call__(self, *args, **kwargs):
+        raise ImportError(str(self._error), name=self._error.name) from self._error
+
+    def __repr__(self):
+        return f"<{self.__name__}: cannot load in this interpreter ({self._error})>"
+
+
 def _rebind_mp_main(_multiprocessing):
     if _script_module is not None:
         sys.modules["__mp_main__"] = _script_module
+
+
+class _MainScriptFinder:
+    """Makes `import __mp_main__` run the caller's main script here (ensure_main_module), whoever
+    imports it: a task's function resolved by name, a DuckDB UDF, pickle finding a class."""
+
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        if name != "__mp_main__" or main_script is None:
+            return None
+        from importlib.machinery import ModuleSpec
+
+        return ModuleSpec(name, _MainScriptFinder, origin=main_script)
+
+    @staticmethod
+    def create_module(spec):
+        ensure_main_module()
+        return _script_module
+
+    @staticmethod
+    def exec_module(module):
+        pass  # ensure_main_module ran the script
 
 
 # ---- Threads and processes started by tasks, as in the main interpreter ---------------------------
@@ -88,6 +152,8 @@ def setup(thread_name):
     """Runs first in every worker, before the initializer. Nothing here imports a module a task may
     not need: what concerns threading or multiprocessing is applied when a task first imports them."""
     after_import("threading", lambda threading: _name_this_thread(threading, thread_name))
+    if _MainScriptFinder not in sys.meta_path:
+        sys.meta_path.append(_MainScriptFinder)
     after_import("multiprocessing.context", _spawn_by_default)
 
 

@@ -9,7 +9,7 @@ other workers.
 
     import duckdb, manygil.duckdb
 
-    def score(x: int) -> int: ...                 # importable by the workers: module level
+    def score(x: int) -> int: ...                 # module level: of a module, or of the main script
     con = duckdb.connect()
     manygil.duckdb.register(con, "score", score, ["BIGINT"], "BIGINT")
     con.sql("SELECT sum(score(x)) FROM t")
@@ -69,7 +69,18 @@ def _reference(fn: Callable[..., Any]) -> str:
     if not module or not qualname or "<locals>" in qualname or "<lambda>" in qualname:
         raise ValueError(f"{fn!r} cannot travel to a worker: define it at the top level of an importable module")
     if module == "__main__":
-        raise ValueError(f"{qualname} is defined in __main__, which workers do not import: move it to a module")
+        from . import _shipping
+
+        if _shipping.main_script() is None:
+            raise ValueError(f"{qualname} is defined in __main__ of the REPL, python -c or a notebook, which workers "
+                             "cannot re-run: move it to a module")
+        import sys
+
+        if getattr(sys.modules["__main__"], qualname.split(".")[0], None) is None:
+            raise ValueError(f"{qualname} is not a top-level name of the main script, so it cannot travel to a worker")
+        # Workers re-run the main script as __mp_main__ to find it (as Pool does for submit and map).
+        sys.modules.setdefault("__mp_main__", sys.modules["__main__"])
+        return f"__mp_main__:{qualname}"
     try:
         obj: Any = importlib.import_module(module)
         for part in qualname.split("."):
@@ -120,7 +131,9 @@ def register(con: Any, name: str, fn: Callable[..., Any], parameters: Sequence[o
     result of the wrong type names the row, a batch result of the wrong length the rows.
 
     Raises TypeError for an unsupported type, ValueError for an unknown mode or null_handling and
-    for a function the workers cannot import by name (lambdas, closures, ``__main__``).
+    for a function the workers cannot import by name (lambdas, closures, functions of the REPL or
+    ``python -c``). A function of the main script is found by re-running the script in the workers
+    as ``__mp_main__``, as Pool does: keep the script's queries under ``if __name__ == "__main__":``.
     """
     if mode not in ("row", "batch"):
         raise ValueError(f"mode must be 'row' or 'batch', not {mode!r}")

@@ -199,3 +199,50 @@ def test_python_dash_m_module_importing_multiprocessing(run_python, tmp_path):
     result = subprocess.run([sys.executable, "-m", "usermod"], capture_output=True, text=True, timeout=120,
                             env=env, cwd=tmp_path)
     assert script_ok(result) == ["[5,", "10]"]
+
+
+def test_duckdb_udfs_of_a_script_that_imports_multiprocessing(run_python):
+    pytest.importorskip("duckdb")
+    pytest.importorskip("pyarrow")
+    result = run_python("""
+        import multiprocessing
+        import duckdb
+        import manygil.duckdb
+
+        def triple(x):
+            return 3 * x
+
+        if __name__ == "__main__":
+            con = duckdb.connect()
+            manygil.duckdb.register(con, "triple", triple, ["BIGINT"], "BIGINT", pool=manygil.Pool(2))
+            got = con.sql("SELECT sum(triple(i)) FROM range(10000) t(i)").fetchall()[0][0]
+            print(got == 3 * sum(range(10000)))
+    """)
+    assert script_ok(result) == ["True"]
+
+
+def test_a_script_importing_numpy_at_its_top_still_ships_its_functions(run_python):
+    # numpy cannot load in a worker; the script's pure functions still run there, and one that does
+    # use numpy fails with numpy's refusal (re-routed by fallback=).
+    result = run_python("""
+        import numpy as np
+        from numpy import int64
+        import manygil
+
+        def pure(x):
+            return x + 1
+
+        def uses_numpy(x):
+            return int(np.int64(x) * 2)
+
+        if __name__ == "__main__":
+            with manygil.Pool(2) as p:
+                print(list(p.map(pure, [1, 2])), p.submit(pure, 9).result())
+                try:
+                    p.submit(uses_numpy, 1).result()
+                except ImportError as e:
+                    print("refused" if "does not support loading in subinterpreters" in str(e) else e)
+            with manygil.Pool(2, fallback="main") as p:
+                print(list(p.map(uses_numpy, [1, 2, 3])))
+    """)
+    assert script_ok(result) == ["[2,", "3]", "10", "refused", "[2,", "4,", "6]"]
