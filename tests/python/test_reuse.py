@@ -129,4 +129,6 @@ def test_fork_and_exit_with_parked_interpreters_are_clean(run_python):
     """)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["child", "0", "14", "parked", "2"]
-    assert "Fatal" not in result.stderr and "Warning" not in result.stderr, result.stderr
+    # Python may warn that the process has threads (DeprecationWarning: ended workers' threads may
+    # still be returning); manygil's own warning (RuntimeWarning: pools alive) must not appear.
+    assert "Fatal" not in result.stderr and "RuntimeWarning" not in result.stderr, result.stderr
