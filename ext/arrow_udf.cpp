@@ -2,6 +2,7 @@
 
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -104,6 +105,66 @@ PyType_Slot result_slots[] = {
     {0, nullptr},
 };
 
+// _core.ArrowMapStop: a udf::Stop for Python (manygil.duckdb requests it when a query is interrupted).
+// Any interpreter may hold it; request() never waits for the slices.
+struct StopObject {
+    PyObject_HEAD
+    std::shared_ptr<udf::Stop>* stop;  // a pointer: PyObject memory is not constructed by C++
+};
+
+StopObject* as_stop(PyObject* op) { return reinterpret_cast<StopObject*>(op); }
+
+PyObject* stop_new(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
+    if (PyTuple_GET_SIZE(args) != 0 || (kwargs && PyDict_GET_SIZE(kwargs) != 0)) {
+        PyErr_SetString(PyExc_TypeError, "ArrowMapStop() takes no arguments");
+        return nullptr;
+    }
+    PyRef self(type->tp_alloc(type, 0));
+    if (!self) return nullptr;
+    as_stop(self.get())->stop = new std::shared_ptr<udf::Stop>(std::make_shared<udf::Stop>());
+    return self.release();
+}
+
+PyObject* stop_request(PyObject* op, PyObject* reason) {
+    Py_ssize_t size = 0;
+    const char* text = PyUnicode_AsUTF8AndSize(reason, &size);
+    if (!text) return nullptr;
+    std::string owned(text, static_cast<std::size_t>(size));
+    Py_BEGIN_ALLOW_THREADS  // takes the Stop's lock, which a worker's slice may hold briefly
+    (*as_stop(op)->stop)->request(std::move(owned));
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
+PyObject* stop_requested(PyObject* op, void*) { return PyBool_FromLong((*as_stop(op)->stop)->requested()); }
+
+void stop_dealloc(PyObject* op) {
+    delete as_stop(op)->stop;
+    PyTypeObject* type = Py_TYPE(op);
+    type->tp_free(op);
+    Py_DECREF(type);
+}
+
+PyMethodDef stop_methods[] = {
+    {"request", stop_request, METH_O,
+     "request(reason) -> None: ends the map calls given this stop (they raise manygil.Interrupted(reason))"},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+PyGetSetDef stop_getset[] = {
+    {"requested", stop_requested, nullptr, "whether request() was called", nullptr},
+    {nullptr, nullptr, nullptr, nullptr, nullptr},
+};
+
+PyType_Slot stop_slots[] = {
+    {Py_tp_new, reinterpret_cast<void*>(stop_new)},
+    {Py_tp_dealloc, reinterpret_cast<void*>(stop_dealloc)},
+    {Py_tp_methods, stop_methods},
+    {Py_tp_getset, stop_getset},
+    {Py_tp_doc, const_cast<char*>("ArrowMapStop(): ends _arrow_map calls early from another thread (udf::Stop)")},
+    {0, nullptr},
+};
+
 // The argument arrays of one call, taken from their producers' capsules (the spec lets a consumer move
 // the structs out). Batch mode hands memoryviews of them to the workers, and a view a function keeps
 // keeps them (udf::map_batches), so the last reference may drop in a worker. Their release callbacks
@@ -170,16 +231,41 @@ bool take(PyObject* obj, Py_ssize_t index, std::vector<arrow::ExportedArray>& ou
     return true;
 }
 
+// "module:qualname" (str), or (pickle bytes, description) for a callable sent by value.
+std::optional<udf::Function> function_of(PyObject* spec) {
+    if (PyUnicode_Check(spec)) {
+        const char* name = PyUnicode_AsUTF8(spec);
+        if (!name) return std::nullopt;
+        return udf::Function(name);
+    }
+    char* data = nullptr;
+    Py_ssize_t size = 0;
+    const char* description = nullptr;
+    if (!PyTuple_Check(spec) || PyTuple_GET_SIZE(spec) != 2 || !PyBytes_Check(PyTuple_GET_ITEM(spec, 0)) ||
+        PyBytes_AsStringAndSize(PyTuple_GET_ITEM(spec, 0), &data, &size) < 0 ||
+        !(description = PyUnicode_AsUTF8(PyTuple_GET_ITEM(spec, 1)))) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_TypeError, "function must be 'module:qualname' or a (pickle, description) pair");
+        }
+        return std::nullopt;
+    }
+    return udf::Function::pickled(std::string(data, static_cast<std::size_t>(size)), description);
+}
+
 }  // namespace
 
 PyType_Spec arrow_result_spec = {"manygil._core.ArrowResult", sizeof(ArrowResultObject), 0,
                                  Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE | Py_TPFLAGS_DISALLOW_INSTANTIATION,
                                  result_slots};
 
-// _arrow_map(pool, function, columns, result_format, skip_null_rows, batch) -> ArrowResult
+PyType_Spec arrow_map_stop_spec = {"manygil._core.ArrowMapStop", sizeof(StopObject), 0,
+                                   Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE, stop_slots};
+
+// _arrow_map(pool, function, columns, result_format, skip_null_rows, batch[, stop]) -> ArrowResult
 PyObject* py_arrow_map(PyObject* module, PyObject* const* argv, Py_ssize_t argc) {
-    if (argc != 6) {
-        PyErr_SetString(PyExc_TypeError, "_arrow_map(pool, function, columns, result_format, skip_null_rows, batch)");
+    if (argc != 6 && argc != 7) {
+        PyErr_SetString(PyExc_TypeError,
+                        "_arrow_map(pool, function, columns, result_format, skip_null_rows, batch[, stop])");
         return nullptr;
     }
     if (!in_main_interpreter()) {
@@ -190,7 +276,15 @@ PyObject* py_arrow_map(PyObject* module, PyObject* const* argv, Py_ssize_t argc)
     ModuleState* state = static_cast<ModuleState*>(PyModule_GetState(module));
     Pool* pool = pool_of(argv[0], state->pool_type);
     if (!pool) return nullptr;
-    const char* function = PyUnicode_AsUTF8(argv[1]);
+    std::shared_ptr<udf::Stop> stop;
+    if (argc == 7 && argv[6] != Py_None) {
+        if (!PyObject_TypeCheck(argv[6], state->arrow_map_stop_type)) {
+            PyErr_Format(PyExc_TypeError, "stop must be a _core.ArrowMapStop or None, not %s", Py_TYPE(argv[6])->tp_name);
+            return nullptr;
+        }
+        stop = *as_stop(argv[6])->stop;
+    }
+    std::optional<udf::Function> function = function_of(argv[1]);
     const char* format = PyUnicode_AsUTF8(argv[3]);
     int skip = PyObject_IsTrue(argv[4]);
     int batch = PyObject_IsTrue(argv[5]);
@@ -208,8 +302,8 @@ PyObject* py_arrow_map(PyObject* module, PyObject* const* argv, Py_ssize_t argc)
     Py_BEGIN_ALLOW_THREADS  // the workers never need this GIL; other Python threads (DuckDB's) may
     try {
         result = std::make_unique<arrow::ExportedArray>(
-            batch ? udf::map_batches(*pool, function, columns, format, skip != 0, taken)
-                  : udf::map_rows(*pool, function, columns, format, skip != 0));
+            batch ? udf::map_batches(*pool, *function, columns, format, skip != 0, taken, stop)
+                  : udf::map_rows(*pool, *function, columns, format, skip != 0, stop));
     } catch (...) {
         error = std::current_exception();
     }

@@ -9,8 +9,9 @@
 namespace manygil::ext {
 
 extern PyType_Spec arrow_result_spec;
+extern PyType_Spec arrow_map_stop_spec;  // _core.ArrowMapStop, a udf::Stop
 
-// _arrow_map(pool, function, columns, result_format, skip_null_rows, batch) -> ArrowResult
+// _arrow_map(pool, function, columns, result_format, skip_null_rows, batch[, stop]) -> ArrowResult
 PyObject* py_arrow_map(PyObject* module, PyObject* const* argv, Py_ssize_t argc);
 
 }  // namespace manygil::ext

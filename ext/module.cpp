@@ -145,7 +145,9 @@ PyMethodDef module_methods[] = {
      "How many SharedBuffer memory blocks are alive in this process, across all interpreters."},
     {"_payload_bytes", py_payload_bytes, METH_O, "obj -> its payload's bytes (diagnostics, fuzzing seeds)."},
     {"_arrow_map", reinterpret_cast<PyCFunction>(reinterpret_cast<void*>(py_arrow_map)), METH_FASTCALL,
-     "_arrow_map(pool, function, columns, result_format, skip_null_rows, batch) -> ArrowResult (manygil.duckdb)"},
+     "_arrow_map(pool, function, columns, result_format, skip_null_rows, batch[, stop]) -> ArrowResult "
+     "(manygil.duckdb); "
+     "function: 'module:qualname' or (pickle, description)"},
     {"_decode_result", py_decode_result, METH_O, "capsule -> the task's result, decoded here (see _pool._Future)."},
     {"_codec_roundtrip", py_codec_roundtrip, METH_O, "obj -> payload -> a new obj (codec diagnostics)."},
     {"_dict_fill_available", py_dict_fill_available, METH_NOARGS,
@@ -176,6 +178,9 @@ int module_exec(PyObject* module) {
     state->arrow_result_type =
         reinterpret_cast<PyTypeObject*>(PyType_FromModuleAndSpec(module, &arrow_result_spec, nullptr));
     if (!state->arrow_result_type || PyModule_AddType(module, state->arrow_result_type) < 0) return -1;
+    state->arrow_map_stop_type =
+        reinterpret_cast<PyTypeObject*>(PyType_FromModuleAndSpec(module, &arrow_map_stop_spec, nullptr));
+    if (!state->arrow_map_stop_type || PyModule_AddType(module, state->arrow_map_stop_type) < 0) return -1;
     PyObject* server_type = PyType_FromModuleAndSpec(module, &http_server_spec, nullptr);
     int added = server_type ? PyModule_AddType(module, reinterpret_cast<PyTypeObject*>(server_type)) : -1;
     Py_XDECREF(server_type);
@@ -205,6 +210,7 @@ int module_traverse(PyObject* module, visitproc visit, void* arg) {
     Py_VISIT(state->pool_type);
     Py_VISIT(state->task_handle_type);
     Py_VISIT(state->arrow_result_type);
+    Py_VISIT(state->arrow_map_stop_type);
     return 0;
 }
 
@@ -213,6 +219,7 @@ int module_clear(PyObject* module) {
     Py_CLEAR(state->pool_type);
     Py_CLEAR(state->task_handle_type);
     Py_CLEAR(state->arrow_result_type);
+    Py_CLEAR(state->arrow_map_stop_type);
     return 0;
 }
 

@@ -11,10 +11,10 @@
 //
 // Blocking and threads: both calls block until every slice is done; call them without holding any
 // GIL, from any thread, several at once (the slices queue on the pool like any task). The function is
-// "module:qualname", imported by each worker (Pool::submit's rule). Errors, all thrown after every
-// slice has finished with the columns: arrow::ArrowError (unsupported or mismatched columns, a bad
-// result format), InvalidArgument (a malformed function name), UnknownFunctionError (the workers
-// cannot load it), PythonError (it raised, or returned a value of the wrong type or range: the
+// a Function: "module:qualname", imported by each worker (Pool::submit's rule), or a pickled callable.
+// Errors, all thrown after every slice has finished with the columns: arrow::ArrowError (unsupported
+// or mismatched columns, a bad result format), InvalidArgument (a malformed function name),
+// UnknownFunctionError (the workers cannot import or unpickle it), PythonError (it raised, or returned a value of the wrong type or range: the
 // message starts with "row N: " or "rows A..B: ", and the traceback is the worker's), and what
 // Pool::post throws for a shut-down pool.
 //
@@ -25,14 +25,81 @@
 //   ... hand out.schema / out.array to the consumer, or let `out` release them ...
 #pragma once
 
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
 #include <memory>
+#include <mutex>
+#include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "manygil/arrow_data.hpp"
 #include "manygil/pool.hpp"
 
 namespace manygil::udf {
+
+// The Python callable a map runs on the workers. Cheap to copy; any thread.
+class Function {
+public:
+    // By name: "module:qualname", imported by each worker (Pool::submit's rule; "__mp_main__:f" is a
+    // function of the Python caller's main script, which workers run under that name). Implicit, so
+    // a string names a function. A malformed name is refused by map_rows/map_batches.
+    Function(std::string_view target) : data_(target), description_(target) {}  // NOLINT(google-explicit-constructor)
+    Function(const char* target) : Function(std::string_view(target)) {}      // NOLINT(google-explicit-constructor)
+    Function(const std::string& target) : Function(std::string_view(target)) {}  // NOLINT(google-explicit-constructor)
+
+    // By value: a pickle of the callable (pickle.dumps; cloudpickle's for lambdas, closures and
+    // functions of a REPL or notebook, which needs cloudpickle importable in the workers), loaded
+    // with pickle.loads once per worker interpreter and kept there while the pool lives (at most a
+    // few hundred distinct ones per interpreter). `description` names it in stats and messages.
+    static Function pickled(std::string pickle, std::string description) {
+        Function f(std::string_view{});
+        f.data_ = std::move(pickle);
+        f.description_ = std::move(description);
+        f.by_value_ = true;
+        return f;
+    }
+
+    bool by_value() const noexcept { return by_value_; }
+    // The "module:qualname" name, or the pickle's bytes.
+    const std::string& data() const noexcept { return data_; }
+    const std::string& description() const noexcept { return description_; }
+
+private:
+    std::string data_, description_;
+    bool by_value_ = false;
+};
+
+// Ends map calls early, from any thread (a query's cancel button, DuckDB's interrupt): slices not
+// started yet do not run, row mode stops before its next row, and a running Python call gets
+// TimeoutError at its next bytecode (Pool::interrupt's rule: a call inside C code, such as
+// time.sleep, ends when that returns). Each call given the Stop then throws a PythonError whose
+// type_name() is "manygil.Interrupted" and whose message is the reason, once its slices have ended.
+// A request is final: calls that start later with the same Stop end at once. Thread-safe; share it
+// with std::shared_ptr.
+class Stop {
+public:
+    Stop() = default;
+    Stop(const Stop&) = delete;
+    Stop& operator=(const Stop&) = delete;
+
+    // Idempotent (the first reason is kept); never waits for the slices.
+    void request(std::string reason);
+    bool requested() const noexcept { return requested_.load(std::memory_order_acquire); }
+    // The first request's reason ("" before any).
+    std::string reason() const;
+
+private:
+    friend struct StopAccess;  // the slices register their running calls (src/udf/arrow_map.cpp)
+    mutable std::mutex mutex_;
+    std::atomic<bool> requested_{false};
+    std::string reason_;
+    std::uint64_t next_token_ = 0;
+    std::map<std::uint64_t, std::function<bool(const std::string&)>> running_;  // token -> interrupter
+};
 
 // One argument column: the producer's structs, borrowed (the caller keeps them unreleased for as
 // long as the call says).
@@ -47,8 +114,9 @@ struct ArgColumn {
 // NULL; date and timestamp results may also be ints: days, or counts of the unit). With
 // `skip_null_rows`, a row with a NULL argument is NULL without calling the function (SQL's rule).
 // The argument arrays must stay valid until map_rows returns.
-arrow::ExportedArray map_rows(Pool& pool, std::string_view function, const std::vector<ArgColumn>& args,
-                              std::string_view result_format, bool skip_null_rows = false);
+arrow::ExportedArray map_rows(Pool& pool, const Function& function, const std::vector<ArgColumn>& args,
+                              std::string_view result_format, bool skip_null_rows = false,
+                              std::shared_ptr<Stop> stop = nullptr);
 
 // Calls `function` once per slice with one argument per column and returns its results, a sequence
 // of one value per row (the values map_rows accepts), as an array of `result_format`; a result that
@@ -70,8 +138,8 @@ arrow::ExportedArray map_rows(Pool& pool, std::string_view function, const std::
 // such kept views hold `owner`; a kept view's reference is dropped later on that worker's thread,
 // with its interpreter attached, so `owner`'s deleter must be safe there (manygil.duckdb's defers
 // the release to the main interpreter, since pyarrow's release takes the main GIL).
-arrow::ExportedArray map_batches(Pool& pool, std::string_view function, const std::vector<ArgColumn>& args,
+arrow::ExportedArray map_batches(Pool& pool, const Function& function, const std::vector<ArgColumn>& args,
                                  std::string_view result_format, bool skip_null_rows,
-                                 std::shared_ptr<const void> owner);
+                                 std::shared_ptr<const void> owner, std::shared_ptr<Stop> stop = nullptr);
 
 }  // namespace manygil::udf

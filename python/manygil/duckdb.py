@@ -21,8 +21,9 @@ interpreter (DuckDB and pyarrow do not load in own-GIL interpreters).
 
 from __future__ import annotations
 
-import importlib
+import inspect
 import threading
+import weakref
 
 from . import _core
 from ._pool import Pool
@@ -63,33 +64,22 @@ def _arrow_format(duckdb_type: object, what: str) -> str:
     return fmt
 
 
-def _reference(fn: Callable[..., Any]) -> str:
-    """'module:qualname' for a function the workers can import, or a ValueError saying why not."""
-    module, qualname = getattr(fn, "__module__", None), getattr(fn, "__qualname__", None)
-    if not module or not qualname or "<locals>" in qualname or "<lambda>" in qualname:
-        raise ValueError(f"{fn!r} cannot travel to a worker: define it at the top level of an importable module")
-    if module == "__main__":
-        from . import _shipping
+def _function_spec(fn: Callable[..., Any]) -> str | tuple[bytes, str]:
+    """How ``fn`` travels to the workers, as Pool.submit sends it: "module:qualname" for a function they
+    can import (one of the main script's as "__mp_main__:qualname"), else pickled by value with
+    cloudpickle (lambdas, closures, functools.partial, functions of a notebook, the REPL or ``python
+    -c``). TypeError, naming the culprit, for what cannot travel."""
+    from . import _shipping
 
-        if _shipping.main_script() is None:
-            raise ValueError(f"{qualname} is defined in __main__ of the REPL, python -c or a notebook, which workers "
-                             "cannot re-run: move it to a module")
-        import sys
-
-        if getattr(sys.modules["__main__"], qualname.split(".")[0], None) is None:
-            raise ValueError(f"{qualname} is not a top-level name of the main script, so it cannot travel to a worker")
-        # Workers re-run the main script as __mp_main__ to find it (as Pool does for submit and map).
-        sys.modules.setdefault("__mp_main__", sys.modules["__main__"])
-        return f"__mp_main__:{qualname}"
-    try:
-        obj: Any = importlib.import_module(module)
-        for part in qualname.split("."):
-            obj = getattr(obj, part)
-    except (ImportError, AttributeError) as e:
-        raise ValueError(f"{module}.{qualname} cannot be imported by name, so it cannot travel to a worker: {e}") from e
-    if obj is not fn:
-        raise ValueError(f"{module}:{qualname} names another object than the function given")
-    return f"{module}:{qualname}"
+    if not callable(fn):
+        raise TypeError(f"{fn!r} is not callable")
+    spec = _shipping.callable_spec(fn)
+    if isinstance(spec, tuple):  # a method of a SharedBuffer, Channel, Lock...: no UDF of its own
+        raise TypeError(f"{_shipping._describe(fn)} is a method of a shared object, which cannot be a UDF: "
+                        "wrap the call in a function")
+    if isinstance(spec, bytes):
+        return (spec, f"{_shipping._describe(fn)} (sent by value)")
+    return spec
 
 
 def _one_array(column: Any) -> Any:
@@ -98,6 +88,44 @@ def _one_array(column: Any) -> Any:
     if not hasattr(column, "num_chunks"):
         return column
     return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+
+
+# The map calls in flight, by the connection their function was registered on: its interrupt() ends
+# them (see register). A WeakKeyDictionary, so that a closed connection's entry goes with it.
+_in_flight: weakref.WeakKeyDictionary[Any, set[Any]] = weakref.WeakKeyDictionary()
+_in_flight_lock = threading.Lock()
+_patched_interrupt: Any = None
+
+
+def _hook_interrupt(connection_type: type) -> None:
+    """Makes ``DuckDBPyConnection.interrupt`` also stop the workers' slices of the connection's
+    manygil UDF calls: DuckDB checks for an interrupt only between chunks, and a chunk's UDF call in
+    workers may run for long. Once per process; DuckDB's own interrupt runs first, unchanged."""
+    global _patched_interrupt
+    with _in_flight_lock:
+        if _patched_interrupt is not None or getattr(connection_type, "interrupt", None) is None:
+            return
+        original = connection_type.interrupt
+
+        def interrupt(self: Any) -> None:
+            original(self)
+            with _in_flight_lock:
+                stops = list(_in_flight.get(self, ()))
+            for stop in stops:
+                stop.request("the DuckDB query was interrupted (interrupt() on its connection)")
+
+        interrupt.__doc__ = original.__doc__
+        interrupt.__wrapped__ = original  # type: ignore[attr-defined]
+        connection_type.interrupt = interrupt
+        _patched_interrupt = interrupt
+
+
+def _calls_of(con: Any) -> set[Any]:
+    with _in_flight_lock:
+        try:
+            return _in_flight.setdefault(con, set())
+        except TypeError:  # not weak-referenceable (a stand-in connection): interrupt() cannot reach it
+            return set()
 
 
 def register(con: Any, name: str, fn: Callable[..., Any], parameters: Sequence[object], return_type: object, *,
@@ -139,30 +167,57 @@ def register(con: Any, name: str, fn: Callable[..., Any], parameters: Sequence[o
         raise ValueError(f"mode must be 'row' or 'batch', not {mode!r}")
     if null_handling not in ("default", "special"):
         raise ValueError(f"null_handling must be 'default' or 'special', not {null_handling!r}")
+    parameters = list(parameters)
     for i, p in enumerate(parameters):
         _arrow_format(p, f"parameter {i}")
     result_format = _arrow_format(return_type, "return type")
-    ref = _reference(fn)
+    spec = _function_spec(fn)
     chosen = pool if pool is not None else shared_pool()
     try:
         threads = int(con.sql("SELECT current_setting('threads')").fetchall()[0][0])
     except Exception:  # noqa: BLE001 - an old DuckDB without the setting: nothing to advise
         threads = 0
-    if threads and threads < chosen.max_workers:
+    if threads and threads < chosen.max_workers and parameters:
         import warnings
 
         warnings.warn(f"manygil.duckdb: DuckDB runs {threads} thread(s) but the pool has {chosen.max_workers} "
                       f"workers; DuckDB's threads bound how many chunks are in UDFs at once "
                       f"(SET threads = {chosen.max_workers})", stacklevel=2)
+
+    if not parameters:
+        # DuckDB gives an Arrow UDF without arguments no way to know the chunk's row count, so this
+        # one is a native UDF: one worker call per row (no parallelism within a query; several
+        # DuckDB threads still call at once).
+        def run0():  # type: ignore[no-untyped-def]  # DuckDB evaluates annotations it finds
+            return chosen.submit(fn).result()
+
+        run0.__name__ = name
+        con.create_function(name, run0, [], return_type, type="native", null_handling="special",
+                            side_effects=side_effects)
+        return
+
     skip_nulls = null_handling == "default"
     batch = mode == "batch"
+    in_flight = _calls_of(con)
+    _hook_interrupt(type(con))
 
     def run(*columns):  # type: ignore[no-untyped-def]  # DuckDB evaluates annotations it finds
         arrays = [_one_array(c) for c in columns]
-        return _core._arrow_map(chosen._core, ref, arrays, result_format, skip_nulls, batch)
+        stop = _core.ArrowMapStop()
+        with _in_flight_lock:
+            in_flight.add(stop)
+        try:
+            return _core._arrow_map(chosen._core, spec, arrays, result_format, skip_nulls, batch, stop)
+        finally:
+            with _in_flight_lock:
+                in_flight.discard(stop)
 
     run.__name__ = name
-    con.create_function(name, run, list(parameters), return_type, type="arrow", null_handling="special",
+    # DuckDB (1.x and 2.x) counts the parameters of the callable it is given (inspect.signature):
+    # one positional parameter per SQL argument.
+    run.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [inspect.Parameter(f"arg{i}", inspect.Parameter.POSITIONAL_ONLY) for i in range(len(parameters))])
+    con.create_function(name, run, parameters, return_type, type="arrow", null_handling="special",
                         side_effects=side_effects)
 
 

@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "arrow/column.hpp"
+#include "cpython/interpreter_dict.hpp"
 #include "cpython/py_ref.hpp"
 #include "cpython/python_error.hpp"
 #include "manygil/errors.hpp"
@@ -31,7 +32,79 @@ using arrow::ExportedArray;
 using arrow::Kind;
 using detail::PyRef;
 
+void Stop::request(std::string reason) {
+    std::vector<std::function<bool(const std::string&)>> interrupters;
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (requested_.load(std::memory_order_relaxed)) return;
+        reason_ = std::move(reason);
+        requested_.store(true, std::memory_order_release);
+        for (auto& [token, interrupter] : running_) interrupters.push_back(interrupter);
+    }
+    // Outside the lock: an interrupter only asks a worker's monitor and never waits for the call.
+    for (auto& interrupter : interrupters) (void)interrupter(reason_);
+}
+
+std::string Stop::reason() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return reason_;
+}
+
+// The slices' side of Stop: a running slice's call is registered so that a request interrupts it.
+struct StopAccess {
+    static std::uint64_t enter(Stop& stop, std::function<bool(const std::string&)> interrupter) {
+        std::lock_guard<std::mutex> lock(stop.mutex_);
+        std::uint64_t token = ++stop.next_token_;
+        stop.running_.emplace(token, std::move(interrupter));
+        return token;
+    }
+    static void leave(Stop& stop, std::uint64_t token) noexcept {
+        std::lock_guard<std::mutex> lock(stop.mutex_);
+        stop.running_.erase(token);
+    }
+};
+
 namespace {
+
+// What a slice needs besides its rows: the task id its Python call is marked with (so that
+// Pool::interrupt and the map's Stop can reach it) and the map's Stop, if any.
+struct SliceContext {
+    std::uint64_t task;
+    Stop* stop;
+
+    bool stop_requested() const noexcept { return stop && stop->requested(); }
+    [[noreturn]] void throw_stopped(const std::string& traceback = "") const {
+        throw PythonError("manygil.Interrupted", stop->reason(), traceback);
+    }
+    // Marks the call, then catches a request made before the mark, which found nothing to interrupt.
+    void started(detail::InterruptibleCall& call) const {
+        if (stop_requested()) call.interrupt(stop->reason());
+    }
+};
+
+constexpr Py_ssize_t kMaxUnpickledFunctions = 256;  // distinct lambdas must not grow the cache forever
+
+// The callable in this worker's interpreter: imported by name, or unpickled once and kept in the
+// interpreter's dict (every slice of every call would otherwise pay for pickle.loads).
+PyRef resolve(const Function& function) {
+    if (!function.by_value()) return detail::resolve_target(function.data());
+    PyObject* cache = detail::per_interpreter("manygil.udf.functions", [] { return PyDict_New(); });
+    PyRef key(PyBytes_FromStringAndSize(function.data().data(), static_cast<Py_ssize_t>(function.data().size())));
+    if (!key) detail::throw_python_error();
+    if (PyObject* fn = PyDict_GetItemWithError(cache, key.get())) return PyRef::borrow(fn);
+    if (PyErr_Occurred()) detail::throw_python_error();
+    PyRef pickle(PyImport_ImportModule("pickle"));
+    PyRef fn(pickle ? PyObject_CallMethod(pickle.get(), "loads", "O", key.get()) : nullptr);
+    if (!fn) throw UnknownFunctionError(function.description(), detail::fetch_python_error().what());
+    if (!PyCallable_Check(fn.get())) {
+        throw UnknownFunctionError(function.description(), "the pickle holds a '" +
+                                                               detail::type_qualname(Py_TYPE(fn.get())) +
+                                                               "', which is not callable");
+    }
+    if (PyDict_GET_SIZE(cache) >= kMaxUnpickledFunctions) PyDict_Clear(cache);
+    if (PyDict_SetItem(cache, key.get(), fn.get()) < 0) detail::throw_python_error();
+    return fn;
+}
 
 // The struct format of a fixed-width kind's values as batch mode hands them over.
 char struct_format(Kind kind) {
@@ -92,16 +165,18 @@ bool any_null(const std::vector<ColumnView>& cols, std::int64_t row) {
 }
 
 // Rows [begin, end) of the columns, one call per row, on a worker with its interpreter attached.
-ExportedArray row_slice(const std::string& function, const std::vector<ColumnView>& cols, std::int64_t begin,
-                        std::int64_t end, const ColumnType& result, bool skip_null_rows) {
-    PyRef fn = detail::resolve_target(function);
+ExportedArray row_slice(const Function& function, const std::vector<ColumnView>& cols, std::int64_t begin,
+                        std::int64_t end, const ColumnType& result, bool skip_null_rows, const SliceContext& ctx) {
+    PyRef fn = resolve(function);
     ColumnBuilder out(result);
     out.reserve(end - begin);
     auto n = static_cast<Py_ssize_t>(cols.size());
     std::vector<PyRef> args(cols.size());       // this row's values, owned
     std::vector<PyObject*> argv(cols.size());  // the same, as vectorcall takes them
-    detail::InterruptibleCall marked(detail::next_task_id(), std::nullopt);  // Pool::interrupt_running
+    detail::InterruptibleCall marked(ctx.task, std::nullopt);  // Pool::interrupt_running, the map's Stop
+    ctx.started(marked);
     for (std::int64_t row = begin; row < end; ++row) {
+        if (ctx.stop_requested()) ctx.throw_stopped();
         if (skip_null_rows && any_null(cols, row)) {
             out.append_null();
             continue;
@@ -117,6 +192,7 @@ ExportedArray row_slice(const std::string& function, const std::vector<ColumnVie
             if (!value) detail::throw_python_error();
             append_python_value(out, value.get());
         } catch (const PythonError& e) {
+            if (ctx.stop_requested()) ctx.throw_stopped(e.traceback());  // its TimeoutError was the Stop's
             throw PythonError(e.type_name(), "row " + std::to_string(row) + ": " + e.message(), e.traceback());
         } catch (const ArrowError& e) {
             throw PythonError("OverflowError", "row " + std::to_string(row) + ": " + e.what(), "");
@@ -202,13 +278,14 @@ private:
 };
 
 // Rows [begin, end) of the columns, one call for all of them, on a worker with its interpreter attached.
-ExportedArray batch_slice(const std::string& function, const std::vector<ColumnView>& cols, std::int64_t begin,
+ExportedArray batch_slice(const Function& function, const std::vector<ColumnView>& cols, std::int64_t begin,
                           std::int64_t end, const ColumnType& result, bool skip_null_rows,
-                          const std::shared_ptr<const void>& owner) {
-    PyRef fn = detail::resolve_target(function);
+                          const std::shared_ptr<const void>& owner, const SliceContext& ctx) {
+    PyRef fn = resolve(function);
     std::string rows = "rows " + std::to_string(begin) + ".." + std::to_string(end - 1);
     auto n = static_cast<Py_ssize_t>(cols.size());
-    detail::InterruptibleCall marked(detail::next_task_id(), std::nullopt);  // Pool::interrupt_running
+    detail::InterruptibleCall marked(ctx.task, std::nullopt);  // Pool::interrupt_running, the map's Stop
+    ctx.started(marked);
     std::optional<BatchResult> result_items;
     try {
         PyRef args(PyTuple_New(n));
@@ -233,6 +310,7 @@ ExportedArray batch_slice(const std::string& function, const std::vector<ColumnV
                               "");
         }
     } catch (const PythonError& e) {
+        if (ctx.stop_requested()) ctx.throw_stopped(e.traceback());  // its TimeoutError was the Stop's
         throw PythonError(e.type_name(), rows + ": " + e.message(), e.traceback());
     }
     ColumnBuilder out(result);
@@ -271,12 +349,14 @@ void append_all(ColumnBuilder& out, const ExportedArray& piece) {
     }
 }
 
-using SliceFn = std::function<ExportedArray(const std::vector<ColumnView>&, std::int64_t, std::int64_t)>;
+using SliceFn =
+    std::function<ExportedArray(const std::vector<ColumnView>&, std::int64_t, std::int64_t, const SliceContext&)>;
 
 // Splits the rows into one slice per worker, runs `slice` on each in a worker and joins the results.
-ExportedArray run_slices(Pool& pool, std::string_view function, const std::vector<ArgColumn>& args,
-                         const ColumnType& result, const char* what, SliceFn slice) {
-    detail::check_target(function);
+ExportedArray run_slices(Pool& pool, const Function& function, const std::vector<ArgColumn>& args,
+                         const ColumnType& result, const char* what, const std::shared_ptr<Stop>& stop,
+                         SliceFn slice) {
+    if (!function.by_value()) detail::check_target(function.data());
     auto columns = std::make_shared<std::vector<ColumnView>>();
     for (const ArgColumn& a : args) {
         if (!a.schema || !a.array) throw ArrowError("an argument column without its schema or array");
@@ -296,8 +376,21 @@ ExportedArray run_slices(Pool& pool, std::string_view function, const std::vecto
     std::exception_ptr first_error;
     for (std::int64_t s = 0; s < slices && !first_error; ++s) {
         std::int64_t begin = rows * s / slices, end = rows * (s + 1) / slices;
+        SliceContext ctx{detail::next_task_id(), stop.get()};
+        // The job owns a reference to the Stop and keeps the interrupter registered while it runs.
+        auto run = [columns, begin, end, slice, ctx, stop, interrupter = pool.interrupter(ctx.task)] {
+            if (ctx.stop_requested()) ctx.throw_stopped();  // not started: skipped
+            if (!stop) return slice(*columns, begin, end, ctx);
+            std::uint64_t token = StopAccess::enter(*stop, interrupter);
+            struct Leave {
+                Stop& stop;
+                std::uint64_t token;
+                ~Leave() { StopAccess::leave(stop, token); }
+            } leave{*stop, token};
+            return slice(*columns, begin, end, ctx);
+        };
         auto job = std::make_unique<detail::PromiseJob<std::function<ExportedArray()>, ExportedArray>>(
-            [columns, begin, end, slice] { return slice(*columns, begin, end); }, std::string(function) + what);
+            std::move(run), function.description() + what);
         auto future = job->future();
         try {
             pool.post(std::move(job));  // a refused job is destroyed unrun: its future reports broken_promise
@@ -324,26 +417,28 @@ ExportedArray run_slices(Pool& pool, std::string_view function, const std::vecto
 
 }  // namespace
 
-ExportedArray map_rows(Pool& pool, std::string_view function, const std::vector<ArgColumn>& args,
-                       std::string_view result_format, bool skip_null_rows) {
+ExportedArray map_rows(Pool& pool, const Function& function, const std::vector<ArgColumn>& args,
+                       std::string_view result_format, bool skip_null_rows, std::shared_ptr<Stop> stop) {
     ColumnType result = ColumnType::parse(result_format);
-    return run_slices(pool, function, args, result, " (Arrow rows)",
-                      [function = std::string(function), result, skip_null_rows](
-                          const std::vector<ColumnView>& cols, std::int64_t begin, std::int64_t end) {
-                          return row_slice(function, cols, begin, end, result, skip_null_rows);
+    return run_slices(pool, function, args, result, " (Arrow rows)", stop,
+                      [function, result, skip_null_rows](const std::vector<ColumnView>& cols, std::int64_t begin,
+                                                         std::int64_t end, const SliceContext& ctx) {
+                          return row_slice(function, cols, begin, end, result, skip_null_rows, ctx);
                       });
 }
 
-ExportedArray map_batches(Pool& pool, std::string_view function, const std::vector<ArgColumn>& args,
-                          std::string_view result_format, bool skip_null_rows, std::shared_ptr<const void> owner) {
+ExportedArray map_batches(Pool& pool, const Function& function, const std::vector<ArgColumn>& args,
+                          std::string_view result_format, bool skip_null_rows, std::shared_ptr<const void> owner,
+                          std::shared_ptr<Stop> stop) {
     if (!owner) throw InvalidArgument("map_batches needs an owner that keeps the argument arrays alive");
     ColumnType result = ColumnType::parse(result_format);
     // The slices read `owner` from this frame, which outlives them (run_slices waits for every one):
     // once this returns, only the caller and the views a function kept hold it.
-    return run_slices(pool, function, args, result, " (Arrow batches)",
-                      [function = std::string(function), result, skip_null_rows, owner = &owner](
-                          const std::vector<ColumnView>& cols, std::int64_t begin, std::int64_t end) {
-                          return batch_slice(function, cols, begin, end, result, skip_null_rows, *owner);
+    return run_slices(pool, function, args, result, " (Arrow batches)", stop,
+                      [function, result, skip_null_rows, owner = &owner](const std::vector<ColumnView>& cols,
+                                                                         std::int64_t begin, std::int64_t end,
+                                                                         const SliceContext& ctx) {
+                          return batch_slice(function, cols, begin, end, result, skip_null_rows, *owner, ctx);
                       });
 }
 

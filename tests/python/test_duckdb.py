@@ -195,14 +195,18 @@ def test_errors_fail_the_query_with_type_message_and_traceback(con, pool):
 
 
 def test_register_refuses_what_cannot_work(con, pool):
-    with pytest.raises(ValueError, match="cannot travel to a worker"):
-        mgd.register(con, "f", lambda x: x, ["BIGINT"], "BIGINT", pool=pool)
+    lock = threading.Lock()
 
-    def local(x):
-        return x
+    def holds_a_lock(x):
+        with lock:
+            return x
 
-    with pytest.raises(ValueError, match="cannot travel to a worker"):
-        mgd.register(con, "f", local, ["BIGINT"], "BIGINT", pool=pool)
+    with pytest.raises(TypeError, match="closure variable 'lock' holds a lock"):
+        mgd.register(con, "f", holds_a_lock, ["BIGINT"], "BIGINT", pool=pool)
+    with pytest.raises(TypeError, match="is not callable"):
+        mgd.register(con, "f", 42, ["BIGINT"], "BIGINT", pool=pool)
+    with pytest.raises(TypeError, match="method of a shared object"):
+        mgd.register(con, "f", manygil.Event().wait, ["BIGINT"], "BOOLEAN", pool=pool)
     with pytest.raises(TypeError, match="DECIMAL"):
         mgd.register(con, "f", u.identity, ["DECIMAL(10,2)"], "BIGINT", pool=pool)
     with pytest.raises(TypeError, match="return type"):
