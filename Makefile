@@ -40,8 +40,12 @@ build-python: bootstrap
 test-cpp: build-cpp
 	@$(CTEST) --test-dir $(BUILD) --output-on-failure -j2
 
+# manygil.duckdb's tests run twice: with the venv's DuckDB (the newest) and with the last 1.x
+# (tools/bootstrap.sh installs it into $(VENV)/duckdb-1.x).
+DUCKDB_TESTS := tests/python/test_duckdb.py tests/python/test_duckdb_users.py
 test-python: build-python
 	@$(VENV)/bin/python -m pytest -q tests/python
+	@MANYGIL_EXPECT_DUCKDB=1. PYTHONPATH=$(abspath $(VENV)/duckdb-1.x) $(VENV)/bin/python -m pytest -q -p no:cacheprovider $(DUCKDB_TESTS)
 
 test: test-cpp test-python fuzz sanitize
 

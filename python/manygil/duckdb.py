@@ -120,6 +120,24 @@ def _hook_interrupt(connection_type: type) -> None:
         _patched_interrupt = interrupt
 
 
+# Crash fence, DuckDB 1.x (seen on 1.5.6; 2.0 refuses the close instead): closing a connection while
+# a cursor's query still calls a UDF drops DuckDB's reference to the callable and then calls it, freed
+# (a segfault; DuckDB's own create_function with a lambda does it too). So on 1.x every wrapper
+# registered here is kept for the life of the process (a closure of a few hundred bytes each).
+_kept_wrappers: list[Any] = []
+
+
+def _keep_if_duckdb_may_free_it(wrapper: Any) -> None:
+    import duckdb
+
+    try:
+        major = int(duckdb.__version__.split(".")[0])
+    except (AttributeError, ValueError):
+        major = 1
+    if major < 2:
+        _kept_wrappers.append(wrapper)
+
+
 def _calls_of(con: Any) -> set[Any]:
     with _in_flight_lock:
         try:
@@ -192,6 +210,7 @@ def register(con: Any, name: str, fn: Callable[..., Any], parameters: Sequence[o
             return chosen.submit(fn).result()
 
         run0.__name__ = name
+        _keep_if_duckdb_may_free_it(run0)
         con.create_function(name, run0, [], return_type, type="native", null_handling="special",
                             side_effects=side_effects)
         return
@@ -217,6 +236,7 @@ def register(con: Any, name: str, fn: Callable[..., Any], parameters: Sequence[o
     # one positional parameter per SQL argument.
     run.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
         [inspect.Parameter(f"arg{i}", inspect.Parameter.POSITIONAL_ONLY) for i in range(len(parameters))])
+    _keep_if_duckdb_may_free_it(run)
     con.create_function(name, run, parameters, return_type, type="arrow", null_handling="special",
                         side_effects=side_effects)
 

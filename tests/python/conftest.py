@@ -57,7 +57,9 @@ def run_python(tmp_path):
 
     def run(code, mode="script", timeout=120):
         code = textwrap.dedent(code)
-        env = dict(os.environ, PYTHONPATH=os.path.dirname(__file__))
+        # The tests' modules first, then what the suite itself runs with (make test's DuckDB 1.x run).
+        path = [os.path.dirname(__file__)] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(path))
         if mode == "script":
             script = tmp_path / "main_script.py"
             script.write_text(code)

@@ -123,3 +123,50 @@ def fails_on_42_batch(column):
 
 def wrong_type_batch(column):
     return [x if i != 3 else "a string" for i, x in enumerate(column)]
+
+
+def mixed8(a, b, c, d, e, f, g, h):
+    """Eight arguments of mixed types (BIGINT, DOUBLE, VARCHAR, BOOLEAN, DATE, INTEGER, BLOB, TIMESTAMP)."""
+    return f"{a}|{b}|{c}|{d}|{e}|{f}|{g!r}|{h}"
+
+
+def count_nones(*values):
+    return sum(v is None for v in values)
+
+
+def mixed_batch(*columns):
+    """Batch mode, any arity: a row's values joined as text (views read row by row)."""
+    return ["|".join(str(col[i]) for col in columns) for i in range(len(columns[0]))]
+
+
+def spin(x):
+    """Busy Python for 50 ms per row: a chunk takes seconds, so an interrupt must stop it in a worker."""
+    import time
+
+    deadline = time.monotonic() + 0.05
+    while time.monotonic() < deadline:
+        pass
+    return x
+
+
+def edit_distance(a, b):
+    """Levenshtein distance, the benchmark's two-argument string UDF (bench/duckdb_udf.py)."""
+    if len(a) < len(b):
+        a, b = b, a
+    previous = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        current = [i]
+        for j, cb in enumerate(b, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
+        previous = current
+    return previous[-1]
+
+
+def interpreter_id():
+    import _interpreters
+
+    return _interpreters.get_current()[0]
+
+
+def count_nones8(a, b, c, d, e, f, g, h):
+    return count_nones(a, b, c, d, e, f, g, h)
