@@ -30,3 +30,20 @@ def normalise_hash_batch(column):
 
 def noop_batch(column):
     return column
+
+
+def edit_distance(a, b):
+    """Levenshtein distance between two strings: a two-argument string workload."""
+    if len(a) < len(b):
+        a, b = b, a
+    previous = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        current = [i]
+        for j, cb in enumerate(b, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
+        previous = current
+    return previous[-1]
+
+
+def edit_distance_batch(a_column, b_column):
+    return [edit_distance(a, b) for a, b in zip(a_column, b_column)]

@@ -111,3 +111,48 @@ def test_channel_and_buffer_soak_loses_nothing():
         gc.collect()
     assert seen == n
     assert manygil._core.live_buffers() == live_before  # every one of the 100,000 buffers was freed
+
+
+def test_a_thousand_duckdb_udf_queries_keep_memory_flat():
+    # manygil.duckdb (issue 22): 1,000 queries, a two-argument row UDF and a batch UDF in turn: RSS,
+    # Python blocks, DuckDB's Arrow memory (pyarrow's allocator) and SharedBuffers all flat once warm.
+    duckdb = pytest.importorskip("duckdb")
+    pa = pytest.importorskip("pyarrow")
+    import duckdb_udfs as u
+    import manygil.duckdb as mgd
+
+    con = duckdb.connect()
+    con.sql("SET threads = 2")
+    con.sql("CREATE TABLE t AS SELECT i AS x, 'w' || (i % 97) AS s FROM range(6000) t(i)")
+    expected = sum(u.edit_distance(f"w{i % 97}", str(i)) for i in range(6000))
+
+    with manygil.Pool(2) as pool:
+        mgd.register(con, "mg_ed", u.edit_distance, ["VARCHAR", "VARCHAR"], "BIGINT", pool=pool)
+        mgd.register(con, "mg_lcg", u.lcg_batch, ["BIGINT"], "BIGINT", pool=pool, mode="batch")
+        lcg_expected = sum(u.lcg(i) for i in range(6000))
+
+        def hundred_queries():
+            for q in range(100):
+                if q % 2:
+                    assert con.sql("SELECT sum(mg_ed(s, x::VARCHAR)) FROM t").fetchall() == [(expected,)]
+                else:
+                    assert con.sql("SELECT sum(mg_lcg(x)) FROM t").fetchall() == [(lcg_expected,)]
+
+        hundred_queries()  # warm-up
+        gc.collect()
+        rss_before, blocks_before = rss_kb(), sys.getallocatedblocks()
+        arrow_before, buffers_before = pa.total_allocated_bytes(), manygil._core.live_buffers()
+        for _ in range(10):
+            hundred_queries()
+        gc.collect()
+        rss_after, blocks_after = rss_kb(), sys.getallocatedblocks()
+        arrow_after, buffers_after = pa.total_allocated_bytes(), manygil._core.live_buffers()
+    con.close()
+    growth = rss_after - rss_before
+    print(f"\n1,000 UDF queries after 100 of warm-up: RSS {rss_before} kB -> {rss_after} kB ({growth:+} kB), "
+          f"Python blocks {blocks_after - blocks_before:+}, pyarrow bytes {arrow_after - arrow_before:+}, "
+          f"SharedBuffers {buffers_after - buffers_before:+}")
+    assert growth < 8 * 1024, f"RSS grew by {growth} kB over 1,000 queries"
+    assert blocks_after - blocks_before < 1_000, "Python objects accumulate"
+    assert arrow_after <= arrow_before, "DuckDB's Arrow chunks are not all released"
+    assert buffers_after == buffers_before
