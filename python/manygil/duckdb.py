@@ -9,10 +9,15 @@ other workers.
 
     import duckdb, manygil.duckdb
 
-    def score(x: int) -> int: ...                 # module level: of a module, or of the main script
+    def score(x: int, label: str) -> int: ...      # in the script, a module, a notebook; or a lambda
     con = duckdb.connect()
-    manygil.duckdb.register(con, "score", score, ["BIGINT"], "BIGINT")
-    con.sql("SELECT sum(score(x)) FROM t")
+    manygil.duckdb.register(con, "score", score, ["BIGINT", "VARCHAR"], "BIGINT")
+    con.sql("SELECT sum(score(x, name)) FROM t")
+
+The function travels as Pool.submit sends it: by name when the workers can import it (the main
+script's functions by re-running the script as ``__mp_main__``: keep its queries under ``if __name__
+== "__main__":``), otherwise by value with cloudpickle (lambdas, closures, ``functools.partial``,
+functions of a notebook or the REPL). DuckDB 1.x (1.5) and 2.x are supported.
 
 Types: BOOLEAN, TINYINT/SMALLINT/INTEGER/BIGINT and their unsigned forms, FLOAT, DOUBLE, VARCHAR, BLOB,
 DATE, TIMESTAMP, each with NULLs; anything else is refused at ``register``. Import in the main
@@ -173,13 +178,28 @@ def register(con: Any, name: str, fn: Callable[..., Any], parameters: Sequence[o
     ``(values, valid)`` pair, ``valid`` a ``'?'`` memoryview (True: not NULL) or None when the chunk
     has no NULL. A view ``fn`` keeps after returning stays valid (it keeps the chunk's memory).
 
+    ``parameters`` may be empty: DuckDB gives an Arrow UDF without arguments no row count, so such a
+    function runs as a native DuckDB UDF, one worker call per row.
+
     An exception in ``fn`` fails the query with its type, message and the worker's traceback; a
     result of the wrong type names the row, a batch result of the wrong length the rows.
 
-    Raises TypeError for an unsupported type, ValueError for an unknown mode or null_handling and
-    for a function the workers cannot import by name (lambdas, closures, functions of the REPL or
-    ``python -c``). A function of the main script is found by re-running the script in the workers
-    as ``__mp_main__``, as Pool does: keep the script's queries under ``if __name__ == "__main__":``.
+    ``con.interrupt()`` (``DuckDBPyConnection.interrupt``, wrapped at the first ``register``) also
+    stops the workers' slices of the calls in flight for the functions registered on ``con``: the
+    query then fails at once with a ``duckdb.Error`` whose message names ``manygil.Interrupted``
+    (DuckDB itself checks for an interrupt only between chunks). A slice inside C code (time.sleep, a
+    blocking read) ends when that returns. DuckDB's functions belong to the database, so a cursor's
+    query calling a function registered on ``con`` is stopped by ``con.interrupt()`` too, and only
+    between chunks by the cursor's own ``interrupt()``.
+
+    ``fn`` travels as ``Pool.submit`` sends it: by name if the workers can import it (one of the main
+    script by re-running the script in the workers as ``__mp_main__``: keep the script's queries
+    under ``if __name__ == "__main__":``), otherwise pickled by value with cloudpickle (lambdas,
+    closures, ``functools.partial``, functions of a notebook, the REPL or ``python -c``).
+
+    Raises TypeError for an unsupported type and for a function that cannot travel (naming the
+    closure variable or global that cannot be pickled), ValueError for an unknown mode or
+    null_handling.
     """
     if mode not in ("row", "batch"):
         raise ValueError(f"mode must be 'row' or 'batch', not {mode!r}")
