@@ -106,20 +106,23 @@ PyRef resolve(const Function& function) {
     return fn;
 }
 
-// The struct format of a fixed-width kind's values as batch mode hands them over.
+// The struct format of a kind's values when batch mode hands them over as a typed memoryview (and
+// reads a result buffer in place); 0 for the kinds handed over as lists of Python values (strings,
+// decimals, intervals, the nested kinds).
 char struct_format(Kind kind) {
     switch (kind) {
+        case Kind::Bool: return '?';
         case Kind::Int8: return 'b';
         case Kind::Int16: return 'h';
-        case Kind::Int32: case Kind::Date32: return 'i';
-        case Kind::Int64: case Kind::Timestamp: return 'q';
+        case Kind::Int32: case Kind::Date32: case Kind::Time32: return 'i';
+        case Kind::Int64: case Kind::Timestamp: case Kind::Time64: return 'q';
         case Kind::UInt8: return 'B';
         case Kind::UInt16: return 'H';
         case Kind::UInt32: return 'I';
         case Kind::UInt64: return 'Q';
         case Kind::Float32: return 'f';
         case Kind::Float64: return 'd';
-        default: return '?';
+        default: return 0;
     }
 }
 
@@ -131,14 +134,15 @@ PyRef flags_view(std::int64_t n, const std::function<bool(std::int64_t)>& flag) 
     return owned_memoryview(data, static_cast<Py_ssize_t>(n), '?', 1, std::move(bytes));
 }
 
-// Rows [begin, end) of one column as batch mode hands them over: fixed-width values as a memoryview
-// of the producer's buffer (held by `owner`), booleans unpacked into a '?' view, strings and bytes
-// as a list (None at NULL).
+// Rows [begin, end) of one column as batch mode hands them over: numbers, dates, timestamps and
+// times as a memoryview of the producer's buffer (held by `owner`), booleans unpacked into a '?'
+// view, anything else (strings, bytes, decimals, intervals, nested values) as a list of the values
+// row mode gives (None at NULL).
 PyRef batch_values(const ColumnView& c, std::int64_t begin, std::int64_t end, const std::shared_ptr<const void>& owner) {
     std::int64_t n = end - begin;
     const ColumnType& t = c.type();
     if (t.kind == Kind::Bool) return flags_view(n, [&](std::int64_t i) { return c.bool_at(begin + i); });
-    if (!t.variable_width()) {
+    if (struct_format(t.kind) != 0) {
         return owned_memoryview(c.fixed_values_at(begin), static_cast<Py_ssize_t>(n), struct_format(t.kind),
                                 static_cast<Py_ssize_t>(t.width()), owner);
     }
@@ -238,15 +242,15 @@ public:
             case Kind::Bool: return out.append_bool(*at != 0);
             case Kind::Int8: return out.append_int(read<std::int8_t>(at));
             case Kind::Int16: return out.append_int(read<std::int16_t>(at));
-            case Kind::Int32: case Kind::Date32: return out.append_int(read<std::int32_t>(at));
-            case Kind::Int64: case Kind::Timestamp: return out.append_int(read<std::int64_t>(at));
+            case Kind::Int32: case Kind::Date32: case Kind::Time32: return out.append_int(read<std::int32_t>(at));
+            case Kind::Int64: case Kind::Timestamp: case Kind::Time64: return out.append_int(read<std::int64_t>(at));
             case Kind::UInt8: return out.append_uint(read<std::uint8_t>(at));
             case Kind::UInt16: return out.append_uint(read<std::uint16_t>(at));
             case Kind::UInt32: return out.append_uint(read<std::uint32_t>(at));
             case Kind::UInt64: return out.append_uint(read<std::uint64_t>(at));
             case Kind::Float32: return out.append_float(read<float>(at));
             case Kind::Float64: return out.append_float(read<double>(at));
-            default: return;  // variable-width results never take the buffer path
+            default: return;  // kinds without a struct format never take the buffer path
         }
     }
 
@@ -263,10 +267,10 @@ private:
     bool has_column_format() const noexcept {
         std::string_view f = buffer_.format ? buffer_.format : "B";
         if (!f.empty() && f.front() == '@') f.remove_prefix(1);
-        if (f.size() != 1 || type_.variable_width()) return false;
+        char want = struct_format(type_.kind);
+        if (f.size() != 1 || want == 0) return false;
         std::size_t width = type_.kind == Kind::Bool ? 1 : type_.width();
         if (static_cast<std::size_t>(buffer_.itemsize) != width) return false;
-        char want = struct_format(type_.kind);
         if (f[0] == want) return true;
         return width == 8 && ((want == 'q' && f[0] == 'l') || (want == 'Q' && f[0] == 'L'));
     }
@@ -331,22 +335,10 @@ ExportedArray batch_slice(const Function& function, const std::vector<ColumnView
     return out.finish();
 }
 
-// Appends every value of a finished slice to the joined result.
+// Appends every value of a finished slice (nested ones whole) to the joined result.
 void append_all(ColumnBuilder& out, const ExportedArray& piece) {
     ColumnView v(piece.schema, piece.array);
-    for (std::int64_t i = 0; i < v.length(); ++i) {
-        if (v.is_null(i)) {
-            out.append_null();
-            continue;
-        }
-        switch (v.type().kind) {
-            case Kind::Bool: out.append_bool(v.bool_at(i)); break;
-            case Kind::UInt8: case Kind::UInt16: case Kind::UInt32: case Kind::UInt64: out.append_uint(v.uint_at(i)); break;
-            case Kind::Float32: case Kind::Float64: out.append_float(v.float_at(i)); break;
-            case Kind::Utf8: case Kind::Binary: case Kind::LargeUtf8: case Kind::LargeBinary: out.append_bytes(v.bytes_at(i)); break;
-            default: out.append_int(v.int_at(i)); break;
-        }
-    }
+    for (std::int64_t i = 0; i < v.length(); ++i) arrow::append_value(out, v, i);
 }
 
 using SliceFn =
