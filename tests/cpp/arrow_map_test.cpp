@@ -13,10 +13,12 @@
 #include "manygil/manygil.hpp"
 #include "shared_runtime.hpp"
 #include "arrow/column.hpp"
+#include "arrow_show.hpp"
 
 namespace {
 
 using namespace manygil::arrow;
+using namespace manygil::arrow::show_values;
 using manygil::udf::map_batches;
 using manygil::udf::map_rows;
 
@@ -245,6 +247,150 @@ TEST(ArrowMapBatches, AResultOfTheWrongLengthNamesTheRows) {
     }
     EXPECT_THROW(map_batches(pool(), "mg_udf:twice_batch", {{&in.schema, &in.array}}, "l", true, nullptr),
                  manygil::InvalidArgument);
+}
+
+// ---- decimals, times, intervals, nested types -----------------------------------------------------
+
+// What mg_udf:typed_repr says of each row of `in` ("type:repr").
+std::vector<std::string> python_reprs(const ExportedArray& in) {
+    ExportedArray out = map_rows(pool(), "mg_udf:typed_repr", {{&in.schema, &in.array}}, "u");
+    ColumnView v(out.schema, out.array);
+    std::vector<std::string> rows;
+    for (std::int64_t i = 0; i < v.length(); ++i) rows.emplace_back(v.bytes_at(i));
+    return rows;
+}
+
+TEST(ArrowMapTypes, RowValuesAreWhatDuckDBsNativeUdfsGive) {
+    ColumnBuilder dec(ColumnType::parse("d:4,1")), huge(ColumnType::parse("d:38,0")), t64(ColumnType::parse("ttu")),
+        t32(ColumnType::parse("tts")), iv(ColumnType::parse("tin")), list(ColumnType::parse("+l<i>")),
+        rec(ColumnType::parse("+s<a:i,b:u>")), map(ColumnType::parse("+m<u,i>")), tz(ColumnType::parse("tsu:Etc/UTC"));
+    dec.append_decimal(15), dec.append_decimal(-10);
+    huge.append_decimal(~(static_cast<int128>(1) << 127)), huge.append_decimal(-1);
+    t64.append_int(43'201'500'000), t64.append_null();
+    t32.append_int(3600), t32.append_int(0);
+    iv.append_interval({1, 2, 10'800'000'000'000}), iv.append_interval({0, -1, 1'000});
+    list.child(0).append_int(1), list.child(0).append_null(), list.append_list(), list.append_list();
+    rec.child(0).append_int(1), rec.child(1).append_null(), rec.append_struct(), rec.append_null();
+    map.child(0).child(0).append_bytes("k"), map.child(0).child(1).append_int(1), map.child(0).append_struct();
+    map.append_list(), map.append_null();
+    tz.append_int(0), tz.append_null();
+    auto reprs = [](ColumnBuilder& b) { return python_reprs(b.finish()); };
+    EXPECT_EQ(reprs(dec), (Rows{"Decimal:Decimal('1.5')", "Decimal:Decimal('-1.0')"}));
+    // HUGEINT arrives as "d:38,0": an int, as DuckDB's native UDFs give it.
+    EXPECT_EQ(reprs(huge), (Rows{"int:170141183460469231731687303715884105727", "int:-1"}));
+    EXPECT_EQ(reprs(t64), (Rows{"time:datetime.time(12, 0, 1, 500000)", "NoneType:None"}));
+    EXPECT_EQ(reprs(t32), (Rows{"time:datetime.time(1, 0)", "time:datetime.time(0, 0)"}));
+    // A month is 30 days, as in DuckDB's own conversion.
+    EXPECT_EQ(reprs(iv), (Rows{"timedelta:datetime.timedelta(days=32, seconds=10800)",
+                               "timedelta:datetime.timedelta(days=-1, microseconds=1)"}));
+    EXPECT_EQ(reprs(list), (Rows{"list:[1, None]", "list:[]"}));
+    EXPECT_EQ(reprs(rec), (Rows{"dict:{'a': 1, 'b': None}", "NoneType:None"}));
+    EXPECT_EQ(reprs(map), (Rows{"dict:{'k': 1}", "NoneType:None"}));
+    EXPECT_EQ(reprs(tz), (Rows{"datetime:datetime.datetime(1970, 1, 1, 0, 0, tzinfo=datetime.timezone.utc)",
+                               "NoneType:None"}));
+}
+
+ExportedArray results(const char* function, std::int64_t n, const char* spec) {
+    ExportedArray in = ints(n, false);
+    return map_rows(pool(), function, {{&in.schema, &in.array}}, spec);
+}
+
+Rows shown(const ExportedArray& a) { return show_all(ColumnView(a.schema, a.array)); }
+
+TEST(ArrowMapTypes, ResultsOfTheNewTypes) {
+    // Rounded half away from zero to the column's scale, a float read as its repr: DuckDB's rule.
+    EXPECT_EQ(shown(results("mg_udf:decimal_result", 6, "d:4,1")), (Rows{"1.3", "2.0", "0.2", "-1.3", "null", "7.0"}));
+    EXPECT_EQ(shown(results("mg_udf:decimal_result", 6, "d:38,0")), (Rows{"1", "2", "0", "-1", "null", "7"}));
+    EXPECT_EQ(shown(results("mg_udf:time_result", 3, "ttu")), (Rows{"43201500000", "3600000000", "null"}));
+    EXPECT_EQ(shown(results("mg_udf:time_result", 3, "ttn")), (Rows{"43201500000000", "3600000000", "null"}));
+    EXPECT_THROW(results("mg_udf:time_result", 3, "ttm"), manygil::PythonError);  // 3600000000 ms: not int32
+    EXPECT_EQ(shown(results("mg_udf:interval_result", 3, "tin")), (Rows{"0m40d5000ns", "0m-1d0ns", "null"}));
+    // Lists from lists or tuples, structs from dicts (missing fields NULL), maps from dicts or pairs.
+    EXPECT_EQ(shown(results("mg_udf:nested_result", 4, "+l<+s<a:+l<i>,m:+m<u,d:4,1>>>")),
+              (Rows{"[{a:[1,null],m:{'x'=>1.5,'y'=>null}},null,{a:null,m:null}]", "null", "[]",
+                    "[{a:null,m:{'z'=>2.0}}]"}));
+}
+
+TEST(ArrowMapTypes, ResultsThatDoNotFitNameTheRowAndTheValue) {
+    auto error = [](const char* function, const char* spec) -> std::pair<std::string, std::string> {
+        try {
+            results(function, 1, spec);
+        } catch (const manygil::PythonError& e) {
+            return {e.type_name(), e.message()};
+        }
+        return {"none", ""};
+    };
+    auto [type, message] = error("mg_udf:too_precise", "d:4,1");
+    EXPECT_EQ(type, "OverflowError");
+    EXPECT_EQ(message, "row 0: 1234.5 does not fit a 'd:4,1' column (4 digits, 1 after the point)");
+    std::tie(type, message) = error("mg_udf:bool_for_decimal", "d:4,1");
+    EXPECT_EQ(type, "TypeError");
+    EXPECT_NE(message.find("a bool where a 'd:4,1' value was expected"), std::string::npos) << message;
+    std::tie(type, message) = error("mg_udf:unknown_field", "+s<a:i,b:u>");
+    EXPECT_EQ(type, "KeyError");
+    EXPECT_NE(message.find("key 'c', which struct '+s<a:i,b:u>' has no field of"), std::string::npos) << message;
+    std::tie(type, message) = error("mg_udf:none_map_key", "+m<i,i>");
+    EXPECT_EQ(type, "ValueError");
+    std::tie(type, message) = error("mg_udf:wrong_fixed_size", "+w:2<i>");
+    EXPECT_EQ(type, "ValueError");
+    EXPECT_NE(message.find("a list of 3 items where a '+w:2' value has 2"), std::string::npos) << message;
+    std::tie(type, message) = error("mg_udf:time_result", "tin");
+    EXPECT_EQ(type, "TypeError");
+    EXPECT_EQ(error("mg_udf:returns_str", "+l<i>").first, "TypeError");
+}
+
+TEST(ArrowMapTypes, NestedValuesRoundTripThroughRowsAndBatchesAcrossSlices) {
+    // 300 rows: two slices, joined by append_all, in each direction.
+    ExportedArray in = ints(300, false);
+    const char* spec = "+l<+s<d:d:10,2,t:ttu,iv:tin,m:+m<u,+l<l>>>>";
+    ExportedArray made = map_rows(pool(), "mg_udf:make_nested", {{&in.schema, &in.array}}, spec);
+    Rows want = shown(made);
+    ASSERT_EQ(want.size(), 300u);
+    EXPECT_EQ(want[0], "[]");
+    EXPECT_EQ(want[1], "[{d:0.10,t:60000000,iv:0m1d0ns,m:{}}]");
+    EXPECT_EQ(want[3], "null");
+    EXPECT_EQ(want[5], "[null]");
+    EXPECT_EQ(want[7], "[{d:0.70,t:420000000,iv:0m7d0ns,m:{}},{d:0.71,t:4020000000,iv:0m7d1000ns,m:{'k0'=>[0,null]}},"
+                       "{d:0.72,t:7620000000,iv:0m7d2000ns,m:{'k0'=>[0,null],'k1'=>null}}]");
+    ExportedArray rows = map_rows(pool(), "mg_udf:identity", {{&made.schema, &made.array}}, spec);
+    EXPECT_EQ(shown(rows), want);
+    ExportedArray batches = map_batches(pool(), "mg_udf:same_batch", {{&made.schema, &made.array}}, spec, true,
+                                        owning(made));
+    EXPECT_EQ(shown(batches), want);
+    made.array.offset = 5;  // a slice of it, read from its offset at every level
+    made.array.length = 200;
+    made.array.null_count = -1;
+    Rows sliced(want.begin() + 5, want.begin() + 205);
+    EXPECT_EQ(shown(map_rows(pool(), "mg_udf:identity", {{&made.schema, &made.array}}, spec)), sliced);
+    EXPECT_EQ(shown(map_batches(pool(), "mg_udf:same_batch", {{&made.schema, &made.array}}, spec, true, owning(made))),
+              sliced);
+}
+
+TEST(ArrowMapTypes, BatchArgumentsAreTimeViewsOrListsOfRowValues) {
+    ColumnBuilder t64(ColumnType::parse("ttu")), t32(ColumnType::parse("tts")), dec(ColumnType::parse("d:4,1")),
+        iv(ColumnType::parse("tin")), list(ColumnType::parse("+l<i>")), rec(ColumnType::parse("+s<a:i>")),
+        map(ColumnType::parse("+m<u,i>"));
+    for (int i = 0; i < 100; ++i) {
+        t64.append_int(i), t32.append_int(i), dec.append_decimal(i), iv.append_interval({0, i, 0});
+        list.child(0).append_int(i), list.append_list();
+        rec.child(0).append_int(i), rec.append_struct();
+        map.append_list();
+    }
+    std::vector<ExportedArray> arrays;
+    for (ColumnBuilder* c : {&t64, &t32, &dec, &iv, &list, &rec, &map}) arrays.push_back(c->finish());
+    std::vector<manygil::udf::ArgColumn> args;
+    for (const ExportedArray& a : arrays) args.push_back({&a.schema, &a.array});
+    ExportedArray out = map_batches(pool(), "mg_udf:kinds_rows_batch", args, "u", true, std::make_shared<int>(0));
+    EXPECT_EQ(ColumnView(out.schema, out.array).bytes_at(0),
+              "memoryview:q|memoryview:i|list:Decimal|list:timedelta|list:list|list:dict|list:dict");
+    // A time64 argument's own view comes back as a buffer, read in place.
+    ExportedArray same = map_batches(pool(), "mg_udf:same_batch", {args[0]}, "ttu", true, std::make_shared<int>(0));
+    ColumnView sv(same.schema, same.array);
+    for (std::int64_t i = 0; i < 100; ++i) EXPECT_EQ(sv.int_at(i), i);
+    ExportedArray firsts = map_batches(pool(), "mg_udf:first_of_list_batch", {args[4]}, "i", true,
+                                       std::make_shared<int>(0));
+    ColumnView fv(firsts.schema, firsts.array);
+    for (std::int64_t i = 0; i < 100; ++i) EXPECT_EQ(fv.int_at(i), i);
 }
 
 }  // namespace

@@ -124,3 +124,102 @@ def doubles_batch(column):
     import array
 
     return array.array("d", [0.5] * len(column))  # not a 'l' column's format: read item by item
+
+
+# Decimals, times, intervals and nested values (arrow_map_test.cpp's ArrowMapTypes tests).
+
+def typed_repr(x):
+    """What a row value arrived as: 'Decimal:Decimal('1.5')', 'dict:{...}'."""
+    return f"{type(x).__name__}:{x!r}"
+
+
+def identity(x):
+    return x
+
+
+def nth_of(values):
+    import datetime
+    import decimal
+
+    return eval(values, {"Decimal": decimal.Decimal, "datetime": datetime})  # noqa: S307 (test data)
+
+
+DECIMAL_RESULTS = "[Decimal('1.25'), 2, 0.15, Decimal('-1.25'), None, Decimal('7')]"
+TIME_RESULTS = "[datetime.time(12, 0, 1, 500000), 3_600_000_000, None]"
+INTERVAL_RESULTS = "[datetime.timedelta(days=40, microseconds=5), datetime.timedelta(days=-1), None]"
+NESTED_RESULTS = ("[[{'a': [1, None], 'm': {'x': Decimal('1.5'), 'y': None}}, None, {'a': None}], None, [],"
+                  " ({'m': [('z', 2)]},)]")
+
+
+def decimal_result(i):
+    return nth_of(DECIMAL_RESULTS)[i]
+
+
+def time_result(i):
+    return nth_of(TIME_RESULTS)[i]
+
+
+def interval_result(i):
+    return nth_of(INTERVAL_RESULTS)[i]
+
+
+def nested_result(i):
+    return nth_of(NESTED_RESULTS)[i]
+
+
+def too_precise(i):
+    import decimal
+
+    return decimal.Decimal("1234.5")
+
+
+def bool_for_decimal(i):
+    return True
+
+
+def unknown_field(i):
+    return {"a": 1, "c": 2}
+
+
+def none_map_key(i):
+    return {None: 1}
+
+
+def wrong_fixed_size(i):
+    return [1, 2, 3]
+
+
+def kinds_rows_batch(*columns):
+    # One row per slice row: what each argument arrived as and its first value's type.
+    names = []
+    for c in columns:
+        if isinstance(c, memoryview):
+            names.append(f"memoryview:{c.format}")
+        else:
+            names.append(f"list:{type(c[0]).__name__}")
+    return ["|".join(names)] * len(columns[0])
+
+
+def first_of_list_batch(column):
+    return [None if v is None or not v else v[0] for v in column]
+
+
+NESTED_SPEC = "+l<+s<d:d:10,2,t:ttu,iv:tin,m:+m<u,+l<l>>>>"
+
+
+def make_nested(i):
+    """A value of NESTED_SPEC made from i, with NULLs at every level."""
+    import datetime
+    import decimal
+
+    if i % 7 == 3:
+        return None
+    return [
+        None if (i + k) % 5 == 0 else {
+            "d": decimal.Decimal(i * 10 + k).scaleb(-2),
+            "t": datetime.time(k, i % 60),
+            "iv": datetime.timedelta(days=i, microseconds=k),
+            "m": {f"k{j}": (None if j == 1 else [j, None]) for j in range(k % 3)},
+        }
+        for k in range(i % 4)
+    ]
