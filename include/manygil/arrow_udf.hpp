@@ -4,10 +4,19 @@
 // pyarrow in their interpreters); the rows are split into one slice per worker (at least 64 rows
 // each), each worker writes its slice of the result, and the slices are joined into one array.
 //
-// Types (Arrow formats): boolean "b", integers "c" "s" "i" "l" and unsigned "C" "S" "I" "L", floats
-// "f" "g", utf8 "u" / "U", binary "z" / "Z", date32 "tdD", timestamps "ts{s,m,u,n}:" with or without
-// a time zone, each with nulls. Anything else (nested, dictionary-encoded, decimals...) is refused
-// with arrow::ArrowError naming the format.
+// Types (Arrow formats), each with nulls: boolean "b", integers "c" "s" "i" "l" and unsigned "C" "S"
+// "I" "L", floats "f" "g", utf8 "u" / "U", binary "z" / "Z", date32 "tdD", timestamps "ts{s,m,u,n}:TZ"
+// (any time zone, or none), time32 "tts" "ttm", time64 "ttu" "ttn", decimal128 "d:P,S" (or
+// "d:P,S,128"), interval month_day_nano "tin", and nested to any depth: list "+l", large list "+L",
+// fixed-size list "+w:N", struct "+s", map "+m". DuckDB sends DECIMAL
+// as "d:P,S", HUGEINT and UHUGEINT as "d:38,0" (UHUGEINT above 2^127 arrives negative: DuckDB's
+// export wraps it), TIME as "ttu", INTERVAL as "tin", TIMESTAMPTZ as "tsu:Etc/UTC", LIST, STRUCT
+// and MAP as "+l", "+s", "+m". Anything else (dictionary-encoded, unions, decimal256, other
+// intervals...) is refused with arrow::ArrowError naming the format.
+//
+// `result_format` is a type spec (src/arrow/column.hpp): a flat type's format string, or a nested
+// format followed by its children in angle brackets: "+l<i>" (list of int32), "+s<a:i,b:+l<u>>"
+// (struct of a: int32, b: list of utf8), "+m<u,d:10,2>" (map of utf8 to DECIMAL(10,2)).
 //
 // Blocking and threads: both calls block until every slice is done; call them without holding any
 // GIL, from any thread, several at once (the slices queue on the pool like any task). The function is
@@ -108,11 +117,26 @@ struct ArgColumn {
     const ArrowArray* array;
 };
 
-// Calls `function` once per row with one Python value per argument column (NULL -> None; booleans,
-// ints, floats, str, bytes; date32 -> datetime.date; timestamps -> datetime.datetime, aware in UTC
-// when the column has a time zone) and returns its results as an array of `result_format` (None ->
-// NULL; date and timestamp results may also be ints: days, or counts of the unit). With
-// `skip_null_rows`, a row with a NULL argument is NULL without calling the function (SQL's rule).
+// Calls `function` once per row with one Python value per argument column and returns its results
+// as an array of `result_format`. NULL at any level <-> None. Arguments, as DuckDB's own native
+// Python UDFs give them:
+//   - booleans, ints, floats, str, bytes; date32 -> datetime.date; timestamps -> datetime.datetime,
+//     aware in UTC when the column has a time zone; time32/64 -> datetime.time;
+//   - decimal128 -> decimal.Decimal with exactly the column's scale (Decimal('1.5') in DECIMAL(4,1)),
+//     except "d:38,0" -> int (DuckDB's HUGEINT; a DECIMAL(38,0) looks the same and gives int too);
+//   - interval -> datetime.timedelta, a month counted as 30 days (DuckDB's conversion), nanoseconds
+//     cut to microseconds;
+//   - lists (all three kinds) -> list; struct -> dict of field name -> value; map -> dict of key ->
+//     value.
+// Results: the same types, and also: ints for date and timestamp (days, or counts of the unit) and
+// time columns (counts of the unit); for decimals an int, float or Decimal, rounded half away from
+// zero to the column's scale as DuckDB's native UDFs round (a float is read as its repr: 0.15 ->
+// 0.2), checked against the precision (except "d:38,0": the 128 bits); bool is refused; a timedelta
+// for an interval (months 0, the days, the rest in nanoseconds); a list or tuple for a list (a
+// fixed-size list: exactly N items); a dict for a struct (a missing field is NULL, an unknown key a
+// KeyError naming it) or a tuple of every field in order; a dict or a sequence of (key, value) pairs
+// for a map (a None key: ValueError). With `skip_null_rows`, a row with a NULL argument is NULL
+// without calling the function (SQL's rule). A `stop` ends the call early when requested (Stop).
 // The argument arrays must stay valid until map_rows returns.
 arrow::ExportedArray map_rows(Pool& pool, const Function& function, const std::vector<ArgColumn>& args,
                               std::string_view result_format, bool skip_null_rows = false,
@@ -122,11 +146,13 @@ arrow::ExportedArray map_rows(Pool& pool, const Function& function, const std::v
 // of one value per row (the values map_rows accepts), as an array of `result_format`; a result that
 // exports a buffer in the result column's own struct format (a memoryview like the arguments', an
 // array.array) is read in C++, with no Python object per value. An argument is:
-//   - integers, floats, date32 (days since 1970-01-01) and timestamps (a count of their unit): a
-//     read-only typed memoryview ('b', 'h', 'i', 'q', 'B', 'H', 'I', 'Q', 'f', 'd') of the
-//     producer's own buffer, no copy; NULL rows hold unspecified values;
+//   - integers, floats, date32 (days since 1970-01-01), timestamps and times (a count of their unit
+//     since the epoch or midnight): a read-only typed memoryview ('b', 'h', 'i', 'q', 'B', 'H', 'I',
+//     'Q', 'f', 'd'; time32 'i', time64 'q') of the producer's own buffer, no copy; NULL rows hold
+//     unspecified values;
 //   - booleans: a '?' memoryview (unpacked from Arrow's bits);
-//   - utf8 and binary: a list of str or bytes, None at NULL.
+//   - anything else (utf8, binary, decimals, intervals, lists, structs, maps): a list of the values
+//     map_rows would give, None at NULL.
 // With `skip_null_rows` (SQL's rule) each argument is those values, and a row with a NULL argument
 // is NULL whatever the function returned for it; without, each argument is a (values, valid) pair
 // where valid is a '?' memoryview (True: not NULL) or None when the slice has no NULL. A result of
