@@ -261,6 +261,25 @@ PyType_Spec arrow_result_spec = {"manygil._core.ArrowResult", sizeof(ArrowResult
 PyType_Spec arrow_map_stop_spec = {"manygil._core.ArrowMapStop", sizeof(StopObject), 0,
                                    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE, stop_slots};
 
+// _arrow_result_format(obj) -> str: udf::result_format_of(the schema behind obj.__arrow_c_schema__())
+PyObject* py_arrow_result_format(PyObject*, PyObject* obj) {
+    PyRef capsule(PyObject_CallMethod(obj, "__arrow_c_schema__", nullptr));
+    if (!capsule) return nullptr;
+    auto* schema = static_cast<ArrowSchema*>(PyCapsule_GetPointer(capsule.get(), "arrow_schema"));
+    if (!schema) return nullptr;
+    if (!schema->release) {
+        PyErr_SetString(PyExc_ValueError, "the Arrow schema capsule was consumed already");
+        return nullptr;
+    }
+    try {
+        std::string format = udf::result_format_of(*schema);  // borrowed: the capsule releases it
+        return PyUnicode_FromStringAndSize(format.data(), static_cast<Py_ssize_t>(format.size()));
+    } catch (const arrow::ArrowError& e) {
+        PyErr_SetString(PyExc_TypeError, e.what());
+        return nullptr;
+    }
+}
+
 // _arrow_map(pool, function, columns, result_format, skip_null_rows, batch[, stop]) -> ArrowResult
 PyObject* py_arrow_map(PyObject* module, PyObject* const* argv, Py_ssize_t argc) {
     if (argc != 6 && argc != 7) {

@@ -11,6 +11,9 @@ namespace manygil::ext {
 extern PyType_Spec arrow_result_spec;
 extern PyType_Spec arrow_map_stop_spec;  // _core.ArrowMapStop, a udf::Stop
 
+// _arrow_result_format(obj) -> the result_format for the Arrow type obj exports (__arrow_c_schema__)
+PyObject* py_arrow_result_format(PyObject* module, PyObject* obj);
+
 // _arrow_map(pool, function, columns, result_format, skip_null_rows, batch[, stop]) -> ArrowResult
 PyObject* py_arrow_map(PyObject* module, PyObject* const* argv, Py_ssize_t argc);
 

@@ -144,6 +144,9 @@ PyMethodDef module_methods[] = {
     {"live_buffers", py_live_buffers, METH_NOARGS,
      "How many SharedBuffer memory blocks are alive in this process, across all interpreters."},
     {"_payload_bytes", py_payload_bytes, METH_O, "obj -> its payload's bytes (diagnostics, fuzzing seeds)."},
+    {"_arrow_result_format", py_arrow_result_format, METH_O,
+     "_arrow_result_format(arrow_type) -> the result_format of _arrow_map for an object with __arrow_c_schema__ "
+     "(TypeError for a type it does not support)"},
     {"_arrow_map", reinterpret_cast<PyCFunction>(reinterpret_cast<void*>(py_arrow_map)), METH_FASTCALL,
      "_arrow_map(pool, function, columns, result_format, skip_null_rows, batch[, stop]) -> ArrowResult "
      "(manygil.duckdb); "

@@ -203,15 +203,15 @@ fi
 # --- 4. The last DuckDB 1.x beside the venv --------------------------------------------------------------
 # make test runs manygil.duckdb's tests a second time with it first on PYTHONPATH: 1.x is still what
 # many installs pin, and its Python API differs from 2.x in places (duckdb.typing, the UDF checks).
-duckdb1_version="1.5.6"
+duckdb1_version="1.5.6"  # with pytz, which 1.x needs for TIMESTAMP WITH TIME ZONE
 duckdb1="$venv/duckdb-1.x"
-if [ "$(cat "$duckdb1/.manygil-stamp" 2>/dev/null)" = "$duckdb1_version" ]; then
+if [ "$(cat "$duckdb1/.manygil-stamp" 2>/dev/null)" = "$duckdb1_version+pytz" ]; then
   say "duckdb $duckdb1_version: $duckdb1 up to date"
 else
   rm -rf "$duckdb1"
   "$venv/bin/python" -m pip install --disable-pip-version-check --no-deps --target "$duckdb1" \
-    "duckdb==$duckdb1_version" > "$cache/pip-duckdb1.log" 2>&1 ||
+    "duckdb==$duckdb1_version" pytz > "$cache/pip-duckdb1.log" 2>&1 ||
     { tail -20 "$cache/pip-duckdb1.log" >&2; die "pip install duckdb==$duckdb1_version failed (log: $cache/pip-duckdb1.log)"; }
-  echo "$duckdb1_version" > "$duckdb1/.manygil-stamp"
+  echo "$duckdb1_version+pytz" > "$duckdb1/.manygil-stamp"
   say "duckdb $duckdb1_version: installed into $duckdb1 (for the DuckDB 1.x test run)"
 fi

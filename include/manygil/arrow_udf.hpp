@@ -168,4 +168,10 @@ arrow::ExportedArray map_batches(Pool& pool, const Function& function, const std
                                  std::string_view result_format, bool skip_null_rows,
                                  std::shared_ptr<const void> owner, std::shared_ptr<Stop> stop = nullptr);
 
+// The `result_format` for results of the type `schema` describes, children included ("l",
+// "+s<a:i,b:+l<u>>"): a host that holds the schema its consumer expects (DuckDB's own export of
+// the return type, for manygil.duckdb) names the result type with it. Borrows `schema`. Throws
+// arrow::ArrowError naming the field of a type map_rows does not support (dictionaries, unions...).
+std::string result_format_of(const ArrowSchema& schema);
+
 }  // namespace manygil::udf

@@ -40,13 +40,6 @@ if TYPE_CHECKING:
 
 __all__ = ["register", "udf", "shared_pool"]
 
-# DuckDB type -> Arrow C Data Interface format (what DuckDB exports and accepts back).
-_FORMATS = {
-    "BOOLEAN": "b", "TINYINT": "c", "SMALLINT": "s", "INTEGER": "i", "BIGINT": "l",
-    "UTINYINT": "C", "USMALLINT": "S", "UINTEGER": "I", "UBIGINT": "L",
-    "FLOAT": "f", "DOUBLE": "g", "VARCHAR": "u", "BLOB": "z", "DATE": "tdD", "TIMESTAMP": "tsu:",
-}
-
 _shared: Pool | None = None
 _shared_lock = threading.Lock()
 
@@ -60,13 +53,23 @@ def shared_pool() -> Pool:
         return _shared
 
 
-def _arrow_format(duckdb_type: object, what: str) -> str:
-    name = str(duckdb_type).upper()
-    fmt = _FORMATS.get(name)
-    if fmt is None:
+def _arrow_format(con: Any, duckdb_type: object, what: str) -> str:
+    """The Arrow type DuckDB exports for ``duckdb_type`` on ``con`` (so its settings apply: large
+    buffers, time zone), as _arrow_map's result format; TypeError naming the type when it is not a
+    DuckDB type or manygil.duckdb cannot read or write it."""
+    import duckdb
+
+    name = str(duckdb_type)
+    try:
+        exported = con.sql(f"SELECT NULL::{name} AS x").arrow()  # a Table (1.x) or a RecordBatchReader (2.x)
+        arrow_type = exported.schema.field(0).type
+    except duckdb.Error as e:
+        raise TypeError(f"{what}: {name!r} is not a DuckDB type ({e})") from None
+    try:
+        return _core._arrow_result_format(arrow_type)
+    except TypeError as e:
         raise TypeError(f"{what}: DuckDB type {name} is not supported by manygil.duckdb "
-                        f"(supported: {', '.join(_FORMATS)})")
-    return fmt
+                        f"(its Arrow form {arrow_type}: {e})") from None
 
 
 def _function_spec(fn: Callable[..., Any]) -> str | tuple[bytes, str]:
@@ -78,6 +81,14 @@ def _function_spec(fn: Callable[..., Any]) -> str | tuple[bytes, str]:
 
     if not callable(fn):
         raise TypeError(f"{fn!r} is not callable")
+    if getattr(fn, "__module__", None) == "__main__":
+        # By value first: DuckDB scripts seldom guard their queries with `if __name__ == "__main__":`,
+        # and re-running the script in every worker would run them there (and load its data again).
+        # What cannot be pickled (a global connection...) goes by name, the script re-run as Pool does.
+        try:
+            return (_shipping.dumps(fn), f"{_shipping._describe(fn)} (sent by value)")
+        except Exception:  # noqa: BLE001 - callable_spec below says why if the name cannot serve either
+            pass
     spec = _shipping.callable_spec(fn)
     if isinstance(spec, tuple):  # a method of a SharedBuffer, Channel, Lock...: no UDF of its own
         raise TypeError(f"{_shipping._describe(fn)} is a method of a shared object, which cannot be a UDF: "
@@ -207,8 +218,8 @@ def register(con: Any, name: str, fn: Callable[..., Any], parameters: Sequence[o
         raise ValueError(f"null_handling must be 'default' or 'special', not {null_handling!r}")
     parameters = list(parameters)
     for i, p in enumerate(parameters):
-        _arrow_format(p, f"parameter {i}")
-    result_format = _arrow_format(return_type, "return type")
+        _arrow_format(con, p, f"parameter {i}")
+    result_format = _arrow_format(con, return_type, "return type")
     spec = _function_spec(fn)
     chosen = pool if pool is not None else shared_pool()
     try:

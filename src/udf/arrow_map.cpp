@@ -434,4 +434,6 @@ ExportedArray map_batches(Pool& pool, const Function& function, const std::vecto
                       });
 }
 
+std::string result_format_of(const ArrowSchema& schema) { return ColumnType::from_schema(schema).spec(); }
+
 }  // namespace manygil::udf

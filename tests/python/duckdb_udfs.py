@@ -170,3 +170,11 @@ def interpreter_id():
 
 def count_nones8(a, b, c, d, e, f, g, h):
     return count_nones(a, b, c, d, e, f, g, h)
+
+
+def first_item_type(column):
+    """Batch mode: the Python type of the first non-NULL item (lists of values) or the view's format."""
+    if isinstance(column, memoryview):
+        return [f"memoryview:{column.format}"] * len(column)
+    first = next((v for v in column if v is not None), None)
+    return [f"list:{type(first).__name__}"] * len(column)

@@ -31,6 +31,27 @@ TYPES = {
     "BLOB": "SELECT ('b' || i)::BLOB AS x FROM range(3000) t(i)",
     "DATE": "SELECT (DATE '2020-01-01' + i::INTEGER) AS x FROM range(3000) t(i)",
     "TIMESTAMP": "SELECT (TIMESTAMP '2020-01-01 00:00:00' + i * INTERVAL 1 MINUTE) AS x FROM range(3000) t(i)",
+    # Issue 22: the types beyond the flat ones.
+    "DECIMAL(4,1)": "SELECT ((i % 1999) / 10 - 99)::DECIMAL(4,1) AS x FROM range(3000) t(i)",
+    "DECIMAL(18,3)": "SELECT (i * 123456.789 - 1e8)::DECIMAL(18,3) AS x FROM range(3000) t(i)",
+    "DECIMAL(38,10)": "SELECT (i * 1.5e20)::DECIMAL(38,10) AS x FROM range(3000) t(i)",
+    "HUGEINT": "SELECT (i::HUGEINT * 56713727820156410577229101238628035 - "
+               "170141183460469231731687303715884105727::HUGEINT + 1)::HUGEINT AS x FROM range(3000) t(i)",
+    "UHUGEINT": "SELECT (i::UHUGEINT * 56713727820156410577229101238628035)::UHUGEINT AS x FROM range(3000) t(i)",
+    "UUID": "SELECT uuid() AS x FROM range(3000) t(i)",
+    "TIME": "SELECT (TIME '00:00:01.5' + i * INTERVAL 28 SECOND)::TIME AS x FROM range(3000) t(i)",
+    "INTERVAL": "SELECT (i * INTERVAL 1 DAY + (i % 3) * INTERVAL 1 MONTH + i * INTERVAL 1 MICROSECOND) AS x "
+                "FROM range(3000) t(i)",
+    "TIMESTAMP WITH TIME ZONE": "SELECT (TIMESTAMPTZ '2020-01-01 00:00:00+00' + i * INTERVAL 1 HOUR) AS x "
+                                "FROM range(3000) t(i)",
+    "BIGINT[]": "SELECT CASE WHEN i % 5 = 0 THEN [] ELSE [i, NULL, -i] END AS x FROM range(3000) t(i)",
+    "STRUCT(a INTEGER, b VARCHAR)": "SELECT {'a': CASE WHEN i % 4 = 0 THEN NULL ELSE i END, 'b': 'v' || i}"
+                                    "::STRUCT(a INTEGER, b VARCHAR) AS x FROM range(3000) t(i)",
+    "MAP(VARCHAR, DOUBLE)": "SELECT map_from_entries([('k' || i, i / 2), ('z', NULL)]) AS x FROM range(3000) t(i)",
+    "STRUCT(tags VARCHAR[], seen TIMESTAMP, price DECIMAL(10,2))[]":
+        "SELECT [{'tags': ['t' || i, NULL], 'seen': TIMESTAMP '2024-01-01' + i * INTERVAL 1 SECOND, "
+        "'price': (i / 7)::DECIMAL(10,2)}, NULL]::STRUCT(tags VARCHAR[], seen TIMESTAMP, price DECIMAL(10,2))[] AS x "
+        "FROM range(3000) t(i)",
 }
 
 
@@ -207,10 +228,10 @@ def test_register_refuses_what_cannot_work(con, pool):
         mgd.register(con, "f", 42, ["BIGINT"], "BIGINT", pool=pool)
     with pytest.raises(TypeError, match="method of a shared object"):
         mgd.register(con, "f", manygil.Event().wait, ["BIGINT"], "BOOLEAN", pool=pool)
-    with pytest.raises(TypeError, match="DECIMAL"):
-        mgd.register(con, "f", u.identity, ["DECIMAL(10,2)"], "BIGINT", pool=pool)
-    with pytest.raises(TypeError, match="return type"):
-        mgd.register(con, "f", u.identity, ["BIGINT"], "INTERVAL", pool=pool)
+    with pytest.raises(TypeError, match=r"parameter 0: DuckDB type ENUM\('a', 'b'\) is not supported.*dictionary"):
+        mgd.register(con, "f", u.identity, ["ENUM('a', 'b')"], "BIGINT", pool=pool)
+    with pytest.raises(TypeError, match="return type: 'NOSUCHTYPE' is not a DuckDB type"):
+        mgd.register(con, "f", u.identity, ["BIGINT"], "NOSUCHTYPE", pool=pool)
     with pytest.raises(ValueError, match="mode must be 'row' or 'batch'"):
         mgd.register(con, "f", u.identity, ["BIGINT"], "BIGINT", pool=pool, mode="vector")
     with pytest.raises(ValueError, match="null_handling"):
@@ -321,3 +342,40 @@ def test_a_process_exits_cleanly_with_views_still_kept_by_workers():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout == f"[({sum(range(100000))}, {sum(range(100000))})]\ndone\n", proc.stderr[-3000:]
+
+
+# Functions computing with the richer types, each registered with manygil and as DuckDB's own UDF.
+COMPUTED = [
+    ("DECIMAL(10,2)", "DECIMAL(12,2)", "(i / 7)::DECIMAL(10,2)", lambda d: d * 2 - 1),
+    ("HUGEINT", "HUGEINT", "i::HUGEINT * 10000000000000000000000", lambda h: h // 3 + 1),
+    ("TIME", "TIME", "TIME '00:00:00' + i * INTERVAL 17 SECOND", lambda t: t.replace(second=0)),
+    ("INTERVAL", "INTERVAL", "i * INTERVAL 1 HOUR + INTERVAL 2 DAY", lambda iv: iv * 2),
+    ("BIGINT[]", "BIGINT[]", "[i % 5, NULL, i % 3]", lambda xs: sorted(x for x in xs if x is not None)),
+    ("STRUCT(a INTEGER, b VARCHAR)", "STRUCT(a INTEGER, b VARCHAR)", "{'a': i::INTEGER, 'b': 'v' || i}",
+     lambda s: {"a": s["a"] + 1, "b": s["b"].upper()}),
+    ("MAP(VARCHAR, BIGINT)", "MAP(VARCHAR, BIGINT)", "map {'k': i, 'm': -i}", lambda m: {k + k: v * 2 for k, v in m.items()}),
+]
+
+
+@pytest.mark.parametrize("param, result, expr, fn", COMPUTED, ids=[c[0] for c in COMPUTED])
+def test_functions_over_the_richer_types_compute_as_duckdbs_own_udf(con, pool, param, result, expr, fn):
+    con.sql(f"CREATE TABLE t AS SELECT i AS n, CASE WHEN i % 9 = 4 THEN NULL ELSE ({expr})::{param} END AS x "
+            "FROM range(3000) t(i)")
+    mgd.register(con, "mg_f", fn, [param], result, pool=pool)
+    con.create_function("py_f", fn, [param], result)
+    ours = con.sql("SELECT mg_f(x) FROM t ORDER BY n").fetchall()
+    assert ours == con.sql("SELECT py_f(x) FROM t ORDER BY n").fetchall()
+    assert sum(1 for (v,) in ours if v is None) == sum(1 for i in range(3000) if i % 9 == 4)
+
+
+def test_what_batch_functions_get_for_the_richer_types(con, pool):
+    got = {}
+    for param, _, expr, _ in COMPUTED + [("TIMESTAMP WITH TIME ZONE", None, "TIMESTAMPTZ '2024-01-01 00:00:00+00'", None),
+                                         ("UUID", None, "uuid()", None)]:
+        mgd.register(con, "mg_kind", u.first_item_type, [param], "VARCHAR", pool=pool, mode="batch")
+        got[param] = con.sql(f"SELECT DISTINCT mg_kind(({expr})::{param}) FROM range(3000) t(i)").fetchall()
+        con.remove_function("mg_kind")
+    assert got == {
+        "DECIMAL(10,2)": [("list:Decimal",)], "HUGEINT": [("list:int",)], "TIME": [("memoryview:q",)],
+        "INTERVAL": [("list:timedelta",)], "BIGINT[]": [("list:list",)], "STRUCT(a INTEGER, b VARCHAR)": [("list:dict",)],
+        "MAP(VARCHAR, BIGINT)": [("list:dict",)], "TIMESTAMP WITH TIME ZONE": [("memoryview:q",)], "UUID": [("list:str",)]}
