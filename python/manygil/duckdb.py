@@ -19,9 +19,12 @@ script's functions by re-running the script as ``__mp_main__``: keep its queries
 == "__main__":``), otherwise by value with cloudpickle (lambdas, closures, ``functools.partial``,
 functions of a notebook or the REPL). DuckDB 1.x (1.5) and 2.x are supported.
 
-Types: BOOLEAN, TINYINT/SMALLINT/INTEGER/BIGINT and their unsigned forms, FLOAT, DOUBLE, VARCHAR, BLOB,
-DATE, TIMESTAMP, each with NULLs; anything else is refused at ``register``. Import in the main
-interpreter (DuckDB and pyarrow do not load in own-GIL interpreters).
+Types: every DuckDB type whose Arrow form manygil reads, with NULLs at any level: BOOLEAN, the signed
+and unsigned integers, HUGEINT/UHUGEINT, FLOAT, DOUBLE, DECIMAL, VARCHAR, BLOB, UUID, DATE, TIME,
+TIMESTAMP (also WITH TIME ZONE and the _S/_MS/_NS forms), INTERVAL, and LIST, fixed-size ARRAY, STRUCT
+and MAP of these to any depth. ENUM and UNION (dictionary and union arrays) are refused at
+``register``, naming the type. Import in the main interpreter (DuckDB and pyarrow do not load in
+own-GIL interpreters).
 """
 
 from __future__ import annotations
@@ -168,10 +171,19 @@ def register(con: Any, name: str, fn: Callable[..., Any], parameters: Sequence[o
     """Registers ``fn`` as the SQL function ``name`` on connection ``con``, run on ``pool`` (default:
     ``shared_pool()``).
 
-    ``mode="row"`` calls ``fn(*values)`` per row with Python values (int, float, bool, str, bytes,
-    ``datetime.date``, ``datetime.datetime``). With ``null_handling="default"`` a row with a NULL
-    argument is NULL without calling ``fn`` (SQL's rule); with ``"special"`` ``fn`` is called with
-    None. A None result is NULL.
+    ``parameters`` and ``return_type`` are DuckDB types, as strings (``"DECIMAL(10,2)"``,
+    ``"STRUCT(a INTEGER, b VARCHAR[])"``) or ``duckdb.sqltypes`` objects (``duckdb.typing`` in 1.x).
+
+    ``mode="row"`` calls ``fn(*values)`` per row with the Python values DuckDB's own native UDFs
+    get: bool, int (also HUGEINT), float, ``decimal.Decimal`` at the column's scale, str (VARCHAR,
+    and UUID: DuckDB hands it to Arrow as text), bytes, ``datetime.date``, ``datetime.time``,
+    ``datetime.datetime`` (aware, in UTC, WITH TIME ZONE), ``datetime.timedelta`` (INTERVAL, a month
+    as 30 days), list (LIST, ARRAY), dict (STRUCT: field -> value; MAP: key -> value). It returns
+    the same kinds; also an int or float for a DECIMAL (rounded half away from zero to the scale, as
+    DuckDB rounds), a tuple for a STRUCT (every field in order) or a LIST, a list of (key, value)
+    pairs for a MAP; a STRUCT dict may leave fields out (NULL). With ``null_handling="default"`` a row
+    with a NULL argument is NULL without calling ``fn`` (SQL's rule); with ``"special"`` ``fn`` is
+    called with None. A None result is NULL, at any level.
 
     ``mode="batch"`` calls ``fn(*columns)`` once per chunk, or per slice of one when the pool splits
     a chunk across its workers (so ``fn`` must treat rows independently), and ``fn`` returns a
@@ -182,7 +194,10 @@ def register(con: Any, name: str, fn: Callable[..., Any], parameters: Sequence[o
     - integers and floats: a read-only typed memoryview (``'q'`` for BIGINT, ``'d'`` for DOUBLE, ...)
       over DuckDB's own buffer, no copy; DATE as ``'i'`` days since 1970-01-01 and TIMESTAMP as
       ``'q'`` microseconds since 1970-01-01 (results may be such ints, or date/datetime objects);
-    - BOOLEAN: a ``'?'`` memoryview; VARCHAR and BLOB: a list of str or bytes, None at NULL.
+    - TIME: a ``'q'`` memoryview of microseconds since midnight; TIMESTAMP WITH TIME ZONE: ``'q'``
+      microseconds since 1970-01-01 UTC;
+    - BOOLEAN: a ``'?'`` memoryview; every other type (VARCHAR, BLOB, UUID, DECIMAL, HUGEINT,
+      INTERVAL, LIST, STRUCT, MAP): a list of the row-mode values, None at NULL.
 
     With ``null_handling="default"`` rows with a NULL argument are NULL whatever ``fn`` returns
     there, and their memoryview values are unspecified. With ``"special"`` each column arrives as a
