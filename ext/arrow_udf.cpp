@@ -1,5 +1,6 @@
 #include "arrow_udf.hpp"
 
+#include <chrono>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -318,7 +319,24 @@ PyObject* py_arrow_map(PyObject* module, PyObject* const* argv, Py_ssize_t argc)
     for (const arrow::ExportedArray& a : taken->arrays) columns.push_back({&a.schema, &a.array});
     std::unique_ptr<arrow::ExportedArray> result;
     std::exception_ptr error;
-    Py_BEGIN_ALLOW_THREADS  // the workers never need this GIL; other Python threads (DuckDB's) may
+    // The wait happens without this GIL (the workers never need it; other Python threads, DuckDB's,
+    // may). On the main thread a long wait would also hold back signal handlers, Ctrl-C's
+    // KeyboardInterrupt: every 100 ms the wait takes the GIL back to run them, and one that raises
+    // stops the slices and is raised here.
+    if (!stop) stop = std::make_shared<udf::Stop>();
+    PyThreadState* saved = nullptr;
+    PyObject* signalled = nullptr;  // what a signal handler raised (owned)
+    stop->set_poll(
+        [&saved, &signalled](udf::Stop& s) {
+            PyEval_RestoreThread(saved);
+            if (!signalled && PyErr_CheckSignals() < 0) {
+                signalled = PyErr_GetRaisedException();
+                s.request(std::string("the caller's thread got ") + Py_TYPE(signalled)->tp_name);
+            }
+            saved = PyEval_SaveThread();
+        },
+        std::chrono::milliseconds(100));
+    saved = PyEval_SaveThread();
     try {
         result = std::make_unique<arrow::ExportedArray>(
             batch ? udf::map_batches(*pool, *function, columns, format, skip != 0, taken, stop)
@@ -326,8 +344,13 @@ PyObject* py_arrow_map(PyObject* module, PyObject* const* argv, Py_ssize_t argc)
     } catch (...) {
         error = std::current_exception();
     }
-    Py_END_ALLOW_THREADS
+    PyEval_RestoreThread(saved);
+    stop->set_poll(nullptr, std::chrono::milliseconds(100));  // it refers to this frame
     taken.reset();  // released here unless a function kept a view of them
+    if (signalled) {  // Ctrl-C: the interrupt wins over the result or the slices' Interrupted
+        PyErr_SetRaisedException(signalled);
+        return nullptr;
+    }
     if (error) {
         try {
             std::rethrow_exception(error);

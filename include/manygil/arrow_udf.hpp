@@ -35,6 +35,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -101,6 +102,14 @@ public:
     // The first request's reason ("" before any).
     std::string reason() const;
 
+    // While a call given this Stop waits for its slices, it runs `poll` on the waiting thread every
+    // `interval`, until the slices end (a host checks there for its own cancel signal, e.g. Ctrl-C,
+    // and calls request()). Set it before the calls start; `poll` must not throw.
+    void set_poll(std::function<void(Stop&)> poll, std::chrono::milliseconds interval) {
+        poll_ = std::move(poll);
+        poll_interval_ = interval;
+    }
+
 private:
     friend struct StopAccess;  // the slices register their running calls (src/udf/arrow_map.cpp)
     mutable std::mutex mutex_;
@@ -108,6 +117,8 @@ private:
     std::string reason_;
     std::uint64_t next_token_ = 0;
     std::map<std::uint64_t, std::function<bool(const std::string&)>> running_;  // token -> interrupter
+    std::function<void(Stop&)> poll_;
+    std::chrono::milliseconds poll_interval_{100};
 };
 
 // One argument column: the producer's structs, borrowed (the caller keeps them unreleased for as

@@ -216,7 +216,12 @@ def register(con: Any, name: str, fn: Callable[..., Any], parameters: Sequence[o
     (DuckDB itself checks for an interrupt only between chunks). A slice inside C code (time.sleep, a
     blocking read) ends when that returns. DuckDB's functions belong to the database, so a cursor's
     query calling a function registered on ``con`` is stopped by ``con.interrupt()`` too, and only
-    between chunks by the cursor's own ``interrupt()``.
+    between chunks by the cursor's own ``interrupt()``. Ctrl-C likewise ends the query at once when
+    the main thread waits in one of these calls, as it does whenever DuckDB runs the query's pipeline
+    on the calling thread (always at ``SET threads = 1``, most of the time otherwise): the query
+    fails with a ``duckdb.Error`` naming KeyboardInterrupt. Signals reach Python only on the main
+    thread, so while only DuckDB's own threads are in UDF calls, DuckDB notices Ctrl-C when the
+    query ends (as with its own UDFs).
 
     ``fn`` travels as ``Pool.submit`` sends it: by name if the workers can import it (one of the main
     script by re-running the script in the workers as ``__mp_main__``: keep the script's queries
@@ -266,6 +271,11 @@ def register(con: Any, name: str, fn: Callable[..., Any], parameters: Sequence[o
     in_flight = _calls_of(con)
     _hook_interrupt(type(con))
 
+    try:
+        connection = weakref.ref(con)
+    except TypeError:  # not weak-referenceable: Ctrl-C then ends only the main thread's calls
+        connection = lambda: None  # noqa: E731
+
     def run(*columns):  # type: ignore[no-untyped-def]  # DuckDB evaluates annotations it finds
         arrays = [_one_array(c) for c in columns]
         stop = _core.ArrowMapStop()
@@ -273,6 +283,17 @@ def register(con: Any, name: str, fn: Callable[..., Any], parameters: Sequence[o
             in_flight.add(stop)
         try:
             return _core._arrow_map(chosen._core, spec, arrays, result_format, skip_nulls, batch, stop)
+        except KeyboardInterrupt:
+            # Ctrl-C while the main thread waited here: stop the query's calls on DuckDB's other
+            # threads too, and DuckDB itself, so that the script ends now rather than chunks later.
+            with _in_flight_lock:
+                others = list(in_flight)
+            for other in others:
+                other.request("KeyboardInterrupt in the main thread")
+            live = connection()
+            if live is not None:
+                live.interrupt()
+            raise
         finally:
             with _in_flight_lock:
                 in_flight.discard(stop)

@@ -62,6 +62,12 @@ struct StopAccess {
         std::lock_guard<std::mutex> lock(stop.mutex_);
         stop.running_.erase(token);
     }
+    // Waits for `f`, running the Stop's poll (if any) at its interval meanwhile.
+    template <class Future>
+    static void wait_polling(Stop& stop, Future& f) {
+        if (!stop.poll_) return;
+        while (f.wait_for(stop.poll_interval_) != std::future_status::ready) stop.poll_(stop);
+    }
 };
 
 namespace {
@@ -393,6 +399,7 @@ ExportedArray run_slices(Pool& pool, const Function& function, const std::vector
     }
     std::vector<ExportedArray> pieces;
     for (auto& f : pending) {  // wait for all (the columns must outlive every slice), report the first error
+        if (stop) StopAccess::wait_polling(*stop, f);
         try {
             pieces.push_back(f.get());
         } catch (...) {
