@@ -113,6 +113,25 @@ SCALE = 3
 def score(a, b):                      # defined in the script itself
     return a * SCALE + b
 
+
+class Scaler:                         # no blank lines inside: the REPL variant types it at the prompt
+    def __init__(self, k):
+        self.k = k
+    def scale(self, x):
+        return x * self.k
+    def __call__(self, x):
+        return x + self.k
+
+
+class TooBig(Exception):
+    pass
+
+
+def check(x):
+    if x > 19990:
+        raise TooBig(f"{x} is too big")
+    return x
+
 def main():
     con = duckdb.connect()
     con.sql("SET threads = 2")
@@ -122,6 +141,14 @@ def main():
     con.create_function("py_score", score, ["BIGINT", "BIGINT"], "BIGINT")
     print(con.sql("SELECT sum(score(i, i % 7)) = sum(py_score(i, i % 7)), max(lam('ab', i % 3)), "
                   "sum(part(i)) FROM range(20000) t(i)").fetchall())
+    mgd.register(con, "bound", Scaler(3).scale, ["BIGINT"], "BIGINT")
+    mgd.register(con, "callable", Scaler(5), ["BIGINT"], "BIGINT")
+    mgd.register(con, "checked", check, ["BIGINT"], "BIGINT")
+    print("objects", con.sql("SELECT sum(bound(i)), sum(callable(i)) FROM range(100) t(i)").fetchall())
+    try:
+        con.sql("SELECT sum(checked(i)) FROM range(20000) t(i)").fetchall()
+    except duckdb.Error as e:
+        print("error:", e)
 
 if __name__ == "__main__":
     main()
@@ -136,6 +163,8 @@ def test_udfs_defined_where_users_write_them(run_python, mode):
     done = run_python(code, mode=mode)
     assert done.returncode == 0, done.stderr
     assert "[(True, 'abab', " + str(sum(10 * 3 + i for i in range(20000))) + ")]" in done.stdout, done.stdout
+    assert f"objects [({3 * 4950}, {4950 + 500})]" in done.stdout
+    assert "TooBig" in done.stdout and "19991 is too big" in done.stdout, done.stdout
 
 
 def test_a_notebook_cell(run_python):
