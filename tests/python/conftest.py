@@ -15,6 +15,13 @@ def pool():
     p.shutdown(wait=True, cancel_futures=True)
 
 
+@pytest.fixture(scope="module")
+def module_pool():
+    """One two-worker pool for a whole test module (the DuckDB tests register many UDFs on it)."""
+    with manygil.Pool(2) as p:
+        yield p
+
+
 @pytest.fixture
 def pipe():
     """A pipe whose write end unblocks tasks waiting in helpers.block_on(read_fd)."""

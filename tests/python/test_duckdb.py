@@ -55,10 +55,9 @@ TYPES = {
 }
 
 
-@pytest.fixture(scope="module")
-def pool():
-    with manygil.Pool(2) as p:
-        yield p
+@pytest.fixture
+def pool(module_pool):
+    return module_pool
 
 
 @pytest.fixture

@@ -27,10 +27,9 @@ COLUMNS = [("BIGINT", "i * 3"), ("DOUBLE", "i / 4"), ("VARCHAR", "'s' || i"), ("
            ("BLOB", "('b' || i)::BLOB"), ("TIMESTAMP", "TIMESTAMP '2024-01-01' + i * INTERVAL 1 SECOND")]
 
 
-@pytest.fixture(scope="module")
-def pool():
-    with manygil.Pool(2) as p:
-        yield p
+@pytest.fixture
+def pool(module_pool):
+    return module_pool
 
 
 @pytest.fixture
@@ -182,13 +181,13 @@ def test_a_notebook_cell(run_python):
 
 def test_two_connections_and_two_cursors_at_once_on_one_pool(pool):
     # Two databases and two cursors of a third, four threads, one pool: every answer right.
-    expected = {k: sum(u.edit_distance(f"a{i}", f"b{i * k}") for i in range(6000)) for k in range(1, 5)}
+    expected = {k: sum(u.mismatches(f"a{i}", f"b{i * k}") for i in range(6000)) for k in range(1, 5)}
     shared = duckdb.connect()
-    mgd.register(shared, "mg_ed", u.edit_distance, ["VARCHAR", "VARCHAR"], "BIGINT", pool=pool)
+    mgd.register(shared, "mg_mm", u.mismatches, ["VARCHAR", "VARCHAR"], "BIGINT", pool=pool)
     cons = []
     for _ in range(2):
         c = duckdb.connect()
-        mgd.register(c, "mg_ed", u.edit_distance, ["VARCHAR", "VARCHAR"], "BIGINT", pool=pool)
+        mgd.register(c, "mg_mm", u.mismatches, ["VARCHAR", "VARCHAR"], "BIGINT", pool=pool)
         cons.append(c)
     cons += [shared.cursor(), shared.cursor()]
     results, errors = {}, []
@@ -197,7 +196,7 @@ def test_two_connections_and_two_cursors_at_once_on_one_pool(pool):
     def query(k, c):
         try:
             started.wait()
-            sql = f"SELECT sum(mg_ed('a' || i, 'b' || (i * {k}))) FROM range(6000) t(i)"
+            sql = f"SELECT sum(mg_mm('a' || i, 'b' || (i * {k}))) FROM range(6000) t(i)"
             results[k] = c.sql(sql).fetchall()[0][0]
         except Exception as e:  # noqa: BLE001
             errors.append(e)

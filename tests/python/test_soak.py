@@ -124,17 +124,17 @@ def test_a_thousand_duckdb_udf_queries_keep_memory_flat():
     con = duckdb.connect()
     con.sql("SET threads = 2")
     con.sql("CREATE TABLE t AS SELECT i AS x, 'w' || (i % 97) AS s FROM range(6000) t(i)")
-    expected = sum(u.edit_distance(f"w{i % 97}", str(i)) for i in range(6000))
+    expected = sum(u.joined_length(f"w{i % 97}", str(i)) for i in range(6000))
 
     with manygil.Pool(2) as pool:
-        mgd.register(con, "mg_ed", u.edit_distance, ["VARCHAR", "VARCHAR"], "BIGINT", pool=pool)
+        mgd.register(con, "mg_len", u.joined_length, ["VARCHAR", "VARCHAR"], "BIGINT", pool=pool)
         mgd.register(con, "mg_lcg", u.lcg_batch, ["BIGINT"], "BIGINT", pool=pool, mode="batch")
         lcg_expected = sum(u.lcg(i) for i in range(6000))
 
         def hundred_queries():
             for q in range(100):
                 if q % 2:
-                    assert con.sql("SELECT sum(mg_ed(s, x::VARCHAR)) FROM t").fetchall() == [(expected,)]
+                    assert con.sql("SELECT sum(mg_len(s, x::VARCHAR)) FROM t").fetchall() == [(expected,)]
                 else:
                     assert con.sql("SELECT sum(mg_lcg(x)) FROM t").fetchall() == [(lcg_expected,)]
 
