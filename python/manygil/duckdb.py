@@ -172,7 +172,8 @@ def register(con: Any, name: str, fn: Callable[..., Any], parameters: Sequence[o
     ``shared_pool()``).
 
     ``parameters`` and ``return_type`` are DuckDB types, as strings (``"DECIMAL(10,2)"``,
-    ``"STRUCT(a INTEGER, b VARCHAR[])"``) or ``duckdb.sqltypes`` objects (``duckdb.typing`` in 1.x).
+    ``"STRUCT(a INTEGER, b VARCHAR[])"``) or DuckDB's type objects (``duckdb.sqltypes.BIGINT``,
+    ``duckdb.list_type(...)``; ``duckdb.typing`` is gone since 1.5).
 
     ``mode="row"`` calls ``fn(*values)`` per row with the Python values DuckDB's own native UDFs
     get: bool, int (also HUGEINT), float, ``decimal.Decimal`` at the column's scale, str (VARCHAR,

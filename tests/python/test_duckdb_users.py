@@ -369,3 +369,17 @@ def test_ctrl_c_during_a_udf_query_ends_it_at_once(tmp_path):
     assert child.returncode == 0, err
     assert "KeyboardInterrupt" in out and "[(6,)]" in out, out  # and the connection goes on
     assert took < 10, f"{took:.1f} s after Ctrl-C"  # well under 1 s unloaded
+
+
+def test_types_given_as_duckdbs_type_objects(con, pool):
+    # duckdb.sqltypes (DuckDB 1.5 and 2.x; duckdb.typing is gone) and the type constructors.
+    from duckdb import sqltypes
+
+    mgd.register(con, "mg_obj", lambda n, s, d: {"n": n, "tags": [s, s.upper()], "d": d},
+                 [sqltypes.BIGINT, sqltypes.VARCHAR, duckdb.decimal_type(10, 2)],
+                 duckdb.struct_type({"n": sqltypes.BIGINT, "tags": duckdb.list_type(sqltypes.VARCHAR),
+                                     "d": duckdb.decimal_type(10, 2)}), pool=pool)
+    got = con.sql("SELECT mg_obj(7, 'ab', 1.25)").fetchall()
+    import decimal
+
+    assert got == [({"n": 7, "tags": ["ab", "AB"], "d": decimal.Decimal("1.25")},)]
