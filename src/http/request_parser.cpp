@@ -3,6 +3,7 @@
 #include <llhttp.h>
 
 #include <algorithm>
+#include <cctype>
 #include <utility>
 
 namespace manygil::http {
@@ -13,6 +14,90 @@ std::string_view trim(std::string_view s) {
     while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
     while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
     return s;
+}
+
+// RFC 9110 5.6.2: tchar, the characters of a token (a method, a header name).
+bool is_tchar(char c) noexcept {
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
+    return std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+}
+
+// RFC 3986's characters of an authority (host, port, userinfo; IP literals in brackets).
+bool is_authority_char(char c) noexcept {
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
+    return std::string_view("-._~%!$&'()*+,;=:@[]").find(c) != std::string_view::npos;
+}
+
+// RFC 3986 3.2: [userinfo "@"] host [":" port], the host a name, an IPv4 address or an IP literal in
+// brackets.
+bool valid_authority(std::string_view a) {
+    if (auto at = a.rfind('@'); at != std::string_view::npos) a.remove_prefix(at + 1);
+    std::string_view host = a, port;
+    if (!a.empty() && a.front() == '[') {
+        auto close = a.find(']');
+        if (close == std::string_view::npos) return false;
+        host = a.substr(1, close - 1);
+        std::string_view after = a.substr(close + 1);
+        if (!after.empty() && after.front() != ':') return false;
+        port = after.empty() ? after : after.substr(1);
+        if (host.empty() || host.find_first_not_of("0123456789abcdefABCDEF:.vV") != std::string_view::npos) return false;
+    } else {
+        auto colon = a.rfind(':');
+        if (colon != std::string_view::npos) {
+            host = a.substr(0, colon);
+            port = a.substr(colon + 1);
+        }
+        if (host.empty() || !std::all_of(host.begin(), host.end(), is_authority_char) ||
+            host.find_first_of("[]:@") != std::string_view::npos) {
+            return false;
+        }
+    }
+    return port.find_first_not_of("0123456789") == std::string_view::npos;
+}
+
+// RFC 9112 3.2: the request-target's form, checked against the method. A fragment is no part of a
+// request-target; a client that sends one anyway gets it cut off here, so the app never sees it.
+// Returns the reason it is refused, or "" (the target then has no fragment).
+std::string check_target(const std::string& method, std::string& target) {
+    if (auto hash = target.find('#'); hash != std::string::npos) target.resize(hash);
+    if (target.empty()) return "an empty request-target";
+    if (target == "*") return method == "OPTIONS" ? "" : "the asterisk-form target '*' is for OPTIONS only";
+    if (target.front() == '/') return "";  // origin-form
+    // absolute-form: "http://authority/path?query" (a server must accept it, RFC 9112 3.2.2). The
+    // authority-form is CONNECT's, refused with it.
+    auto colon = target.find("://");
+    std::string_view scheme = colon == std::string::npos ? std::string_view{} : std::string_view(target).substr(0, colon);
+    if (!iequals(scheme, "http") && !iequals(scheme, "https")) {
+        return "the request-target '" + target.substr(0, 64) + "' is neither a path nor an http(s) URI";
+    }
+    std::string_view rest = std::string_view(target).substr(colon + 3);
+    if (!valid_authority(rest.substr(0, rest.find_first_of("/?")))) {
+        return "the request-target '" + target.substr(0, 64) + "' has no valid authority";
+    }
+    return "";
+}
+
+// The method of the request line at the start of `bytes` (blank lines before it skipped), when the
+// line is well formed but for a method llhttp does not know: method SP request-target SP
+// HTTP-version (RFC 9112 3), the method a token. When the line's end is not in `bytes` yet, the
+// method alone is judged. "" otherwise (a malformed line), or when `bytes` is empty (the line began
+// in earlier bytes: nothing to judge by).
+std::string unknown_method(std::string_view bytes) {
+    while (!bytes.empty() && (bytes.front() == '\r' || bytes.front() == '\n')) bytes.remove_prefix(1);
+    std::string_view method = bytes.substr(0, bytes.find(' '));
+    if (method.empty() || method.size() > 64 || !std::all_of(method.begin(), method.end(), is_tchar)) return "";
+    auto end = bytes.find("\r\n");
+    if (end == std::string_view::npos) return std::string(method);
+    std::string_view line = bytes.substr(0, end);
+    auto sp1 = line.find(' '), sp2 = line.rfind(' ');
+    if (sp1 == std::string_view::npos || sp2 == sp1) return "";
+    std::string_view target = line.substr(sp1 + 1, sp2 - sp1 - 1), version = line.substr(sp2 + 1);
+    bool version_ok = version.size() == 8 && version.substr(0, 5) == "HTTP/" && std::isdigit(static_cast<unsigned char>(version[5])) &&
+                      version[6] == '.' && std::isdigit(static_cast<unsigned char>(version[7]));
+    bool target_ok = !target.empty() && std::none_of(target.begin(), target.end(), [](char c) {
+        return static_cast<unsigned char>(c) <= ' ' || c == 0x7f;
+    });
+    return version_ok && target_ok ? std::string(method) : "";
 }
 
 }  // namespace
@@ -68,6 +153,7 @@ struct RequestParser::Callbacks {
     static int on_header_field(llhttp_t* p, const char* at, std::size_t n) {
         RequestParser& s = self(p);
         if (s.over_header_budget(n)) return HPE_USER;
+        if (s.headers_done_) return 0;  // a trailer field: dropped (see the header comment)
         if (s.in_value_ || s.request_.headers.empty()) {
             if (s.request_.headers.size() >= s.limits_.max_headers) {
                 s.fail(431, "more than " + std::to_string(s.limits_.max_headers) + " headers");
@@ -82,6 +168,7 @@ struct RequestParser::Callbacks {
     static int on_header_value(llhttp_t* p, const char* at, std::size_t n) {
         RequestParser& s = self(p);
         if (s.over_header_budget(n)) return HPE_USER;
+        if (s.headers_done_) return 0;  // a trailer's value: dropped
         s.in_value_ = true;
         s.request_.headers.back().value.append(at, n);
         return 0;
@@ -134,6 +221,10 @@ struct RequestParser::Callbacks {
 RequestParser::RequestParser(Limits limits) : limits_(limits), p_(std::make_unique<Llhttp>()) {
     llhttp_init(&p_->parser, HTTP_REQUEST, &Callbacks::settings());
     p_->parser.data = this;
+    // Any "HTTP/d.d" gets through llhttp, so that on_headers_complete answers a major version other
+    // than 1 with 505 and serves a higher 1.x as 1.1 (RFC 9112 2.3), where llhttp would say 400. llhttp
+    // 8.1 (Debian 12) has the flag but no setter for it.
+    p_->parser.lenient_flags |= LENIENT_VERSION;
 }
 
 RequestParser::~RequestParser() = default;
@@ -159,10 +250,27 @@ int RequestParser::on_headers_complete() {
     r.version_minor = llhttp_get_http_minor(p);
     for (Header& h : r.headers) h.value = std::string(trim(h.value));
 
-    std::size_t content_lengths = 0;
+    if (r.version_major != 1) {
+        fail(505, "HTTP/" + std::to_string(r.version_major) + "." + std::to_string(r.version_minor) +
+                      " is not supported (HTTP/1.0 and 1.1 only)");
+        return HPE_USER;
+    }
+    // RFC 9112 2.3: a higher minor version is processed as the highest one implemented.
+    if (r.version_minor > 1) r.version_minor = 1;
+    if (r.method == "CONNECT") {  // its authority-form target is refused with it
+        fail(501, "CONNECT is not supported");
+        return HPE_USER;
+    }
+    if (std::string why = check_target(r.method, r.target); !why.empty()) {
+        fail(400, why);
+        return HPE_USER;
+    }
+    std::size_t content_lengths = 0, hosts = 0;
     bool transfer_encoding = false;
     for (const Header& h : r.headers) {
-        if (iequals(h.name, "content-length")) {
+        if (iequals(h.name, "host")) {
+            ++hosts;
+        } else if (iequals(h.name, "content-length")) {
             ++content_lengths;
         } else if (iequals(h.name, "transfer-encoding")) {
             transfer_encoding = true;
@@ -193,10 +301,6 @@ int RequestParser::on_headers_complete() {
         fail(400, "both Content-Length and Transfer-Encoding");
         return HPE_USER;
     }
-    if (r.method == "CONNECT") {
-        fail(501, "CONNECT is not supported");
-        return HPE_USER;
-    }
     r.chunked = (p->flags & F_CHUNKED) != 0;
     if (content_lengths) {
         if (p->content_length > limits_.max_body) {
@@ -208,6 +312,16 @@ int RequestParser::on_headers_complete() {
         if (p->content_length == 0) expect_continue_ = false;
     } else if (!r.chunked) {
         expect_continue_ = false;  // no body to wait for
+    }
+    // RFC 9112 3.2: an HTTP/1.1 request without Host, or with more than one, MUST be answered 400
+    // (checked last, so that the more specific refusals above keep their status).
+    if (hosts > 1) {
+        fail(400, "Host given more than once");
+        return HPE_USER;
+    }
+    if (hosts == 0 && r.version_minor >= 1) {
+        fail(400, "an HTTP/1.1 request without Host");
+        return HPE_USER;
     }
     headers_done_ = true;
     // An Upgrade (websocket) is not taken up: the request is served as an ordinary one, and the
@@ -223,6 +337,7 @@ std::size_t RequestParser::feed(const char* data, std::size_t n) {
         return 0;
     }
     llhttp_t* p = &p_->parser;
+    bool starts_here = !started_;  // the request line begins in these bytes (after any blank lines)
     llhttp_errno_t err = llhttp_execute(p, data, n);
     switch (err) {
         case HPE_OK: return n;
@@ -242,12 +357,20 @@ std::size_t RequestParser::feed(const char* data, std::size_t n) {
             return std::min(used, n);
         }
         case HPE_USER: return 0;  // fail() was called with the status
-        default: {
-            const char* reason = llhttp_get_error_reason(p);
-            fail(400, std::string("malformed request: ") + (reason ? reason : llhttp_errno_name(err)));
-            return 0;
-        }
+        case HPE_INVALID_METHOD:
+            // llhttp knows a fixed list of methods, but any token is a method (RFC 9110 9.1): one it
+            // does not know is answered 501 Not Implemented; bytes that are no token, 400.
+            if (std::string method = unknown_method(starts_here ? std::string_view(data, n) : std::string_view{});
+                !method.empty()) {
+                fail(501, "the method '" + method + "' is not implemented");
+                return 0;
+            }
+            break;
+        default: break;
     }
+    const char* reason = llhttp_get_error_reason(p);
+    fail(400, std::string("malformed request: ") + (reason ? reason : llhttp_errno_name(err)));
+    return 0;
 }
 
 Request RequestParser::take() {

@@ -122,7 +122,6 @@ void split_target(const std::string& target, std::string& path, std::string& que
     auto q = t.find('?');
     std::string_view raw_path = t.substr(0, q);
     query = q == std::string_view::npos ? std::string() : std::string(t.substr(q + 1));
-    if (auto hash = query.find('#'); hash != std::string::npos) query.resize(hash);
     path.clear();
     path.reserve(raw_path.size());
     for (std::size_t i = 0; i < raw_path.size(); ++i) {
