@@ -1,7 +1,9 @@
 // libFuzzer target: the HTTP request parser (src/http/request_parser.cpp, llhttp underneath) on
 // arbitrary bytes, fed in pieces whose sizes come from the input itself, with small limits so that
 // every refusal path is reached. It must never crash, hang or leak; a piece is never over-consumed;
-// a refusal carries a 4xx/5xx status and a reason; an accepted request stays within the limits.
+// a refusal carries a 4xx/5xx status and a reason; an accepted request stays within the limits and
+// within RFC 9112's rules (issue 23): HTTP/1.0 or 1.1, exactly one Host in 1.1 (trailers never add
+// one), no fragment in the target, '*' only for OPTIONS, otherwise a path or an http(s) URI.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -31,6 +33,17 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             case RequestParser::State::Complete: {
                 manygil::http::Request r = parser.take();
                 if (r.body.size() > limits.max_body || r.headers.size() > limits.max_headers) std::abort();
+                if (r.version_major != 1 || r.version_minor > 1) std::abort();
+                std::size_t hosts = 0;
+                for (const auto& h : r.headers) hosts += manygil::http::iequals(h.name, "host") ? 1 : 0;
+                if (hosts > 1 || (hosts == 0 && r.version_minor == 1)) std::abort();
+                if (r.target.empty() || r.target.find('#') != std::string::npos) std::abort();
+                if (r.target == "*") {
+                    if (r.method != "OPTIONS") std::abort();
+                } else if (r.target.front() != '/') {  // absolute-form: an http(s) scheme, any case
+                    std::string scheme = r.target.substr(0, r.target.find("://"));
+                    if (!manygil::http::iequals(scheme, "http") && !manygil::http::iequals(scheme, "https")) std::abort();
+                }
                 break;
             }
             case RequestParser::State::Failed:

@@ -25,6 +25,20 @@ HTTP_SEEDS = [
     b"POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n",
     b"GET / HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
     b"HEAD / HTTP/1.1\r\nX-A: 1\r\nX-B:\r\n\r\n",
+    # Issue 23: trailers, chunk extensions, methods, targets and versions by RFC 9112.
+    b"POST /t HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nHost: evil\r\n"
+    b"Authorization: x\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n",
+    b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n5;a=b;c\r\nhello\r\n1; x = y\r\n!\r\n"
+    b"2;q=\"a; b\"\r\n!!\r\n0\r\n\r\n",
+    b"FOO / HTTP/1.1\r\nHost: h\r\n\r\n",
+    b"-BLARGH / HTTP/1.1\r\nHost: h\r\n\r\n",
+    b"PURGE /cache HTTP/1.1\r\nHost: h\r\n\r\n",
+    b"A" * 100 + b" / HTTP/1.1\r\nHost: h\r\n\r\n",
+    b"OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\nGET * HTTP/1.1\r\nHost: h\r\n\r\n",
+    b"GET http://h:80/a?b#c HTTP/1.1\r\nHost: h\r\n\r\nPUT s://]ufd/: HTTP/1.1\r\nHost: h\r\n\r\n",
+    b"GET /foo#frag HTTP/1.2\r\nHost: h\r\n\r\nGET /foo HTTP/2.0\r\nHost: h\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+    b"GET / HTTP/1.0\r\n\r\n",
 ]
 
 
