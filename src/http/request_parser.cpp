@@ -132,6 +132,7 @@ struct RequestParser::Callbacks {
         RequestParser& s = self(p);
         s.request_ = Request{};
         s.started_ = true;
+        s.close_after_ = false;
         s.headers_done_ = false;
         s.expect_continue_ = false;
         s.in_value_ = false;
@@ -189,7 +190,7 @@ struct RequestParser::Callbacks {
     }
     static int on_message_complete(llhttp_t* p) {
         RequestParser& s = self(p);
-        s.request_.keep_alive = llhttp_should_keep_alive(p) != 0;
+        s.request_.keep_alive = llhttp_should_keep_alive(p) != 0 && !s.close_after_;
         if (llhttp_get_upgrade(p)) {  // served as an ordinary request; llhttp parses nothing after it
             s.request_.keep_alive = false;
             s.upgraded_ = true;
@@ -270,6 +271,11 @@ int RequestParser::on_headers_complete() {
     for (const Header& h : r.headers) {
         if (iequals(h.name, "host")) {
             ++hosts;
+            // RFC 9112 3.2: uri-host [":" port]; empty when the target has no authority.
+            if (!h.value.empty() && (h.value.find('@') != std::string::npos || !valid_authority(h.value))) {
+                fail(400, "the Host '" + h.value.substr(0, 64) + "' is not a valid host[:port]");
+                return HPE_USER;
+            }
         } else if (iequals(h.name, "content-length")) {
             ++content_lengths;
         } else if (iequals(h.name, "transfer-encoding")) {
@@ -323,6 +329,9 @@ int RequestParser::on_headers_complete() {
         fail(400, "an HTTP/1.1 request without Host");
         return HPE_USER;
     }
+    // RFC 9112 6.1: Transfer-Encoding in an HTTP/1.0 request means faulty framing: the request is
+    // served, then the connection MUST close.
+    close_after_ = transfer_encoding && r.version_minor == 0;
     headers_done_ = true;
     // An Upgrade (websocket) is not taken up: the request is served as an ordinary one, and the
     // connection closes after it (llhttp stops parsing there).

@@ -5,7 +5,13 @@
 //
 // What it refuses, with the status the connection answers before closing (nothing reaches a worker):
 //   400  malformed request line, header or chunk; both Content-Length and Transfer-Encoding, or
-//        Content-Length given twice (request smuggling)
+//        Content-Length given twice (request smuggling); an HTTP/1.1 request without Host, two Hosts
+//        or an invalid one; a target that is not a path, '*' with OPTIONS, or an http(s) URI
+//   501  a method llhttp does not know (any token is a method; the app never sees it)
+//   505  an HTTP major version other than 1 (a higher 1.x minor is served as 1.1)
+// Trailer fields of a chunked body are read and dropped: they never become headers (RFC 9110 6.5.2).
+// A fragment in the target is cut off; an obs-fold inside a header value arrives as one space
+// (llhttp drops the line break: RFC 9112 5.2's "replace with SP"). docs/http.md lists RFC 9112's request rules and what is done.
 //   413  a body over Limits::max_body (refused as soon as Content-Length says so)
 //   431  a request line plus headers over Limits::max_header_bytes, or over max_headers headers
 //   501  a Transfer-Encoding other than chunked
@@ -66,6 +72,7 @@ private:
     std::unique_ptr<Llhttp> p_;
     State state_ = State::Reading;
     bool started_ = false, headers_done_ = false, expect_continue_ = false, in_value_ = false, upgraded_ = false;
+    bool close_after_ = false;  // the connection closes after this request (RFC 9112 6.1)
     std::size_t header_bytes_ = 0;
     Request request_;
     int error_status_ = 0;

@@ -162,6 +162,9 @@ TEST(RequestParser, RefusesBadInputWithTheRightStatus) {
         {"GET http:///x HTTP/1.1\r\nHost: h\r\n\r\n", 400, "no valid authority"},
         {"GET /foo HTTP/2.0\r\nHost: h\r\n\r\n", 505, "HTTP/2.0 is not supported"},
         {"GET /foo HTTP/0.9\r\nHost: h\r\n\r\n", 505, "HTTP/0.9 is not supported"},
+        {"GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400, "not a valid host[:port]"},
+        {"GET / HTTP/1.1\r\nHost: user@h\r\n\r\n", 400, "not a valid host[:port]"},
+        {"GET / HTTP/1.1\r\nHost: h:8x\r\n\r\n", 400, "not a valid host[:port]"},
         {"GET /foo HTTP/1.10\r\nHost: h\r\n\r\n", 400, "malformed"},
     };
     for (const Refusal& r : cases) {
@@ -210,6 +213,22 @@ TEST(RequestParser, TargetsAsRfc9112AllowsThem) {
     EXPECT_EQ(got[3].target, "/foo?x=1");
     EXPECT_EQ(got[4].method, "PURGE");
     EXPECT_EQ(got[6].version_minor, 0);
+}
+
+TEST(RequestParser, HostFormsAndFaultyFramingInHttp10) {
+    RequestParser p(Limits{});
+    auto got = parse_all(p,
+                         "GET / HTTP/1.1\r\nHost:\r\n\r\n"  // empty: a target without authority
+                         "GET / HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n"
+                         "GET / HTTP/1.1\r\nHost: example.com:80\r\nX-A: a\r\n b\r\n\r\n"  // obs-fold -> SP
+                         // RFC 9112 6.1: Transfer-Encoding in HTTP/1.0 is served, then the connection closes.
+                         "POST / HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n"
+                         "1\r\na\r\n0\r\n\r\n");
+    ASSERT_EQ(got.size(), 4U) << p.error_reason();
+    EXPECT_TRUE(got[2].keep_alive);
+    EXPECT_EQ(got[2].find("x-a")->value, "a b");  // RFC 9112 5.2: each obs-fold replaced by SP
+    EXPECT_EQ(got[3].body, "a");
+    EXPECT_FALSE(got[3].keep_alive);
 }
 
 TEST(RequestParser, ChunkExtensionsAreSkipped) {

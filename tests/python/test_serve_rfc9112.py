@@ -60,6 +60,7 @@ def test_trailer_fields_never_reach_the_app(server):
     (b"GET * HTTP/1.1\r\nHost: h\r\n\r\n", 400, b"OPTIONS only"),
     (b"PUT s://]ufd/: HTTP/1.1\r\nHost: h\r\n\r\n", 400, b"neither a path nor an http(s) URI"),
     (b"GET /foo HTTP/2.0\r\nHost: h\r\n\r\n", 505, b"HTTP/2.0 is not supported"),
+    (b"GET /environ HTTP/1.1\r\nHost: a b\r\n\r\n", 400, b"not a valid host[:port]"),
 ])
 def test_what_the_front_end_refuses(server, data, status, reason, capfd):
     answer = exchange(server, data)
@@ -85,3 +86,16 @@ def test_what_reaches_the_app_as_rfc_9112_says(server):
     # HTTP/1.0 needs no Host.
     env = environ_of(exchange(server, b"GET /environ HTTP/1.0\r\n\r\n"))
     assert env["SERVER_PROTOCOL"] == "HTTP/1.0"
+
+
+def test_transfer_encoding_in_http_1_0_is_served_then_the_connection_closes(server):
+    # RFC 9112 6.1: faulty framing; the second request on the connection is never read.
+    answer = exchange(server, b"POST /environ HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n"
+                              b"3\r\nabc\r\n0\r\n\r\nGET /environ HTTP/1.1\r\nHost: h\r\n\r\n")
+    assert answer.count(b"HTTP/1.1 200 ") == 1, answer
+    assert environ_of(answer)["input"] == "abc"
+
+
+def test_obsolete_line_folding_arrives_as_one_space(server):
+    env = environ_of(exchange(server, b"GET /environ HTTP/1.1\r\nHost: h\r\nX-Folded: a\r\n b\r\nConnection: close\r\n\r\n"))
+    assert env["HTTP_X_FOLDED"] == "a b"
