@@ -99,3 +99,16 @@ def test_transfer_encoding_in_http_1_0_is_served_then_the_connection_closes(serv
 def test_obsolete_line_folding_arrives_as_one_space(server):
     env = environ_of(exchange(server, b"GET /environ HTTP/1.1\r\nHost: h\r\nX-Folded: a\r\n b\r\nConnection: close\r\n\r\n"))
     assert env["HTTP_X_FOLDED"] == "a b"
+
+
+@pytest.mark.parametrize("data, status", [
+    (b"GET /environ HTTP/1.1\r\nHost: h\r\nX-A: a\rb\r\n\r\n", 400),        # 2.2: a bare CR
+    (b"GET /environ HTTP/1.1\r\n Host: h\r\n\r\n", 400),                     # 2.2: whitespace before the first field
+    (b"GET /environ HTTP/1.1\r\nHost : h\r\n\r\n", 400),                     # 5.1: whitespace before the colon
+    (b"GET /environ HTTP/1.1\nHost: h\n\n", 400),                            # 2.2: lone LF (a MAY, not taken)
+    (b"\r\n\r\nGET /environ HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n", 200),  # 2.2: empty lines first
+    (b"GET /environ/" + b"a" * 9000 + b" HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n", 200),  # 3: >= 8000
+    (b"get /environ HTTP/1.1\r\nHost: h\r\n\r\n", 501),                      # 3.1: methods are case-sensitive
+])
+def test_what_llhttp_enforces(server, data, status):
+    assert exchange(server, data).startswith(f"HTTP/1.1 {status} ".encode())
