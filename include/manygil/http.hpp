@@ -165,7 +165,10 @@ public:
 };
 
 struct ServerOptions {
-    std::vector<std::string> bind = {"127.0.0.1:8000"};  // "HOST:PORT", "[::1]:8000"; port 0: any free port
+    // "HOST:PORT", "[::1]:8000" (port 0: any free port); "unix:/path" or "unix:/path?mode=660" (a
+    // stale socket file there is replaced); "fd://N", a listening socket inherited from a parent or a
+    // service manager (left open: the server closes only its own duplicate).
+    std::vector<std::string> bind = {"127.0.0.1:8000"};
     int backlog = 1024;
     std::size_t io_threads = 1;  // with several, each has its own SO_REUSEPORT listener per address
     Limits limits;
@@ -196,7 +199,8 @@ public:
     Server(const Server&) = delete;
     Server& operator=(const Server&) = delete;
 
-    // The addresses listened on, with the ports actually bound ("127.0.0.1:41234"). Thread-safe.
+    // The addresses listened on, with the ports actually bound ("127.0.0.1:41234", "unix:/run/app.sock").
+    // Thread-safe.
     std::vector<std::string> addresses() const;
 
     // Graceful stop: no more connections accepted (the listeners close); idle connections closed;

@@ -676,4 +676,69 @@ TEST(HttpServer, SeveralIoThreadsShareThePortAndBadBindsNameTheAddress) {
     }
 }
 
+TEST(HttpServer, ListensOnAUnixSocketAndOnAnInheritedDescriptor) {
+    EchoHandler handler;
+    std::string path = (std::filesystem::temp_directory_path() / ("mg_http_" + std::to_string(getpid()) + ".sock")).string();
+    {
+        std::ofstream stale(path);  // a regular file in the way is an error, not replaced
+    }
+    auto o = options();
+    o.bind = {"unix:" + path};
+    EXPECT_THROW(manygil::http::Server(o, handler), std::invalid_argument);
+    std::filesystem::remove(path);
+    o.bind = {"unix:" + path + "?mode=600"};
+    o.io_threads = 2;
+    {
+        manygil::http::Server server(o, handler);
+        ASSERT_EQ(server.addresses().at(0), "unix:" + path);
+        EXPECT_EQ(std::filesystem::status(path).permissions() & std::filesystem::perms::all,
+                  std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+        for (int i = 0; i < 4; ++i) {
+            int fd = manygil::testing::connect_unix(server.addresses().at(0));
+            send_all(fd, "GET /u" + std::to_string(i) + " HTTP/1.1\r\nHost: h\r\n\r\n");
+            EXPECT_NE(read_responses(fd, 1).find("GET /u" + std::to_string(i) + " "), std::string::npos);
+            close(fd);
+        }
+    }
+    {
+        manygil::http::Server again(o, handler);  // the stale socket file of the last run is replaced
+        EXPECT_EQ(again.addresses().at(0), "unix:" + path);
+    }
+    std::filesystem::remove(path);
+
+    // fd://N: a listening socket made by someone else (a supervisor, systemd), left open by the server.
+    int listener = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    ASSERT_EQ(listen(listener, 16), 0);
+    auto inherited = options();
+    inherited.bind = {"fd://" + std::to_string(listener)};
+    std::string address;
+    {
+        manygil::http::Server server(inherited, handler);
+        address = server.addresses().at(0);
+        int fd = connect_to(address);
+        send_all(fd, "GET /fd HTTP/1.1\r\nHost: h\r\n\r\n");
+        EXPECT_NE(read_responses(fd, 1).find("GET /fd "), std::string::npos);
+        close(fd);
+    }
+    {
+        manygil::http::Server next(inherited, handler);  // the descriptor outlived the first server
+        EXPECT_EQ(next.addresses().at(0), address);
+        int fd = connect_to(address);
+        send_all(fd, "GET /fd2 HTTP/1.1\r\nHost: h\r\n\r\n");
+        EXPECT_NE(read_responses(fd, 1).find("GET /fd2 "), std::string::npos);
+        close(fd);
+    }
+    close(listener);
+    int not_listening = socket(AF_INET, SOCK_STREAM, 0);
+    inherited.bind = {"fd://" + std::to_string(not_listening)};
+    EXPECT_THROW(manygil::http::Server(inherited, handler), std::invalid_argument);
+    close(not_listening);
+    inherited.bind = {"fd://x"};
+    EXPECT_THROW(manygil::http::Server(inherited, handler), std::invalid_argument);
+}
+
 }  // namespace
