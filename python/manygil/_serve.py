@@ -2,7 +2,9 @@
 
 The front end's I/O threads (C++, no GIL) accept, parse and write; each complete request goes to a
 pool worker, which calls the application in its own interpreter. ``Server`` runs one in the
-background; ``serve()`` runs one until SIGTERM or SIGINT, as the ``manygil serve`` command does.
+background; ``serve()`` runs one in this process until SIGTERM or SIGINT. The ``manygil serve``
+command runs ``serve()`` in a child process under a supervisor (``_supervisor``) that keeps the
+sockets and restarts it if it dies; in-process ``Server`` and ``serve()`` have no supervisor.
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ class Server:
     interrupted (504). At most ``max_pending`` requests are with the workers at once; beyond that
     the server stops reading and accepting until they catch up. A client gets ``header_timeout``
     seconds to send a request, an idle keep-alive connection ``keep_alive_timeout`` seconds.
+    ``bind``: "HOST:PORT", "[::1]:PORT", "unix:/path" (optionally "?mode=660") or "fd://N" (a
+    listening socket this process inherited).
 
     Raises AppLoadError if the application cannot load in a worker, ValueError for a bad option,
     OSError if an address cannot be bound. Use ``stop()`` (or ``with``) to end it.
@@ -113,6 +117,27 @@ def _load_failure(app: str, error: BrokenPool) -> str:
     return f"cannot load {app} in a worker: {text}"
 
 
+def _stop_with_the_supervisor(stop: threading.Event) -> None:
+    """Under `manygil serve`'s supervisor: stop when it is gone (the pipe it holds reaches EOF)."""
+    import os
+
+    from ._supervisor import PARENT_PIPE_ENV
+
+    fd = os.environ.pop(PARENT_PIPE_ENV, None)
+    if fd is None or not fd.isdigit():
+        return
+
+    def watch() -> None:
+        try:
+            while os.read(int(fd), 1):
+                pass
+        except OSError:
+            pass
+        stop.set()  # first: with the supervisor gone, stderr (its pipe) may be gone too
+
+    threading.Thread(target=watch, name="manygil.serve.parent", daemon=True).start()
+
+
 def serve(app: str, *, graceful_timeout: float = 30.0, ready: Callable[[Server], object] | None = None,
           **options: Any) -> None:
     """Serves ``app`` until SIGTERM or SIGINT (when called from the main thread) and then stops
@@ -124,14 +149,19 @@ def serve(app: str, *, graceful_timeout: float = 30.0, ready: Callable[[Server],
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
             previous[sig] = signal.signal(sig, lambda signum, frame: stop.set())
+    _stop_with_the_supervisor(stop)
     try:
         for address in server.addresses:
-            print(f"manygil serve: {app} on http://{address} ({server.workers} workers)", file=sys.stderr, flush=True)
+            where = address if address.startswith("unix:") else f"http://{address}"
+            print(f"manygil serve: {app} on {where} ({server.workers} workers)", file=sys.stderr, flush=True)
         if ready is not None:
             ready(server)
         while not stop.wait(0.2):
             pass
-        print("manygil serve: stopping", file=sys.stderr, flush=True)
+        try:
+            print("manygil serve: stopping", file=sys.stderr, flush=True)
+        except OSError:  # stderr was the supervisor's pipe, and the supervisor is gone
+            pass
     finally:
         server.stop(graceful_timeout)
         for sig, handler in previous.items():

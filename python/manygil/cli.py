@@ -50,6 +50,23 @@ def _compat(args):
     return 0
 
 
+def _server_argv(args):
+    """The command of the server process the supervisor runs: these options, without the supervisor
+    (it adds one --bind fd://N per listening socket); faulthandler on, so that a crash prints the
+    stacks of the threads that had Python running."""
+    argv = [sys.executable, "-X", "faulthandler", "-m", "manygil", "serve", args.app, "--no-supervisor",
+            "--backlog", str(args.backlog), "--max-body", str(args.max_body),
+            "--graceful-timeout", str(args.graceful_timeout), "--io-threads", str(args.io_threads),
+            "--max-pending", str(args.max_pending)]
+    if args.workers is not None:
+        argv += ["--workers", str(args.workers)]
+    if args.timeout is not None:
+        argv += ["--timeout", str(args.timeout)]
+    if args.access_log:
+        argv.append("--access-log")
+    return argv
+
+
 def _serve(args):
     import os
 
@@ -57,8 +74,13 @@ def _serve(args):
 
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())  # as gunicorn does: the application's module is found from here
+    binds = args.bind or ["127.0.0.1:8000"]
+    if not args.no_supervisor:
+        from ._supervisor import supervise
+
+        return supervise(_server_argv(args), binds, backlog=args.backlog, graceful_timeout=args.graceful_timeout)
     try:
-        serve(args.app, workers=args.workers, bind=args.bind or ["127.0.0.1:8000"], backlog=args.backlog,
+        serve(args.app, workers=args.workers, bind=binds, backlog=args.backlog,
               max_body=args.max_body, timeout=args.timeout, graceful_timeout=args.graceful_timeout,
               io_threads=args.io_threads, max_pending=args.max_pending, access_log=args.access_log)
     except (AppLoadError, ValueError, OSError) as e:
@@ -98,8 +120,9 @@ def main(argv=None):
                        "(imported from the current directory)")
     serve.add_argument("--workers", type=int, default=None, help="interpreters running the application "
                        "(default: the CPUs available)")
-    serve.add_argument("--bind", action="append", metavar="HOST:PORT", help="address to listen on (repeatable; "
-                       "default 127.0.0.1:8000; [::1]:8000 for IPv6)")
+    serve.add_argument("--bind", action="append", metavar="ADDRESS", help="address to listen on (repeatable; "
+                       "default 127.0.0.1:8000): HOST:PORT, [::1]:PORT, unix:/path[?mode=660] or fd://N (an "
+                       "inherited listening socket)")
     serve.add_argument("--backlog", type=int, default=1024, help="the listen backlog (default 1024)")
     serve.add_argument("--max-body", type=int, default=1 << 30, metavar="BYTES", help="largest request body "
                        "accepted; larger ones get 413 (default 1 GiB)")
@@ -111,6 +134,8 @@ def main(argv=None):
     serve.add_argument("--max-pending", type=int, default=1024, help="requests with the workers at once before "
                        "the server stops reading and accepting (default 1024)")
     serve.add_argument("--access-log", action="store_true", help="log each request to stderr")
+    serve.add_argument("--no-supervisor", action="store_true", help="serve in this process, without the parent "
+                       "that restarts the server when it dies (a crash then ends everything)")
     serve.set_defaults(run=_serve)
 
     args = parser.parse_args(argv)

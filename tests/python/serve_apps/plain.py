@@ -53,6 +53,14 @@ def app(environ, start_response):
         return ["not bytes"]
     if path == "/no-start":
         return [b"forgot start_response"]
+    if path == "/pid":  # which server process answered (the supervisor's tests)
+        import os
+
+        return _json(start_response, {"pid": os.getpid()})
+    if path == "/crash":  # a C-level crash, as a buggy extension or a ctypes mistake makes one
+        import ctypes
+
+        ctypes.string_at(0)
     if path == "/spin":
         while True:  # pure Python: interruptible at any bytecode
             pass

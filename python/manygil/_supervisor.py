@@ -1,0 +1,223 @@
+"""The supervisor of ``manygil serve``: a small parent process that owns the listening sockets and runs
+the server in a child process on them (``--bind fd://N``), so that a crash of the server process (a
+SIGSEGV in a C extension, ctypes) costs only the requests in flight: the parent logs why the child
+died and starts a new one on the same sockets at once, so no client sees a refused connection.
+
+Signals to the parent: SIGTERM and SIGINT stop gracefully (the child finishes its requests in flight);
+SIGHUP restarts gracefully (a new child first, then the old one drains), as gunicorn's HUP. The child
+runs in its own session, so a terminal's Ctrl-C reaches the parent only; it stops by itself if the
+parent dies (it watches a pipe the parent holds). ``manygil.serve()`` from Python runs in-process,
+without a supervisor.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+# The child names the pipe's read end here; at EOF (the parent is gone) it stops.
+PARENT_PIPE_ENV = "MANYGIL_SERVE_PARENT_FD"
+_READY_MARKS = (" on http://", " on unix:")  # the child's "manygil serve: APP on ..." line: it listens
+
+
+def _log(message: str) -> None:
+    print(f"manygil serve: {message}", file=sys.stderr, flush=True)
+
+
+def listen(bind: str, backlog: int) -> socket.socket:
+    """The listening socket for one ``--bind`` value, made in this process so that children inherit
+    it: HOST:PORT, [HOST]:PORT or unix:/path[?mode=OCTAL]. ``fd://N`` is already a socket: it is used
+    as it is. Raises ValueError for a malformed address, OSError when it cannot be bound."""
+    if bind.startswith("fd://"):
+        return socket.socket(fileno=os.dup(int(bind[5:])))
+    if bind.startswith("unix:"):
+        path, _, mode = bind[5:].partition("?mode=")
+        if os.path.exists(path):
+            import stat
+
+            if not stat.S_ISSOCK(os.lstat(path).st_mode):
+                raise ValueError(f"bind address {bind!r}: {path} exists and is not a socket")
+            os.unlink(path)  # a stale socket of an earlier run
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.bind(path)
+        if mode:
+            os.chmod(path, int(mode, 8))
+        s.listen(backlog)
+        return s
+    host, sep, port = bind.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ValueError(f"bind address {bind!r} is not of the form HOST:PORT")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    family, kind, proto, _, address = socket.getaddrinfo(host or None, int(port), type=socket.SOCK_STREAM,
+                                                         flags=socket.AI_PASSIVE)[0]
+    s = socket.socket(family, kind, proto)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if family == socket.AF_INET6:
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    s.bind(address)
+    s.listen(backlog)
+    return s
+
+
+class _Child:
+    """One server process and the relay of its stderr (the last lines kept for the crash report)."""
+
+    def __init__(self, argv: list[str], fds: Sequence[int], pipe_read: int) -> None:
+        env = dict(os.environ, **{PARENT_PIPE_ENV: str(pipe_read)})
+        self.started = time.monotonic()
+        self.ready = threading.Event()
+        self.last_lines: collections.deque[str] = collections.deque(maxlen=20)
+        self.retiring = False  # asked to stop: its end is not a crash
+        self.process = subprocess.Popen(argv, pass_fds=(*fds, pipe_read), stderr=subprocess.PIPE, env=env,
+                                        start_new_session=True)
+        self._relay = threading.Thread(target=self._relay_stderr, name="manygil.serve.stderr", daemon=True)
+        self._relay.start()
+
+    def _relay_stderr(self) -> None:
+        assert self.process.stderr is not None
+        for raw in self.process.stderr:
+            line = raw.decode("utf-8", "replace")
+            sys.stderr.write(line)
+            sys.stderr.flush()
+            self.last_lines.append(line.rstrip("\n"))
+            if any(mark in line for mark in _READY_MARKS):
+                self.ready.set()
+
+    def stop(self) -> None:
+        self.retiring = True
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+
+    def finish_relay(self) -> None:
+        self._relay.join(timeout=5)
+
+
+def _why(code: int) -> str:
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exited with status {code}"
+
+
+def supervise(child_argv: Sequence[str], binds: Sequence[str], *, backlog: int = 1024,
+              graceful_timeout: float = 30.0) -> int:
+    """Runs ``child_argv`` followed by ``--bind fd://N`` for each of ``binds`` (listened on here) until
+    SIGTERM or SIGINT; restarts it whenever it dies. Returns the exit status for the command."""
+    try:
+        sockets = [listen(b, backlog) for b in binds]
+    except (OSError, ValueError) as e:
+        _log(f"cannot listen: {e}")
+        return 1
+    fds = [s.fileno() for s in sockets]
+    argv = list(child_argv)
+    for fd in fds:
+        argv += ["--bind", f"fd://{fd}"]
+    pipe_read, pipe_write = os.pipe()  # the children see EOF on pipe_read once this process is gone
+    events: list[str] = []
+    wake = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        events.append("restart" if signum == signal.SIGHUP else "stop")
+        wake.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+    children: list[_Child] = [_Child(argv, fds, pipe_read)]
+    backoff = 0.0
+    status = 0
+    try:
+        while True:
+            wake.wait(0.05)
+            wake.clear()
+            while events:
+                event = events.pop(0)
+                if event == "stop":
+                    _log("stopping (the server finishes its requests in flight)")
+                    for child in children:
+                        child.stop()
+                    return _wait_all(children, graceful_timeout)
+                _log("restarting gracefully: a new server process, then the old one drains")
+                fresh = _Child(argv, fds, pipe_read)
+                if not _wait_ready(fresh, timeout=120.0):
+                    _log("the new server process did not start; the old one goes on")
+                    fresh.stop()
+                    _wait_all([fresh], graceful_timeout)
+                    continue
+                for child in children:
+                    child.stop()
+                children.append(fresh)
+            for child in list(children):
+                code = child.process.poll()
+                if code is None:
+                    continue
+                children.remove(child)
+                child.finish_relay()
+                if child.retiring:
+                    continue
+                uptime = time.monotonic() - child.started
+                if not child.ready.is_set() and code > 0:
+                    # It never listened and said why (the application does not load, a bad option):
+                    # starting it again would fail the same way.
+                    _log(f"the server process {_why(code)} before it served; not restarting")
+                    status = code
+                    if not children:
+                        return status
+                    continue
+                _log(f"the server process (pid {child.process.pid}) {_why(code)} after {uptime:.1f} s; "
+                     f"the requests in flight were lost. Its last lines:")
+                for line in list(child.last_lines)[-10:]:
+                    print(f"    {line}", file=sys.stderr, flush=True)
+                backoff = 0.0 if uptime > 10.0 else min(10.0, max(0.1, backoff * 2))
+                if uptime < 1.0 and backoff:
+                    _log(f"it died within a second of starting: waiting {backoff:.1f} s before the next one")
+                    time.sleep(backoff)
+                _log("starting a new server process on the same sockets")
+                children.append(_Child(argv, fds, pipe_read))
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        os.close(pipe_write)
+        os.close(pipe_read)
+        for s in sockets:
+            s.close()
+        for b in binds:
+            if b.startswith("unix:"):
+                try:
+                    os.unlink(b[5:].partition("?mode=")[0])
+                except OSError:
+                    pass
+
+
+def _wait_ready(child: _Child, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not child.ready.wait(0.1):
+        if child.process.poll() is not None or time.monotonic() > deadline:
+            return False
+    return True
+
+
+def _wait_all(children: Sequence[_Child], graceful_timeout: float) -> int:
+    deadline = time.monotonic() + graceful_timeout + 10.0
+    status = 0
+    for child in children:
+        try:
+            child.process.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            _log(f"the server process (pid {child.process.pid}) did not stop in time: killing it")
+            child.process.kill()
+            child.process.wait()
+        child.finish_relay()
+        if child.process.returncode not in (0, -signal.SIGTERM):
+            status = 1
+    return status

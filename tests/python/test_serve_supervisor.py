@@ -1,0 +1,165 @@
+"""`manygil serve`'s supervisor (issue 23): the parent keeps the listening sockets and restarts the
+server process when it dies, so a crash costs only the requests in flight; SIGHUP restarts gracefully;
+the server process stops when the supervisor is gone. Real processes, real sockets, a real crash."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+APPS = Path(__file__).parent
+
+
+class Served:
+    def __init__(self, *extra: str) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "manygil", "serve", "serve_apps.plain:app", "--workers", "2",
+                                      "--bind", "127.0.0.1:0", *extra], cwd=APPS, stderr=subprocess.PIPE, text=True)
+        self.lines: list[str] = []
+        self.ready = threading.Event()
+        threading.Thread(target=self._read, daemon=True).start()
+        assert self.ready.wait(60), self.lines
+        self.host, port = re.search(r"http://(\S+)", self.lines[-1]).group(1).rsplit(":", 1)
+        self.port = int(port)
+
+    def _read(self) -> None:
+        for line in self.proc.stderr:
+            self.lines.append(line)
+            if " on http://" in line:
+                self.ready.set()
+
+    def get(self, path: str, timeout: float = 15.0) -> tuple[int, bytes]:
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+        try:
+            conn.request("GET", path)
+            r = conn.getresponse()
+            return r.status, r.read()
+        finally:
+            conn.close()
+
+    def pid(self) -> int:
+        return json.loads(self.get("/pid")[1])["pid"]
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(60)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+
+
+def test_a_crash_costs_only_the_requests_in_flight():
+    served = Served()
+    try:
+        before = served.pid()
+        outcomes: list[str] = []
+        crashed_at: list[float] = []
+        stop = threading.Event()
+
+        def client() -> None:
+            while not stop.is_set():
+                try:
+                    status, _ = served.get("/after", timeout=15)
+                    outcomes.append(("answered" if status == 200 else f"status {status}", time.monotonic()))
+                except ConnectionRefusedError:
+                    outcomes.append(("refused", time.monotonic()))
+                except (OSError, http.client.HTTPException) as e:
+                    outcomes.append((type(e).__name__, time.monotonic()))
+
+        threads = [threading.Thread(target=client) for _ in range(2)]
+        for t in threads:
+            t.start()
+        time.sleep(0.5)
+        crashed_at.append(time.monotonic())
+        with pytest.raises((ConnectionError, http.client.HTTPException)):  # the crashing request itself
+            served.get("/crash")
+        time.sleep(5)
+        stop.set()
+        for t in threads:
+            t.join(30)
+        after = [o for o, at in outcomes if at >= crashed_at[0]]
+        answered = after.count("answered")
+        assert "refused" not in after, after  # the parent kept the socket: nothing is ever refused
+        assert after and answered / len(after) >= 0.8, after
+        assert served.pid() != before  # a new server process answers
+        log = "".join(served.lines)
+        assert "killed by SIGSEGV" in log and "starting a new server process on the same sockets" in log
+        assert "plain.py" in log  # faulthandler's stack of the crashing request, in the report
+    finally:
+        assert served.stop() == 0
+
+
+def test_sighup_restarts_gracefully_without_losing_a_request():
+    served = Served()
+    try:
+        before = served.pid()
+        slow: list[tuple[int, bytes]] = []
+        t = threading.Thread(target=lambda: slow.append(served.get("/sleep?2")))
+        t.start()
+        time.sleep(0.5)  # the slow request is in the old server process
+        served.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 60
+        while served.pid() == before and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert served.pid() != before  # the new process serves...
+        t.join(30)
+        assert slow and slow[0][0] == 200  # ...and the old one finished its request first
+        assert "killed by" not in "".join(served.lines)  # a retiring process is no crash
+    finally:
+        assert served.stop() == 0
+
+
+def test_the_server_process_stops_when_the_supervisor_is_gone():
+    served = Served()
+    child = served.pid()
+    served.proc.kill()  # SIGKILL: the supervisor cannot tell its child
+    served.proc.wait(30)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(child, signal.SIGKILL)
+        pytest.fail("the server process outlived its supervisor")
+
+
+def test_a_unix_socket_behind_a_proxy(tmp_path):
+    # What nginx's proxy_pass to unix:/... does: curl over the socket file, with the mode asked for.
+    import shutil
+    import stat
+
+    if shutil.which("curl") is None:
+        pytest.skip("needs curl")
+    path = tmp_path / "app.sock"
+    proc = subprocess.Popen([sys.executable, "-m", "manygil", "serve", "serve_apps.plain:app", "--workers", "1",
+                             "--bind", f"unix:{path}?mode=660"], cwd=APPS, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stderr.readline()
+        assert f"unix:{path}" in line, line
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o660
+        out = subprocess.run(["curl", "-sS", "--unix-socket", str(path), "http://localhost/over-unix"],
+                             capture_output=True, text=True, timeout=60, check=True).stdout
+        assert json.loads(out)["path"] == "/over-unix"
+        env = json.loads(subprocess.run(["curl", "-sS", "--unix-socket", str(path), "http://localhost/environ"],
+                                        capture_output=True, text=True, timeout=60, check=True).stdout)
+        assert env["REMOTE_ADDR"] == ""  # a Unix socket's peer has no address
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0
+        assert not path.exists()  # the supervisor removes its socket file
+    finally:
+        if proc.poll() is None:
+            proc.kill()
