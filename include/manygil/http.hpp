@@ -175,6 +175,10 @@ struct ServerOptions {
     std::size_t max_pending = 1024;                        // requests with the Handler at once
     std::chrono::milliseconds header_timeout{10'000};      // headers in by then; no body byte for that long
     std::chrono::milliseconds keep_alive_timeout{75'000};  // an idle keep-alive connection; a client not reading
+    // A request with the Handler for longer than this (0: no limit) is answered 504 by the front end
+    // and its connection closed, whatever the Handler is doing (a call blocked in C); the Handler's
+    // late answer is dropped. Checked about every 200 ms.
+    std::chrono::milliseconds response_timeout{0};
     bool access_log = false;                               // one line per response
     // Where log lines go (one line, no newline), from I/O threads. Default: stderr.
     std::function<void(std::string_view)> log;

@@ -279,6 +279,7 @@ struct Connection {
     std::uint64_t stream_left = 0;
     std::size_t stream_credit = 0;
     Clock::time_point last_activity = Clock::now(), request_started{};
+    Clock::time_point handed_over{};  // when the Dispatched request went to the Handler (not while waiting)
     std::pair<std::string, std::uint16_t> remote, local;
     std::string access_line;  // "METHOD target HTTP/x.y" when access_log is on
 };
@@ -585,6 +586,7 @@ void IoThread::dispatch(Connection& c, Request request) {
 
 void IoThread::hand_over(Connection& c, Request request) {
     shared_->pending.fetch_add(1);
+    c.handed_over = Clock::now();
     try {
         shared_->handler->handle(std::move(request), Responder(shared_from_this(), c.id));
     } catch (const std::exception& e) {
@@ -617,7 +619,7 @@ void IoThread::complete(Completion completion) {
                 shared_->pending.fetch_sub(1);
                 shared_->responses.fetch_add(1);
             }
-            if (!c) {  // the client went away meanwhile
+            if (!c || c->state != Connection::State::Dispatched) {  // the client went away, or it was answered 504
                 if (completion.stream) completion.stream->close();
                 return;
             }
@@ -810,7 +812,7 @@ void IoThread::close(Connection& c) {
 
 void IoThread::sweep(Clock::time_point now) {
     const ServerOptions& o = shared_->options;
-    std::vector<Connection*> expired, late;
+    std::vector<Connection*> expired, late, stuck;
     for (auto& [fd, cp] : by_fd_) {
         Connection& c = *cp;
         switch (c.state) {
@@ -829,10 +831,21 @@ void IoThread::sweep(Clock::time_point now) {
             case Connection::State::Lingering:
                 if (now - c.last_activity > kLinger) expired.push_back(&c);
                 break;
-            case Connection::State::Dispatched: break;  // the Handler's answer will come
+            case Connection::State::Dispatched:  // the Handler's answer will come, unless it is stuck
+                if (o.response_timeout.count() > 0 && !c.waiting && c.handed_over != Clock::time_point{} &&
+                    now - c.handed_over > o.response_timeout) {
+                    stuck.push_back(&c);
+                }
+                break;
         }
     }
     for (Connection* c : expired) close(*c);
+    for (Connection* c : stuck) {
+        // Answered now and closed after; the Handler's late answer finds the connection no longer
+        // Dispatched and is dropped (complete()).
+        reject(*c, 504, "no response within " + std::to_string(o.response_timeout.count()) +
+                            " ms (the worker is still busy with it)");
+    }
     for (Connection* c : late) {
         reject(*c, 408, "the request did not arrive within " + std::to_string(o.header_timeout.count()) + " ms");
     }

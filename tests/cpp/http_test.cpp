@@ -741,4 +741,29 @@ TEST(HttpServer, ListensOnAUnixSocketAndOnAnInheritedDescriptor) {
     EXPECT_THROW(manygil::http::Server(inherited, handler), std::invalid_argument);
 }
 
+TEST(HttpServer, AHandlerThatDoesNotAnswerInTimeGets504AndItsLateAnswerIsDropped) {
+    EchoHandler handler;
+    handler.hold();
+    auto o = options();
+    o.response_timeout = 300ms;
+    manygil::http::Server server(o, handler);
+    int fd = connect_to(server.addresses().at(0));
+    auto sent = std::chrono::steady_clock::now();
+    send_all(fd, "GET /stuck HTTP/1.1\r\nHost: h\r\n\r\n");
+    ASSERT_TRUE(handler.wait_held(1));
+    std::string answer = manygil::testing::read_until_close(fd);  // 504, then the server closes
+    EXPECT_NE(answer.find("HTTP/1.1 504 "), std::string::npos) << answer;
+    EXPECT_NE(answer.find("Connection: close"), std::string::npos);
+    EXPECT_LT(std::chrono::steady_clock::now() - sent, 5s);
+    close(fd);
+    EXPECT_EQ(server.stats().pending, 1U);  // the Handler still has it
+    handler.release();                      // its late answer goes nowhere
+    for (int i = 0; i < 100 && server.stats().pending > 0; ++i) std::this_thread::sleep_for(20ms);
+    EXPECT_EQ(server.stats().pending, 0U);
+    int again = connect_to(server.addresses().at(0));
+    send_all(again, "GET /next HTTP/1.1\r\nHost: h\r\n\r\n");
+    EXPECT_NE(read_responses(again, 1).find("GET /next "), std::string::npos);
+    close(again);
+}
+
 }  // namespace

@@ -1,0 +1,48 @@
+"""A request stuck in C past --timeout (issue 23): the worker's interrupt cannot reach a call that does
+not return to bytecode (time.sleep, a blocking read in a C client library), so the front end answers
+504 itself a second after the timeout and drops the late response."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import sys
+import time
+from pathlib import Path
+
+import manygil
+
+APPS = Path(__file__).parent
+if str(APPS) not in sys.path:
+    sys.path.insert(0, str(APPS))
+
+
+def get(server, path, timeout=30):
+    host, port = server.addresses[0].rsplit(":", 1)
+    conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
+    try:
+        conn.request("GET", path)
+        r = conn.getresponse()
+        return r.status, r.read(), r.getheader("Connection")
+    finally:
+        conn.close()
+
+
+def test_a_request_blocked_in_c_is_answered_504_after_the_timeout(capfd):
+    with manygil.Server("serve_apps.plain:app", workers=2, bind="127.0.0.1:0", timeout=1.0) as server:
+        started = time.monotonic()
+        status, body, connection = get(server, "/sleep?6")  # time.sleep: no bytecode for 6 s
+        took = time.monotonic() - started
+        assert status == 504 and connection == "close", body
+        assert took < 4, f"answered after {took:.1f} s"  # 1 s timeout + 1 s + the 200 ms sweep, unloaded
+        assert b"still busy" in body
+        # The other worker serves meanwhile; an interruptible request still gets the worker's own 504.
+        assert get(server, "/fine")[0] == 200
+        assert get(server, "/spin")[0] == 504
+        time.sleep(5)  # the stuck call returns: its late answer is dropped, the worker serves again
+        for i in range(4):
+            status, body, _ = get(server, f"/after{i}")
+            assert status == 200 and json.loads(body)["path"] == f"/after{i}"
+        stats = server.stats()
+        assert stats["pending"] == 0  # the late response was counted back
+    assert "504 Gateway Timeout" in capfd.readouterr().err
