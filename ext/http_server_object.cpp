@@ -30,38 +30,44 @@ std::chrono::milliseconds millis(double seconds) {
     return std::chrono::milliseconds(static_cast<long long>(seconds * 1000.0));
 }
 
+// The strings of a Python sequence of str, appended to `out`. False with a Python error.
+bool strings_of(PyObject* sequence, const char* what, std::vector<std::string>& out) {
+    PyObject* seq = PySequence_Fast(sequence, what);
+    if (!seq) return false;
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq); ++i) {
+        const char* text = PyUnicode_AsUTF8(PySequence_Fast_GET_ITEM(seq, i));
+        if (!text) {
+            Py_DECREF(seq);
+            return false;
+        }
+        out.emplace_back(text);
+    }
+    Py_DECREF(seq);
+    return true;
+}
+
 // HttpServer(pool, app, bind, *, io_threads, backlog, max_body, max_header_bytes, max_pending, timeout,
-//            header_timeout, keep_alive_timeout, access_log)
+//            header_timeout, keep_alive_timeout, access_log, forwarded_allow_ips)
 PyObject* server_new(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
     static const char* kw[] = {"pool", "app", "bind", "io_threads", "backlog", "max_body", "max_header_bytes",
                                "max_pending", "timeout", "header_timeout", "keep_alive_timeout", "access_log",
-                               nullptr};
-    PyObject *pool, *bind, *timeout = Py_None;
+                               "forwarded_allow_ips", nullptr};
+    PyObject *pool, *bind, *timeout = Py_None, *forwarded = nullptr;
     const char* app;
     Py_ssize_t io_threads = 1, backlog = 1024, max_body = Py_ssize_t{1} << 30, max_header_bytes = 64 * 1024,
                max_pending = 1024;
     double header_timeout = 10.0, keep_alive_timeout = 75.0;
     int access_log = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OsO|$nnnnnOddp:HttpServer", const_cast<char**>(kw), &pool, &app,
-                                     &bind, &io_threads, &backlog, &max_body, &max_header_bytes, &max_pending,
-                                     &timeout, &header_timeout, &keep_alive_timeout, &access_log)) {
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OsO|$nnnnnOddpO:HttpServer", const_cast<char**>(kw), &pool,
+                                     &app, &bind, &io_threads, &backlog, &max_body, &max_header_bytes, &max_pending,
+                                     &timeout, &header_timeout, &keep_alive_timeout, &access_log, &forwarded)) {
         return nullptr;
     }
     Pool* target = pool_of(pool, state_of_type(type)->pool_type);
     if (!target) return nullptr;
     http::ServerOptions options;
     options.bind.clear();
-    PyObject* seq = PySequence_Fast(bind, "bind must be a sequence of 'HOST:PORT' strings");
-    if (!seq) return nullptr;
-    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq); ++i) {
-        const char* address = PyUnicode_AsUTF8(PySequence_Fast_GET_ITEM(seq, i));
-        if (!address) {
-            Py_DECREF(seq);
-            return nullptr;
-        }
-        options.bind.emplace_back(address);
-    }
-    Py_DECREF(seq);
+    if (!strings_of(bind, "bind must be a sequence of addresses", options.bind)) return nullptr;
     if (io_threads < 1 || backlog < 1 || max_body < 0 || max_header_bytes < 256 || max_pending < 1 ||
         header_timeout <= 0 || keep_alive_timeout <= 0) {
         PyErr_SetString(PyExc_ValueError,
@@ -79,6 +85,13 @@ PyObject* server_new(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
     options.access_log = access_log != 0;
     wsgi::WsgiOptions wsgi_options;
     wsgi_options.app = app;
+    if (forwarded) {
+        wsgi_options.forwarded_allow_ips.clear();
+        if (!strings_of(forwarded, "forwarded_allow_ips must be a sequence of addresses",
+                        wsgi_options.forwarded_allow_ips)) {
+            return nullptr;
+        }
+    }
     if (timeout != Py_None) {
         double seconds = PyFloat_AsDouble(timeout);
         if (seconds == -1.0 && PyErr_Occurred()) return nullptr;

@@ -30,6 +30,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "manygil/http.hpp"
 #include "manygil/pool.hpp"
@@ -40,6 +41,11 @@ struct WsgiOptions {
     std::string app;  // "module:attribute" (the attribute may be dotted), importable by the workers
     std::optional<std::chrono::duration<double>> timeout;  // per request; none: no limit
     std::string url_scheme = "http";                       // wsgi.url_scheme
+    // Peers whose proxy headers (Forwarded, X-Forwarded-For, X-Forwarded-Proto) set REMOTE_ADDR,
+    // REMOTE_PORT and wsgi.url_scheme: exact addresses, "*" for any; a Unix-socket peer counts as
+    // trusted unless the list is empty. Empty: the headers reach the application untouched and change
+    // nothing (they always reach it as HTTP_* keys).
+    std::vector<std::string> forwarded_allow_ips = {"127.0.0.1", "::1"};
     // Where errors are logged (a line or a traceback, no trailing newline), from worker threads.
     // Default: stderr.
     std::function<void(std::string_view)> log;

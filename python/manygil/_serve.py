@@ -48,6 +48,12 @@ class Server:
     ``bind``: "HOST:PORT", "[::1]:PORT", "unix:/path" (optionally "?mode=660") or "fd://N" (a
     listening socket this process inherited).
 
+    Behind a reverse proxy: from the peers in ``forwarded_allow_ips`` (exact addresses, "*" for any;
+    a Unix-socket peer counts as one unless the list is empty) the client's address and scheme in
+    ``Forwarded`` or ``X-Forwarded-For``/``X-Forwarded-Proto`` become REMOTE_ADDR, REMOTE_PORT and
+    ``wsgi.url_scheme`` (the first hop from the proxy back that is not itself trusted). From any
+    other peer they change nothing.
+
     Raises AppLoadError if the application cannot load in a worker, ValueError for a bad option,
     OSError if an address cannot be bound. Use ``stop()`` (or ``with``) to end it.
     """
@@ -56,7 +62,8 @@ class Server:
                  backlog: int = 1024, max_body: int = 1 << 30, timeout: float | None = None,
                  access_log: bool = False, io_threads: int = 1, max_pending: int = 1024,
                  header_timeout: float = 10.0, keep_alive_timeout: float = 75.0,
-                 max_header_bytes: int = 64 * 1024) -> None:
+                 max_header_bytes: int = 64 * 1024,
+                 forwarded_allow_ips: Sequence[str] = ("127.0.0.1", "::1")) -> None:
         if not isinstance(app, str) or not _APP_REF.match(app):
             raise ValueError(f"app must be 'module:attribute' (e.g. 'myapp:application'), not {app!r}")
         binds = [bind] if isinstance(bind, str) else list(bind)
@@ -72,7 +79,9 @@ class Server:
             self._core = _core.HttpServer(
                 self._pool._core, app, binds, io_threads=io_threads, backlog=backlog, max_body=max_body,
                 max_header_bytes=max_header_bytes, max_pending=max_pending, timeout=timeout,
-                header_timeout=header_timeout, keep_alive_timeout=keep_alive_timeout, access_log=access_log)
+                header_timeout=header_timeout, keep_alive_timeout=keep_alive_timeout, access_log=access_log,
+                forwarded_allow_ips=[forwarded_allow_ips] if isinstance(forwarded_allow_ips, str)
+                else list(forwarded_allow_ips))
         except BaseException:
             self._pool.shutdown(wait=True)
             raise

@@ -64,6 +64,7 @@ def _server_argv(args):
         argv += ["--timeout", str(args.timeout)]
     if args.access_log:
         argv.append("--access-log")
+    argv += ["--forwarded-allow-ips", args.forwarded_allow_ips]
     return argv
 
 
@@ -82,7 +83,8 @@ def _serve(args):
     try:
         serve(args.app, workers=args.workers, bind=binds, backlog=args.backlog,
               max_body=args.max_body, timeout=args.timeout, graceful_timeout=args.graceful_timeout,
-              io_threads=args.io_threads, max_pending=args.max_pending, access_log=args.access_log)
+              io_threads=args.io_threads, max_pending=args.max_pending, access_log=args.access_log,
+              forwarded_allow_ips=[ip.strip() for ip in args.forwarded_allow_ips.split(",") if ip.strip()])
     except (AppLoadError, ValueError, OSError) as e:
         print(f"manygil serve: {e}", file=sys.stderr)
         return 1
@@ -134,6 +136,10 @@ def main(argv=None):
     serve.add_argument("--max-pending", type=int, default=1024, help="requests with the workers at once before "
                        "the server stops reading and accepting (default 1024)")
     serve.add_argument("--access-log", action="store_true", help="log each request to stderr")
+    serve.add_argument("--forwarded-allow-ips", default="127.0.0.1,::1", metavar="IPS",
+                       help="comma-separated proxy addresses (or *) whose Forwarded / X-Forwarded-For / "
+                            "X-Forwarded-Proto headers set REMOTE_ADDR and wsgi.url_scheme (default "
+                            "127.0.0.1,::1; a Unix-socket peer counts as one; '' for none)")
     serve.add_argument("--no-supervisor", action="store_true", help="serve in this process, without the parent "
                        "that restarts the server when it dies (a crash then ends everything)")
     serve.set_defaults(run=_serve)

@@ -17,6 +17,7 @@
 #include "runtime/call_target.hpp"
 #include "runtime/interruptible_call.hpp"
 #include "wsgi/environ.hpp"
+#include "wsgi/forwarded.hpp"
 #include "wsgi/start_response.hpp"
 
 namespace manygil::wsgi {
@@ -80,8 +81,10 @@ std::optional<http::FileRange> file_range(PyObject* wrapper) {
 // One request, run by a pool worker with its interpreter attached.
 class WsgiJob final : public Job {
 public:
-    WsgiJob(std::shared_ptr<const WsgiOptions> options, http::Request request, http::Responder responder)
-        : options_(std::move(options)), request_(std::move(request)), responder_(std::move(responder)) {}
+    WsgiJob(std::shared_ptr<const WsgiOptions> options, http::Request request, http::Responder responder,
+            std::string scheme)
+        : options_(std::move(options)), request_(std::move(request)), responder_(std::move(responder)),
+          scheme_(std::move(scheme)) {}
 
     // Neither run nor abandoned: the pool refused it (shut down).
     ~WsgiJob() override {
@@ -141,6 +144,7 @@ private:
     std::shared_ptr<const WsgiOptions> options_;
     http::Request request_;
     http::Responder responder_;
+    std::string scheme_;  // wsgi.url_scheme: the options' own, or a trusted proxy's
     bool failed_ = false;
     bool streaming_ = false;      // the head went out; the body follows item by item
     bool client_gone_ = false;    // while streaming
@@ -153,7 +157,7 @@ std::optional<http::Response> WsgiJob::serve() {
     } catch (const UnknownFunctionError& e) {
         return fail(500, std::string("cannot load the application: ") + e.what());
     }
-    PyRef environ = build_environ(request_, options_->url_scheme);
+    PyRef environ = build_environ(request_, scheme_);
     PyRef start = new_start_response();
     std::optional<detail::InterruptibleCall::Duration> timeout;
     if (options_->timeout) timeout = std::chrono::duration_cast<detail::InterruptibleCall::Duration>(*options_->timeout);
@@ -304,8 +308,10 @@ WsgiHandler::WsgiHandler(Pool& pool, WsgiOptions options)
 std::size_t WsgiHandler::capacity() const noexcept { return pool_.size(); }
 
 void WsgiHandler::handle(http::Request request, http::Responder responder) {
+    std::string scheme = options_->url_scheme;
+    apply_proxy_headers(request, options_->forwarded_allow_ips, scheme);
     // If the pool refuses the job (shut down), the job's destructor answers 503.
-    pool_.post(std::make_unique<WsgiJob>(options_, std::move(request), std::move(responder)));
+    pool_.post(std::make_unique<WsgiJob>(options_, std::move(request), std::move(responder), std::move(scheme)));
 }
 
 }  // namespace manygil::wsgi

@@ -112,3 +112,34 @@ def test_obsolete_line_folding_arrives_as_one_space(server):
 ])
 def test_what_llhttp_enforces(server, data, status):
     assert exchange(server, data).startswith(f"HTTP/1.1 {status} ".encode())
+
+
+# ---- behind a proxy: Forwarded and X-Forwarded-* from trusted peers only --------------------------------
+
+def test_proxy_headers_from_a_trusted_peer(server):
+    # The test client is 127.0.0.1, trusted by default (--forwarded-allow-ips 127.0.0.1,::1).
+    env = environ_of(exchange(server, b"GET /environ HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 203.0.113.7\r\n"
+                                      b"X-Forwarded-Proto: https\r\nConnection: close\r\n\r\n"))
+    assert (env["REMOTE_ADDR"], env["wsgi.url_scheme"]) == ("203.0.113.7", "https")
+    # A chain: the client is the first address, from the proxy back, that is not a trusted proxy.
+    env = environ_of(exchange(server, b"GET /environ HTTP/1.1\r\nHost: h\r\n"
+                                      b"X-Forwarded-For: 198.51.100.1, 203.0.113.7, 127.0.0.1\r\nConnection: close\r\n\r\n"))
+    assert env["REMOTE_ADDR"] == "203.0.113.7"
+    # RFC 7239 Forwarded wins over X-Forwarded-*; IPv6 in brackets with a port.
+    env = environ_of(exchange(server, b"GET /environ HTTP/1.1\r\nHost: h\r\n"
+                                      b"Forwarded: for=\"[2001:db8:cafe::17]:4711\";proto=https;by=10.0.0.1\r\n"
+                                      b"X-Forwarded-For: 6.6.6.6\r\nConnection: close\r\n\r\n"))
+    assert (env["REMOTE_ADDR"], env["REMOTE_PORT"], env["wsgi.url_scheme"]) == ("2001:db8:cafe::17", "4711", "https")
+    # Unknown or malformed values change nothing.
+    env = environ_of(exchange(server, b"GET /environ HTTP/1.1\r\nHost: h\r\nForwarded: for=unknown;proto=gopher\r\n"
+                                      b"Connection: close\r\n\r\n"))
+    assert (env["REMOTE_ADDR"], env["wsgi.url_scheme"]) == ("127.0.0.1", "http")
+
+
+def test_proxy_headers_from_an_untrusted_peer_change_nothing():
+    with manygil.Server("serve_apps.plain:app", workers=1, bind="127.0.0.1:0", forwarded_allow_ips=()) as untrusting:
+        env = environ_of(exchange(untrusting, b"GET /environ HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 203.0.113.7\r\n"
+                                              b"X-Forwarded-Proto: https\r\nForwarded: for=1.2.3.4\r\n"
+                                              b"Connection: close\r\n\r\n"))
+    assert (env["REMOTE_ADDR"], env["wsgi.url_scheme"]) == ("127.0.0.1", "http")
+    assert env["HTTP_X_FORWARDED_FOR"] == "203.0.113.7"  # the application still sees the header itself

@@ -163,3 +163,17 @@ def test_a_unix_socket_behind_a_proxy(tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+@pytest.mark.parametrize("allow, expected", [("127.0.0.1", "203.0.113.9"), ("10.9.9.9", "127.0.0.1")])
+def test_forwarded_allow_ips_through_the_command(allow, expected):
+    served = Served("--forwarded-allow-ips", allow)
+    try:
+        out = subprocess.run(["curl", "-sS", "-H", "X-Forwarded-For: 203.0.113.9", "-H", "X-Forwarded-Proto: https",
+                              f"http://{served.host}:{served.port}/environ"],
+                             capture_output=True, text=True, timeout=60, check=True).stdout
+        env = json.loads(out)
+        assert env["REMOTE_ADDR"] == expected
+        assert env["wsgi.url_scheme"] == ("https" if expected != "127.0.0.1" else "http")
+    finally:
+        assert served.stop() == 0
