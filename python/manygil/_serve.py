@@ -126,15 +126,28 @@ def _load_failure(app: str, error: BrokenPool) -> str:
     return f"cannot load {app} in a worker: {text}"
 
 
-def _stop_with_the_supervisor(stop: threading.Event) -> None:
-    """Under `manygil serve`'s supervisor: stop when it is gone (the pipe it holds reaches EOF)."""
+def _ask_for_recycling(supervised: bool, max_requests: int) -> None:
+    import os
+
+    if not supervised:
+        print(f"manygil serve: max_requests={max_requests} reached, but only `manygil serve`'s supervisor can "
+              "replace the process: serving on", file=sys.stderr, flush=True)
+        return
+    print(f"manygil serve: {max_requests} requests per worker served: asking for a fresh process",
+          file=sys.stderr, flush=True)
+    os.kill(os.getppid(), signal.SIGHUP)  # the supervisor's graceful restart
+
+
+def _stop_with_the_supervisor(stop: threading.Event) -> bool:
+    """Under `manygil serve`'s supervisor: stop when it is gone (the pipe it holds reaches EOF).
+    Returns whether this process runs under it."""
     import os
 
     from ._supervisor import PARENT_PIPE_ENV
 
     fd = os.environ.pop(PARENT_PIPE_ENV, None)
     if fd is None or not fd.isdigit():
-        return
+        return False
 
     def watch() -> None:
         try:
@@ -145,20 +158,34 @@ def _stop_with_the_supervisor(stop: threading.Event) -> None:
         stop.set()  # first: with the supervisor gone, stderr (its pipe) may be gone too
 
     threading.Thread(target=watch, name="manygil.serve.parent", daemon=True).start()
+    return True
 
 
 def serve(app: str, *, graceful_timeout: float = 30.0, ready: Callable[[Server], object] | None = None,
-          **options: Any) -> None:
+          max_requests: int = 0, max_requests_jitter: int = 0, **options: Any) -> None:
     """Serves ``app`` until SIGTERM or SIGINT (when called from the main thread) and then stops
     gracefully: no more connections, requests in flight answered for up to ``graceful_timeout``
-    seconds. ``options`` are Server's. ``ready(server)`` is called once it listens."""
+    seconds. ``options`` are Server's. ``ready(server)`` is called once it listens.
+
+    ``max_requests`` (with up to ``max_requests_jitter`` more, chosen at random): once the process has
+    served that many requests per worker, it asks ``manygil serve``'s supervisor for a graceful
+    restart (a fresh process, every interpreter new, takes over before this one drains): gunicorn's
+    and granian's worker recycling for applications that leak. Without the supervisor it warns once.
+    """
+    if max_requests < 0 or max_requests_jitter < 0:
+        raise ValueError("max_requests and max_requests_jitter must be >= 0")
     server = Server(app, **options)
     stop = threading.Event()
     previous: dict[int, Any] = {}
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
             previous[sig] = signal.signal(sig, lambda signum, frame: stop.set())
-    _stop_with_the_supervisor(stop)
+    supervised = _stop_with_the_supervisor(stop)
+    recycle_at = 0
+    if max_requests:
+        import random
+
+        recycle_at = (max_requests + random.randint(0, max_requests_jitter)) * server.workers
     try:
         for address in server.addresses:
             where = address if address.startswith("unix:") else f"http://{address}"
@@ -166,7 +193,9 @@ def serve(app: str, *, graceful_timeout: float = 30.0, ready: Callable[[Server],
         if ready is not None:
             ready(server)
         while not stop.wait(0.2):
-            pass
+            if recycle_at and server.stats()["requests"] >= recycle_at:
+                recycle_at = 0  # once: the supervisor replaces this process
+                _ask_for_recycling(supervised, max_requests)
         try:
             print("manygil serve: stopping", file=sys.stderr, flush=True)
         except OSError:  # stderr was the supervisor's pipe, and the supervisor is gone

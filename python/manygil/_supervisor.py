@@ -111,10 +111,46 @@ def _why(code: int) -> str:
     return f"exited with status {code}"
 
 
+class _SourceWatcher:
+    """--reload: the modification times of the .py files under a directory (hidden directories,
+    __pycache__, virtual environments and site-packages left out), compared at each check."""
+
+    _SKIP = {"__pycache__", "site-packages", "node_modules", "venv"}
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self.seen = self._scan()
+
+    def _scan(self) -> dict[str, float]:
+        found: dict[str, float] = {}
+        for here, dirs, files in os.walk(self.root):
+            dirs[:] = [d for d in dirs if not d.startswith(".") and d not in self._SKIP]
+            for name in files:
+                if name.endswith(".py"):
+                    path = os.path.join(here, name)
+                    try:
+                        found[path] = os.stat(path).st_mtime
+                    except OSError:
+                        pass
+            if len(found) > 20_000:  # a huge tree: watch what was found so far
+                break
+        return found
+
+    def changed(self) -> str | None:
+        now = self._scan()
+        before, self.seen = self.seen, now
+        for path, mtime in now.items():
+            if before.get(path) != mtime:
+                return path
+        return next((path for path in before if path not in now), None)
+
+
 def supervise(child_argv: Sequence[str], binds: Sequence[str], *, backlog: int = 1024,
-              graceful_timeout: float = 30.0) -> int:
+              graceful_timeout: float = 30.0, reload: bool = False) -> int:
     """Runs ``child_argv`` followed by ``--bind fd://N`` for each of ``binds`` (listened on here) until
-    SIGTERM or SIGINT; restarts it whenever it dies. Returns the exit status for the command."""
+    SIGTERM or SIGINT; restarts it whenever it dies. With ``reload``, also restarts it gracefully when
+    a .py file under the current directory changes (development). Returns the exit status for the
+    command."""
     try:
         sockets = [listen(b, backlog) for b in binds]
     except (OSError, ValueError) as e:
@@ -134,12 +170,19 @@ def supervise(child_argv: Sequence[str], binds: Sequence[str], *, backlog: int =
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
     children: list[_Child] = [_Child(argv, fds, pipe_read)]
+    watcher = _SourceWatcher(os.getcwd()) if reload else None
+    next_check = time.monotonic() + 1.0
     backoff = 0.0
     status = 0
     try:
         while True:
             wake.wait(0.05)
             wake.clear()
+            if watcher is not None and time.monotonic() >= next_check:
+                next_check = time.monotonic() + 1.0
+                if (changed := watcher.changed()) is not None:
+                    _log(f"{os.path.relpath(changed)} changed")
+                    events.append("restart")
             while events:
                 event = events.pop(0)
                 if event == "stop":

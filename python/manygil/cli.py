@@ -65,6 +65,8 @@ def _server_argv(args):
     if args.access_log:
         argv.append("--access-log")
     argv += ["--forwarded-allow-ips", args.forwarded_allow_ips]
+    if args.max_requests:
+        argv += ["--max-requests", str(args.max_requests), "--max-requests-jitter", str(args.max_requests_jitter)]
     return argv
 
 
@@ -79,12 +81,17 @@ def _serve(args):
     if not args.no_supervisor:
         from ._supervisor import supervise
 
-        return supervise(_server_argv(args), binds, backlog=args.backlog, graceful_timeout=args.graceful_timeout)
+        return supervise(_server_argv(args), binds, backlog=args.backlog, graceful_timeout=args.graceful_timeout,
+                         reload=args.reload)
+    if args.reload:
+        print("manygil serve: --reload needs the supervisor (leave out --no-supervisor)", file=sys.stderr)
+        return 2
     try:
         serve(args.app, workers=args.workers, bind=binds, backlog=args.backlog,
               max_body=args.max_body, timeout=args.timeout, graceful_timeout=args.graceful_timeout,
               io_threads=args.io_threads, max_pending=args.max_pending, access_log=args.access_log,
-              forwarded_allow_ips=[ip.strip() for ip in args.forwarded_allow_ips.split(",") if ip.strip()])
+              forwarded_allow_ips=[ip.strip() for ip in args.forwarded_allow_ips.split(",") if ip.strip()],
+              max_requests=args.max_requests, max_requests_jitter=args.max_requests_jitter)
     except (AppLoadError, ValueError, OSError) as e:
         print(f"manygil serve: {e}", file=sys.stderr)
         return 1
@@ -140,6 +147,12 @@ def main(argv=None):
                        help="comma-separated proxy addresses (or *) whose Forwarded / X-Forwarded-For / "
                             "X-Forwarded-Proto headers set REMOTE_ADDR and wsgi.url_scheme (default "
                             "127.0.0.1,::1; a Unix-socket peer counts as one; '' for none)")
+    serve.add_argument("--max-requests", type=int, default=0, metavar="N", help="recycle: after N requests per "
+                       "worker, a fresh server process takes over gracefully (default 0: never)")
+    serve.add_argument("--max-requests-jitter", type=int, default=0, metavar="N", help="add up to N (at random) "
+                       "to --max-requests, so that servers do not recycle at once")
+    serve.add_argument("--reload", action="store_true", help="restart gracefully when a .py file under the "
+                       "current directory changes (development)")
     serve.add_argument("--no-supervisor", action="store_true", help="serve in this process, without the parent "
                        "that restarts the server when it dies (a crash then ends everything)")
     serve.set_defaults(run=_serve)

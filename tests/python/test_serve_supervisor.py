@@ -177,3 +177,54 @@ def test_forwarded_allow_ips_through_the_command(allow, expected):
         assert env["wsgi.url_scheme"] == ("https" if expected != "127.0.0.1" else "http")
     finally:
         assert served.stop() == 0
+
+
+def test_max_requests_recycles_the_process_without_a_gap():
+    served = Served("--max-requests", "5", "--max-requests-jitter", "2")  # 2 workers: 10 to 14 requests
+    try:
+        first = served.pid()
+        pids, failures = [], 0
+        for i in range(60):
+            try:
+                pids.append(served.pid())
+            except (OSError, http.client.HTTPException):
+                failures += 1
+            time.sleep(0.02)
+        assert failures == 0  # the new process took over before the old one stopped
+        assert len(set(pids)) >= 3 and pids[0] == first, pids  # 60 requests: recycled at least twice
+        assert "requests per worker served: asking for a fresh process" in "".join(served.lines)
+    finally:
+        assert served.stop() == 0
+
+
+def test_reload_restarts_when_the_application_changes(tmp_path):
+    app = tmp_path / "reloading_app.py"
+    app.write_text("def app(environ, start_response):\n"
+                   "    start_response('200 OK', [('Content-Type', 'text/plain')])\n"
+                   "    return [b'version 1']\n")
+    proc = subprocess.Popen([sys.executable, "-m", "manygil", "serve", "reloading_app:app", "--workers", "1",
+                             "--bind", "127.0.0.1:0", "--reload"], cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+    try:
+        address = re.search(r"http://(\S+)", proc.stderr.readline()).group(1)
+        host, port = address.rsplit(":", 1)
+
+        def body() -> bytes:
+            conn = http.client.HTTPConnection(host, int(port), timeout=30)
+            conn.request("GET", "/")
+            data = conn.getresponse().read()
+            conn.close()
+            return data
+
+        assert body() == b"version 1"
+        time.sleep(1.1)  # a new modification time, even on coarse file systems
+        app.write_text(app.read_text().replace("version 1", "version 2"))
+        deadline = time.monotonic() + 60
+        while body() != b"version 2" and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert body() == b"version 2"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0
+        assert "reloading_app.py changed" in proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
