@@ -180,6 +180,9 @@ struct ServerOptions {
     // late answer is dropped. Checked about every 200 ms.
     std::chrono::milliseconds response_timeout{0};
     bool access_log = false;                               // one line per response
+    // The access log line, in gunicorn's access_log_format atoms (src/http/access_log.hpp); empty:
+    // gunicorn's default, '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"'.
+    std::string access_log_format;
     // Where log lines go (one line, no newline), from I/O threads. Default: stderr.
     std::function<void(std::string_view)> log;
 };

@@ -48,6 +48,10 @@ class Server:
     ``bind``: "HOST:PORT", "[::1]:PORT", "unix:/path" (optionally "?mode=660") or "fd://N" (a
     listening socket this process inherited).
 
+    ``access_log`` writes a line per response to stderr in gunicorn's ``access_log_format`` atoms
+    (default gunicorn's: ``%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"``; an unknown atom
+    is a ValueError).
+
     Behind a reverse proxy: from the peers in ``forwarded_allow_ips`` (exact addresses, "*" for any;
     a Unix-socket peer counts as one unless the list is empty) the client's address and scheme in
     ``Forwarded`` or ``X-Forwarded-For``/``X-Forwarded-Proto`` become REMOTE_ADDR, REMOTE_PORT and
@@ -63,7 +67,8 @@ class Server:
                  access_log: bool = False, io_threads: int = 1, max_pending: int = 1024,
                  header_timeout: float = 10.0, keep_alive_timeout: float = 75.0,
                  max_header_bytes: int = 64 * 1024,
-                 forwarded_allow_ips: Sequence[str] = ("127.0.0.1", "::1")) -> None:
+                 forwarded_allow_ips: Sequence[str] = ("127.0.0.1", "::1"),
+                 access_log_format: str | None = None) -> None:
         if not isinstance(app, str) or not _APP_REF.match(app):
             raise ValueError(f"app must be 'module:attribute' (e.g. 'myapp:application'), not {app!r}")
         binds = [bind] if isinstance(bind, str) else list(bind)
@@ -81,7 +86,8 @@ class Server:
                 max_header_bytes=max_header_bytes, max_pending=max_pending, timeout=timeout,
                 header_timeout=header_timeout, keep_alive_timeout=keep_alive_timeout, access_log=access_log,
                 forwarded_allow_ips=[forwarded_allow_ips] if isinstance(forwarded_allow_ips, str)
-                else list(forwarded_allow_ips))
+                else list(forwarded_allow_ips),
+                access_log_format=access_log_format)
         except BaseException:
             self._pool.shutdown(wait=True)
             raise

@@ -64,6 +64,8 @@ def _server_argv(args):
         argv += ["--timeout", str(args.timeout)]
     if args.access_log:
         argv.append("--access-log")
+    if args.access_log_format is not None:
+        argv += ["--access-log-format", args.access_log_format]
     argv += ["--forwarded-allow-ips", args.forwarded_allow_ips]
     if args.max_requests:
         argv += ["--max-requests", str(args.max_requests), "--max-requests-jitter", str(args.max_requests_jitter)]
@@ -89,7 +91,9 @@ def _serve(args):
     try:
         serve(args.app, workers=args.workers, bind=binds, backlog=args.backlog,
               max_body=args.max_body, timeout=args.timeout, graceful_timeout=args.graceful_timeout,
-              io_threads=args.io_threads, max_pending=args.max_pending, access_log=args.access_log,
+              io_threads=args.io_threads, max_pending=args.max_pending,
+              access_log=args.access_log or args.access_log_format is not None,
+              access_log_format=args.access_log_format,
               forwarded_allow_ips=[ip.strip() for ip in args.forwarded_allow_ips.split(",") if ip.strip()],
               max_requests=args.max_requests, max_requests_jitter=args.max_requests_jitter)
     except (AppLoadError, ValueError, OSError) as e:
@@ -143,6 +147,9 @@ def main(argv=None):
     serve.add_argument("--max-pending", type=int, default=1024, help="requests with the workers at once before "
                        "the server stops reading and accepting (default 1024)")
     serve.add_argument("--access-log", action="store_true", help="log each request to stderr")
+    serve.add_argument("--access-log-format", default=None, metavar="FORMAT", help="the access log line in "
+                       "gunicorn's atoms (implies --access-log; default gunicorn's "
+                       "'%%(h)s %%(l)s %%(u)s %%(t)s \"%%(r)s\" %%(s)s %%(b)s \"%%(f)s\" \"%%(a)s\"')")
     serve.add_argument("--forwarded-allow-ips", default="127.0.0.1,::1", metavar="IPS",
                        help="comma-separated proxy addresses (or *) whose Forwarded / X-Forwarded-For / "
                             "X-Forwarded-Proto headers set REMOTE_ADDR and wsgi.url_scheme (default "

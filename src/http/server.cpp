@@ -28,6 +28,7 @@
 #include <unordered_map>
 #include <utility>
 
+#include "http/access_log.hpp"
 #include "http/request_parser.hpp"
 #include "http/response_head.hpp"
 
@@ -38,6 +39,7 @@ using Clock = std::chrono::steady_clock;
 struct Server::Shared {
     ServerOptions options;
     Handler* handler = nullptr;
+    std::optional<AccessLogFormat> access_format;  // set when options.access_log
     std::atomic<std::size_t> pending{0};
     std::atomic<bool> stopping{false};
     std::atomic<long long> grace_ms{0};
@@ -281,7 +283,7 @@ struct Connection {
     Clock::time_point last_activity = Clock::now(), request_started{};
     Clock::time_point handed_over{};  // when the Dispatched request went to the Handler (not while waiting)
     std::pair<std::string, std::uint16_t> remote, local;
-    std::string access_line;  // "METHOD target HTTP/x.y" when access_log is on
+    std::optional<AccessRecord> access;  // the dispatched request's parts, when access_log is on
 };
 
 // ---- one I/O thread -----------------------------------------------------------------------------
@@ -572,9 +574,14 @@ void IoThread::dispatch(Connection& c, Request request) {
     request.remote_port = c.remote.second;
     request.server_addr = c.local.first;
     request.server_port = c.local.second;
-    if (shared_->options.access_log) {
-        c.access_line = request.method + " " + request.target + " HTTP/" + std::to_string(request.version_major) + "." +
-                        std::to_string(request.version_minor);
+    if (shared_->access_format) {
+        AccessRecord& r = c.access.emplace();
+        r.remote = c.remote.first;
+        r.method = request.method;
+        r.target = request.target;
+        r.protocol = "HTTP/" + std::to_string(request.version_major) + "." + std::to_string(request.version_minor);
+        if (shared_->access_format->needs_request_headers()) r.request_headers = request.headers;
+        r.started = Clock::now();
     }
     if (shared_->pending.load() >= shared_->options.max_pending || !waiting_.empty()) {
         c.waiting = std::move(request);
@@ -623,12 +630,10 @@ void IoThread::complete(Completion completion) {
                 if (completion.stream) completion.stream->close();
                 return;
             }
-            if (shared_->options.access_log) {
-                shared_->log(format_address(c->remote) + " \"" + c->access_line + "\" " +
-                             std::to_string(response.status) + " " +
-                             (response.stream ? std::string("-")
-                                              : std::to_string(response.body.size() +
-                                                               (response.file ? response.file->length : 0))));
+            if (shared_->access_format && c->access) {
+                std::optional<std::uint64_t> bytes;
+                if (!response.stream) bytes = response.body.size() + (response.file ? response.file->length : 0);
+                shared_->log(shared_->access_format->render(*c->access, response.status, bytes, response.headers));
             }
             bool keep_alive = c->keep_alive && !response.close && !shared_->stopping.load();
             if (!response.stream) return write_response(*c, std::move(response), keep_alive);
@@ -923,6 +928,11 @@ Server::Server(ServerOptions options, Handler& handler) : shared_(std::make_shar
     if (options.max_pending == 0) options.max_pending = 1;
     shared_->options = std::move(options);
     shared_->handler = &handler;
+    if (shared_->options.access_log) {  // an unknown atom is refused here, before anything listens
+        shared_->access_format.emplace(shared_->options.access_log_format.empty()
+                                           ? kDefaultAccessLogFormat
+                                           : std::string_view(shared_->options.access_log_format));
+    }
     const ServerOptions& o = shared_->options;
 
     // Listeners: one set per I/O thread (SO_REUSEPORT) when there are several. A Unix or inherited

@@ -19,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "http/access_log.hpp"
 #include "http/request_parser.hpp"
 #include "loopback_client.hpp"
 #include "manygil/http.hpp"
@@ -764,6 +765,29 @@ TEST(HttpServer, AHandlerThatDoesNotAnswerInTimeGets504AndItsLateAnswerIsDropped
     send_all(again, "GET /next HTTP/1.1\r\nHost: h\r\n\r\n");
     EXPECT_NE(read_responses(again, 1).find("GET /next "), std::string::npos);
     close(again);
+}
+
+TEST(AccessLog, GunicornsAtomsRender) {
+    manygil::http::AccessRecord r;
+    r.remote = "203.0.113.7";
+    r.method = "GET";
+    r.target = "/p?q=1";
+    r.protocol = "HTTP/1.1";
+    r.request_headers = {{"User-Agent", "curl/7.88"}, {"X-Id", "42"}};
+    r.started = std::chrono::steady_clock::now() - 1500ms;
+    manygil::http::AccessLogFormat standard;
+    EXPECT_TRUE(standard.needs_request_headers());
+    std::string line = standard.render(r, 200, 12, {});
+    EXPECT_EQ(line.substr(0, 17), "203.0.113.7 - - [");
+    EXPECT_NE(line.find(" +0000] \"GET /p?q=1 HTTP/1.1\" 200 12 \"-\" \"curl/7.88\""), std::string::npos) << line;
+    manygil::http::AccessLogFormat custom("%(m)s %(U)s %(q)s %(H)s %(s)s %(B)s %(b)s %(T)s %(M)s %({x-id}i)s "
+                                          "%({Content-Type}o)s %({MANYGIL_NO_SUCH_VAR}e)s 100%%");
+    EXPECT_EQ(custom.render(r, 404, std::nullopt, {{"Content-Type", "text/plain"}}),
+              "GET /p q=1 HTTP/1.1 404 - - 1 1500 42 text/plain - 100%");
+    manygil::http::AccessLogFormat no_headers("%(h)s %(s)s");
+    EXPECT_FALSE(no_headers.needs_request_headers());
+    EXPECT_THROW(manygil::http::AccessLogFormat("%(zz)s"), std::invalid_argument);
+    EXPECT_THROW(manygil::http::AccessLogFormat("%(h"), std::invalid_argument);
 }
 
 }  // namespace

@@ -228,3 +228,21 @@ def test_reload_restarts_when_the_application_changes(tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_access_log_format_in_gunicorns_atoms():
+    served = Served("--access-log-format", "%(m)s %(U)s %(q)s %(s)s %({user-agent}i)s %({content-type}o)s")
+    try:
+        subprocess.run(["curl", "-sS", "-A", "tester/1", f"http://{served.host}:{served.port}/fmt?x=1"],
+                       capture_output=True, timeout=60, check=True)
+        deadline = time.monotonic() + 30
+        while not any("GET /fmt x=1 200 tester/1 application/json" in line for line in served.lines):
+            assert time.monotonic() < deadline, served.lines
+            time.sleep(0.05)
+    finally:
+        assert served.stop() == 0
+    bad = subprocess.run([sys.executable, "-m", "manygil", "serve", "serve_apps.plain:app", "--workers", "1",
+                          "--bind", "127.0.0.1:0", "--access-log-format", "%(zz)s"], cwd=APPS,
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 1
+    assert "unknown atom '%(zz)s'" in bad.stderr and "not restarting" in bad.stderr
