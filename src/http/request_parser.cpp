@@ -10,12 +10,6 @@ namespace manygil::http {
 
 namespace {
 
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-    return s;
-}
-
 // RFC 9110 5.6.2: tchar, the characters of a token (a method, a header name).
 bool is_tchar(char c) noexcept {
     if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
@@ -101,6 +95,12 @@ std::string unknown_method(std::string_view bytes) {
 }
 
 }  // namespace
+
+std::string_view trim_ows(std::string_view s) noexcept {
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+    return s;
+}
 
 bool iequals(std::string_view a, std::string_view b) noexcept {
     if (a.size() != b.size()) return false;
@@ -249,7 +249,7 @@ int RequestParser::on_headers_complete() {
     Request& r = request_;
     r.version_major = llhttp_get_http_major(p);
     r.version_minor = llhttp_get_http_minor(p);
-    for (Header& h : r.headers) h.value = std::string(trim(h.value));
+    for (Header& h : r.headers) h.value = std::string(trim_ows(h.value));
 
     if (r.version_major != 1) {
         fail(505, "HTTP/" + std::to_string(r.version_major) + "." + std::to_string(r.version_minor) +
@@ -283,7 +283,7 @@ int RequestParser::on_headers_complete() {
             std::string_view rest = h.value;
             while (!rest.empty()) {
                 std::size_t comma = rest.find(',');
-                std::string_view coding = trim(rest.substr(0, comma));
+                std::string_view coding = trim_ows(rest.substr(0, comma));
                 if (!iequals(coding, "chunked")) {
                     fail(501, "Transfer-Encoding '" + std::string(coding) + "' is not supported (only chunked)");
                     return HPE_USER;

@@ -20,10 +20,14 @@
 #include <cstddef>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "manygil/http.hpp"
 
 namespace manygil::http {
+
+// `s` without the optional whitespace (SP, HTAB: RFC 9110 5.6.3's OWS) at either end.
+std::string_view trim_ows(std::string_view s) noexcept;
 
 
 class RequestParser {

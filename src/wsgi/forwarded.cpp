@@ -4,15 +4,13 @@
 #include <optional>
 #include <string_view>
 
+#include "http/request_parser.hpp"
+
 namespace manygil::wsgi {
 
 namespace {
 
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-    return s;
-}
+using http::trim_ows;
 
 // Splits at `sep` outside double quotes.
 std::vector<std::string_view> split(std::string_view s, char sep) {
@@ -22,11 +20,11 @@ std::vector<std::string_view> split(std::string_view s, char sep) {
     for (std::size_t i = 0; i < s.size(); ++i) {
         if (s[i] == '"') quoted = !quoted;
         else if (s[i] == sep && !quoted) {
-            out.push_back(trim(s.substr(start, i - start)));
+            out.push_back(trim_ows(s.substr(start, i - start)));
             start = i + 1;
         }
     }
-    out.push_back(trim(s.substr(start)));
+    out.push_back(trim_ows(s.substr(start)));
     return out;
 }
 
@@ -104,7 +102,7 @@ void apply_proxy_headers(http::Request& r, const std::vector<std::string>& trust
             for (std::string_view pair : split(element, ';')) {
                 auto eq = pair.find('=');
                 if (eq == std::string_view::npos) continue;
-                std::string_view key = trim(pair.substr(0, eq)), value = trim(pair.substr(eq + 1));
+                std::string_view key = trim_ows(pair.substr(0, eq)), value = trim_ows(pair.substr(eq + 1));
                 if (http::iequals(key, "for")) node = parse_node(value);
                 else if (http::iequals(key, "proto")) proto = parse_proto(value);
             }
