@@ -18,6 +18,9 @@ from pathlib import Path
 import pytest
 
 APPS = Path(__file__).parent
+# curl without the sanitizer runtimes `make sanitize` preloads into Python (preloaded into curl, they
+# hang it), as in test_serve.py.
+CURL_ENV = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
 
 
 class Served:
@@ -94,7 +97,9 @@ def test_a_crash_costs_only_the_requests_in_flight():
         assert after and answered / len(after) >= 0.8, after
         assert served.pid() != before  # a new server process answers
         log = "".join(served.lines)
-        assert "killed by SIGSEGV" in log and "starting a new server process on the same sockets" in log
+        # SIGSEGV; under `make sanitize` ASan's handler takes the signal and exits with status 1.
+        assert "killed by SIGSEGV" in log or "exited with status" in log, log
+        assert "starting a new server process on the same sockets" in log
         assert "plain.py" in log  # faulthandler's stack of the crashing request, in the report
     finally:
         assert served.stop() == 0
@@ -152,10 +157,10 @@ def test_a_unix_socket_behind_a_proxy(tmp_path):
         assert f"unix:{path}" in line, line
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o660
         out = subprocess.run(["curl", "-sS", "--unix-socket", str(path), "http://localhost/over-unix"],
-                             capture_output=True, text=True, timeout=60, check=True).stdout
+                             capture_output=True, text=True, timeout=60, check=True, env=CURL_ENV).stdout
         assert json.loads(out)["path"] == "/over-unix"
         env = json.loads(subprocess.run(["curl", "-sS", "--unix-socket", str(path), "http://localhost/environ"],
-                                        capture_output=True, text=True, timeout=60, check=True).stdout)
+                                        capture_output=True, text=True, timeout=60, check=True, env=CURL_ENV).stdout)
         assert env["REMOTE_ADDR"] == ""  # a Unix socket's peer has no address
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(60) == 0
@@ -171,7 +176,7 @@ def test_forwarded_allow_ips_through_the_command(allow, expected):
     try:
         out = subprocess.run(["curl", "-sS", "-H", "X-Forwarded-For: 203.0.113.9", "-H", "X-Forwarded-Proto: https",
                               f"http://{served.host}:{served.port}/environ"],
-                             capture_output=True, text=True, timeout=60, check=True).stdout
+                             capture_output=True, text=True, timeout=60, check=True, env=CURL_ENV).stdout
         env = json.loads(out)
         assert env["REMOTE_ADDR"] == expected
         assert env["wsgi.url_scheme"] == ("https" if expected != "127.0.0.1" else "http")
@@ -184,14 +189,15 @@ def test_max_requests_recycles_the_process_without_a_gap():
     try:
         first = served.pid()
         pids, failures = [], 0
-        for i in range(60):
+        deadline = time.monotonic() + 180  # a fresh process starts in well under a second, unloaded
+        while len(set(pids)) < 3 and time.monotonic() < deadline:
             try:
                 pids.append(served.pid())
             except (OSError, http.client.HTTPException):
                 failures += 1
             time.sleep(0.02)
         assert failures == 0  # the new process took over before the old one stopped
-        assert len(set(pids)) >= 3 and pids[0] == first, pids  # 60 requests: recycled at least twice
+        assert len(set(pids)) >= 3 and pids[0] == first, pids  # recycled at least twice
         assert "requests per worker served: asking for a fresh process" in "".join(served.lines)
     finally:
         assert served.stop() == 0
@@ -234,7 +240,7 @@ def test_access_log_format_in_gunicorns_atoms():
     served = Served("--access-log-format", "%(m)s %(U)s %(q)s %(s)s %({user-agent}i)s %({content-type}o)s")
     try:
         subprocess.run(["curl", "-sS", "-A", "tester/1", f"http://{served.host}:{served.port}/fmt?x=1"],
-                       capture_output=True, timeout=60, check=True)
+                       capture_output=True, timeout=60, check=True, env=CURL_ENV)
         deadline = time.monotonic() + 30
         while not any("GET /fmt x=1 200 tester/1 application/json" in line for line in served.lines):
             assert time.monotonic() < deadline, served.lines
