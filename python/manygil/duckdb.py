@@ -84,7 +84,7 @@ def _function_spec(fn: Callable[..., Any]) -> str | tuple[bytes, str]:
 
     if not callable(fn):
         raise TypeError(f"{fn!r} is not callable")
-    if getattr(fn, "__module__", None) == "__main__":
+    if getattr(fn, "__module__", None) in ("__main__", "__mp_main__"):  # also the script re-run by spawn
         # By value first: DuckDB scripts seldom guard their queries with `if __name__ == "__main__":`,
         # and re-running the script in every worker would run them there (and load its data again).
         # What cannot be pickled (a global connection...) goes by name, the script re-run as Pool does.

@@ -376,7 +376,10 @@ ExportedArray run_slices(Pool& pool, const Function& function, const std::vector
         std::int64_t begin = rows * s / slices, end = rows * (s + 1) / slices;
         SliceContext ctx{detail::next_task_id(), stop.get()};
         // The job owns a reference to the Stop and keeps the interrupter registered while it runs.
-        auto run = [columns, begin, end, slice, ctx, stop, interrupter = pool.interrupter(ctx.task)] {
+        // Only a call with a Stop needs its slices' interrupters (Pool::interrupt_running reaches them anyway).
+        std::function<bool(const std::string&)> interrupter;
+        if (stop) interrupter = pool.interrupter(ctx.task);
+        auto run = [columns, begin, end, slice, ctx, stop, interrupter = std::move(interrupter)] {
             if (ctx.stop_requested()) ctx.throw_stopped();  // not started: skipped
             if (!stop) return slice(*columns, begin, end, ctx);
             std::uint64_t token = StopAccess::enter(*stop, interrupter);

@@ -383,3 +383,14 @@ def test_types_given_as_duckdbs_type_objects(con, pool):
     import decimal
 
     assert got == [({"n": 7, "tags": ["ab", "AB"], "d": decimal.Decimal("1.25")},)]
+
+
+def test_functions_of_the_script_re_run_by_spawn_go_by_value():
+    # Under forkserver/spawn, a script without the __main__ guard runs again as __mp_main__, and its
+    # UDFs then belong to that module, which the workers cannot import by name.
+    def score(a, b):
+        return a + b
+
+    score.__module__ = "__mp_main__"
+    spec = mgd._function_spec(score)
+    assert isinstance(spec, tuple) and isinstance(spec[0], bytes) and "by value" in spec[1]
