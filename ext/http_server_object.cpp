@@ -103,9 +103,10 @@ PyObject* server_new(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
             return nullptr;
         }
         wsgi_options.timeout = std::chrono::duration<double>(seconds);
-        // The worker interrupts the call at `timeout` and answers 504 itself; a call that does not
-        // come back to bytecode (blocked in C) is answered 504 by the front end a second later.
-        options.response_timeout = millis(seconds + 1.0);
+        // The worker interrupts the call at `timeout` and answers 504 itself (within milliseconds);
+        // a call that does not come back to bytecode (blocked in C) is answered 504 by the front end
+        // half a second later.
+        options.response_timeout = millis(seconds + 0.5);
     }
 
     PyObject* self = type->tp_alloc(type, 0);

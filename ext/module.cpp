@@ -82,6 +82,11 @@ PyObject* py_worker_index(PyObject*, PyObject*) {
     return PyLong_FromSize_t(*index);
 }
 
+PyObject* py_note_jobs_on_fatal_signals(PyObject*, PyObject*) {
+    Runtime::note_jobs_on_fatal_signals();
+    Py_RETURN_NONE;
+}
+
 PyObject* py_dropped_pools(PyObject*, PyObject*) { return PyLong_FromSize_t(dropped_pools()); }
 
 PyObject* py_live_buffers(PyObject*, PyObject*) { return PyLong_FromSize_t(SharedBuffer::live_blocks()); }
@@ -168,6 +173,9 @@ PyMethodDef module_methods[] = {
      "This worker's index in its pool (0 .. max_workers-1), or None outside a worker thread."},
     {"in_main_interpreter", py_in_main_interpreter, METH_NOARGS,
      "True in the main interpreter, False in a manygil worker."},
+    {"_note_jobs_on_fatal_signals", py_note_jobs_on_fatal_signals, METH_NOARGS,
+     "On SIGSEGV, SIGBUS, SIGILL, SIGFPE or SIGABRT, write which worker and job it hit to stderr, then "
+     "hand the signal to the handler installed before (call after faulthandler.enable())."},
     {nullptr, nullptr, 0, nullptr},
 };
 

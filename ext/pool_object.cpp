@@ -127,7 +127,8 @@ bool check_open(PoolObject* self) {
     return false;
 }
 
-// Pool(workers: int, init_source: str, pickler, name: str = "pool", reuse: bool = False)
+// Pool(workers: int, init_source: str, pickler, name: str = "pool", reuse: bool = False,
+//      replace_stuck_after: float | None = None)
 int pool_init(PyObject* op, PyObject* args, PyObject* kwargs) {
     auto* self = as_pool(op);
     Py_ssize_t workers;
@@ -135,10 +136,21 @@ int pool_init(PyObject* op, PyObject* args, PyObject* kwargs) {
     PyObject* pickler;
     const char* name = "pool";
     int reuse = 0;
-    static const char* kw[] = {"workers", "init_source", "pickler", "name", "reuse", nullptr};
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "nsO|sp", const_cast<char**>(kw), &workers, &init_source, &pickler,
-                                     &name, &reuse)) {
+    PyObject* stuck_after = Py_None;
+    static const char* kw[] = {"workers", "init_source", "pickler", "name", "reuse", "replace_stuck_after", nullptr};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "nsO|spO", const_cast<char**>(kw), &workers, &init_source,
+                                     &pickler, &name, &reuse, &stuck_after)) {
         return -1;
+    }
+    std::optional<std::chrono::milliseconds> replace_stuck_after;
+    if (stuck_after != Py_None) {
+        double seconds = PyFloat_AsDouble(stuck_after);
+        if (seconds == -1.0 && PyErr_Occurred()) return -1;
+        if (!(seconds > 0)) {
+            PyErr_SetString(PyExc_ValueError, "replace_stuck_after must be > 0 or None");
+            return -1;
+        }
+        replace_stuck_after = std::chrono::milliseconds(std::max<long long>(1, static_cast<long long>(seconds * 1000)));
     }
     if (self->pool) {
         PyErr_SetString(PyExc_RuntimeError, "Pool.__init__ called twice");
@@ -164,7 +176,9 @@ int pool_init(PyObject* op, PyObject* args, PyObject* kwargs) {
         pool = new Pool(runtime(), {.workers = static_cast<std::size_t>(workers),
                                     .initializer = Initializer::source(std::move(source)),
                                     .name = pool_name,
-                                    .reuse_interpreters = reuse != 0});
+                                    .reuse_interpreters = reuse != 0,
+                                    .replace_stuck_after = replace_stuck_after,
+                                    .on_stuck = {}});
     } catch (const std::exception& e) {
         error = e.what();
     }
@@ -338,20 +352,11 @@ PyObject* pool_broken(PyObject* op, PyObject*) {
     return PyUnicode_FromStringAndSize(why->data(), static_cast<Py_ssize_t>(why->size()));
 }
 
-// stats() -> {"workers": [...], "queued": n}
-PyObject* pool_stats(PyObject* op, PyObject*) {
-    auto* self = as_pool(op);
-    if (!check_open(self)) return nullptr;
-    PoolStats stats;
-    try {
-        stats = self->pool->stats();
-    } catch (const std::exception& e) {
-        PyErr_SetString(PyExc_RuntimeError, e.what());
-        return nullptr;
-    }
+// A list of one dict per worker, for stats().
+detail::PyRef worker_dicts(const std::vector<WorkerStats>& stats) {
     detail::PyRef workers(PyList_New(0));
-    if (!workers) return nullptr;
-    for (const WorkerStats& w : stats.workers) {
+    if (!workers) return {};
+    for (const WorkerStats& w : stats) {
         detail::PyRef current;
         if (w.current) {
             const RunningTask& t = *w.current;
@@ -370,10 +375,28 @@ PyObject* pool_stats(PyObject* op, PyObject*) {
                                                     "tasks_failed", static_cast<unsigned long long>(w.tasks_failed),
                                                     "busy_s", w.busy_seconds, "current", current.get())
                                     : nullptr);
-        if (!entry) return nullptr;
-        if (PyList_Append(workers.get(), entry.get()) < 0) return nullptr;
+        if (!entry) return {};
+        if (PyList_Append(workers.get(), entry.get()) < 0) return {};
     }
-    return Py_BuildValue("{s:O,s:n}", "workers", workers.get(), "queued", static_cast<Py_ssize_t>(stats.queued));
+    return workers;
+}
+
+// stats() -> {"workers": [...], "queued": n, "replaced": n, "stuck": [...]}
+PyObject* pool_stats(PyObject* op, PyObject*) {
+    auto* self = as_pool(op);
+    if (!check_open(self)) return nullptr;
+    PoolStats stats;
+    try {
+        stats = self->pool->stats();
+    } catch (const std::exception& e) {
+        PyErr_SetString(PyExc_RuntimeError, e.what());
+        return nullptr;
+    }
+    detail::PyRef workers = worker_dicts(stats.workers);
+    detail::PyRef stuck = workers ? worker_dicts(stats.stuck) : detail::PyRef();
+    if (!stuck) return nullptr;
+    return Py_BuildValue("{s:O,s:n,s:n,s:O}", "workers", workers.get(), "queued", static_cast<Py_ssize_t>(stats.queued),
+                         "replaced", static_cast<Py_ssize_t>(stats.replaced), "stuck", stuck.get());
 }
 
 // dump_stacks(timeout: float) -> [str | None]
@@ -467,7 +490,7 @@ PyMethodDef pool_methods[] = {
     {"broken", pool_broken, METH_NOARGS, "broken() -> None, or why the pool is broken"},
     {"interpreter_ids", pool_interpreter_ids, METH_NOARGS, "interpreter_ids() -> list[int]"},
     {"is_shut_down", pool_is_shut_down, METH_NOARGS, "True once every worker has ended its interpreter"},
-    {"stats", pool_stats, METH_NOARGS, "stats() -> {'workers': [...], 'queued': n}"},
+    {"stats", pool_stats, METH_NOARGS, "stats() -> {'workers': [...], 'queued': n, 'replaced': n, 'stuck': [...]}"},
     {"dump_stacks", pool_dump_stacks, METH_O, "dump_stacks(timeout) -> [str | None], one per worker"},
     {"wait_finished", pool_wait_finished, METH_O, "wait_finished(timeout) -> bool: every worker has ended"},
     {"interrupt_running", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(pool_interrupt_running)),

@@ -67,7 +67,7 @@ struct RunningTask {
 };
 
 struct WorkerStats {
-    std::size_t index = 0;
+    std::size_t index = 0;           // for a stuck worker: the index it had (a new worker has it now)
     std::int64_t interpreter_id = -1;
     std::uint64_t tasks_done = 0, tasks_failed = 0;
     double busy_seconds = 0;
@@ -77,6 +77,22 @@ struct WorkerStats {
 struct PoolStats {
     std::vector<WorkerStats> workers;
     std::size_t queued = 0;  // tasks waiting for a worker
+    // Workers replaced because they were stuck (PoolOptions::replace_stuck_after), since the start,
+    // and those among them whose call still runs (they end when it returns).
+    std::size_t replaced = 0;
+    std::vector<WorkerStats> stuck;
+};
+
+// A worker found stuck and replaced (PoolOptions::replace_stuck_after), as reported to on_stuck.
+struct StuckWorker {
+    std::string pool;                  // PoolOptions::name
+    std::size_t index = 0;             // the index it had; its replacement has it now
+    std::int64_t interpreter_id = -1;
+    std::string what;                  // the job it runs, e.g. "module:function" or "WSGI GET /path"
+    double interrupt_pending_seconds = 0;
+    // Its Python stack, innermost call last; nullopt when its GIL could not be had (C code that keeps
+    // it).
+    std::optional<std::string> stack;
 };
 
 struct PoolOptions {
@@ -91,6 +107,17 @@ struct PoolOptions {
     // imported, and the modules' state; it runs this pool's initializer. Only interpreters whose tasks
     // left no thread running and no atexit callback park. Runtime::close() ends parked interpreters.
     bool reuse_interpreters = false;
+    // Stuck workers: a worker whose call still runs this long after an interrupt was sent to it (a
+    // timeout, interrupt(), interrupt_running()) is stuck in code that never returns to Python
+    // bytecode (time.sleep, a blocking read in C). It is replaced by a new worker (a new interpreter,
+    // the initializer run again) so the pool keeps its size; the stuck one finishes its call, which
+    // settles its task as usual, and then ends its interpreter instead of taking more work. stats()
+    // lists it under `stuck` until then. shutdown(wait=true) and Runtime::close() still wait for it.
+    // Checked by a watchdog thread of the pool (about 10 times a second). nullopt: never replaced.
+    std::optional<std::chrono::milliseconds> replace_stuck_after;
+    // Told about each replacement, on the watchdog thread, without any GIL (it must not block long;
+    // it must not call back into this pool's shutdown()). Unset: a message to stderr with the stack.
+    std::function<void(const StuckWorker&)> on_stuck;
 };
 
 class Pool {

@@ -87,6 +87,14 @@ public:
     // The Runtime that exists now, or nullptr.
     static Runtime* current() noexcept;
 
+    // Makes a crash say what it hit: installs handlers for SIGSEGV, SIGBUS, SIGILL, SIGFPE and SIGABRT
+    // that write one line to stderr, "manygil: fatal SIGSEGV in <pool> worker <i> while running <job>"
+    // (the job as stats() names it: "module:function", "WSGI GET /path"), then give the signal to the
+    // handler installed before (Python's faulthandler, a sanitizer's, or the default action): call it
+    // after installing those. Process-wide and idempotent; any thread, no GIL needed; does not need a
+    // Runtime to exist. `manygil serve` does it in its server process.
+    static void note_jobs_on_fatal_signals();
+
 private:
     friend class detail::WorkerGroup;
     void adopt(const std::shared_ptr<detail::WorkerGroup>& group);

@@ -241,7 +241,7 @@ class Pool(Executor):
     """A pool of own-GIL interpreters, one per worker thread, behind the concurrent.futures API.
 
     Pool(max_workers=None, thread_name_prefix="", initializer=None, initargs=(), *, fallback=None,
-         reuse_interpreters=True)
+         reuse_interpreters=True, replace_stuck_after=None)
 
     ``max_workers`` defaults to the number of usable CPUs. Each worker's thread is named
     ``f"{thread_name_prefix}_{index}"`` (default prefix "manygil.Pool-N"), as ThreadPoolExecutor
@@ -260,7 +260,14 @@ class Pool(Executor):
     reused interpreter keeps the modules earlier tasks imported, and their state (as a
     ThreadPoolExecutor's threads share them); sys.path, thread names and the initializer are set anew.
     Interpreters whose tasks left threads running or atexit callbacks registered are not kept.
-    False: every worker creates a fresh interpreter and ends it at shutdown. Functions are sent by
+    False: every worker creates a fresh interpreter and ends it at shutdown.
+
+    ``replace_stuck_after`` (seconds): a worker whose call still runs that long after an interrupt
+    (a task's timeout, ``interrupt()``, ``cancel()`` of a running task) is stuck in C code that never
+    returns to Python (``time.sleep``, a blocking read). It is replaced by a new worker, so the pool
+    keeps its size, and reported on stderr with its stack; the stuck one finishes its call (its
+    future settles as usual) and then ends. ``stats()["replaced"]`` and ``stats()["stuck"]`` show
+    them; ``shutdown(wait=True)`` still waits for a stuck call. None (default): never replaced. Functions are sent by
     reference when workers can import them, else pickled by value (lambdas, closures, REPL code);
     arguments and results of the native types (None, bool, int, float, str, bytes, tuple, list,
     dict) cross without pickle, anything else is pickled. Exceptions are re-raised as their own type
@@ -271,7 +278,8 @@ class Pool(Executor):
 
     def __init__(self, max_workers: int | None = None, thread_name_prefix: str = "",
                  initializer: Callable[..., object] | None = None, initargs: tuple[Any, ...] = (), *,
-                 fallback: Literal["main", "process"] | None = None, reuse_interpreters: bool = True) -> None:
+                 fallback: Literal["main", "process"] | None = None, reuse_interpreters: bool = True,
+                 replace_stuck_after: float | None = None) -> None:
         if not _core.in_main_interpreter():
             _refuse_nested_pool()
         if fallback not in (None, "main", "process"):
@@ -280,6 +288,12 @@ class Pool(Executor):
             max_workers = default_workers()
         elif max_workers <= 0:
             raise ValueError("max_workers must be greater than 0")
+        if replace_stuck_after is not None:
+            if isinstance(replace_stuck_after, bool) or not isinstance(replace_stuck_after, (int, float)):
+                raise TypeError("replace_stuck_after must be a number of seconds or None, not "
+                                f"{type(replace_stuck_after).__name__}")
+            if not replace_stuck_after > 0:
+                raise ValueError(f"replace_stuck_after must be > 0, not {replace_stuck_after!r}")
         if initializer is not None and not callable(initializer):
             raise TypeError("initializer must be a callable")
         if not isinstance(thread_name_prefix, str):
@@ -291,7 +305,8 @@ class Pool(Executor):
         self._fallback_lock = threading.Lock()
         self._fallbacks = 0
         self._core = _core.Pool(max_workers, _setup_source(initializer, initargs, self._thread_name_prefix),
-                                _shipping.dumps, self._thread_name_prefix, bool(reuse_interpreters))
+                                _shipping.dumps, self._thread_name_prefix, bool(reuse_interpreters),
+                                None if replace_stuck_after is None else float(replace_stuck_after))
         _lifecycle.register(self)
 
     @property
@@ -423,11 +438,14 @@ class Pool(Executor):
         return self._submit(fn, tuple(args), dict(kwargs) if kwargs else None, None if timeout is None else float(timeout))
 
     def stats(self) -> dict[str, Any]:
-        """What each worker did and does: a dict ``{"workers": [...], "queued": n, "fallbacks": n}``, one entry per
-        worker: ``worker`` (index), ``interpreter_id``, ``tasks_done``, ``tasks_failed``, ``busy_s``
-        (seconds spent running tasks), ``current`` (None when idle, else ``task`` (its function),
-        ``running_s``, ``interruptible``, ``interrupt_pending_s``: seconds since an interrupt that
-        has not stopped it yet, or None)."""
+        """What each worker did and does: a dict ``{"workers": [...], "queued": n, "fallbacks": n,
+        "replaced": n, "stuck": [...]}``, one entry per worker: ``worker`` (index), ``interpreter_id``,
+        ``tasks_done``, ``tasks_failed``, ``busy_s`` (seconds spent running tasks), ``current`` (None
+        when idle, else ``task`` (its function), ``running_s``, ``interruptible``,
+        ``interrupt_pending_s``: seconds since an interrupt that has not stopped it yet, or None).
+        ``replaced`` counts the workers replaced because they were stuck (``replace_stuck_after``);
+        ``stuck`` lists those whose call still runs, as entries like the workers' (``worker`` is the
+        index they had)."""
         stats = self._core.stats()
         stats["fallbacks"] = self._fallbacks
         return stats

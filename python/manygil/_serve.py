@@ -28,6 +28,8 @@ __all__ = ["AppLoadError", "Server", "serve"]
 
 _APP_REF = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 _REFUSED = re.compile(_compat_probe.REFUSAL_PATTERN)
+# Seconds a request may ignore its timeout's interrupt (blocked in C) before its worker is replaced.
+STUCK_AFTER = 1.0
 
 
 class AppLoadError(ImportError):
@@ -42,7 +44,11 @@ class Server:
     ``workers`` own-GIL interpreters (default: the usable CPUs) each import the application once
     and serve one request at a time; ``io_threads`` C++ threads do all the network I/O. Requests
     over ``max_body`` bytes are refused (413); a request that runs past ``timeout`` seconds is
-    interrupted (504). At most ``max_pending`` requests are with the workers at once; beyond that
+    interrupted (504); one blocked in C code that the interrupt cannot reach is answered 504 by the
+    front end half a second later, and STUCK_AFTER (1) second after the interrupt its worker is replaced
+    by a new interpreter (reported on stderr with its stack; ``stats()["pool"]["replaced"]`` and
+    ``["stuck"]``), so the server keeps its capacity; the stuck one ends when its call returns.
+    At most ``max_pending`` requests are with the workers at once; beyond that
     the server stops reading and accepting until they catch up. A client gets ``header_timeout``
     seconds to send a request, an idle keep-alive connection ``keep_alive_timeout`` seconds.
     ``bind``: "HOST:PORT", "[::1]:PORT", "unix:/path" (optionally "?mode=660") or "fd://N" (a
@@ -74,7 +80,10 @@ class Server:
         binds = [bind] if isinstance(bind, str) else list(bind)
         if not binds:
             raise ValueError("bind needs at least one 'HOST:PORT'")
-        self._pool = Pool(workers, thread_name_prefix="manygil.serve", initializer=_wsgi.load_app, initargs=(app,))
+        # With a timeout, a worker whose request ignores the interrupt (blocked in C) for
+        # STUCK_AFTER more seconds is replaced, so the server keeps its capacity (stats()["pool"]).
+        self._pool = Pool(workers, thread_name_prefix="manygil.serve", initializer=_wsgi.load_app, initargs=(app,),
+                          replace_stuck_after=STUCK_AFTER if timeout is not None else None)
         try:
             self._pool.wait_ready()
         except BrokenPool as e:
@@ -177,10 +186,16 @@ def serve(app: str, *, graceful_timeout: float = 30.0, ready: Callable[[Server],
     served that many requests per worker, it asks ``manygil serve``'s supervisor for a graceful
     restart (a fresh process, every interpreter new, takes over before this one drains): gunicorn's
     and granian's worker recycling for applications that leak. Without the supervisor it warns once.
+
+    It installs the process's fatal-signal notes (``SIGSEGV`` and the like write which worker and
+    request they hit to stderr, then go on to the handler installed before, e.g. faulthandler's).
     """
     if max_requests < 0 or max_requests_jitter < 0:
         raise ValueError("max_requests and max_requests_jitter must be >= 0")
     server = Server(app, **options)
+    # A crash (a C extension's SIGSEGV) then names the worker and the request it hit on stderr,
+    # before faulthandler's traceback: the supervisor quotes it.
+    _core._note_jobs_on_fatal_signals()
     stop = threading.Event()
     previous: dict[int, Any] = {}
     if threading.current_thread() is threading.main_thread():

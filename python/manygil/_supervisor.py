@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 # The child names the pipe's read end here; at EOF (the parent is gone) it stops.
 PARENT_PIPE_ENV = "MANYGIL_SERVE_PARENT_FD"
 _READY_MARKS = (" on http://", " on unix:")  # the child's "manygil serve: APP on ..." line: it listens
+_CRASH_NOTE = "manygil: fatal "  # Runtime::note_jobs_on_fatal_signals()'s line: "manygil: fatal SIGSEGV in ..."
 
 
 def _log(message: str) -> None:
@@ -79,6 +80,9 @@ class _Child:
         self.started = time.monotonic()
         self.ready = threading.Event()
         self.last_lines: collections.deque[str] = collections.deque(maxlen=20)
+        # The server's own line about a fatal signal: which worker and request it hit (kept apart:
+        # faulthandler's dump that follows may be longer than last_lines).
+        self.crash_note: str | None = None
         self.retiring = False  # asked to stop: its end is not a crash
         self.process = subprocess.Popen(argv, pass_fds=(*fds, pipe_read), stderr=subprocess.PIPE, env=env,
                                         process_group=0)
@@ -92,6 +96,8 @@ class _Child:
             sys.stderr.write(line)
             sys.stderr.flush()
             self.last_lines.append(line.rstrip("\n"))
+            if line.startswith(_CRASH_NOTE):
+                self.crash_note = line[len(_CRASH_NOTE):].strip()
             if any(mark in line for mark in _READY_MARKS):
                 self.ready.set()
 
@@ -219,7 +225,8 @@ def supervise(child_argv: Sequence[str], binds: Sequence[str], *, backlog: int =
                     if not children:
                         return status
                     continue
-                _log(f"the server process (pid {child.process.pid}) {_why(code)} after {uptime:.1f} s; "
+                hit = f" ({child.crash_note})" if child.crash_note else ""
+                _log(f"the server process (pid {child.process.pid}) {_why(code)} after {uptime:.1f} s{hit}; "
                      f"the requests in flight were lost. Its last lines:")
                 for line in list(child.last_lines)[-10:]:
                     print(f"    {line}", file=sys.stderr, flush=True)

@@ -23,8 +23,15 @@ void check_not_own_thread(const detail::WorkerGroup& group, const char* what) {
 
 }  // namespace
 
-Interpreter::Interpreter(Runtime& runtime)
-    : group_(detail::WorkerGroup::start(runtime, {1, std::nullopt, "interpreter"})) {
+namespace {
+detail::WorkerGroup::Options one_worker() {
+    detail::WorkerGroup::Options options;
+    options.name = "interpreter";
+    return options;
+}
+}  // namespace
+
+Interpreter::Interpreter(Runtime& runtime) : group_(detail::WorkerGroup::start(runtime, one_worker())) {
     try {
         group_->wait_ready();
     } catch (const BrokenPoolError& e) {

@@ -36,8 +36,12 @@ detail::WorkerGroup& live(const std::shared_ptr<detail::WorkerGroup>& group) {
 
 Pool::Pool(Runtime& runtime, PoolOptions options)
     : group_(detail::WorkerGroup::start(
-          runtime, {options.workers ? options.workers : default_workers(), std::move(options.initializer),
-                    std::move(options.name), options.reuse_interpreters})) {}
+          runtime, {.workers = options.workers ? options.workers : default_workers(),
+                    .initializer = std::move(options.initializer),
+                    .name = std::move(options.name),
+                    .reuse_interpreters = options.reuse_interpreters,
+                    .replace_stuck_after = options.replace_stuck_after,
+                    .on_stuck = std::move(options.on_stuck)})) {}
 
 Pool::~Pool() {
     if (group_) group_->close();

@@ -11,10 +11,13 @@
 
 #include "manygil/errors.hpp"
 #include "cpython/python_error.hpp"
+#include "runtime/crash_note.hpp"
 #include "runtime/idle_workers.hpp"
 #include "runtime/worker_group.hpp"
 
 namespace manygil {
+
+void Runtime::note_jobs_on_fatal_signals() { detail::install_crash_notes(); }
 
 namespace {
 

@@ -3,6 +3,8 @@
 #include <Python.h>
 #include <pthread.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <utility>
 
 #include "manygil/errors.hpp"
@@ -19,6 +21,7 @@ namespace {
 
 constexpr std::size_t kNotAWorker = static_cast<std::size_t>(-1);
 thread_local std::size_t t_worker_index = kNotAWorker;
+thread_local const WorkerGroup* t_group = nullptr;  // the group whose job this thread may be running
 
 std::string describe(std::exception_ptr e) {
     try {
@@ -35,10 +38,35 @@ void run_initializer(const Initializer& init) {
     else invoke_target(init.text(), init.args(), init.kwargs());  // its result is not needed
 }
 
-// Worker threads alive (detached): Runtime::close() waits for them to return.
+// Worker and watchdog threads alive (detached): Runtime::close() waits for them to return.
 std::mutex g_threads_mu;
 std::condition_variable g_threads_cv;
 std::size_t g_threads = 0;
+
+void thread_started() {
+    std::lock_guard lock(g_threads_mu);
+    ++g_threads;
+}
+
+// The last thing a detached thread does.
+void thread_ending() {
+    std::unique_lock lock(g_threads_mu);
+    --g_threads;
+    // Notified once this thread's locals are gone: a waiter then knows it runs no more of our code.
+    std::notify_all_at_thread_exit(g_threads_cv, std::move(lock));
+}
+
+void report_to_stderr(const StuckWorker& w) {
+    char pending[32];
+    std::snprintf(pending, sizeof pending, "%.1f", w.interrupt_pending_seconds);
+    std::string text = "manygil: " + w.pool + " worker " + std::to_string(w.index) + " (interpreter " +
+                       std::to_string(w.interpreter_id) + ") is stuck: " + w.what + " still runs " + pending +
+                       " s after an interrupt. A new worker takes its place; this one ends when its call "
+                       "returns. Its stack:\n" +
+                       (w.stack ? *w.stack : "(unavailable: it runs C code that keeps its GIL)") + "\n";
+    std::fwrite(text.data(), 1, text.size(), stderr);
+    std::fflush(stderr);
+}
 
 }  // namespace
 
@@ -72,10 +100,7 @@ void worker_thread_main(std::shared_ptr<WorkerGroup> group, std::size_t index) n
     }
     if (drained) idle.ended();
     t_worker_index = kNotAWorker;
-    std::unique_lock lock(g_threads_mu);
-    --g_threads;
-    // Notified once this thread's locals are gone: a waiter then knows it runs no more of our code.
-    std::notify_all_at_thread_exit(g_threads_cv, std::move(lock));
+    thread_ending();
 }
 
 void WorkerGroup::wait_for_worker_threads() {
@@ -85,36 +110,38 @@ void WorkerGroup::wait_for_worker_threads() {
 }
 
 WorkerGroup::WorkerGroup(Options options) : options_(std::move(options)) {
-    for (std::size_t i = 0; i < options_.workers; ++i) {
-        monitors_.push_back(std::make_unique<WorkerMonitor>());
-        activity_.push_back(std::make_unique<WorkerActivity>());
+    for (std::size_t i = 0; i < options_.workers; ++i) slots_.push_back(std::make_shared<Worker>(i));
+    spawned_ = options_.workers;
+}
+
+void WorkerGroup::spawn_worker(std::size_t index) {
+    thread_started();
+    try {
+        std::thread([group = shared_from_this(), index] { worker_thread_main(group, index); }).detach();
+    } catch (...) {
+        std::lock_guard lock(g_threads_mu);
+        --g_threads;
+        throw;
     }
 }
 
 std::shared_ptr<WorkerGroup> WorkerGroup::start(Runtime& runtime, Options options) {
     if (options.workers == 0) throw InvalidArgument("a pool needs at least one worker");
+    if (options.replace_stuck_after && options.replace_stuck_after->count() <= 0) {
+        throw InvalidArgument("replace_stuck_after must be > 0");
+    }
     if (options.initializer && !options.initializer->is_source()) check_target(options.initializer->text());
     auto group = std::make_shared<WorkerGroup>(std::move(options));
     std::size_t n = group->options_.workers;
     group->ids_.assign(n, -1);
-    group->thread_ids_.reserve(n);
     // Each worker holds the group until it is done with it: the last owner may then be a worker (a
     // task that dropped its own pool), and the destructor copes with that.
-    if (group->options_.reuse_interpreters) group->thread_ids_ = IdleWorkers::instance().adopt(group, 0, n);
-    for (std::size_t i = group->thread_ids_.size(); i < n; ++i) {
-        {
-            std::lock_guard lock(g_threads_mu);
-            ++g_threads;
-        }
+    std::size_t adopted = 0;
+    if (group->options_.reuse_interpreters) adopted = IdleWorkers::instance().adopt(group, 0, n).size();
+    for (std::size_t i = adopted; i < n; ++i) {
         try {
-            std::thread thread([group, i] { worker_thread_main(group, i); });
-            group->thread_ids_.push_back(thread.get_id());
-            thread.detach();
+            group->spawn_worker(i);
         } catch (...) {
-            {
-                std::lock_guard lock(g_threads_mu);
-                --g_threads;
-            }
             // The workers started so far must not wait for the ones that never will.
             group->break_group(i, std::current_exception());
             for (std::size_t j = i; j < n; ++j) group->mark_exited();
@@ -128,6 +155,19 @@ std::shared_ptr<WorkerGroup> WorkerGroup::start(Runtime& runtime, Options option
         group->shutdown(true, true);
         throw;
     }
+    if (auto after = group->options_.replace_stuck_after) {
+        thread_started();
+        try {
+            std::thread(watch_for_stuck_workers, std::weak_ptr<WorkerGroup>(group), *after).detach();
+        } catch (...) {
+            {
+                std::lock_guard lock(g_threads_mu);
+                --g_threads;
+            }
+            group->shutdown(true, true);
+            throw;
+        }
+    }
     return group;
 }
 
@@ -140,6 +180,12 @@ bool WorkerGroup::serve(std::size_t index, std::optional<ThreadInterpreter>& int
     std::string thread_name = "mg-" + options_.name.substr(0, 8) + "-" + std::to_string(index);
     pthread_setname_np(pthread_self(), thread_name.substr(0, 15).c_str());
     t_worker_index = index;
+    t_group = this;
+    std::shared_ptr<Worker> self;
+    {
+        std::lock_guard lock(mu_);
+        self = slots_[index];
+    }
 
     try {
         if (interp) {
@@ -158,16 +204,19 @@ bool WorkerGroup::serve(std::size_t index, std::optional<ThreadInterpreter>& int
             interp.reset();
         }
         break_group(index, cause);
+        t_group = nullptr;
         return false;
     }
-    WorkerMonitor& monitor = *monitors_[index];
-    WorkerActivity& activity = *activity_[index];
+    WorkerMonitor& monitor = self->monitor;
+    WorkerActivity& activity = self->activity;
+    JobNote& note = self->note;
+    note.start(options_.name, index);
     monitor.start(interp->tstate(), interp->id());
     WorkerMonitor::set_current(&monitor);
     interp->detach();
     {
         std::lock_guard lock(mu_);
-        ids_[index] = interp->id();
+        if (!self->retired) ids_[index] = interp->id();
     }
 
     // Each job runs with the worker's interpreter attached; one that wants the main interpreter is
@@ -180,9 +229,11 @@ bool WorkerGroup::serve(std::size_t index, std::optional<ThreadInterpreter>& int
     // each job to returning with the interpreter it was given still attached.
     PyInterpreterState* worker_interp = PyThreadState_GetInterpreter(interp->tstate());
     bool first = true;
-    while (auto job = next_job(std::exchange(first, false))) {
+    while (auto job = next_job(std::exchange(first, false), *self)) {
         interp->attach();
-        activity.job_started(job->describe());
+        std::string what = job->describe();
+        note.job_started(what);
+        activity.job_started(std::move(what));
         job->run();
         expect_attached(worker_interp, "Job::run() returns with its worker's interpreter attached");
         activity.job_finished(job->failed());
@@ -210,10 +261,20 @@ bool WorkerGroup::serve(std::size_t index, std::optional<ThreadInterpreter>& int
             job.reset();  // in the worker: where it ran
             interp->detach();
         }
+        note.job_finished();
     }
+    note.stop();
     WorkerMonitor::set_current(nullptr);
     expect_detached("a worker stops its monitor holding no GIL (the monitor needs the worker's)");
     monitor.stop();  // detached: the monitor drops its thread state in this interpreter first
+    t_group = nullptr;
+    {
+        std::lock_guard lock(mu_);
+        if (self->retired) {  // its stuck call returned: it leaves, and its interpreter ends (no parking)
+            std::erase(stuck_, self);
+            return false;
+        }
+    }
     if (!options_.reuse_interpreters || broken()) return false;
     interp->attach();
     bool fit = may_park(*interp);
@@ -251,45 +312,132 @@ void WorkerGroup::mark_exited() {
 
 bool WorkerGroup::wait_finished(std::chrono::steady_clock::duration timeout) {
     std::unique_lock lock(mu_);
-    return exited_cv_.wait_for(lock, timeout, [&] { return exited_.load() == options_.workers; });
+    return exited_cv_.wait_for(lock, timeout, [&] { return exited_.load() == spawned_.load(); });
+}
+
+std::vector<std::shared_ptr<WorkerGroup::Worker>> WorkerGroup::all_workers() const {
+    std::lock_guard lock(mu_);
+    std::vector<std::shared_ptr<Worker>> all = slots_;
+    all.insert(all.end(), stuck_.begin(), stuck_.end());
+    return all;
 }
 
 PoolStats WorkerGroup::stats() const {
+    std::vector<std::shared_ptr<Worker>> slots, stuck;
     PoolStats s;
-    for (std::size_t i = 0; i < monitors_.size(); ++i) {
-        WorkerStats w = activity_[i]->snapshot(i);
-        monitors_[i]->add_interrupt_state(w);
-        s.workers.push_back(std::move(w));
+    {
+        std::lock_guard lock(mu_);
+        slots = slots_;
+        stuck = stuck_;
+        s.queued = queue_.size();
+        s.replaced = replaced_;
     }
-    std::lock_guard lock(mu_);
-    s.queued = queue_.size();
+    // Each worker's numbers under its own locks, never the group's: a stats() call never waits for a
+    // worker that is posting or finishing.
+    auto snapshot = [](const Worker& w) {
+        WorkerStats out = w.activity.snapshot(w.index);
+        w.monitor.add_interrupt_state(out);
+        return out;
+    };
+    for (const auto& w : slots) s.workers.push_back(snapshot(*w));
+    for (const auto& w : stuck) s.stuck.push_back(snapshot(*w));
     return s;
 }
 
 std::vector<std::optional<std::string>> WorkerGroup::dump_stacks(std::chrono::steady_clock::duration timeout) const {
+    std::vector<std::shared_ptr<Worker>> slots;
+    {
+        std::lock_guard lock(mu_);
+        slots = slots_;
+    }
     std::vector<std::optional<std::string>> out;
     auto deadline = std::chrono::steady_clock::now() + timeout;
-    for (const auto& m : monitors_) {
+    for (const auto& w : slots) {
         auto left = std::max(deadline - std::chrono::steady_clock::now(), std::chrono::steady_clock::duration::zero());
-        out.push_back(m->stack(left));
+        out.push_back(w->monitor.stack(left));
     }
     return out;
 }
 
 bool WorkerGroup::interrupt(std::uint64_t task, const std::string& reason) {
-    for (const auto& m : monitors_) {
-        if (m->interrupt(task, reason)) return true;  // one call runs it at most
+    for (const auto& w : all_workers()) {
+        if (w->monitor.interrupt(task, reason)) return true;  // one call runs it at most
     }
     return false;
 }
 
 std::size_t WorkerGroup::interrupt_all(const std::string& reason, bool later_calls_too) {
     std::size_t n = 0;
-    for (const auto& m : monitors_) n += m->interrupt_current(reason, later_calls_too) ? 1 : 0;
+    for (const auto& w : all_workers()) n += w->monitor.interrupt_current(reason, later_calls_too) ? 1 : 0;
     return n;
 }
 
-std::unique_ptr<Job> WorkerGroup::next_job(bool first) {
+// ---- stuck workers ------------------------------------------------------------------------------------
+
+void WorkerGroup::watch_for_stuck_workers(std::weak_ptr<WorkerGroup> weak, std::chrono::steady_clock::duration after) {
+    pthread_setname_np(pthread_self(), "mg-watchdog");
+    using namespace std::chrono_literals;
+    const auto period = std::clamp<std::chrono::steady_clock::duration>(after / 4, 10ms, 100ms);
+    while (auto group = weak.lock()) {
+        std::vector<std::shared_ptr<Worker>> slots;
+        {
+            std::unique_lock lock(group->mu_);
+            // Closed with nothing queued: no call needs a new worker any more. Broken: none starts.
+            auto done = [&] { return (group->closed_ && group->queue_.empty()) || group->broken_; };
+            if (group->watch_cv_.wait_for(lock, period, done)) break;
+            slots = group->slots_;
+        }
+        for (const auto& w : slots) {
+            auto pending = w->monitor.interrupt_pending();
+            if (!pending || *pending < after) continue;
+            StuckWorker report;
+            report.pool = group->options_.name;
+            report.index = w->index;
+            WorkerStats now = w->activity.snapshot(w->index);
+            w->monitor.add_interrupt_state(now);
+            report.interpreter_id = now.interpreter_id;
+            report.what = now.current ? now.current->what : "?";
+            report.interrupt_pending_seconds = std::chrono::duration<double>(*pending).count();
+            // Only a short wait: a worker that keeps its GIL in C would hold its monitor (and us) up.
+            report.stack = w->monitor.stack(200ms);
+            if (!group->replace(w, report)) continue;
+            try {
+                if (group->options_.on_stuck) group->options_.on_stuck(report);
+                else report_to_stderr(report);
+            } catch (...) {
+                // A reporting callback must not end the watchdog (its contract says it must not throw).
+            }
+        }
+        group.reset();  // never sleep holding the group: the last owner may be waiting to drop it
+    }
+    thread_ending();
+}
+
+bool WorkerGroup::replace(const std::shared_ptr<Worker>& worker, StuckWorker& report) {
+    std::size_t index = worker->index;
+    {
+        std::lock_guard lock(mu_);
+        if (slots_[index] != worker || worker->retired || broken_ || (closed_ && queue_.empty())) return false;
+        worker->retired = true;
+        stuck_.push_back(worker);
+        ++replaced_;
+        slots_[index] = std::make_shared<Worker>(index);
+        ids_[index] = -1;
+        ++spawned_;
+    }
+    work_signal_.notify_all();  // in case it had just returned to wait for work: it leaves now
+    try {
+        spawn_worker(index);
+    } catch (...) {
+        // No thread for the new worker: its slot stays without one, counted as gone, and the group
+        // goes on with one worker fewer (the next stuck one may get a thread again).
+        mark_exited();
+        report.what += " (no thread could be started for its replacement: " + describe(std::current_exception()) + ")";
+    }
+    return true;
+}
+
+std::unique_ptr<Job> WorkerGroup::next_job(bool first, const Worker& self) {
     std::unique_lock lock(mu_);
     if (first) {
         // The worker counts as ready in the same critical section in which it takes its first task:
@@ -298,8 +446,10 @@ std::unique_ptr<Job> WorkerGroup::next_job(bool first) {
         ++ready_;
         ready_cv_.notify_all();
     }
-    work_signal_.wait(lock, [&] { return !queue_.empty() || closed_ || broken_; }, &idle_wait_);
-    if (broken_ || queue_.empty()) return nullptr;  // closed and drained, or broken
+    // A retired worker leaves after the job it was stuck in.
+    // (A watchdog that saw its call running just before it returned may retire it while it waits.)
+    work_signal_.wait(lock, [&] { return !queue_.empty() || closed_ || broken_ || self.retired; }, &idle_wait_);
+    if (broken_ || self.retired || queue_.empty()) return nullptr;  // closed and drained, broken, or retired
     auto job = std::move(queue_.front());
     queue_.pop_front();
     return job;
@@ -320,6 +470,7 @@ void WorkerGroup::break_group(std::size_t index, std::exception_ptr cause) {
     }
     work_signal_.notify_all();
     ready_cv_.notify_all();
+    watch_cv_.notify_all();
     for (auto& job : pending) job->abandon(broken);
 }
 
@@ -343,11 +494,12 @@ void WorkerGroup::shutdown(bool wait, bool cancel_pending) {
         std::unique_lock lock(mu_);
         // Tasks submitted before shutdown() are not cancelled merely because the workers were still
         // creating their interpreters: a caller who waits anyway first lets each take its first task.
-        if (wait && cancel_pending) ready_cv_.wait(lock, [&] { return ready_ == options_.workers || broken_; });
+        if (wait && cancel_pending) ready_cv_.wait(lock, [&] { return ready_ >= options_.workers || broken_; });
         closed_ = true;
         if (cancel_pending) cancelled.swap(queue_);
     }
     work_signal_.notify_all();
+    watch_cv_.notify_all();
     if (!cancelled.empty()) {
         auto reason = std::make_exception_ptr(CancelledError("cancelled by shutdown before it started"));
         for (auto& job : cancelled) job->abandon(reason);
@@ -365,12 +517,12 @@ void WorkerGroup::close() noexcept {
 
 void WorkerGroup::join() {
     std::unique_lock lock(mu_);
-    exited_cv_.wait(lock, [&] { return exited_.load() == options_.workers; });
+    exited_cv_.wait(lock, [&] { return exited_.load() == spawned_.load(); });
 }
 
 void WorkerGroup::wait_ready() {
     std::unique_lock lock(mu_);
-    ready_cv_.wait(lock, [&] { return ready_ == options_.workers || broken_; });
+    ready_cv_.wait(lock, [&] { return ready_ >= options_.workers || broken_; });
     if (broken_) std::rethrow_exception(broken_);
 }
 
@@ -394,12 +546,6 @@ std::optional<std::size_t> WorkerGroup::current_worker_index() noexcept {
     return t_worker_index;
 }
 
-bool WorkerGroup::on_worker_thread() const noexcept {
-    auto self = std::this_thread::get_id();
-    for (const auto& id : thread_ids_) {
-        if (id == self) return true;
-    }
-    return false;
-}
+bool WorkerGroup::on_worker_thread() const noexcept { return t_group == this; }
 
 }  // namespace manygil::detail

@@ -6,6 +6,12 @@
 // group with the option starts on parked workers before creating threads of its own. Worker threads
 // are detached: a group waits for its workers to leave it (end or park), not for their threads;
 // wait_for_worker_threads() waits for the threads themselves (Runtime::close()).
+//
+// Workers and slots: the group has `workers` slots; each is served by one Worker (its thread, its
+// monitor and its counts) at a time. With Options::replace_stuck_after, a watchdog thread retires a
+// worker whose call ignores an interrupt that long and gives its slot to a new Worker; the retired
+// one finishes its call and ends (never parks). Every Worker, retired or not, holds the group and is
+// counted until it leaves: finished() and join() wait for all of them.
 #pragma once
 
 #include <atomic>
@@ -14,6 +20,7 @@
 #include <cstdint>
 #include <deque>
 #include <exception>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -24,6 +31,7 @@
 #include "manygil/job.hpp"
 #include "manygil/pool.hpp"
 #include "manygil/runtime.hpp"
+#include "runtime/crash_note.hpp"
 #include "runtime/thread_interpreter.hpp"
 #include "runtime/worker_activity.hpp"
 #include "runtime/worker_monitor.hpp"
@@ -39,6 +47,9 @@ public:
         std::string name = "pool";  // in thread names and messages
         // Start on parked workers (IdleWorkers) and park this group's workers when it is done.
         bool reuse_interpreters = false;
+        // PoolOptions::replace_stuck_after and on_stuck (pool.hpp).
+        std::optional<std::chrono::steady_clock::duration> replace_stuck_after;
+        std::function<void(const StuckWorker&)> on_stuck;
     };
 
     // Registers the group with the runtime (which closes it before finalising) and starts the threads.
@@ -61,7 +72,8 @@ public:
     bool closed() const;
     // True once every worker has left the group, ending its interpreter or parking it in IdleWorkers
     // (after shutdown, or when the group broke).
-    bool finished() const noexcept { return exited_.load() == options_.workers; }
+    // Retired (stuck) workers count until their call returns.
+    bool finished() const noexcept { return exited_.load() == spawned_.load(); }
     bool on_worker_thread() const noexcept;
     // On a worker thread of any group: its index in the group (0 .. workers-1); else nullopt.
     static std::optional<std::size_t> current_worker_index() noexcept;
@@ -87,6 +99,17 @@ public:
     explicit WorkerGroup(Options options);  // use start()
 
 private:
+    // One worker: the thread that serves a slot, and what watches and counts it. Shared by the slot
+    // table (or the stuck list) and the worker's thread, so stats() never races its creation or end.
+    struct Worker {
+        explicit Worker(std::size_t index) : index(index) {}
+        const std::size_t index;
+        WorkerMonitor monitor;
+        WorkerActivity activity;
+        JobNote note;  // for the line a fatal signal writes
+        bool retired = false;  // (mu_) stuck and replaced: leave after the current job
+    };
+
     friend void worker_thread_main(std::shared_ptr<WorkerGroup> group, std::size_t index) noexcept;
     // Runs worker `index` of this group on the calling thread: creates the interpreter if `interp` is
     // empty (else takes a parked one over), runs the initializer and the jobs until the group is
@@ -96,13 +119,20 @@ private:
     // Whether the interpreter (attached) is fit for another group: only the worker's own thread state
     // left in it.
     bool may_park(ThreadInterpreter& interp) const noexcept;
-    std::unique_ptr<Job> next_job(bool first);
+    std::unique_ptr<Job> next_job(bool first, const Worker& self);
+    // Starts a detached worker thread for slot `index` (counted in g_threads).
+    void spawn_worker(std::size_t index);
+    // The watchdog thread's body (Options::replace_stuck_after): holds the group only weakly.
+    static void watch_for_stuck_workers(std::weak_ptr<WorkerGroup> weak, std::chrono::steady_clock::duration after);
+    // Retires `worker` (stuck) and starts a new one in its slot; false if it is not in its slot any
+    // more or the group needs no new worker (broken, or closed with nothing queued).
+    bool replace(const std::shared_ptr<Worker>& worker, StuckWorker& report);
+    std::vector<std::shared_ptr<Worker>> all_workers() const;  // slots and stuck ones (mu_ taken)
     void break_group(std::size_t index, std::exception_ptr cause);
     void mark_exited();
     void join();
 
     const Options options_;
-    std::vector<std::thread::id> thread_ids_;   // written by start(), then read-only
 
     mutable std::mutex mu_;
     WakeSignal work_signal_;  // queue non-empty, closed or broken
@@ -114,12 +144,14 @@ private:
     std::size_t ready_ = 0;
     std::vector<std::int64_t> ids_;
 
-    std::atomic<std::size_t> exited_{0};
+    std::atomic<std::size_t> spawned_{0};  // Workers ever given a slot (replacements included)
+    std::atomic<std::size_t> exited_{0};   // ... that have left the group
     std::condition_variable exited_cv_;  // with mu_: a worker ended its interpreter
+    std::condition_variable watch_cv_;   // with mu_: the watchdog, to notice closing at once
 
-    // One of each per worker, created with the group (so stats() never races their creation).
-    std::vector<std::unique_ptr<WorkerMonitor>> monitors_;
-    std::vector<std::unique_ptr<WorkerActivity>> activity_;
+    std::vector<std::shared_ptr<Worker>> slots_;  // (mu_) the Worker serving each slot
+    std::vector<std::shared_ptr<Worker>> stuck_;  // (mu_) retired, their call still running
+    std::size_t replaced_ = 0;                    // (mu_)
 };
 
 }  // namespace manygil::detail

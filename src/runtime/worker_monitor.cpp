@@ -140,6 +140,13 @@ void WorkerMonitor::add_interrupt_state(WorkerStats& s) const {
     if (call && sent_task_ == call) s.current->interrupt_pending_seconds = seconds(Clock::now() - sent_at_);
 }
 
+std::optional<WorkerMonitor::Clock::duration> WorkerMonitor::interrupt_pending() const {
+    std::lock_guard lock(mu_);
+    std::uint64_t call = call_task_.load();
+    if (!call || sent_task_ != call) return std::nullopt;
+    return Clock::now() - sent_at_;
+}
+
 // ---- the monitor thread --------------------------------------------------------------------------------
 
 void WorkerMonitor::run(PyInterpreterState* interp) noexcept {

@@ -73,6 +73,9 @@ public:
     // Adds to `s` (a snapshot of the worker's WorkerActivity) its interpreter and, when a job
     // runs, whether its call is interruptible and since when an interrupt is pending.
     void add_interrupt_state(WorkerStats& s) const;
+    // How long ago an interrupt was sent to the call running now, which has not returned since;
+    // nullopt when no call runs or none was sent to it (the stuck-worker watchdog's test).
+    std::optional<Clock::duration> interrupt_pending() const;
 
     // The worker thread's monitor, while it runs a job (for jobs that mark interruptible calls).
     static WorkerMonitor* current() noexcept;

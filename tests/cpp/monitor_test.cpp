@@ -4,8 +4,10 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <unistd.h>
 
@@ -103,6 +105,134 @@ TEST(Monitor, ShutdownWithRunningTaskEndsAfterInterrupt) {
     EXPECT_TRUE(pool.wait_finished(std::chrono::seconds(60)));
     EXPECT_THROW(spinning.get(), PythonError);
     std::filesystem::remove(path);
+}
+
+// A pipe whose read end a task blocks on in C (os.read), until the test writes one byte.
+struct Pipe {
+    int fds[2] = {-1, -1};
+    Pipe() { EXPECT_EQ(::pipe(fds), 0); }
+    ~Pipe() {
+        ::close(fds[0]);
+        ::close(fds[1]);
+    }
+    void release() { EXPECT_EQ(::write(fds[1], "x", 1), 1); }
+};
+
+// Polls `done` (up to a minute: machines are noisy); true once it holds.
+template <class Pred>
+bool eventually(Pred done) {
+    for (int i = 0; i < 6000; ++i) {
+        if (done()) return true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return done();
+}
+
+TEST(StuckWorkers, AWorkerThatIgnoresAnInterruptIsReplacedAndEndsWhenItsCallReturns) {
+    std::mutex mu;
+    std::vector<manygil::StuckWorker> reports;
+    Pool pool(runtime(), {.workers = 1,
+                          .name = "stuckpool",
+                          .replace_stuck_after = std::chrono::milliseconds(100),
+                          .on_stuck = [&](const manygil::StuckWorker& w) {
+                              std::lock_guard lock(mu);
+                              reports.push_back(w);
+                          }});
+    Pipe pipe;
+    std::string path = marker("stuck");
+    auto stuck = pool.submit("mg_tasks:read_after", {path, pipe.fds[0]});
+    wait_for(path);
+    std::int64_t first_interpreter = pool.interpreter_ids()[0];
+    EXPECT_EQ(pool.interrupt_running("stop reading"), 1u);
+
+    // The pool keeps its size: the next task runs on a new worker while the stuck one still reads.
+    EXPECT_EQ(pool.submit("mg_tasks:add", {1, 2}).get(), Value(3));
+    EXPECT_EQ(stuck.wait_for(std::chrono::seconds(0)), std::future_status::timeout);
+    auto stats = pool.stats();
+    EXPECT_EQ(stats.replaced, 1u);
+    ASSERT_EQ(stats.workers.size(), 1u);
+    EXPECT_NE(stats.workers[0].interpreter_id, first_interpreter);
+    EXPECT_EQ(pool.interpreter_ids()[0], stats.workers[0].interpreter_id);
+    ASSERT_EQ(stats.stuck.size(), 1u);
+    EXPECT_EQ(stats.stuck[0].interpreter_id, first_interpreter);
+    ASSERT_TRUE(stats.stuck[0].current.has_value());
+    EXPECT_EQ(stats.stuck[0].current->what, "mg_tasks:read_after");
+    EXPECT_TRUE(stats.stuck[0].current->interrupt_pending_seconds.has_value());
+    {
+        std::lock_guard lock(mu);
+        ASSERT_EQ(reports.size(), 1u);
+        EXPECT_EQ(reports[0].pool, "stuckpool");
+        EXPECT_EQ(reports[0].index, 0u);
+        EXPECT_EQ(reports[0].interpreter_id, first_interpreter);
+        EXPECT_EQ(reports[0].what, "mg_tasks:read_after");
+        EXPECT_GE(reports[0].interrupt_pending_seconds, 0.1);
+        // os.read lets go of the GIL: the stack can be had, and shows where it is stuck.
+        ASSERT_TRUE(reports[0].stack.has_value());
+        EXPECT_NE(reports[0].stack->find("in read_after"), std::string::npos) << *reports[0].stack;
+    }
+
+    // Its call returns: the pending interrupt is raised at its next bytecode, its task settles as
+    // an interrupted one, and the worker leaves the pool.
+    pipe.release();
+    try {
+        stuck.get();
+        FAIL() << "the interrupted call returned normally";
+    } catch (const PythonError& e) {
+        EXPECT_EQ(e.type_name(), "TimeoutError");
+        EXPECT_EQ(e.message(), "stop reading");
+    }
+    EXPECT_TRUE(eventually([&] { return pool.stats().stuck.empty(); }));
+    EXPECT_EQ(pool.stats().replaced, 1u);
+    EXPECT_EQ(pool.submit("mg_tasks:add", {2, 2}).get(), Value(4));
+    pool.shutdown();
+    EXPECT_TRUE(pool.finished());
+    std::lock_guard lock(mu);
+    EXPECT_EQ(reports.size(), 1u);  // reported once
+    std::filesystem::remove(path);
+}
+
+TEST(StuckWorkers, ShutdownWaitsForAStuckWorkersCall) {
+    Pool pool(runtime(), {.workers = 2,
+                          .replace_stuck_after = std::chrono::milliseconds(50),
+                          .on_stuck = [](const manygil::StuckWorker&) {}});
+    Pipe pipe;
+    std::string path = marker("stuck-shutdown");
+    auto stuck = pool.submit("mg_tasks:read_after", {path, pipe.fds[0]});
+    wait_for(path);
+    EXPECT_EQ(pool.interrupt_running("stop"), 1u);
+    EXPECT_TRUE(eventually([&] { return pool.stats().replaced == 1; }));
+    pool.shutdown(/*wait=*/false);
+    EXPECT_FALSE(pool.wait_finished(std::chrono::milliseconds(50)));  // the stuck call still reads
+    pipe.release();
+    EXPECT_TRUE(pool.wait_finished(std::chrono::seconds(60)));
+    EXPECT_THROW(stuck.get(), PythonError);
+    std::filesystem::remove(path);
+}
+
+TEST(StuckWorkers, WithoutTheOptionAWorkerIsNeverReplaced) {
+    Pool pool(runtime(), {.workers = 1});
+    Pipe pipe;
+    std::string path = marker("not-replaced");
+    auto stuck = pool.submit("mg_tasks:read_after", {path, pipe.fds[0]});
+    wait_for(path);
+    std::int64_t interpreter = pool.interpreter_ids()[0];
+    EXPECT_EQ(pool.interrupt_running("stop"), 1u);
+    EXPECT_TRUE(eventually([&] {
+        auto s = pool.stats();
+        return s.workers[0].current && s.workers[0].current->interrupt_pending_seconds.value_or(0) > 0.3;
+    }));
+    auto stats = pool.stats();
+    EXPECT_EQ(stats.replaced, 0u);
+    EXPECT_TRUE(stats.stuck.empty());
+    EXPECT_EQ(stats.workers[0].interpreter_id, interpreter);
+    pipe.release();
+    EXPECT_THROW(stuck.get(), PythonError);
+    std::filesystem::remove(path);
+}
+
+TEST(StuckWorkers, ANonPositiveLimitIsRefused) {
+    EXPECT_THROW(Pool(runtime(), {.workers = 1, .replace_stuck_after = std::chrono::milliseconds(0)}),
+                 manygil::InvalidArgument);
 }
 
 }  // namespace

@@ -163,3 +163,39 @@ def test_a_task_that_swallows_an_interrupt_can_be_interrupted_again(pool):
         future.result(timeout=60)
     os.close(r)
     os.close(w)
+
+
+def test_a_worker_stuck_in_c_is_replaced_and_the_pool_keeps_its_size(capfd):
+    r, w = os.pipe()
+    with manygil.Pool(1, replace_stuck_after=0.1) as pool:
+        stuck = started(pool, helpers.meet, r, timeout=0.05)  # os.read: never bytecode
+        before = pool.stats()["workers"][0]["interpreter_id"]
+        # The one worker is stuck; a new one takes the next task while the read still blocks.
+        assert pool.submit(helpers.square, 7).result(timeout=60) == 49
+        assert not stuck.done()
+        stats = pool.stats()
+        assert stats["replaced"] == 1
+        assert len(stats["workers"]) == 1 and stats["workers"][0]["interpreter_id"] != before
+        [entry] = stats["stuck"]
+        assert entry["interpreter_id"] == before and "meet" in entry["current"]["task"]
+        assert entry["current"]["interrupt_pending_s"] is not None
+        os.write(w, b"x")  # its read returns: the interrupt lands, and the stuck worker ends
+        with pytest.raises(manygil.Interrupted):
+            stuck.result(timeout=60)
+        deadline = time.monotonic() + 60
+        while pool.stats()["stuck"] and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert pool.stats()["stuck"] == [] and pool.stats()["replaced"] == 1
+    os.close(r)
+    os.close(w)
+    err = capfd.readouterr().err
+    assert "worker 0" in err and "is stuck" in err and "in meet" in err, err
+
+
+def test_replace_stuck_after_is_checked():
+    with pytest.raises(ValueError, match="replace_stuck_after"):
+        manygil.Pool(1, replace_stuck_after=0)
+    with pytest.raises(TypeError, match="replace_stuck_after"):
+        manygil.Pool(1, replace_stuck_after="1")
+    with manygil.Pool(1) as pool:  # off by default
+        assert pool.stats()["replaced"] == 0 and pool.stats()["stuck"] == []

@@ -101,6 +101,9 @@ def test_a_crash_costs_only_the_requests_in_flight():
         assert "killed by SIGSEGV" in log or "exited with status" in log, log
         assert "starting a new server process on the same sockets" in log
         assert "plain.py" in log  # faulthandler's stack of the crashing request, in the report
+        # The server's crash note names the worker and the request; the supervisor quotes it.
+        assert "worker 0 while running WSGI GET /crash); the requests in flight were lost" in log or \
+            "worker 1 while running WSGI GET /crash); the requests in flight were lost" in log, log
     finally:
         assert served.stop() == 0
 

@@ -144,3 +144,12 @@ def spin_after(path):
     x = 0
     while True:
         x += 1
+
+
+def read_after(path, fd):
+    """Creates `path`, then blocks in C reading one byte from `fd` (a pipe the test holds): an
+    interrupt cannot stop it until the test writes."""
+    import os
+
+    open(path, "w").close()
+    return os.read(fd, 1).decode()
