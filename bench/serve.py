@@ -1,6 +1,6 @@
 """manygil serve against granian and gunicorn, with wrk, in one run (issue 14).
 
-  python bench/serve.py [--rounds 3] [--duration 5] [--connections 64] [--json PATH]
+  python bench/serve.py [--rounds 3] [--duration 5] [--connections 64] [--json PATH] [--baseline DIR]
 
 Each server runs the same applications (bench/serve_apps.py) with 2 workers: manygil serve (2 own-GIL
 interpreters in one process), granian (2 worker processes, --interface wsgi), gunicorn sync (2
@@ -8,6 +8,10 @@ processes) and gunicorn gthread (2 processes x 4 threads). Workloads: hello worl
 a Flask page rendered from a Jinja template. wrk runs -t2 -c64 against each; servers take turns
 within every round, in a rotating order, and each keeps its best round (req/s, with that round's
 p50/p99 latency). Memory is the whole process tree's RSS and PSS after the run, the most seen.
+
+--baseline DIR adds "manygil-base": the same command with an earlier build of the package, installed
+in DIR (`pip install --target DIR`), first on its path: a same-run A/B of two builds
+(`make bench-ab BASE=<git revision>` builds one and runs it).
 """
 
 from __future__ import annotations
@@ -31,10 +35,14 @@ WORKLOADS = {"hello": ("serve_apps:hello", "/"), "json": ("serve_apps:json_app",
              "flask": ("serve_apps:flask_app", "/")}
 
 
+BASELINE: str | None = None  # --baseline: where the earlier build of the package is installed
+
+
 def commands(app: str, port: int) -> dict[str, list[str]]:
     bind = f"127.0.0.1:{port}"
     return {
         "manygil": [sys.executable, "-m", "manygil", "serve", app, "--workers", "2", "--bind", bind],
+        "manygil-base": [sys.executable, "-m", "manygil", "serve", app, "--workers", "2", "--bind", bind],
         "granian": [str(BIN / "granian"), "--interface", "wsgi", "--workers", "2", "--host", "127.0.0.1",
                     "--port", str(port), "--no-ws", app],
         "gunicorn-sync": [str(BIN / "gunicorn"), "-w", "2", "-b", bind, "--log-level", "warning", app],
@@ -106,7 +114,11 @@ def measure(server: str, workload: str, duration: int, connections: int) -> dict
     # Its own process group (to stop the whole tree) but not its own session: with the kernel's
     # autogroup scheduling, a new session would be one scheduling group that shares the CPUs 50/50
     # with wrk's, instead of thread by thread.
-    proc = subprocess.Popen(cmd, cwd=HERE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, process_group=0)
+    env = dict(os.environ)
+    if server == "manygil-base":
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (BASELINE, env.get("PYTHONPATH")) if p)
+    proc = subprocess.Popen(cmd, cwd=HERE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, process_group=0,
+                            env=env)
     try:
         url = f"http://127.0.0.1:{port}{path}"
         wait_ready(url, proc)
@@ -133,11 +145,24 @@ def main() -> int:
     parser.add_argument("--servers", default="manygil,granian,gunicorn-sync,gunicorn-gthread")
     parser.add_argument("--workloads", default="hello,json,flask")
     parser.add_argument("--json", metavar="PATH")
+    parser.add_argument("--baseline", metavar="DIR", help="an earlier build of the package (pip install --target "
+                        "DIR): adds the server manygil-base, run with it first on its path")
     args = parser.parse_args()
+    global BASELINE
+    if args.baseline:
+        BASELINE = str(Path(args.baseline).resolve())
+        if not (Path(BASELINE) / "manygil").is_dir():
+            print(f"bench/serve.py: no manygil package in {BASELINE}", file=sys.stderr)
+            return 1
+        if "manygil-base" not in args.servers:
+            args.servers += ",manygil-base"
     if shutil.which("wrk") is None:
         print("bench/serve.py needs wrk (Debian: apt-get install wrk; the bootstrap installs it)", file=sys.stderr)
         return 1
     servers = args.servers.split(",")
+    if "manygil-base" in servers and not BASELINE:
+        print("bench/serve.py: manygil-base needs --baseline DIR", file=sys.stderr)
+        return 1
     workloads = args.workloads.split(",")
     best: dict[tuple[str, str], dict[str, float]] = {}
     for r in range(args.rounds):
@@ -156,13 +181,14 @@ def main() -> int:
                       + (f"  non-2xx {m['non_2xx']}" if m["non_2xx"] else ""), flush=True)
     print(f"\nbest of {args.rounds} rounds, wrk -t2 -c{args.connections} -d{args.duration}s, 2 workers each:")
     print(f"{'workload':8} {'server':17} {'req/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'RSS MiB':>8} {'PSS MiB':>8}"
-          f" {'vs granian':>10} {'vs gunicorn-sync':>16}")
+          f" {'vs granian':>10} {'vs gunicorn-sync':>16}" + (f" {'vs manygil-base':>15}" if BASELINE else ""))
     for w in workloads:
         for s in servers:
             m = best[(s, w)]
             ratio = lambda peer: (f"{m['rps'] / best[(peer, w)]['rps']:.2f}x" if (peer, w) in best else "-")  # noqa: E731
             print(f"{w:8} {s:17} {m['rps']:9.0f} {m['p50_ms']:7.2f} {m['p99_ms']:7.2f} {m['rss_mib']:8.0f}"
-                  f" {m['pss_mib']:8.0f} {ratio('granian'):>10} {ratio('gunicorn-sync'):>16}")
+                  f" {m['pss_mib']:8.0f} {ratio('granian'):>10} {ratio('gunicorn-sync'):>16}"
+                  + (f" {ratio('manygil-base'):>15}" if BASELINE else ""))
     if args.json:
         Path(args.json).write_text(json.dumps([{"server": s, "workload": w, **m} for (s, w), m in best.items()],
                                               indent=1))

@@ -47,22 +47,30 @@ bool strings_of(PyObject* sequence, const char* what, std::vector<std::string>& 
 }
 
 // HttpServer(pool, app, bind, *, io_threads, backlog, max_body, max_header_bytes, max_pending, timeout,
-//            header_timeout, keep_alive_timeout, access_log, forwarded_allow_ips, access_log_format)
+//            header_timeout, keep_alive_timeout, access_log, forwarded_allow_ips, access_log_format,
+//            log_level)
 PyObject* server_new(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
     static const char* kw[] = {"pool", "app", "bind", "io_threads", "backlog", "max_body", "max_header_bytes",
                                "max_pending", "timeout", "header_timeout", "keep_alive_timeout", "access_log",
-                               "forwarded_allow_ips", "access_log_format", nullptr};
+                               "forwarded_allow_ips", "access_log_format", "log_level", nullptr};
     PyObject *pool, *bind, *timeout = Py_None, *forwarded = nullptr;
     const char* app;
     const char* access_log_format = nullptr;
+    const char* log_level = "info";
     Py_ssize_t io_threads = 1, backlog = 1024, max_body = Py_ssize_t{1} << 30, max_header_bytes = 64 * 1024,
                max_pending = 1024;
     double header_timeout = 10.0, keep_alive_timeout = 75.0;
     int access_log = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OsO|$nnnnnOddpOz:HttpServer", const_cast<char**>(kw), &pool,
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OsO|$nnnnnOddpOzs:HttpServer", const_cast<char**>(kw), &pool,
                                      &app, &bind, &io_threads, &backlog, &max_body, &max_header_bytes, &max_pending,
                                      &timeout, &header_timeout, &keep_alive_timeout, &access_log, &forwarded,
-                                     &access_log_format)) {
+                                     &access_log_format, &log_level)) {
+        return nullptr;
+    }
+    std::optional<http::LogLevel> level = http::parse_log_level(log_level);
+    if (!level) {
+        PyErr_Format(PyExc_ValueError, "log_level must be 'debug', 'info', 'warning', 'error' or 'critical', not '%s'",
+                     log_level);
         return nullptr;
     }
     Pool* target = pool_of(pool, state_of_type(type)->pool_type);
@@ -86,8 +94,10 @@ PyObject* server_new(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
     options.keep_alive_timeout = millis(keep_alive_timeout);
     options.access_log = access_log != 0;
     if (access_log_format) options.access_log_format = access_log_format;
+    options.log_level = *level;
     wsgi::WsgiOptions wsgi_options;
     wsgi_options.app = app;
+    wsgi_options.log_level = *level;
     if (forwarded) {
         wsgi_options.forwarded_allow_ips.clear();
         if (!strings_of(forwarded, "forwarded_allow_ips must be a sequence of addresses",

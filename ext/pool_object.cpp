@@ -128,7 +128,7 @@ bool check_open(PoolObject* self) {
 }
 
 // Pool(workers: int, init_source: str, pickler, name: str = "pool", reuse: bool = False,
-//      replace_stuck_after: float | None = None)
+//      replace_stuck_after: float | None = None, max_tasks: int = 0, max_tasks_jitter: int = 0)
 int pool_init(PyObject* op, PyObject* args, PyObject* kwargs) {
     auto* self = as_pool(op);
     Py_ssize_t workers;
@@ -137,9 +137,15 @@ int pool_init(PyObject* op, PyObject* args, PyObject* kwargs) {
     const char* name = "pool";
     int reuse = 0;
     PyObject* stuck_after = Py_None;
-    static const char* kw[] = {"workers", "init_source", "pickler", "name", "reuse", "replace_stuck_after", nullptr};
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "nsO|spO", const_cast<char**>(kw), &workers, &init_source,
-                                     &pickler, &name, &reuse, &stuck_after)) {
+    Py_ssize_t max_tasks = 0, max_tasks_jitter = 0;
+    static const char* kw[] = {"workers", "init_source", "pickler", "name", "reuse", "replace_stuck_after",
+                               "max_tasks", "max_tasks_jitter", nullptr};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "nsO|spOnn", const_cast<char**>(kw), &workers, &init_source,
+                                     &pickler, &name, &reuse, &stuck_after, &max_tasks, &max_tasks_jitter)) {
+        return -1;
+    }
+    if (max_tasks < 0 || max_tasks_jitter < 0) {
+        PyErr_SetString(PyExc_ValueError, "max_tasks and max_tasks_jitter must be >= 0");
         return -1;
     }
     std::optional<std::chrono::milliseconds> replace_stuck_after;
@@ -178,7 +184,9 @@ int pool_init(PyObject* op, PyObject* args, PyObject* kwargs) {
                                     .name = pool_name,
                                     .reuse_interpreters = reuse != 0,
                                     .replace_stuck_after = replace_stuck_after,
-                                    .on_stuck = {}});
+                                    .on_stuck = {},
+                                    .max_tasks_per_worker = static_cast<std::size_t>(max_tasks),
+                                    .max_tasks_jitter = static_cast<std::size_t>(max_tasks_jitter)});
     } catch (const std::exception& e) {
         error = e.what();
     }
@@ -381,7 +389,7 @@ detail::PyRef worker_dicts(const std::vector<WorkerStats>& stats) {
     return workers;
 }
 
-// stats() -> {"workers": [...], "queued": n, "replaced": n, "stuck": [...]}
+// stats() -> {"workers": [...], "queued": n, "replaced": n, "stuck": [...], "recycled": n}
 PyObject* pool_stats(PyObject* op, PyObject*) {
     auto* self = as_pool(op);
     if (!check_open(self)) return nullptr;
@@ -395,8 +403,9 @@ PyObject* pool_stats(PyObject* op, PyObject*) {
     detail::PyRef workers = worker_dicts(stats.workers);
     detail::PyRef stuck = workers ? worker_dicts(stats.stuck) : detail::PyRef();
     if (!stuck) return nullptr;
-    return Py_BuildValue("{s:O,s:n,s:n,s:O}", "workers", workers.get(), "queued", static_cast<Py_ssize_t>(stats.queued),
-                         "replaced", static_cast<Py_ssize_t>(stats.replaced), "stuck", stuck.get());
+    return Py_BuildValue("{s:O,s:n,s:n,s:O,s:n}", "workers", workers.get(), "queued",
+                         static_cast<Py_ssize_t>(stats.queued), "replaced", static_cast<Py_ssize_t>(stats.replaced),
+                         "stuck", stuck.get(), "recycled", static_cast<Py_ssize_t>(stats.recycled));
 }
 
 // dump_stacks(timeout: float) -> [str | None]

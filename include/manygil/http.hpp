@@ -40,6 +40,16 @@
 
 namespace manygil::http {
 
+// How much a log line matters, as Python's logging and gunicorn's --log-level grade it. A server
+// drops lines below its ServerOptions::log_level (the access log is never dropped).
+//  debug: nothing logs at it yet; info: requests refused for bad input or limits (4xx), with why;
+//  warning: a response cut short after it began; error: 5xx (the handler failed, 504 for a stuck
+//  request), a broken response, running out of file descriptors.
+enum class LogLevel { debug, info, warning, error, critical };
+
+// "debug", "info", "warning", "error", "critical" (any case) -> the level; nullopt otherwise.
+std::optional<LogLevel> parse_log_level(std::string_view name) noexcept;
+
 struct Header {
     std::string name;   // as received (case kept); compare with iequals()
     std::string value;  // leading and trailing blanks removed
@@ -185,6 +195,8 @@ struct ServerOptions {
     std::string access_log_format;
     // Where log lines go (one line, no newline), from I/O threads. Default: stderr.
     std::function<void(std::string_view)> log;
+    // Lines less important than this are dropped (LogLevel); the access log is not filtered.
+    LogLevel log_level = LogLevel::info;
 };
 
 // Counters, read without locks (each exact, the set not one instant).

@@ -81,6 +81,8 @@ struct PoolStats {
     // and those among them whose call still runs (they end when it returns).
     std::size_t replaced = 0;
     std::vector<WorkerStats> stuck;
+    // Workers replaced because they had run PoolOptions::max_tasks_per_worker tasks, since the start.
+    std::size_t recycled = 0;
 };
 
 // A worker found stuck and replaced (PoolOptions::replace_stuck_after), as reported to on_stuck.
@@ -118,6 +120,13 @@ struct PoolOptions {
     // Told about each replacement, on the watchdog thread, without any GIL (it must not block long;
     // it must not call back into this pool's shutdown()). Unset: a message to stderr with the stack.
     std::function<void(const StuckWorker&)> on_stuck;
+    // Recycling (ProcessPoolExecutor's max_tasks_per_child, gunicorn's --max-requests): a worker that
+    // has run this many jobs (plus up to max_tasks_jitter more, chosen at random per worker, so
+    // workers do not all recycle at once) starts its successor (a new interpreter, the initializer
+    // run again) and goes on serving until the successor is ready, then finishes its job in hand and
+    // ends its interpreter: no job is dropped and the pool never has fewer ready workers. 0: never.
+    std::size_t max_tasks_per_worker = 0;
+    std::size_t max_tasks_jitter = 0;
 };
 
 class Pool {

@@ -49,6 +49,9 @@ struct WsgiOptions {
     // Where errors are logged (a line or a traceback, no trailing newline), from worker threads.
     // Default: stderr.
     std::function<void(std::string_view)> log;
+    // Lines less important than this are dropped (http::LogLevel): the application's failures (500,
+    // 504) log at error, a streamed response cut short at warning.
+    http::LogLevel log_level = http::LogLevel::info;
 };
 
 class WsgiHandler final : public http::Handler {

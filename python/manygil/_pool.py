@@ -241,7 +241,7 @@ class Pool(Executor):
     """A pool of own-GIL interpreters, one per worker thread, behind the concurrent.futures API.
 
     Pool(max_workers=None, thread_name_prefix="", initializer=None, initargs=(), *, fallback=None,
-         reuse_interpreters=True, replace_stuck_after=None)
+         reuse_interpreters=True, replace_stuck_after=None, max_tasks_per_child=None, max_tasks_jitter=0)
 
     ``max_workers`` defaults to the number of usable CPUs. Each worker's thread is named
     ``f"{thread_name_prefix}_{index}"`` (default prefix "manygil.Pool-N"), as ThreadPoolExecutor
@@ -267,7 +267,14 @@ class Pool(Executor):
     returns to Python (``time.sleep``, a blocking read). It is replaced by a new worker, so the pool
     keeps its size, and reported on stderr with its stack; the stuck one finishes its call (its
     future settles as usual) and then ends. ``stats()["replaced"]`` and ``stats()["stuck"]`` show
-    them; ``shutdown(wait=True)`` still waits for a stuck call. None (default): never replaced. Functions are sent by
+    them; ``shutdown(wait=True)`` still waits for a stuck call. None (default): never replaced.
+
+    ``max_tasks_per_child`` (as ProcessPoolExecutor's; gunicorn's ``--max-requests``): a worker that
+    has run that many tasks, plus up to ``max_tasks_jitter`` more chosen at random per worker, is
+    recycled: a successor (a new interpreter, the initializer run again) starts while it serves on,
+    takes its place once ready, and the old one ends its interpreter after the task in hand. No task
+    is dropped and the pool never has fewer ready workers; ``stats()["recycled"]`` counts them.
+    Recycled interpreters are not kept for reuse. None (default): workers are never recycled. Functions are sent by
     reference when workers can import them, else pickled by value (lambdas, closures, REPL code);
     arguments and results of the native types (None, bool, int, float, str, bytes, tuple, list,
     dict) cross without pickle, anything else is pickled. Exceptions are re-raised as their own type
@@ -279,7 +286,8 @@ class Pool(Executor):
     def __init__(self, max_workers: int | None = None, thread_name_prefix: str = "",
                  initializer: Callable[..., object] | None = None, initargs: tuple[Any, ...] = (), *,
                  fallback: Literal["main", "process"] | None = None, reuse_interpreters: bool = True,
-                 replace_stuck_after: float | None = None) -> None:
+                 replace_stuck_after: float | None = None, max_tasks_per_child: int | None = None,
+                 max_tasks_jitter: int = 0) -> None:
         if not _core.in_main_interpreter():
             _refuse_nested_pool()
         if fallback not in (None, "main", "process"):
@@ -294,6 +302,15 @@ class Pool(Executor):
                                 f"{type(replace_stuck_after).__name__}")
             if not replace_stuck_after > 0:
                 raise ValueError(f"replace_stuck_after must be > 0, not {replace_stuck_after!r}")
+        for name, value in (("max_tasks_per_child", max_tasks_per_child), ("max_tasks_jitter", max_tasks_jitter)):
+            if value is None and name == "max_tasks_per_child":
+                continue
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+        if max_tasks_per_child is not None and max_tasks_per_child < 1:
+            raise ValueError("max_tasks_per_child must be >= 1")
+        if max_tasks_jitter < 0:
+            raise ValueError("max_tasks_jitter must be >= 0")
         if initializer is not None and not callable(initializer):
             raise TypeError("initializer must be a callable")
         if not isinstance(thread_name_prefix, str):
@@ -306,7 +323,8 @@ class Pool(Executor):
         self._fallbacks = 0
         self._core = _core.Pool(max_workers, _setup_source(initializer, initargs, self._thread_name_prefix),
                                 _shipping.dumps, self._thread_name_prefix, bool(reuse_interpreters),
-                                None if replace_stuck_after is None else float(replace_stuck_after))
+                                None if replace_stuck_after is None else float(replace_stuck_after),
+                                max_tasks_per_child or 0, max_tasks_jitter if max_tasks_per_child else 0)
         _lifecycle.register(self)
 
     @property
@@ -439,13 +457,13 @@ class Pool(Executor):
 
     def stats(self) -> dict[str, Any]:
         """What each worker did and does: a dict ``{"workers": [...], "queued": n, "fallbacks": n,
-        "replaced": n, "stuck": [...]}``, one entry per worker: ``worker`` (index), ``interpreter_id``,
+        "replaced": n, "stuck": [...], "recycled": n}``, one entry per worker: ``worker`` (index), ``interpreter_id``,
         ``tasks_done``, ``tasks_failed``, ``busy_s`` (seconds spent running tasks), ``current`` (None
         when idle, else ``task`` (its function), ``running_s``, ``interruptible``,
         ``interrupt_pending_s``: seconds since an interrupt that has not stopped it yet, or None).
         ``replaced`` counts the workers replaced because they were stuck (``replace_stuck_after``);
         ``stuck`` lists those whose call still runs, as entries like the workers' (``worker`` is the
-        index they had)."""
+        index they had); ``recycled`` counts the workers recycled after ``max_tasks_per_child``."""
         stats = self._core.stats()
         stats["fallbacks"] = self._fallbacks
         return stats

@@ -28,6 +28,8 @@ __all__ = ["AppLoadError", "Server", "serve"]
 
 _APP_REF = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 _REFUSED = re.compile(_compat_probe.REFUSAL_PATTERN)
+# gunicorn's --log-level names, least important first.
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 # Seconds a request may ignore its timeout's interrupt (blocked in C) before its worker is replaced.
 STUCK_AFTER = 1.0
 
@@ -54,6 +56,17 @@ class Server:
     ``bind``: "HOST:PORT", "[::1]:PORT", "unix:/path" (optionally "?mode=660") or "fd://N" (a
     listening socket this process inherited).
 
+    ``max_requests`` (with up to ``max_requests_jitter`` more, chosen at random per worker): a worker
+    interpreter that has served that many requests is recycled, gunicorn's and granian's remedy for
+    applications that leak: a new interpreter loads the application while the old one serves on,
+    takes its place once ready, and the old one ends after the request in hand (no request dropped,
+    no gap in capacity; ``stats()["pool"]["recycled"]``). 0: never.
+
+    ``log_level`` ("debug", "info", "warning", "error", "critical", as gunicorn's): the server's
+    messages below it are dropped; requests refused for bad input are "info", a response cut short
+    "warning", 5xx and application errors "error". Not filtered: the access log, and the line that
+    says where it listens.
+
     ``access_log`` writes a line per response to stderr in gunicorn's ``access_log_format`` atoms
     (default gunicorn's: ``%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"``; an unknown atom
     is a ValueError).
@@ -74,16 +87,23 @@ class Server:
                  header_timeout: float = 10.0, keep_alive_timeout: float = 75.0,
                  max_header_bytes: int = 64 * 1024,
                  forwarded_allow_ips: Sequence[str] = ("127.0.0.1", "::1"),
-                 access_log_format: str | None = None) -> None:
+                 access_log_format: str | None = None, max_requests: int = 0,
+                 max_requests_jitter: int = 0, log_level: str = "info") -> None:
         if not isinstance(app, str) or not _APP_REF.match(app):
             raise ValueError(f"app must be 'module:attribute' (e.g. 'myapp:application'), not {app!r}")
         binds = [bind] if isinstance(bind, str) else list(bind)
         if not binds:
             raise ValueError("bind needs at least one 'HOST:PORT'")
+        if not isinstance(log_level, str) or log_level.lower() not in LOG_LEVELS:
+            raise ValueError(f"log_level must be one of {', '.join(LOG_LEVELS)}, not {log_level!r}")
+        for name, value in (("max_requests", max_requests), ("max_requests_jitter", max_requests_jitter)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be an int >= 0, not {value!r}")
         # With a timeout, a worker whose request ignores the interrupt (blocked in C) for
         # STUCK_AFTER more seconds is replaced, so the server keeps its capacity (stats()["pool"]).
         self._pool = Pool(workers, thread_name_prefix="manygil.serve", initializer=_wsgi.load_app, initargs=(app,),
-                          replace_stuck_after=STUCK_AFTER if timeout is not None else None)
+                          replace_stuck_after=STUCK_AFTER if timeout is not None else None,
+                          max_tasks_per_child=max_requests or None, max_tasks_jitter=max_requests_jitter)
         try:
             self._pool.wait_ready()
         except BrokenPool as e:
@@ -96,12 +116,13 @@ class Server:
                 header_timeout=header_timeout, keep_alive_timeout=keep_alive_timeout, access_log=access_log,
                 forwarded_allow_ips=[forwarded_allow_ips] if isinstance(forwarded_allow_ips, str)
                 else list(forwarded_allow_ips),
-                access_log_format=access_log_format)
+                access_log_format=access_log_format, log_level=log_level.lower())
         except BaseException:
             self._pool.shutdown(wait=True)
             raise
         self.app = app
         self.workers = self._pool.max_workers
+        self.log_level = log_level.lower()
 
     @property
     def addresses(self) -> list[str]:
@@ -141,28 +162,15 @@ def _load_failure(app: str, error: BrokenPool) -> str:
     return f"cannot load {app} in a worker: {text}"
 
 
-def _ask_for_recycling(supervised: bool, max_requests: int) -> None:
-    import os
-
-    if not supervised:
-        print(f"manygil serve: max_requests={max_requests} reached, but only `manygil serve`'s supervisor can "
-              "replace the process: serving on", file=sys.stderr, flush=True)
-        return
-    print(f"manygil serve: {max_requests} requests per worker served: asking for a fresh process",
-          file=sys.stderr, flush=True)
-    os.kill(os.getppid(), signal.SIGHUP)  # the supervisor's graceful restart
-
-
-def _stop_with_the_supervisor(stop: threading.Event) -> bool:
-    """Under `manygil serve`'s supervisor: stop when it is gone (the pipe it holds reaches EOF).
-    Returns whether this process runs under it."""
+def _stop_with_the_supervisor(stop: threading.Event) -> None:
+    """Under `manygil serve`'s supervisor: stop when it is gone (the pipe it holds reaches EOF)."""
     import os
 
     from ._supervisor import PARENT_PIPE_ENV
 
     fd = os.environ.pop(PARENT_PIPE_ENV, None)
     if fd is None or not fd.isdigit():
-        return False
+        return
 
     def watch() -> None:
         try:
@@ -173,25 +181,17 @@ def _stop_with_the_supervisor(stop: threading.Event) -> bool:
         stop.set()  # first: with the supervisor gone, stderr (its pipe) may be gone too
 
     threading.Thread(target=watch, name="manygil.serve.parent", daemon=True).start()
-    return True
 
 
 def serve(app: str, *, graceful_timeout: float = 30.0, ready: Callable[[Server], object] | None = None,
-          max_requests: int = 0, max_requests_jitter: int = 0, **options: Any) -> None:
+          **options: Any) -> None:
     """Serves ``app`` until SIGTERM or SIGINT (when called from the main thread) and then stops
     gracefully: no more connections, requests in flight answered for up to ``graceful_timeout``
     seconds. ``options`` are Server's. ``ready(server)`` is called once it listens.
 
-    ``max_requests`` (with up to ``max_requests_jitter`` more, chosen at random): once the process has
-    served that many requests per worker, it asks ``manygil serve``'s supervisor for a graceful
-    restart (a fresh process, every interpreter new, takes over before this one drains): gunicorn's
-    and granian's worker recycling for applications that leak. Without the supervisor it warns once.
-
     It installs the process's fatal-signal notes (``SIGSEGV`` and the like write which worker and
     request they hit to stderr, then go on to the handler installed before, e.g. faulthandler's).
     """
-    if max_requests < 0 or max_requests_jitter < 0:
-        raise ValueError("max_requests and max_requests_jitter must be >= 0")
     server = Server(app, **options)
     # A crash (a C extension's SIGSEGV) then names the worker and the request it hit on stderr,
     # before faulthandler's traceback: the supervisor quotes it.
@@ -201,24 +201,18 @@ def serve(app: str, *, graceful_timeout: float = 30.0, ready: Callable[[Server],
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
             previous[sig] = signal.signal(sig, lambda signum, frame: stop.set())
-    supervised = _stop_with_the_supervisor(stop)
-    recycle_at = 0
-    if max_requests:
-        import random
-
-        recycle_at = (max_requests + random.randint(0, max_requests_jitter)) * server.workers
+    _stop_with_the_supervisor(stop)
     try:
         for address in server.addresses:
             where = address if address.startswith("unix:") else f"http://{address}"
             print(f"manygil serve: {app} on {where} ({server.workers} workers)", file=sys.stderr, flush=True)
         if ready is not None:
             ready(server)
-        while not stop.wait(0.2):
-            if recycle_at and server.stats()["requests"] >= recycle_at:
-                recycle_at = 0  # once: the supervisor replaces this process
-                _ask_for_recycling(supervised, max_requests)
+        while not stop.wait(0.5):  # a timed wait: the signal handlers run in between
+            pass
         try:
-            print("manygil serve: stopping", file=sys.stderr, flush=True)
+            if LOG_LEVELS.index(server.log_level) <= LOG_LEVELS.index("info"):
+                print("manygil serve: stopping", file=sys.stderr, flush=True)
         except OSError:  # stderr was the supervisor's pipe, and the supervisor is gone
             pass
     finally:

@@ -33,8 +33,13 @@ _READY_MARKS = (" on http://", " on unix:")  # the child's "manygil serve: APP o
 _CRASH_NOTE = "manygil: fatal "  # Runtime::note_jobs_on_fatal_signals()'s line: "manygil: fatal SIGSEGV in ..."
 
 
-def _log(message: str) -> None:
-    print(f"manygil serve: {message}", file=sys.stderr, flush=True)
+_LEVELS = ("debug", "info", "warning", "error", "critical")
+_threshold = 1  # supervise(log_level=...): messages less important are dropped
+
+
+def _log(message: str, level: str = "info") -> None:
+    if _LEVELS.index(level) >= _threshold:
+        print(f"manygil serve: {message}", file=sys.stderr, flush=True)
 
 
 def listen(bind: str, backlog: int) -> socket.socket:
@@ -154,15 +159,17 @@ class _SourceWatcher:
 
 
 def supervise(child_argv: Sequence[str], binds: Sequence[str], *, backlog: int = 1024,
-              graceful_timeout: float = 30.0, reload: bool = False) -> int:
+              graceful_timeout: float = 30.0, reload: bool = False, log_level: str = "info") -> int:
     """Runs ``child_argv`` followed by ``--bind fd://N`` for each of ``binds`` (listened on here) until
     SIGTERM or SIGINT; restarts it whenever it dies. With ``reload``, also restarts it gracefully when
-    a .py file under the current directory changes (development). Returns the exit status for the
-    command."""
+    a .py file under the current directory changes (development). Its own messages below
+    ``log_level`` are dropped (crashes are "error"). Returns the exit status for the command."""
+    global _threshold
+    _threshold = _LEVELS.index(log_level.lower())
     try:
         sockets = [listen(b, backlog) for b in binds]
     except (OSError, ValueError) as e:
-        _log(f"cannot listen: {e}")
+        _log(f"cannot listen: {e}", "error")
         return 1
     fds = [s.fileno() for s in sockets]
     argv = list(child_argv)
@@ -201,7 +208,7 @@ def supervise(child_argv: Sequence[str], binds: Sequence[str], *, backlog: int =
                 _log("restarting gracefully: a new server process, then the old one drains")
                 fresh = _Child(argv, fds, pipe_read)
                 if not _wait_ready(fresh, timeout=120.0):
-                    _log("the new server process did not start; the old one goes on")
+                    _log("the new server process did not start; the old one goes on", "error")
                     fresh.stop()
                     _wait_all([fresh], graceful_timeout)
                     continue
@@ -220,21 +227,22 @@ def supervise(child_argv: Sequence[str], binds: Sequence[str], *, backlog: int =
                 if not child.ready.is_set() and code > 0:
                     # It never listened and said why (the application does not load, a bad option):
                     # starting it again would fail the same way.
-                    _log(f"the server process {_why(code)} before it served; not restarting")
+                    _log(f"the server process {_why(code)} before it served; not restarting", "error")
                     status = code
                     if not children:
                         return status
                     continue
                 hit = f" ({child.crash_note})" if child.crash_note else ""
                 _log(f"the server process (pid {child.process.pid}) {_why(code)} after {uptime:.1f} s{hit}; "
-                     f"the requests in flight were lost. Its last lines:")
-                for line in list(child.last_lines)[-10:]:
-                    print(f"    {line}", file=sys.stderr, flush=True)
+                     f"the requests in flight were lost. Its last lines:", "error")
+                if _threshold <= _LEVELS.index("error"):
+                    for line in list(child.last_lines)[-10:]:
+                        print(f"    {line}", file=sys.stderr, flush=True)
                 backoff = 0.0 if uptime > 10.0 else min(10.0, max(0.1, backoff * 2))
                 if uptime < 1.0 and backoff:
-                    _log(f"it died within a second of starting: waiting {backoff:.1f} s before the next one")
+                    _log(f"it died within a second of starting: waiting {backoff:.1f} s before the next one", "warning")
                     time.sleep(backoff)
-                _log("starting a new server process on the same sockets")
+                _log("starting a new server process on the same sockets", "warning")
                 children.append(_Child(argv, fds, pipe_read))
     finally:
         for sig, handler in previous.items():
@@ -266,7 +274,7 @@ def _wait_all(children: Sequence[_Child], graceful_timeout: float) -> int:
         try:
             child.process.wait(max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            _log(f"the server process (pid {child.process.pid}) did not stop in time: killing it")
+            _log(f"the server process (pid {child.process.pid}) did not stop in time: killing it", "warning")
             child.process.kill()
             child.process.wait()
         child.finish_relay()

@@ -66,7 +66,7 @@ def _server_argv(args):
         argv.append("--access-log")
     if args.access_log_format is not None:
         argv += ["--access-log-format", args.access_log_format]
-    argv += ["--forwarded-allow-ips", args.forwarded_allow_ips]
+    argv += ["--forwarded-allow-ips", args.forwarded_allow_ips, "--log-level", args.log_level]
     if args.max_requests:
         argv += ["--max-requests", str(args.max_requests), "--max-requests-jitter", str(args.max_requests_jitter)]
     return argv
@@ -84,7 +84,7 @@ def _serve(args):
         from ._supervisor import supervise
 
         return supervise(_server_argv(args), binds, backlog=args.backlog, graceful_timeout=args.graceful_timeout,
-                         reload=args.reload)
+                         reload=args.reload, log_level=args.log_level)
     if args.reload:
         print("manygil serve: --reload needs the supervisor (leave out --no-supervisor)", file=sys.stderr)
         return 2
@@ -95,7 +95,7 @@ def _serve(args):
               access_log=args.access_log or args.access_log_format is not None,
               access_log_format=args.access_log_format,
               forwarded_allow_ips=[ip.strip() for ip in args.forwarded_allow_ips.split(",") if ip.strip()],
-              max_requests=args.max_requests, max_requests_jitter=args.max_requests_jitter)
+              max_requests=args.max_requests, max_requests_jitter=args.max_requests_jitter, log_level=args.log_level)
     except (AppLoadError, ValueError, OSError) as e:
         print(f"manygil serve: {e}", file=sys.stderr)
         return 1
@@ -154,10 +154,16 @@ def main(argv=None):
                        help="comma-separated proxy addresses (or *) whose Forwarded / X-Forwarded-For / "
                             "X-Forwarded-Proto headers set REMOTE_ADDR and wsgi.url_scheme (default "
                             "127.0.0.1,::1; a Unix-socket peer counts as one; '' for none)")
-    serve.add_argument("--max-requests", type=int, default=0, metavar="N", help="recycle: after N requests per "
-                       "worker, a fresh server process takes over gracefully (default 0: never)")
-    serve.add_argument("--max-requests-jitter", type=int, default=0, metavar="N", help="add up to N (at random) "
-                       "to --max-requests, so that servers do not recycle at once")
+    serve.add_argument("--max-requests", type=int, default=0, metavar="N", help="recycle: a worker interpreter "
+                       "that has served N requests is replaced by a fresh one, which loads the application while "
+                       "the old one serves on (default 0: never)")
+    serve.add_argument("--max-requests-jitter", type=int, default=0, metavar="N", help="add up to N (at random, "
+                       "per worker) to --max-requests, so that workers do not recycle at once")
+    serve.add_argument("--log-level", default="info", type=str.lower,
+                       choices=("debug", "info", "warning", "error", "critical"),
+                       help="drop the server's messages below this level (default info: requests refused for bad "
+                            "input are info, a response cut short warning, 5xx and crashes error); the access log "
+                            "and the line saying where it listens are always written")
     serve.add_argument("--reload", action="store_true", help="restart gracefully when a .py file under the "
                        "current directory changes (development)")
     serve.add_argument("--no-supervisor", action="store_true", help="serve in this process, without the parent "

@@ -46,7 +46,10 @@ struct Server::Shared {
     std::atomic<std::uint64_t> next_connection{1};
     std::atomic<std::uint64_t> accepted{0}, open{0}, requests{0}, responses{0}, rejected{0};
 
-    void log(std::string_view line) const {
+    void log(LogLevel level, std::string_view line) const {
+        if (level >= options.log_level) write_line(line);
+    }
+    void write_line(std::string_view line) const {  // the access log's lines too: never filtered
         if (options.log) return options.log(line);
         std::fprintf(stderr, "%.*s\n", static_cast<int>(line.size()), line.data());
     }
@@ -480,7 +483,7 @@ void IoThread::accept_all() {
             if (fd < 0) {
                 if (errno == EINTR || errno == ECONNABORTED) continue;
                 if (errno == EMFILE || errno == ENFILE) {
-                    shared_->log("manygil serve: out of file descriptors; not accepting for now");
+                    shared_->log(LogLevel::error, "manygil serve: out of file descriptors; not accepting for now");
                     return;  // accept_ready_ stays set: retried shortly
                 }
                 break;  // EAGAIN: this listener is drained
@@ -598,7 +601,7 @@ void IoThread::hand_over(Connection& c, Request request) {
         shared_->handler->handle(std::move(request), Responder(shared_from_this(), c.id));
     } catch (const std::exception& e) {
         // The Responder, destroyed while unwinding, has answered 500.
-        shared_->log(std::string("manygil serve: the request handler failed: ") + e.what());
+        shared_->log(LogLevel::error, std::string("manygil serve: the request handler failed: ") + e.what());
     }
 }
 
@@ -633,7 +636,7 @@ void IoThread::complete(Completion completion) {
             if (shared_->access_format && c->access) {
                 std::optional<std::uint64_t> bytes;
                 if (!response.stream) bytes = response.body.size() + (response.file ? response.file->length : 0);
-                shared_->log(shared_->access_format->render(*c->access, response.status, bytes, response.headers));
+                shared_->write_line(shared_->access_format->render(*c->access, response.status, bytes, response.headers));
             }
             bool keep_alive = c->keep_alive && !response.close && !shared_->stopping.load();
             if (!response.stream) return write_response(*c, std::move(response), keep_alive);
@@ -697,7 +700,7 @@ void IoThread::end_stream(Connection& c, bool abort) {
     stream->close();
     if (abort || (c.framing == Framing::Length && c.stream_left > 0)) {
         // The body is incomplete: the client must not take it for a whole response.
-        shared_->log("manygil serve: a streamed response to " + format_address(c.remote) +
+        shared_->log(LogLevel::warning, "manygil serve: a streamed response to " + format_address(c.remote) +
                      " ended early; closing the connection");
         c.keep_alive = false;
     }
@@ -714,7 +717,8 @@ void IoThread::end_stream(Connection& c, bool abort) {
 
 void IoThread::reject(Connection& c, int status, const std::string& reason) {
     shared_->rejected.fetch_add(1);
-    shared_->log("manygil serve: " + std::to_string(status) + " " + std::string(reason_phrase(status)) + " to " +
+    shared_->log(status >= 500 ? LogLevel::error : LogLevel::info,
+                 "manygil serve: " + std::to_string(status) + " " + std::string(reason_phrase(status)) + " to " +
                  format_address(c.remote) + ": " + reason);
     c.head = false;
     write_response(c, Response(status, std::string(reason_phrase(status)) + ": " + reason + "\n"), false);
@@ -727,7 +731,7 @@ void IoThread::write_response(Connection& c, Response response, bool keep_alive)
     if (declared && !c.head && !bodyless_status(response.status)) {
         std::uint64_t have = response.body.size() + (response.file ? response.file->length : 0);
         if (have != *declared) {
-            shared_->log("manygil serve: a response to " + format_address(c.remote) + " declared " +
+            shared_->log(LogLevel::error, "manygil serve: a response to " + format_address(c.remote) + " declared " +
                          std::to_string(*declared) + " bytes and produced " + std::to_string(have));
         }
         if (have > *declared && response.body.size() >= *declared) {
@@ -784,7 +788,9 @@ void IoThread::flush(Connection& c) {
         }
         if (n < 0 && errno == EINTR) continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
-        if (n == 0) shared_->log("manygil serve: a file to send ended early (it shrank?); closing the connection");
+        if (n == 0) {
+            shared_->log(LogLevel::error, "manygil serve: a file to send ended early (it shrank?); closing the connection");
+        }
         return close(c);  // the length was promised in Content-Length: the connection cannot go on
     }
     if (c.state == Connection::State::Writing && !c.stream) finish_response(c);

@@ -41,7 +41,9 @@ Pool::Pool(Runtime& runtime, PoolOptions options)
                     .name = std::move(options.name),
                     .reuse_interpreters = options.reuse_interpreters,
                     .replace_stuck_after = options.replace_stuck_after,
-                    .on_stuck = std::move(options.on_stuck)})) {}
+                    .on_stuck = std::move(options.on_stuck),
+                    .max_tasks_per_worker = options.max_tasks_per_worker,
+                    .max_tasks_jitter = options.max_tasks_jitter})) {}
 
 Pool::~Pool() {
     if (group_) group_->close();

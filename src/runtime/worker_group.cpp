@@ -72,12 +72,13 @@ void report_to_stderr(const StuckWorker& w) {
 
 // The body of every worker thread: serves its first group, then, while its interpreter may be
 // reused, parks and serves whichever group adopts it. Ends its interpreter itself.
-void worker_thread_main(std::shared_ptr<WorkerGroup> group, std::size_t index) noexcept {
+void worker_thread_main(std::shared_ptr<WorkerGroup> group, std::size_t index,
+                        std::shared_ptr<WorkerGroup::Worker> worker) noexcept {
     std::optional<ThreadInterpreter> interp;
     IdleWorkers& idle = IdleWorkers::instance();
     bool drained = false;
     while (group) {
-        bool park = group->serve(index, interp) && group->options_.reuse_interpreters;
+        bool park = group->serve(index, interp, std::exchange(worker, nullptr)) && group->options_.reuse_interpreters;
         std::shared_ptr<IdleWorkers::Slot> slot = park ? idle.offer() : nullptr;
         if (!slot && interp) {
             interp->attach();
@@ -110,14 +111,17 @@ void WorkerGroup::wait_for_worker_threads() {
 }
 
 WorkerGroup::WorkerGroup(Options options) : options_(std::move(options)) {
-    for (std::size_t i = 0; i < options_.workers; ++i) slots_.push_back(std::make_shared<Worker>(i));
+    for (std::size_t i = 0; i < options_.workers; ++i) slots_.push_back(std::make_shared<Worker>(i, true));
+    successors_.resize(options_.workers);
     spawned_ = options_.workers;
 }
 
-void WorkerGroup::spawn_worker(std::size_t index) {
+void WorkerGroup::spawn_worker(std::size_t index, std::shared_ptr<Worker> worker) {
     thread_started();
     try {
-        std::thread([group = shared_from_this(), index] { worker_thread_main(group, index); }).detach();
+        std::thread([group = shared_from_this(), index, worker = std::move(worker)]() mutable {
+            worker_thread_main(std::move(group), index, std::move(worker));
+        }).detach();
     } catch (...) {
         std::lock_guard lock(g_threads_mu);
         --g_threads;
@@ -176,13 +180,13 @@ WorkerGroup::~WorkerGroup() {
     close();
 }
 
-bool WorkerGroup::serve(std::size_t index, std::optional<ThreadInterpreter>& interp) noexcept {
+bool WorkerGroup::serve(std::size_t index, std::optional<ThreadInterpreter>& interp, std::shared_ptr<Worker> self) noexcept {
     std::string thread_name = "mg-" + options_.name.substr(0, 8) + "-" + std::to_string(index);
     pthread_setname_np(pthread_self(), thread_name.substr(0, 15).c_str());
     t_worker_index = index;
     t_group = this;
-    std::shared_ptr<Worker> self;
-    {
+    std::size_t task_limit = this->task_limit();
+    if (!self) {
         std::lock_guard lock(mu_);
         self = slots_[index];
     }
@@ -216,7 +220,8 @@ bool WorkerGroup::serve(std::size_t index, std::optional<ThreadInterpreter>& int
     interp->detach();
     {
         std::lock_guard lock(mu_);
-        if (!self->retired) ids_[index] = interp->id();
+        self->interpreter_id = interp->id();
+        if (slots_[index] == self) ids_[index] = interp->id();  // a successor's, once it takes the slot
     }
 
     // Each job runs with the worker's interpreter attached; one that wants the main interpreter is
@@ -229,6 +234,7 @@ bool WorkerGroup::serve(std::size_t index, std::optional<ThreadInterpreter>& int
     // each job to returning with the interpreter it was given still attached.
     PyInterpreterState* worker_interp = PyThreadState_GetInterpreter(interp->tstate());
     bool first = true;
+    std::size_t jobs = 0;
     while (auto job = next_job(std::exchange(first, false), *self)) {
         interp->attach();
         std::string what = job->describe();
@@ -262,6 +268,8 @@ bool WorkerGroup::serve(std::size_t index, std::optional<ThreadInterpreter>& int
             interp->detach();
         }
         note.job_finished();
+        // Its share done: a successor starts now, while this one serves on until it is ready.
+        if (task_limit && ++jobs == task_limit && !start_successor(*self)) jobs = 0;
     }
     note.stop();
     WorkerMonitor::set_current(nullptr);
@@ -270,7 +278,7 @@ bool WorkerGroup::serve(std::size_t index, std::optional<ThreadInterpreter>& int
     t_group = nullptr;
     {
         std::lock_guard lock(mu_);
-        if (self->retired) {  // its stuck call returned: it leaves, and its interpreter ends (no parking)
+        if (self->retired) {  // stuck or recycled: it leaves, and its interpreter ends (no parking)
             std::erase(stuck_, self);
             return false;
         }
@@ -331,6 +339,7 @@ PoolStats WorkerGroup::stats() const {
         stuck = stuck_;
         s.queued = queue_.size();
         s.replaced = replaced_;
+        s.recycled = recycled_;
     }
     // Each worker's numbers under its own locks, never the group's: a stats() call never waits for a
     // worker that is posting or finishing.
@@ -421,7 +430,9 @@ bool WorkerGroup::replace(const std::shared_ptr<Worker>& worker, StuckWorker& re
         worker->retired = true;
         stuck_.push_back(worker);
         ++replaced_;
-        slots_[index] = std::make_shared<Worker>(index);
+        // Its successor (recycling) is starting already: it takes the slot once ready.
+        if (successors_[index]) return true;
+        slots_[index] = std::make_shared<Worker>(index, false);
         ids_[index] = -1;
         ++spawned_;
     }
@@ -437,12 +448,56 @@ bool WorkerGroup::replace(const std::shared_ptr<Worker>& worker, StuckWorker& re
     return true;
 }
 
+// ---- recycling ----------------------------------------------------------------------------------------
+
+std::size_t WorkerGroup::task_limit() {
+    if (!options_.max_tasks_per_worker) return 0;
+    if (!options_.max_tasks_jitter) return options_.max_tasks_per_worker;
+    std::lock_guard lock(mu_);
+    return options_.max_tasks_per_worker + std::uniform_int_distribution<std::size_t>(0, options_.max_tasks_jitter)(rng_);
+}
+
+bool WorkerGroup::start_successor(const Worker& self) {
+    std::shared_ptr<Worker> successor;
+    {
+        std::lock_guard lock(mu_);
+        // Nothing left to serve, or its slot was given away (stuck, replaced meanwhile).
+        if (closed_ || broken_ || self.retired || slots_[self.index].get() != &self || successors_[self.index]) {
+            return false;
+        }
+        successor = std::make_shared<Worker>(self.index, false);
+        successors_[self.index] = successor;
+        ++spawned_;
+    }
+    try {
+        spawn_worker(self.index, successor);
+    } catch (...) {
+        {
+            std::lock_guard lock(mu_);
+            successors_[self.index] = nullptr;
+        }
+        mark_exited();
+        return false;  // it serves on, and tries again after another share
+    }
+    return true;
+}
+
 std::unique_ptr<Job> WorkerGroup::next_job(bool first, const Worker& self) {
     std::unique_lock lock(mu_);
-    if (first) {
+    if (first && successors_[self.index].get() == &self) {
+        // A successor is ready: it takes the slot, and the worker it succeeds leaves after the job
+        // in hand (or at once, if it waits for work).
+        std::shared_ptr<Worker> old = std::exchange(slots_[self.index], std::move(successors_[self.index]));
+        if (!old->retired) ++recycled_;  // (else it was found stuck meanwhile, and counted as replaced)
+        old->retired = true;
+        ids_[self.index] = self.interpreter_id;
+        work_signal_.notify_all();
+    }
+    if (first && self.initial) {
         // The worker counts as ready in the same critical section in which it takes its first task:
         // once wait_ready() returns, each worker has taken a task or found the queue empty, so a
         // shutdown(cancel_pending) that follows cancels only what no worker could have started.
+        // (Replacements and successors come later, into a group that was ready.)
         ++ready_;
         ready_cv_.notify_all();
     }
@@ -494,7 +549,7 @@ void WorkerGroup::shutdown(bool wait, bool cancel_pending) {
         std::unique_lock lock(mu_);
         // Tasks submitted before shutdown() are not cancelled merely because the workers were still
         // creating their interpreters: a caller who waits anyway first lets each take its first task.
-        if (wait && cancel_pending) ready_cv_.wait(lock, [&] { return ready_ >= options_.workers || broken_; });
+        if (wait && cancel_pending) ready_cv_.wait(lock, [&] { return ready_ == options_.workers || broken_; });
         closed_ = true;
         if (cancel_pending) cancelled.swap(queue_);
     }
@@ -522,7 +577,7 @@ void WorkerGroup::join() {
 
 void WorkerGroup::wait_ready() {
     std::unique_lock lock(mu_);
-    ready_cv_.wait(lock, [&] { return ready_ >= options_.workers || broken_; });
+    ready_cv_.wait(lock, [&] { return ready_ == options_.workers || broken_; });
     if (broken_) std::rethrow_exception(broken_);
 }
 

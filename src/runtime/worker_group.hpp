@@ -10,8 +10,10 @@
 // Workers and slots: the group has `workers` slots; each is served by one Worker (its thread, its
 // monitor and its counts) at a time. With Options::replace_stuck_after, a watchdog thread retires a
 // worker whose call ignores an interrupt that long and gives its slot to a new Worker; the retired
-// one finishes its call and ends (never parks). Every Worker, retired or not, holds the group and is
-// counted until it leaves: finished() and join() wait for all of them.
+// one finishes its call and ends (never parks). With Options::max_tasks_per_worker, a worker that has
+// run its share starts a successor for its slot and serves on until the successor is ready, which
+// then takes the slot and retires it. Every Worker, retired or not, holds the group and is counted
+// until it leaves: finished() and join() wait for all of them.
 #pragma once
 
 #include <atomic>
@@ -24,6 +26,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -50,6 +53,9 @@ public:
         // PoolOptions::replace_stuck_after and on_stuck (pool.hpp).
         std::optional<std::chrono::steady_clock::duration> replace_stuck_after;
         std::function<void(const StuckWorker&)> on_stuck;
+        // PoolOptions::max_tasks_per_worker and max_tasks_jitter (pool.hpp).
+        std::size_t max_tasks_per_worker = 0;
+        std::size_t max_tasks_jitter = 0;
     };
 
     // Registers the group with the runtime (which closes it before finalising) and starts the threads.
@@ -102,26 +108,35 @@ private:
     // One worker: the thread that serves a slot, and what watches and counts it. Shared by the slot
     // table (or the stuck list) and the worker's thread, so stats() never races its creation or end.
     struct Worker {
-        explicit Worker(std::size_t index) : index(index) {}
+        Worker(std::size_t index, bool initial) : index(index), initial(initial) {}
         const std::size_t index;
+        const bool initial;  // one of the group's first workers (wait_ready() waits for those)
         WorkerMonitor monitor;
         WorkerActivity activity;
         JobNote note;  // for the line a fatal signal writes
-        bool retired = false;  // (mu_) stuck and replaced: leave after the current job
+        bool retired = false;  // (mu_) stuck and replaced, or recycled: leave after the current job
+        std::int64_t interpreter_id = -1;  // (mu_)
     };
 
-    friend void worker_thread_main(std::shared_ptr<WorkerGroup> group, std::size_t index) noexcept;
+    // `worker`: the Worker the thread is (a successor); null: whichever serves slot `index` now.
+    friend void worker_thread_main(std::shared_ptr<WorkerGroup> group, std::size_t index,
+                                   std::shared_ptr<Worker> worker) noexcept;
     // Runs worker `index` of this group on the calling thread: creates the interpreter if `interp` is
     // empty (else takes a parked one over), runs the initializer and the jobs until the group is
     // closed and drained or broken. Returns with `interp` detached (or empty if it had to end), and
     // true if the interpreter may park for another group.
-    bool serve(std::size_t index, std::optional<ThreadInterpreter>& interp) noexcept;
+    bool serve(std::size_t index, std::optional<ThreadInterpreter>& interp, std::shared_ptr<Worker> self) noexcept;
     // Whether the interpreter (attached) is fit for another group: only the worker's own thread state
     // left in it.
     bool may_park(ThreadInterpreter& interp) const noexcept;
     std::unique_ptr<Job> next_job(bool first, const Worker& self);
-    // Starts a detached worker thread for slot `index` (counted in g_threads).
-    void spawn_worker(std::size_t index);
+    // Starts a detached worker thread for slot `index` (counted in g_threads), as `worker` if given.
+    void spawn_worker(std::size_t index, std::shared_ptr<Worker> worker = nullptr);
+    // The worker's thread, once it has run its share of jobs: starts its successor (false if none
+    // could start; it then serves on).
+    bool start_successor(const Worker& self);
+    // How many jobs a new worker runs before it is recycled (0: no limit).
+    std::size_t task_limit();
     // The watchdog thread's body (Options::replace_stuck_after): holds the group only weakly.
     static void watch_for_stuck_workers(std::weak_ptr<WorkerGroup> weak, std::chrono::steady_clock::duration after);
     // Retires `worker` (stuck) and starts a new one in its slot; false if it is not in its slot any
@@ -152,6 +167,10 @@ private:
     std::vector<std::shared_ptr<Worker>> slots_;  // (mu_) the Worker serving each slot
     std::vector<std::shared_ptr<Worker>> stuck_;  // (mu_) retired, their call still running
     std::size_t replaced_ = 0;                    // (mu_)
+    // (mu_) A successor started for each slot whose worker ran its share, until it takes the slot.
+    std::vector<std::shared_ptr<Worker>> successors_;
+    std::size_t recycled_ = 0;                    // (mu_)
+    std::minstd_rand rng_{std::random_device{}()};  // (mu_) recycling jitter
 };
 
 }  // namespace manygil::detail

@@ -124,19 +124,21 @@ private:
     bool stream_item(PyObject* item);
     bool stream_bytes(std::string bytes);
     void abort_stream(const std::string& why) {
-        log("manygil serve: " + request_.method + " " + request_.target +
-            ": the response was cut short after it began: " + why);
+        log(http::LogLevel::warning, "manygil serve: " + request_.method + " " + request_.target +
+                                         ": the response was cut short after it began: " + why);
         failed_ = true;
         responder_.abort();
     }
 
     http::Response fail(int status, const std::string& why) {
         failed_ = true;
-        log("manygil serve: " + std::to_string(status) + " for " + request_.method + " " + request_.target + ": " + why);
+        log(http::LogLevel::error,
+            "manygil serve: " + std::to_string(status) + " for " + request_.method + " " + request_.target + ": " + why);
         http::Response r(status, std::string(http::reason_phrase(status)) + "\n");
         return r;
     }
-    void log(const std::string& text) const {
+    void log(http::LogLevel level, const std::string& text) const {
+        if (level < options_->log_level) return;
         if (options_->log) return options_->log(text);
         std::fprintf(stderr, "%s\n", text.c_str());
     }

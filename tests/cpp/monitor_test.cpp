@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -228,6 +229,58 @@ TEST(StuckWorkers, WithoutTheOptionAWorkerIsNeverReplaced) {
     pipe.release();
     EXPECT_THROW(stuck.get(), PythonError);
     std::filesystem::remove(path);
+}
+
+TEST(Recycling, AWorkerIsReplacedAfterItsShareOfTasksWithTheInitializerRunAgain) {
+    Pool pool(runtime(), {.workers = 1,
+                          .initializer = manygil::Initializer::call("mg_tasks:setup", {"ready"}),
+                          .max_tasks_per_worker = 3});
+    auto run = [&] {
+        Value v = pool.submit("mg_tasks:interpreter_and_setup").get();
+        EXPECT_EQ(v.as_list().at(1), Value("ready"));  // every successor ran the initializer
+        return v.as_list().at(0).as_int();
+    };
+    std::int64_t first = run();
+    EXPECT_EQ(run(), first);
+    EXPECT_EQ(run(), first);  // its third: its successor starts now, and takes over once ready
+    ASSERT_TRUE(eventually([&] { return pool.stats().recycled == 1; }));
+    std::int64_t second = run();
+    EXPECT_NE(second, first);
+    EXPECT_EQ(pool.interpreter_ids()[0], second);
+    // A C++ future is ready as soon as the task sets it, a moment before the worker counts it.
+    EXPECT_TRUE(eventually([&] { return pool.stats().workers.at(0).tasks_done == 1; }));  // the successor's own
+    auto stats = pool.stats();
+    ASSERT_EQ(stats.workers.size(), 1u);
+    EXPECT_EQ(stats.workers[0].interpreter_id, second);
+    EXPECT_EQ(stats.replaced, 0u);
+    pool.shutdown();
+    EXPECT_TRUE(pool.finished());
+}
+
+TEST(Recycling, ManyTasksFromSeveralThreadsAllRunWhileWorkersRecycle) {
+    Pool pool(runtime(), {.workers = 2, .max_tasks_per_worker = 2, .max_tasks_jitter = 3});
+    std::vector<std::thread> callers;
+    std::mutex mu;
+    std::set<std::int64_t> interpreters;
+    int answered = 0;
+    for (int t = 0; t < 3; ++t) {
+        callers.emplace_back([&, t] {
+            for (int i = 0; i < 40; ++i) {
+                Value v = pool.submit("mg_tasks:add", {t, i}).get();
+                std::int64_t id = pool.submit("mg_tasks:interpreter_and_setup").get().as_list().at(0).as_int();
+                std::lock_guard lock(mu);
+                answered += v == Value(t + i);
+                interpreters.insert(id);
+            }
+        });
+    }
+    for (auto& c : callers) c.join();
+    EXPECT_EQ(answered, 120);
+    // 240 tasks, at most 5 per worker before it starts a successor, which takes over once ready
+    // (however long a loaded machine makes that).
+    EXPECT_TRUE(eventually([&] { return pool.stats().recycled >= 1; }));
+    pool.shutdown();
+    EXPECT_TRUE(pool.finished());
 }
 
 TEST(StuckWorkers, ANonPositiveLimitIsRefused) {

@@ -464,3 +464,19 @@ def register_atexit_writer(path):
             f.write("ran")
 
     atexit.register(write)
+
+
+_recorded_setup = None
+
+
+def record_setup(value):
+    """An initializer: records its argument in this worker interpreter's module state."""
+    global _recorded_setup
+    _recorded_setup = value
+
+
+def interpreter_and_setup_value():
+    """(this interpreter's id, what record_setup recorded in it)."""
+    import _interpreters
+
+    return _interpreters.get_current()[0], _recorded_setup

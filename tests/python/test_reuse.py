@@ -3,6 +3,7 @@ and the next pool starts on them; what a reused interpreter keeps and what it ge
 
 import os
 import sys
+import time
 
 import pytest
 
@@ -132,3 +133,25 @@ def test_fork_and_exit_with_parked_interpreters_are_clean(run_python):
     # Python may warn that the process has threads (DeprecationWarning: ended workers' threads may
     # still be returning); manygil's own warning (RuntimeWarning: pools alive) must not appear.
     assert "Fatal" not in result.stderr and "RuntimeWarning" not in result.stderr, result.stderr
+
+
+def test_max_tasks_per_child_recycles_workers_with_the_initializer_run_again():
+    with manygil.Pool(1, max_tasks_per_child=2, initializer=helpers.record_setup, initargs=("again",)) as pool:
+        seen = []
+        for _ in range(8):
+            seen.append(pool.submit(helpers.interpreter_and_setup_value).result())
+            time.sleep(0.1)  # a successor gets time to start (it takes over once ready)
+        interpreters = [interp for interp, _ in seen]
+        assert all(value == "again" for _, value in seen), seen  # each successor ran the initializer
+        assert interpreters[0] == interpreters[1] and len(set(interpreters)) >= 3, interpreters
+        assert pool.stats()["recycled"] >= 2
+        # A map runs whole while its workers recycle under it.
+        assert list(pool.map(helpers.square, range(50), chunksize=2)) == [i * i for i in range(50)]
+
+
+@pytest.mark.parametrize("kwargs, error", [({"max_tasks_per_child": 0}, ValueError),
+                                           ({"max_tasks_per_child": 1.5}, TypeError),
+                                           ({"max_tasks_per_child": 2, "max_tasks_jitter": -1}, ValueError)])
+def test_max_tasks_per_child_is_checked(kwargs, error):
+    with pytest.raises(error, match="max_tasks"):
+        manygil.Pool(1, **kwargs)

@@ -17,7 +17,11 @@ from pathlib import Path
 
 import pytest
 
+import manygil
+
 APPS = Path(__file__).parent
+if str(APPS) not in sys.path:
+    sys.path.insert(0, str(APPS))
 # curl without the sanitizer runtimes `make sanitize` preloads into Python (preloaded into curl, they
 # hang it), as in test_serve.py.
 CURL_ENV = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
@@ -187,23 +191,51 @@ def test_forwarded_allow_ips_through_the_command(allow, expected):
         assert served.stop() == 0
 
 
-def test_max_requests_recycles_the_process_without_a_gap():
-    served = Served("--max-requests", "5", "--max-requests-jitter", "2")  # 2 workers: 10 to 14 requests
+def test_max_requests_recycles_worker_interpreters_without_dropping_a_request():
+    served = Served("--max-requests", "5", "--max-requests-jitter", "2")  # 2 workers: 5 to 7 requests each
     try:
         first = served.pid()
-        pids, failures = [], 0
-        deadline = time.monotonic() + 180  # a fresh process starts in well under a second, unloaded
-        while len(set(pids)) < 3 and time.monotonic() < deadline:
-            try:
-                pids.append(served.pid())
-            except (OSError, http.client.HTTPException):
-                failures += 1
-            time.sleep(0.02)
-        assert failures == 0  # the new process took over before the old one stopped
-        assert len(set(pids)) >= 3 and pids[0] == first, pids  # recycled at least twice
-        assert "requests per worker served: asking for a fresh process" in "".join(served.lines)
+        seen: list[tuple[int, int]] = []
+        failures: list[BaseException] = []
+
+        def client() -> None:
+            for _ in range(40):
+                try:
+                    answer = json.loads(served.get("/pid")[1])
+                    seen.append((answer["pid"], answer["interpreter"]))
+                except (OSError, http.client.HTTPException, ValueError) as e:
+                    failures.append(e)
+                time.sleep(0.02)  # paced: a successor gets time to load the application
+
+        threads = [threading.Thread(target=client) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        assert failures == [] and len(seen) == 160  # every request answered while workers recycled
+        assert {pid for pid, _ in seen} == {first}  # interpreters recycle, not the process
+        # 160 requests, at most 7 per interpreter before its successor starts (more while it loads
+        # the application): several interpreters served them.
+        assert len({interp for _, interp in seen}) >= 4, seen
+        assert "killed by" not in "".join(served.lines)
     finally:
         assert served.stop() == 0
+
+
+def test_max_requests_in_process_counts_recycled_workers():
+    with manygil.Server("serve_apps.plain:app", workers=1, bind="127.0.0.1:0", max_requests=3) as server:
+        host, port = server.addresses[0].rsplit(":", 1)
+        interpreters = set()
+        for _ in range(20):
+            conn = http.client.HTTPConnection(host, int(port), timeout=30)
+            conn.request("GET", "/pid")
+            interpreters.add(json.loads(conn.getresponse().read())["interpreter"])
+            conn.close()
+            time.sleep(0.05)  # paced: a successor gets time to load the application
+        assert len(interpreters) >= 2
+        assert server.stats()["pool"]["recycled"] >= 1
+    with pytest.raises(ValueError, match="max_requests"):
+        manygil.Server("serve_apps.plain:app", bind="127.0.0.1:0", max_requests=-1)
 
 
 def test_reload_restarts_when_the_application_changes(tmp_path):
@@ -255,3 +287,40 @@ def test_access_log_format_in_gunicorns_atoms():
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 1
     assert "unknown atom '%(zz)s'" in bad.stderr and "not restarting" in bad.stderr
+
+
+def _no_host(served: Served) -> bytes:
+    import socket
+
+    with socket.create_connection((served.host, served.port), timeout=30) as s:
+        s.sendall(b"GET / HTTP/1.1\r\n\r\n")  # no Host: 400, logged at info
+        return s.recv(4096)
+
+
+@pytest.mark.parametrize("level, shown", [("info", {"400", "504", "stopping"}), ("warning", {"504"}),
+                                          ("critical", set())])
+def test_log_level_filters_the_servers_messages(level, shown):
+    served = Served("--log-level", level, "--timeout", "0.5", "--access-log")
+    try:
+        assert _no_host(served).startswith(b"HTTP/1.1 400 ")
+        assert served.get("/spin")[0] == 504  # the application ran past --timeout: logged at error
+        assert served.get("/fine")[0] == 200
+        deadline = time.monotonic() + 30
+        while not any('"GET /fine HTTP/1.1" 200' in line for line in served.lines):  # the access log, always
+            assert time.monotonic() < deadline, served.lines
+            time.sleep(0.05)
+    finally:
+        assert served.stop() == 0
+    log = "".join(served.lines)
+    assert " on http://" in log  # where it listens: always
+    assert ("400 Bad Request to" in log) == ("400" in shown), log
+    assert ("504 for GET /spin" in log) == ("504" in shown), log
+    assert ("manygil serve: stopping" in log) == ("stopping" in shown), log
+
+
+def test_log_level_is_checked():
+    bad = subprocess.run([sys.executable, "-m", "manygil", "serve", "serve_apps.plain:app", "--log-level", "loud"],
+                         cwd=APPS, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "--log-level" in bad.stderr
+    with pytest.raises(ValueError, match="log_level"):
+        manygil.Server("serve_apps.plain:app", bind="127.0.0.1:0", log_level="loud")

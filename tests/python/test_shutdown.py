@@ -183,8 +183,10 @@ def test_cancel_futures_right_after_start_still_runs_the_first_task_of_each_work
     # shutdown(cancel_futures=True) waits for the workers to start: tasks submitted before it are
     # not cancelled merely because the interpreters were still being created. Each worker takes the
     # first task it finds (they block until the pipe is written), the rest are cancelled.
+    # Fresh interpreters (no reuse): parked ones would be ready before the tasks are submitted, and
+    # then, as in any executor, a woken worker may lose its task to the cancel before it runs.
     r, w = pipe
-    pool = manygil.Pool(2)
+    pool = manygil.Pool(2, reuse_interpreters=False)
     futures = [pool.submit(helpers.block_on, r) for _ in range(50)]
     stopper = threading.Thread(target=pool.shutdown, kwargs={"cancel_futures": True})
     stopper.start()

@@ -153,3 +153,10 @@ def read_after(path, fd):
 
     open(path, "w").close()
     return os.read(fd, 1).decode()
+
+
+def interpreter_and_setup():
+    """(this interpreter's id, what the initializer `setup` recorded in it)."""
+    import _interpreters
+
+    return [_interpreters.get_current()[0], _setup_value]

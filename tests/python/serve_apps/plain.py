@@ -53,10 +53,12 @@ def app(environ, start_response):
         return ["not bytes"]
     if path == "/no-start":
         return [b"forgot start_response"]
-    if path == "/pid":  # which server process answered (the supervisor's tests)
+    if path == "/pid":  # which server process and interpreter answered (the supervisor's tests)
         import os
 
-        return _json(start_response, {"pid": os.getpid()})
+        import _interpreters
+
+        return _json(start_response, {"pid": os.getpid(), "interpreter": _interpreters.get_current()[0]})
     if path == "/crash":  # a C-level crash, as a buggy extension or a ctypes mistake makes one
         import ctypes
 
