@@ -417,7 +417,7 @@ void WorkerGroup::watch_for_stuck_workers(std::weak_ptr<WorkerGroup> weak, std::
                 // A reporting callback must not end the watchdog (its contract says it must not throw).
             }
         }
-        group.reset();  // never sleep holding the group: the last owner may be waiting to drop it
+        group.reset();  // between checks, only the weak pointer: a dropped pool is not kept alive
     }
     thread_ending();
 }
