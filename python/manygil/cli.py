@@ -178,7 +178,7 @@ def main(argv=None):
     serve.set_defaults(run=_serve)
 
     args = parser.parse_args(argv)
-    if getattr(args, "workers", 0) < 0 or getattr(args, "rounds", 0) < 0:
+    if (getattr(args, "workers", 0) or 0) < 0 or getattr(args, "rounds", 0) < 0:  # serve's default is None
         parser.error("--workers and --rounds must be positive")
     return args.run(args)
 
