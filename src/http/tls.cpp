@@ -88,6 +88,9 @@ TlsContext::TlsContext(const TlsOptions& options) {
         // it goes. Moving buffer: the connection appends to that buffer between retries.
         SSL_CTX_set_mode(ctx_, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                                    SSL_MODE_RELEASE_BUFFERS);
+        // Read-ahead: one recv() takes in what the socket holds (a whole record, often the next
+        // ones), instead of a recv() for each record's header and another for its body.
+        SSL_CTX_set_read_ahead(ctx_, 1);
         SSL_CTX_set_dh_auto(ctx_, 1);
         SSL_CTX_set_alpn_select_cb(ctx_, select_alpn, nullptr);
         SSL_CTX_set_default_passwd_cb(ctx_, no_passphrase);
