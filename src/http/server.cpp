@@ -7,6 +7,7 @@
 #include <netinet/tcp.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/sendfile.h>
@@ -388,6 +389,14 @@ private:
 void IoThread::run(std::size_t index) noexcept {
     std::string name = "mg-http-" + std::to_string(index);
     pthread_setname_np(pthread_self(), name.c_str());
+    // A write to a connection the peer has reset raises SIGPIPE, which ends the process unless it
+    // is ignored (Python ignores it; a C++ host may not). send() here passes MSG_NOSIGNAL, but
+    // sendfile() and OpenSSL's write() cannot: blocked on this thread, the signal stays pending and
+    // the call fails with EPIPE instead.
+    sigset_t pipe;
+    sigemptyset(&pipe);
+    sigaddset(&pipe, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe, nullptr);
     epoll_event events[256];
     Clock::time_point last_sweep = Clock::now();
     const std::size_t capacity = shared_->handler->capacity();

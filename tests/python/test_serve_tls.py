@@ -252,6 +252,30 @@ def test_concurrent_clients(server, certs):
     assert not errors
 
 
+def test_several_io_threads_share_one_context(certs):
+    with manygil.Server("serve_apps.plain:app", workers=2, bind="127.0.0.1:0", io_threads=2,
+                        certfile=certs["cert"], keyfile=certs["key"]) as s:
+        errors: list[str] = []
+
+        def client(n: int) -> None:
+            try:
+                for i in range(10):
+                    conn = connect(s, certs)  # a handshake each: the connections spread over both threads
+                    if get_json(conn, f"/t{n}/{i}")["path"] != f"/t{n}/{i}":
+                        errors.append(f"/t{n}/{i}")
+                    conn.close()
+            except Exception as e:  # noqa: BLE001 - reported below
+                errors.append(f"client {n}: {e!r}")
+
+        threads = [threading.Thread(target=client, args=(n,)) for n in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        assert not errors
+        assert s.stats()["connections_accepted"] == 40
+
+
 # ---- what the server does with clients that are not ----------------------------------------------------
 
 def test_plain_http_on_the_tls_port_is_answered_400_and_closed(server, capfd):
