@@ -4,7 +4,8 @@
 
 Both servers run the same applications (bench/serve_apps.py) with 2 workers and the same self-signed
 ECDSA P-256 certificate (made here with the openssl command): manygil serve --certfile/--keyfile (the
-C++ front end's OpenSSL sessions) and granian --ssl-certificate/--ssl-keyfile --http 1 (rustls). The
+C++ front end's OpenSSL sessions; also with --io-threads 2, since the I/O threads do the encryption)
+and granian --ssl-certificate/--ssl-keyfile --http 1 (rustls). The
 same two over plain HTTP run beside them, so the table also shows what TLS costs each. wrk -t2 -c64
 keeps its connections alive (64 handshakes per measurement, then only records); servers take turns
 within every round, in a rotating order, and each keeps its best round (req/s, with that round's
@@ -33,7 +34,7 @@ from serve import free_port, memory_mib, parse_wrk  # noqa: E402  (bench/serve.p
 
 BIN = Path(sys.executable).parent
 WORKLOADS = {"hello": "serve_apps:hello", "json": "serve_apps:json_app"}
-SERVERS = ("manygil-tls", "granian-tls", "manygil", "granian")
+SERVERS = ("manygil-tls", "manygil-tls-io2", "granian-tls", "manygil", "granian")
 
 
 def make_certificate(directory: Path) -> tuple[Path, Path]:
@@ -47,11 +48,13 @@ def make_certificate(directory: Path) -> tuple[Path, Path]:
 def command(server: str, app: str, port: int, key: Path, cert: Path) -> list[str]:
     if server.startswith("manygil"):
         cmd = [sys.executable, "-m", "manygil", "serve", app, "--workers", "2", "--bind", f"127.0.0.1:{port}"]
-        return cmd + (["--certfile", str(cert), "--keyfile", str(key)] if server.endswith("-tls") else [])
+        if server.endswith("-io2"):  # the encryption spread over two I/O threads
+            cmd += ["--io-threads", "2"]
+        return cmd + (["--certfile", str(cert), "--keyfile", str(key)] if "-tls" in server else [])
     cmd = [str(BIN / "granian"), "--interface", "wsgi", "--workers", "2", "--host", "127.0.0.1", "--port", str(port),
            "--no-ws", "--http", "1", app]
     return cmd + (["--ssl-certificate", str(cert), "--ssl-keyfile", str(key), "--ssl-protocol-min", "tls1.2"]
-                  if server.endswith("-tls") else [])
+                  if "-tls" in server else [])
 
 
 def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 60.0) -> None:
@@ -84,14 +87,14 @@ def measure(server: str, workload: str, duration: int, connections: int, key: Pa
     proc = subprocess.Popen(command(server, WORKLOADS[workload], port, key, cert), cwd=HERE,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, process_group=0)
     try:
-        url = f"{'https' if server.endswith('-tls') else 'http'}://127.0.0.1:{port}/"
+        url = f"{'https' if '-tls' in server else 'http'}://127.0.0.1:{port}/"
         wait_ready(url, proc)
         subprocess.run(["wrk", "-t2", "-c", str(connections), "-d", "1s", url], capture_output=True, check=True)
         out = subprocess.run(["wrk", "-t2", "-c", str(connections), "-d", f"{duration}s", "--latency", url],
                              capture_output=True, text=True, check=True).stdout
         result = parse_wrk(out)
         result["rss_mib"], _ = memory_mib(proc.pid)
-        result["tls"] = negotiated(port) if server.endswith("-tls") else ""
+        result["tls"] = negotiated(port) if "-tls" in server else ""
         return result
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
@@ -129,22 +132,22 @@ def main() -> int:
                     if k not in best or m["rps"] > best[k]["rps"]:
                         best[k] = m
                     best[k]["rss_mib"] = rss
-                    print(f"round {r + 1}: {w:6} {s:12} {m['rps']:9.0f} req/s  p50 {m['p50_ms']:6.2f} ms  "
+                    print(f"round {r + 1}: {w:6} {s:15} {m['rps']:9.0f} req/s  p50 {m['p50_ms']:6.2f} ms  "
                           f"p99 {m['p99_ms']:6.2f} ms  RSS {m['rss_mib']:5.0f} MiB  {m['tls']}"
                           + (f"  non-2xx {m['non_2xx']}" if m["non_2xx"] else ""), flush=True)
     print(f"\nbest of {args.rounds} rounds, wrk -t2 -c{args.connections} -d{args.duration}s, 2 workers each:")
-    print(f"{'workload':8} {'server':12} {'req/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'RSS MiB':>8} {'vs granian':>10}"
+    print(f"{'workload':8} {'server':15} {'req/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'RSS MiB':>8} {'vs granian':>10}"
           f" {'vs own http':>11}  tls")
     for w in workloads:
         for s in servers:
             if (s, w) not in best:
                 continue
             m = best[(s, w)]
-            peer = ("granian-tls" if s.endswith("-tls") else "granian", w)
-            plain = (s.removesuffix("-tls"), w)
+            peer = ("granian-tls" if "-tls" in s else "granian", w)
+            plain = (s.split("-tls")[0], w)
             vs_granian = f"{m['rps'] / best[peer]['rps']:.2f}x" if peer in best else "-"
-            vs_plain = f"{m['rps'] / best[plain]['rps']:.2f}x" if s.endswith("-tls") and plain in best else "-"
-            print(f"{w:8} {s:12} {m['rps']:9.0f} {m['p50_ms']:7.2f} {m['p99_ms']:7.2f} {m['rss_mib']:8.0f}"
+            vs_plain = f"{m['rps'] / best[plain]['rps']:.2f}x" if "-tls" in s and plain in best else "-"
+            print(f"{w:8} {s:15} {m['rps']:9.0f} {m['p50_ms']:7.2f} {m['p99_ms']:7.2f} {m['rss_mib']:8.0f}"
                   f" {vs_granian:>10} {vs_plain:>11}  {m['tls']}")
     if args.json:
         Path(args.json).write_text(json.dumps([{"server": s, "workload": w, **m} for (s, w), m in best.items()],
