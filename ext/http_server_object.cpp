@@ -48,23 +48,25 @@ bool strings_of(PyObject* sequence, const char* what, std::vector<std::string>& 
 
 // HttpServer(pool, app, bind, *, io_threads, backlog, max_body, max_header_bytes, max_pending, timeout,
 //            header_timeout, keep_alive_timeout, access_log, forwarded_allow_ips, access_log_format,
-//            log_level)
+//            log_level, certfile, keyfile)
 PyObject* server_new(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
     static const char* kw[] = {"pool", "app", "bind", "io_threads", "backlog", "max_body", "max_header_bytes",
                                "max_pending", "timeout", "header_timeout", "keep_alive_timeout", "access_log",
-                               "forwarded_allow_ips", "access_log_format", "log_level", nullptr};
+                               "forwarded_allow_ips", "access_log_format", "log_level", "certfile", "keyfile",
+                               nullptr};
     PyObject *pool, *bind, *timeout = Py_None, *forwarded = nullptr;
     const char* app;
     const char* access_log_format = nullptr;
     const char* log_level = "info";
+    const char *certfile = nullptr, *keyfile = nullptr;
     Py_ssize_t io_threads = 1, backlog = 1024, max_body = Py_ssize_t{1} << 30, max_header_bytes = 64 * 1024,
                max_pending = 1024;
     double header_timeout = 10.0, keep_alive_timeout = 75.0;
     int access_log = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OsO|$nnnnnOddpOzs:HttpServer", const_cast<char**>(kw), &pool,
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OsO|$nnnnnOddpOzszz:HttpServer", const_cast<char**>(kw), &pool,
                                      &app, &bind, &io_threads, &backlog, &max_body, &max_header_bytes, &max_pending,
                                      &timeout, &header_timeout, &keep_alive_timeout, &access_log, &forwarded,
-                                     &access_log_format, &log_level)) {
+                                     &access_log_format, &log_level, &certfile, &keyfile)) {
         return nullptr;
     }
     std::optional<http::LogLevel> level = http::parse_log_level(log_level);
@@ -95,6 +97,19 @@ PyObject* server_new(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
     options.access_log = access_log != 0;
     if (access_log_format) options.access_log_format = access_log_format;
     options.log_level = *level;
+    if (keyfile && !certfile) {
+        PyErr_SetString(PyExc_ValueError, "keyfile needs certfile (the certificate it belongs to)");
+        return nullptr;
+    }
+    if (certfile) {
+        if (!*certfile) {
+            PyErr_SetString(PyExc_ValueError, "certfile must name a file");
+            return nullptr;
+        }
+        options.tls.emplace();
+        options.tls->certfile = certfile;
+        if (keyfile) options.tls->keyfile = keyfile;
+    }
     wsgi::WsgiOptions wsgi_options;
     wsgi_options.app = app;
     wsgi_options.log_level = *level;

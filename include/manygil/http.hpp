@@ -14,6 +14,11 @@
 // (refused as soon as Content-Length says so); 417 an unknown Expect; 431 headers over
 // Limits::max_header_bytes or max_headers; 501 a Transfer-Encoding other than chunked, or CONNECT.
 //
+// TLS (ServerOptions::tls): every connection on every address speaks TLS 1.2 or newer (OpenSSL), the
+// handshake counted against header_timeout; ALPN selects "http/1.1". A plain-HTTP request arriving
+// on it is answered 400 in the clear and the connection closed (as nginx and Go's net/http do). File
+// ranges are read and encrypted there instead of going out with sendfile().
+//
 // Backpressure counts requests, not connections: while ServerOptions::max_pending requests are with
 // the Handler, no more are dispatched and no connections accepted; they wait in the kernel.
 //
@@ -68,6 +73,7 @@ struct Request {
     std::string body;
     bool keep_alive = true;  // the client wants the connection kept (HTTP/1.1 default, Connection header)
     bool chunked = false;    // the body arrived chunked
+    bool tls = false;        // it arrived over TLS (ServerOptions::tls): wsgi.url_scheme "https"
 
     // Where the request came from and arrived at ("127.0.0.1", 41234).
     std::string remote_addr, server_addr;
@@ -174,6 +180,12 @@ public:
     virtual std::size_t capacity() const noexcept { return 0; }
 };
 
+// A certificate and its private key, for TLS on every listening address.
+struct TlsOptions {
+    std::string certfile;  // PEM: the server's certificate, then its intermediates (a chain)
+    std::string keyfile;   // PEM: the private key, unencrypted; empty: it is in certfile
+};
+
 struct ServerOptions {
     // "HOST:PORT", "[::1]:8000" (port 0: any free port); "unix:/path" or "unix:/path?mode=660" (a
     // stale socket file there is replaced); "fd://N", a listening socket inherited from a parent or a
@@ -189,6 +201,9 @@ struct ServerOptions {
     // and its connection closed, whatever the Handler is doing (a call blocked in C); the Handler's
     // late answer is dropped. Checked about every 200 ms.
     std::chrono::milliseconds response_timeout{0};
+    // Set: every connection speaks TLS. Loaded when the Server starts (once: a new certificate takes
+    // a new Server, or with `manygil serve` a graceful restart).
+    std::optional<TlsOptions> tls;
     bool access_log = false;                               // one line per response
     // The access log line, in gunicorn's access_log_format atoms (src/http/access_log.hpp); empty:
     // gunicorn's default, '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"'.
@@ -211,7 +226,9 @@ class Server {
 public:
     // Binds every address and starts the I/O threads; it serves from then on. Throws
     // std::invalid_argument for a malformed address, std::system_error naming the address when one
-    // cannot be bound. `handler` must outlive the Server.
+    // cannot be bound. With options.tls: std::system_error naming a certificate or key file that
+    // cannot be read, std::invalid_argument naming one that holds no PEM certificate or key, or a
+    // key that is not the certificate's. `handler` must outlive the Server.
     Server(ServerOptions options, Handler& handler);
     // stop(0) if stop() was not called. Blocks like stop().
     ~Server();

@@ -40,7 +40,7 @@ namespace manygil::wsgi {
 struct WsgiOptions {
     std::string app;  // "module:attribute" (the attribute may be dotted), importable by the workers
     std::optional<std::chrono::duration<double>> timeout;  // per request; none: no limit
-    std::string url_scheme = "http";                       // wsgi.url_scheme
+    std::string url_scheme = "http";                       // wsgi.url_scheme ("https" for a request over TLS)
     // Peers whose proxy headers (Forwarded, X-Forwarded-For, X-Forwarded-Proto) set REMOTE_ADDR,
     // REMOTE_PORT and wsgi.url_scheme: exact addresses, "*" for any; a Unix-socket peer counts as
     // trusted unless the list is empty. Empty: the headers reach the application untouched and change

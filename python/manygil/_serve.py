@@ -9,6 +9,7 @@ sockets and restarts it if it dies; in-process ``Server`` and ``serve()`` have n
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import sys
@@ -67,6 +68,13 @@ class Server:
     "warning", 5xx and application errors "error". Not filtered: the access log, and the line that
     says where it listens.
 
+    ``certfile`` (and ``keyfile``, unless the key is in the same file) turns on TLS on every address:
+    PEM files, the certificate followed by its intermediates, the key unencrypted; TLS 1.2 or newer,
+    ALPN "http/1.1", ``wsgi.url_scheme`` "https". A plain-HTTP request on it is answered 400 and the
+    connection closed. A file that cannot be read raises OSError naming it (FileNotFoundError,
+    PermissionError); one holding no PEM certificate or key, or a key that is not the certificate's,
+    raises ValueError naming it.
+
     ``access_log`` writes a line per response to stderr in gunicorn's ``access_log_format`` atoms
     (default gunicorn's: ``%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"``; an unknown atom
     is a ValueError).
@@ -76,6 +84,8 @@ class Server:
     ``Forwarded`` or ``X-Forwarded-For``/``X-Forwarded-Proto`` become REMOTE_ADDR, REMOTE_PORT and
     ``wsgi.url_scheme`` (the first hop from the proxy back that is not itself trusted). From any
     other peer they change nothing.
+
+    ``tls`` says whether it serves TLS.
 
     Raises AppLoadError if the application cannot load in a worker, ValueError for a bad option,
     OSError if an address cannot be bound. Use ``stop()`` (or ``with``) to end it.
@@ -88,7 +98,9 @@ class Server:
                  max_header_bytes: int = 64 * 1024,
                  forwarded_allow_ips: Sequence[str] = ("127.0.0.1", "::1"),
                  access_log_format: str | None = None, max_requests: int = 0,
-                 max_requests_jitter: int = 0, log_level: str = "info") -> None:
+                 max_requests_jitter: int = 0, log_level: str = "info",
+                 certfile: str | os.PathLike[str] | None = None,
+                 keyfile: str | os.PathLike[str] | None = None) -> None:
         if not isinstance(app, str) or not _APP_REF.match(app):
             raise ValueError(f"app must be 'module:attribute' (e.g. 'myapp:application'), not {app!r}")
         binds = [bind] if isinstance(bind, str) else list(bind)
@@ -99,6 +111,14 @@ class Server:
         for name, value in (("max_requests", max_requests), ("max_requests_jitter", max_requests_jitter)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name} must be an int >= 0, not {value!r}")
+        if keyfile is not None and certfile is None:
+            raise ValueError("keyfile needs certfile (the certificate it belongs to)")
+        for what, path in (("certfile", certfile), ("keyfile", keyfile)):
+            if path is not None:  # a typo is reported before the application loads in every worker
+                try:
+                    open(path, "rb").close()
+                except OSError as e:
+                    raise type(e)(e.errno, f"cannot read the TLS {what} {os.fspath(path)}: {e.strerror}") from None
         # With a timeout, a worker whose request ignores the interrupt (blocked in C) for
         # STUCK_AFTER more seconds is replaced, so the server keeps its capacity (stats()["pool"]).
         self._pool = Pool(workers, thread_name_prefix="manygil.serve", initializer=_wsgi.load_app, initargs=(app,),
@@ -116,13 +136,16 @@ class Server:
                 header_timeout=header_timeout, keep_alive_timeout=keep_alive_timeout, access_log=access_log,
                 forwarded_allow_ips=[forwarded_allow_ips] if isinstance(forwarded_allow_ips, str)
                 else list(forwarded_allow_ips),
-                access_log_format=access_log_format, log_level=log_level.lower())
+                access_log_format=access_log_format, log_level=log_level.lower(),
+                certfile=None if certfile is None else os.fspath(certfile),
+                keyfile=None if keyfile is None else os.fspath(keyfile))
         except BaseException:
             self._pool.shutdown(wait=True)
             raise
         self.app = app
         self.workers = self._pool.max_workers
         self.log_level = log_level.lower()
+        self.tls = certfile is not None
 
     @property
     def addresses(self) -> list[str]:
@@ -204,7 +227,7 @@ def serve(app: str, *, graceful_timeout: float = 30.0, ready: Callable[[Server],
     _stop_with_the_supervisor(stop)
     try:
         for address in server.addresses:
-            where = address if address.startswith("unix:") else f"http://{address}"
+            where = address if address.startswith("unix:") else f"{'https' if server.tls else 'http'}://{address}"
             print(f"manygil serve: {app} on {where} ({server.workers} workers)", file=sys.stderr, flush=True)
         if ready is not None:
             ready(server)

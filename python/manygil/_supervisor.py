@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 # The child names the pipe's read end here; at EOF (the parent is gone) it stops.
 PARENT_PIPE_ENV = "MANYGIL_SERVE_PARENT_FD"
-_READY_MARKS = (" on http://", " on unix:")  # the child's "manygil serve: APP on ..." line: it listens
+_READY_MARKS = (" on http://", " on https://", " on unix:")  # the child's "manygil serve: APP on ..." line: it listens
 _CRASH_NOTE = "manygil: fatal "  # Runtime::note_jobs_on_fatal_signals()'s line: "manygil: fatal SIGSEGV in ..."
 
 

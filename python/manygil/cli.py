@@ -67,6 +67,10 @@ def _server_argv(args):
     if args.access_log_format is not None:
         argv += ["--access-log-format", args.access_log_format]
     argv += ["--forwarded-allow-ips", args.forwarded_allow_ips, "--log-level", args.log_level]
+    if args.certfile is not None:
+        argv += ["--certfile", args.certfile]
+    if args.keyfile is not None:
+        argv += ["--keyfile", args.keyfile]
     if args.max_requests:
         argv += ["--max-requests", str(args.max_requests), "--max-requests-jitter", str(args.max_requests_jitter)]
     return argv
@@ -80,6 +84,9 @@ def _serve(args):
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())  # as gunicorn does: the application's module is found from here
     binds = args.bind or ["127.0.0.1:8000"]
+    if args.keyfile is not None and args.certfile is None:
+        print("manygil serve: --keyfile needs --certfile (the certificate it belongs to)", file=sys.stderr)
+        return 2
     if not args.no_supervisor:
         from ._supervisor import supervise
 
@@ -95,7 +102,8 @@ def _serve(args):
               access_log=args.access_log or args.access_log_format is not None,
               access_log_format=args.access_log_format,
               forwarded_allow_ips=[ip.strip() for ip in args.forwarded_allow_ips.split(",") if ip.strip()],
-              max_requests=args.max_requests, max_requests_jitter=args.max_requests_jitter, log_level=args.log_level)
+              max_requests=args.max_requests, max_requests_jitter=args.max_requests_jitter, log_level=args.log_level,
+              certfile=args.certfile, keyfile=args.keyfile)
     except (AppLoadError, ValueError, OSError) as e:
         print(f"manygil serve: {e}", file=sys.stderr)
         return 1
@@ -154,6 +162,11 @@ def main(argv=None):
                        help="comma-separated proxy addresses (or *) whose Forwarded / X-Forwarded-For / "
                             "X-Forwarded-Proto headers set REMOTE_ADDR and wsgi.url_scheme (default "
                             "127.0.0.1,::1; a Unix-socket peer counts as one; '' for none)")
+    serve.add_argument("--certfile", default=None, metavar="PATH", help="serve HTTPS (TLS 1.2 or newer, ALPN "
+                       "http/1.1) with this PEM certificate, followed by its intermediates; read again at every "
+                       "graceful restart (SIGHUP), so a renewed certificate takes effect without a dropped connection")
+    serve.add_argument("--keyfile", default=None, metavar="PATH", help="the certificate's PEM private key, "
+                       "unencrypted (default: in --certfile)")
     serve.add_argument("--max-requests", type=int, default=0, metavar="N", help="recycle: a worker interpreter "
                        "that has served N requests is replaced by a fresh one, which loads the application while "
                        "the old one serves on (default 0: never)")
@@ -171,7 +184,7 @@ def main(argv=None):
     serve.set_defaults(run=_serve)
 
     args = parser.parse_args(argv)
-    if getattr(args, "workers", 0) < 0 or getattr(args, "rounds", 0) < 0:
+    if (getattr(args, "workers", 0) or 0) < 0 or getattr(args, "rounds", 0) < 0:  # serve's default is None
         parser.error("--workers and --rounds must be positive")
     return args.run(args)
 

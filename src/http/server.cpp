@@ -7,6 +7,7 @@
 #include <netinet/tcp.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/sendfile.h>
@@ -31,6 +32,7 @@
 #include "http/access_log.hpp"
 #include "http/request_parser.hpp"
 #include "http/response_head.hpp"
+#include "http/tls.hpp"
 
 namespace manygil::http {
 
@@ -40,6 +42,7 @@ struct Server::Shared {
     ServerOptions options;
     Handler* handler = nullptr;
     std::optional<AccessLogFormat> access_format;  // set when options.access_log
+    std::unique_ptr<TlsContext> tls;               // set when options.tls; read-only once threads run
     std::atomic<std::size_t> pending{0};
     std::atomic<bool> stopping{false};
     std::atomic<long long> grace_ms{0};
@@ -61,6 +64,8 @@ namespace {
 // sends, so that the client reads the final response instead of a reset.
 constexpr auto kLinger = std::chrono::milliseconds(2000);
 constexpr std::size_t kReadChunk = 64 * 1024;
+// A file range on a TLS connection is read and encrypted this much at a time (no sendfile there).
+constexpr std::size_t kTlsFilePiece = 64 * 1024;
 
 std::system_error sys_error(const std::string& what) { return std::system_error(errno, std::generic_category(), what); }
 
@@ -287,6 +292,11 @@ struct Connection {
     Clock::time_point handed_over{};  // when the Dispatched request went to the Handler (not while waiting)
     std::pair<std::string, std::uint16_t> remote, local;
     std::optional<AccessRecord> access;  // the dispatched request's parts, when access_log is on
+    // TLS (ServerOptions::tls): the session, and which readiness a TLS call that could not finish
+    // waits for besides its own direction (reading may need to write, and writing to read).
+    std::unique_ptr<TlsSession> tls;
+    bool tls_read_wants_write = false, tls_write_wants_read = false;
+    Clock::time_point opened = Clock::now();  // the handshake must be done header_timeout after it
 };
 
 // ---- one I/O thread -----------------------------------------------------------------------------
@@ -382,6 +392,14 @@ private:
 void IoThread::run(std::size_t index) noexcept {
     std::string name = "mg-http-" + std::to_string(index);
     pthread_setname_np(pthread_self(), name.c_str());
+    // A write to a connection the peer has reset raises SIGPIPE, which ends the process unless it
+    // is ignored (Python ignores it; a C++ host may not). send() here passes MSG_NOSIGNAL, but
+    // sendfile() and OpenSSL's write() cannot: blocked on this thread, the signal stays pending and
+    // the call fails with EPIPE instead.
+    sigset_t pipe;
+    sigemptyset(&pipe);
+    sigaddset(&pipe, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe, nullptr);
     epoll_event events[256];
     Clock::time_point last_sweep = Clock::now();
     const std::size_t capacity = shared_->handler->capacity();
@@ -414,6 +432,16 @@ void IoThread::run(std::size_t index) noexcept {
                 if (ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) c.hangup = true;  // read on until EOF
                 pump(c);
                 if (by_fd_.find(fd) == by_fd_.end()) continue;  // closed
+                if (c.tls_write_wants_read) {
+                    c.tls_write_wants_read = false;
+                    flush(c);
+                    if (by_fd_.find(fd) == by_fd_.end()) continue;
+                }
+            }
+            if ((ev & EPOLLOUT) && c.tls_read_wants_write) {
+                c.tls_read_wants_write = false;
+                pump(c);
+                if (by_fd_.find(fd) == by_fd_.end()) continue;
             }
             if (ev & EPOLLOUT) flush(c);
         }
@@ -491,6 +519,14 @@ void IoThread::accept_all() {
             int one = 1;
             setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
             auto c = std::make_unique<Connection>(fd, shared_->next_connection.fetch_add(1), shared_->options.limits);
+            if (shared_->tls) {
+                try {
+                    c->tls = std::make_unique<TlsSession>(*shared_->tls, fd);
+                } catch (const std::bad_alloc&) {
+                    ::close(fd);
+                    continue;
+                }
+            }
             c->remote = describe(addr);
             sockaddr_storage local{};
             socklen_t local_len = sizeof local;
@@ -547,6 +583,26 @@ void IoThread::pump(Connection& c) {
             }
         }
         if (!c.readable) return;
+        if (c.tls) {
+            // The handshake first; then records, each read whole (so a short read says nothing about
+            // the socket: read on until WantRead).
+            TlsSession::Result r = c.tls->established() ? c.tls->read(chunk.data(), chunk.size()) : c.tls->handshake();
+            switch (r.status) {
+                case TlsSession::Status::Ok:
+                    if (r.bytes) {
+                        c.last_activity = Clock::now();
+                        c.in.append(chunk.data(), r.bytes);
+                    }
+                    continue;
+                case TlsSession::Status::WantRead: c.readable = false; return;
+                case TlsSession::Status::WantWrite: c.tls_read_wants_write = true; return;
+                case TlsSession::Status::PlainHttp:
+                    c.tls.reset();  // answered in the clear, then closed
+                    return reject(c, 400, "a plain HTTP request on a TLS port (use https://)");
+                case TlsSession::Status::Closed:
+                case TlsSession::Status::Failed: return close(c);
+            }
+        }
         ssize_t n = ::recv(c.fd, chunk.data(), chunk.size(), 0);
         if (n > 0) {
             c.last_activity = Clock::now();
@@ -573,6 +629,7 @@ void IoThread::dispatch(Connection& c, Request request) {
     c.http10 = request.version_major == 1 && request.version_minor == 0;
     c.sent_continue = false;
     c.request_started = {};
+    request.tls = c.tls != nullptr;
     request.remote_addr = c.remote.first;
     request.remote_port = c.remote.second;
     request.server_addr = c.local.first;
@@ -755,22 +812,57 @@ void IoThread::write_response(Connection& c, Response response, bool keep_alive)
 }
 
 void IoThread::flush(Connection& c) {
-    while (c.out_pos < c.out.size()) {
-        ssize_t n = ::send(c.fd, c.out.data() + c.out_pos, c.out.size() - c.out_pos, MSG_NOSIGNAL);
-        if (n > 0) {
-            c.out_pos += static_cast<std::size_t>(n);
-            c.last_activity = Clock::now();
-            continue;
+    for (;;) {
+        while (c.out_pos < c.out.size()) {
+            if (c.tls) {
+                TlsSession::Result r = c.tls->write(c.out.data() + c.out_pos, c.out.size() - c.out_pos);
+                if (r.status == TlsSession::Status::Ok) {
+                    c.out_pos += r.bytes;
+                    c.last_activity = Clock::now();
+                    continue;
+                }
+                if (r.status == TlsSession::Status::WantWrite) return;  // EPOLLOUT resumes
+                if (r.status == TlsSession::Status::WantRead) {
+                    c.tls_write_wants_read = true;  // EPOLLIN resumes
+                    return;
+                }
+                return close(c);
+            }
+            ssize_t n = ::send(c.fd, c.out.data() + c.out_pos, c.out.size() - c.out_pos, MSG_NOSIGNAL);
+            if (n > 0) {
+                c.out_pos += static_cast<std::size_t>(n);
+                c.last_activity = Clock::now();
+                continue;
+            }
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;  // EPOLLOUT resumes
+            return close(c);
         }
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;  // EPOLLOUT resumes
-        return close(c);
-    }
-    c.out.clear();
-    c.out_pos = 0;
-    if (c.stream && c.stream_credit) {
-        c.stream->release(c.stream_credit);  // written: the producer may queue more
-        c.stream_credit = 0;
+        c.out.clear();
+        c.out_pos = 0;
+        if (c.stream && c.stream_credit) {
+            c.stream->release(c.stream_credit);  // written: the producer may queue more
+            c.stream_credit = 0;
+        }
+        if (!c.tls || !c.file_response) break;
+        // TLS: no sendfile; the file's next piece goes through `out` like any bytes.
+        FileRange& f = *c.file_response->file;
+        std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(f.length, kTlsFilePiece));
+        ssize_t n = 0;
+        if (want > 0) {
+            c.out.resize(want);
+            do n = ::pread(f.fd, c.out.data(), want, static_cast<off_t>(f.offset));
+            while (n < 0 && errno == EINTR);
+            if (n <= 0) {
+                c.out.clear();
+                shared_->log(LogLevel::error, "manygil serve: a file to send ended early (it shrank?); closing the connection");
+                return close(c);
+            }
+            c.out.resize(static_cast<std::size_t>(n));
+            f.offset += static_cast<std::uint64_t>(n);
+            f.length -= static_cast<std::uint64_t>(n);
+        }
+        if (f.length == 0) c.file_response.reset();
     }
     while (c.file_response) {
         FileRange& f = *c.file_response->file;
@@ -799,7 +891,8 @@ void IoThread::flush(Connection& c) {
 void IoThread::finish_response(Connection& c) {
     if (!c.keep_alive) {
         // Let the client read the response before the connection goes: shut our side, drop the
-        // rest of what it sends, close on its EOF (or after kLinger).
+        // rest of what it sends, close on its EOF (or after kLinger). TLS: close_notify first.
+        if (c.tls) c.tls->shutdown();
         ::shutdown(c.fd, SHUT_WR);
         c.state = Connection::State::Lingering;
         c.last_activity = Clock::now();
@@ -814,6 +907,7 @@ void IoThread::finish_response(Connection& c) {
 
 void IoThread::close(Connection& c) {
     if (c.stream) c.stream->close();  // its producer stops
+    if (c.tls) c.tls->shutdown();      // best effort: close_notify unless the session failed
     int fd = c.fd;
     by_id_.erase(c.id);
     ::close(fd);  // also leaves the epoll set
@@ -828,7 +922,10 @@ void IoThread::sweep(Clock::time_point now) {
         Connection& c = *cp;
         switch (c.state) {
             case Connection::State::Reading:
-                if (c.parser.mid_request()) {
+                if (c.tls && !c.tls->established()) {
+                    // The handshake counts against header_timeout; too late to answer: just close.
+                    if (now - c.opened > o.header_timeout || stopping_) expired.push_back(&c);
+                } else if (c.parser.mid_request()) {
                     bool slow = c.parser.headers_done() ? now - c.last_activity > o.header_timeout
                                                         : now - c.request_started > o.header_timeout;
                     if (slow) late.push_back(&c);
@@ -940,6 +1037,8 @@ Server::Server(ServerOptions options, Handler& handler) : shared_(std::make_shar
                                            : std::string_view(shared_->options.access_log_format));
     }
     const ServerOptions& o = shared_->options;
+    // The certificate first: a bad one is reported before anything listens.
+    if (o.tls) shared_->tls = std::make_unique<TlsContext>(*o.tls);
 
     // Listeners: one set per I/O thread (SO_REUSEPORT) when there are several. A Unix or inherited
     // socket is one socket: each further I/O thread gets a duplicate of it (whichever is woken accepts).

@@ -310,7 +310,7 @@ WsgiHandler::WsgiHandler(Pool& pool, WsgiOptions options)
 std::size_t WsgiHandler::capacity() const noexcept { return pool_.size(); }
 
 void WsgiHandler::handle(http::Request request, http::Responder responder) {
-    std::string scheme = options_->url_scheme;
+    std::string scheme = request.tls ? "https" : options_->url_scheme;  // a trusted proxy's word overrides
     apply_proxy_headers(request, options_->forwarded_allow_ips, scheme);
     // If the pool refuses the job (shut down), the job's destructor answers 503.
     pool_.post(std::make_unique<WsgiJob>(options_, std::move(request), std::move(responder), std::move(scheme)));

@@ -16,11 +16,13 @@
 #include <fstream>
 #include <mutex>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
 #include "http/access_log.hpp"
 #include "http/request_parser.hpp"
+#include "http/tls.hpp"
 #include "loopback_client.hpp"
 #include "manygil/http.hpp"
 
@@ -801,6 +803,37 @@ TEST(AccessLog, GunicornsAtomsRender) {
     EXPECT_FALSE(no_headers.needs_request_headers());
     EXPECT_THROW(manygil::http::AccessLogFormat("%(zz)s"), std::invalid_argument);
     EXPECT_THROW(manygil::http::AccessLogFormat("%(h"), std::invalid_argument);
+}
+
+// TLS: a certificate or key the server cannot use is named when the Server starts, before anything
+// listens (the handshakes themselves are tested with real clients in test_serve_tls.py).
+TEST(TlsContext, NamesTheFileItCannotUse) {
+    namespace fs = std::filesystem;
+    fs::path dir = fs::temp_directory_path() / ("manygil_tls_test_" + std::to_string(::getpid()));
+    fs::create_directories(dir);
+    std::string missing = (dir / "missing.pem").string(), not_pem = (dir / "not.pem").string();
+    std::ofstream(not_pem) << "hello\n";
+    using manygil::http::TlsContext;
+    try {
+        TlsContext context({.certfile = missing, .keyfile = ""});
+        ADD_FAILURE() << "a missing certificate file was accepted";
+    } catch (const std::system_error& e) {
+        EXPECT_EQ(e.code().value(), ENOENT);
+        EXPECT_NE(std::string(e.what()).find("certfile " + missing), std::string::npos) << e.what();
+    }
+    try {
+        TlsContext context({.certfile = not_pem, .keyfile = not_pem});
+        ADD_FAILURE() << "a file with no certificate was accepted";
+    } catch (const std::invalid_argument& e) {
+        EXPECT_NE(std::string(e.what()).find("certfile " + not_pem + ": no PEM certificate"), std::string::npos)
+            << e.what();
+    }
+    EchoHandler handler;
+    manygil::http::ServerOptions options;
+    options.bind = {"127.0.0.1:0"};
+    options.tls = manygil::http::TlsOptions{.certfile = not_pem, .keyfile = ""};
+    EXPECT_THROW(manygil::http::Server(options, handler), std::invalid_argument);
+    fs::remove_all(dir);
 }
 
 }  // namespace
