@@ -125,35 +125,51 @@ def _why(code: int) -> str:
 
 
 class _SourceWatcher:
-    """--reload: the modification times of the .py files under a directory (hidden directories,
-    __pycache__, virtual environments and site-packages left out), compared at each check."""
+    """--reload: the modification time and size of the .py files under a directory (hidden
+    directories, __pycache__, virtual environments and site-packages left out), compared at each
+    check. Size too: a file rewritten in place is first truncated, and on file systems with a coarse
+    clock the write that follows may keep the truncation's modification time. A change is reported
+    once the tree has stopped changing (SETTLE seconds apart, two equal scans), so a restart does not
+    load a file half written or one of several files an editor saves together."""
 
     _SKIP = {"__pycache__", "site-packages", "node_modules", "venv"}
+    SETTLE = 0.2
+    SETTLE_MAX = 3.0
 
     def __init__(self, root: str) -> None:
         self.root = root
         self.seen = self._scan()
 
-    def _scan(self) -> dict[str, float]:
-        found: dict[str, float] = {}
+    def _scan(self) -> dict[str, tuple[int, int]]:
+        found: dict[str, tuple[int, int]] = {}
         for here, dirs, files in os.walk(self.root):
             dirs[:] = [d for d in dirs if not d.startswith(".") and d not in self._SKIP]
             for name in files:
                 if name.endswith(".py"):
                     path = os.path.join(here, name)
                     try:
-                        found[path] = os.stat(path).st_mtime
+                        st = os.stat(path)
                     except OSError:
-                        pass
+                        continue
+                    found[path] = (st.st_mtime_ns, st.st_size)
             if len(found) > 20_000:  # a huge tree: watch what was found so far
                 break
         return found
 
     def changed(self) -> str | None:
         now = self._scan()
+        if now == self.seen:
+            return None
+        deadline = time.monotonic() + self.SETTLE_MAX
+        while time.monotonic() < deadline:  # until it settles (or a writer that never stops: go on)
+            time.sleep(self.SETTLE)
+            later = self._scan()
+            if later == now:
+                break
+            now = later
         before, self.seen = self.seen, now
-        for path, mtime in now.items():
-            if before.get(path) != mtime:
+        for path, state in now.items():
+            if before.get(path) != state:
                 return path
         return next((path for path in before if path not in now), None)
 

@@ -324,3 +324,23 @@ def test_log_level_is_checked():
     assert bad.returncode == 2 and "--log-level" in bad.stderr
     with pytest.raises(ValueError, match="log_level"):
         manygil.Server("serve_apps.plain:app", bind="127.0.0.1:0", log_level="loud")
+
+
+def test_the_reload_watcher_sees_a_rewrite_that_keeps_the_modification_time(tmp_path):
+    from manygil._supervisor import _SourceWatcher
+
+    app = tmp_path / "app.py"
+    app.write_text("")  # as a rewrite in place looks between its truncation and its write
+    stamp = app.stat().st_mtime_ns
+    watcher = _SourceWatcher(str(tmp_path))
+    assert watcher.changed() is None
+    app.write_text("VERSION = 2\n")
+    os.utime(app, ns=(stamp, stamp))  # a coarse clock: the write kept the truncation's time
+    assert watcher.changed() == str(app)
+    assert watcher.changed() is None
+    (tmp_path / "new.py").write_text("")
+    (tmp_path / ".hidden").mkdir()
+    (tmp_path / ".hidden" / "skip.py").write_text("")
+    assert watcher.changed() == str(tmp_path / "new.py")
+    (tmp_path / "new.py").unlink()
+    assert watcher.changed() == str(tmp_path / "new.py")
