@@ -148,12 +148,20 @@ class _MainScriptFinder:
 # ---- Threads and processes started by tasks, as in the main interpreter ---------------------------
 
 
-def setup(thread_name):
+def setup(thread_name, source_fallback=None):
     """Runs first in every worker, before the initializer. Nothing here imports a module a task may
-    not need: what concerns threading or multiprocessing is applied when a task first imports them."""
+    not need: what concerns threading or multiprocessing is applied when a task first imports them.
+    ``source_fallback``: None, or (fd, token) where the source fallback reports the modules it loads
+    from source (see _source_fallback); a reused interpreter set up without it loses its finder."""
     after_import("threading", lambda threading: _name_this_thread(threading, thread_name))
     if _MainScriptFinder not in sys.meta_path:
         sys.meta_path.append(_MainScriptFinder)
+    if source_fallback is not None:
+        from . import _source_fallback
+
+        _source_fallback.install(tuple(source_fallback))
+    elif "manygil._source_fallback" in sys.modules:
+        sys.modules["manygil._source_fallback"].uninstall()
     after_import("multiprocessing.context", _spawn_by_default)
 
 
