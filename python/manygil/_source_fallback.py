@@ -2,11 +2,11 @@
 Python source that stands beside it (``name.py`` next to ``name.cpython-313-x86_64-linux-gnu.so``).
 
 Wheels of Cython's pure-Python mode (SQLAlchemy 2.1, charset-normalizer 3.5) and of mypyc (tomli,
-black, mypy) ship each compiled module's ``.py`` too. The finder (``SourceFallbackFinder``, placed just
-before PathFinder on the worker's ``sys.meta_path``) asks PathFinder what the normal import would load;
-when that is an extension module with a ``.py`` of the same name in the same directory (``__init__.py``
-for a package compiled as ``__init__.so``), and the extension refuses own-GIL interpreters, it returns a
-spec for the source instead. Any other module, and a refusing one without its source, load as before.
+black, mypy) ship each compiled module's ``.py`` too. The finder (``_worker._SourceFallbackFinder``,
+placed just before PathFinder on the worker's ``sys.meta_path``) asks PathFinder what the normal import
+would load; when that is an extension module (only then is this module imported) with a ``.py`` of
+the same name in the same directory (``__init__.py`` for a package compiled as ``__init__.so``), and
+the extension refuses own-GIL interpreters, it returns a spec for the source instead. Any other module, and a refusing one without its source, load as before.
 
 How the refusal is learnt, without running the module's code:
 
@@ -56,36 +56,24 @@ loaded = {}
 # Extension modules the normal import would have loaded only for modules that came from source here
 # (a mypyc group's shared library): `manygil compat` does not count them as missing.
 bypassed = set()
-_report = None  # (fd, token): where loads are reported, for the pool that set this interpreter up
 _verdicts = {}  # extension path -> (refuses, why, bypassed library or None)
 
 
-def install(report):
-    """Puts the finder on sys.meta_path (just before PathFinder) and reports loads to ``report``,
-    (fd, token) or None. Modules this interpreter loaded from source already (a reused interpreter)
-    are reported again, to the new pool."""
-    global _report
-    from importlib.machinery import PathFinder
-
-    _report = report
-    if SourceFallbackFinder not in sys.meta_path and PathFinder in sys.meta_path:
-        sys.meta_path.insert(sys.meta_path.index(PathFinder), SourceFallbackFinder)
+def report_again():
+    """Reports the modules this interpreter loaded from source earlier (a reused interpreter) to the
+    pool that set it up now."""
     for name, why in loaded.items():
         if name in sys.modules:
             _send(name, why)
 
 
-def uninstall():
-    global _report
-    _report = None
-    while SourceFallbackFinder in sys.meta_path:
-        sys.meta_path.remove(SourceFallbackFinder)
-
-
 def _send(name, why):
-    if _report is None:
+    from . import _worker
+
+    report = _worker.source_fallback_report
+    if report is None:
         return
-    fd, token = _report
+    fd, token = report
     line = f"{token}\t{name}\t{why}".replace("\n", " ")[:3000] + "\n"
     try:
         os.write(fd, line.encode())  # one write below PIPE_BUF: atomic among workers
@@ -93,30 +81,23 @@ def _send(name, why):
         pass
 
 
-class SourceFallbackFinder:
-    """The normal import's spec, or a spec for the module's source when its extension refuses."""
+def source_spec(name, spec):
+    """For PathFinder's ``spec`` of an extension module: a spec for the module's Python source if the
+    extension refuses own-GIL interpreters and the source stands beside it, else None."""
+    source = source_beside(name, spec.origin, spec.submodule_search_locations is not None) if spec.origin else None
+    if source is None:
+        return None
+    refuses, why, library = verdict(spec.origin, name)
+    if not refuses:
+        return None
+    from importlib.util import spec_from_file_location
 
-    @staticmethod
-    def find_spec(name, path=None, target=None):
-        from importlib.machinery import ExtensionFileLoader, PathFinder
-
-        spec = PathFinder.find_spec(name, path, target)
-        if spec is None or not isinstance(spec.loader, ExtensionFileLoader) or not spec.origin:
-            return spec
-        source = source_beside(name, spec.origin, spec.submodule_search_locations is not None)
-        if source is None:
-            return spec
-        refuses, why, library = verdict(spec.origin, name)
-        if not refuses:
-            return spec
-        from importlib.util import spec_from_file_location
-
-        kwargs = {}
-        if spec.submodule_search_locations is not None:
-            kwargs["submodule_search_locations"] = spec.submodule_search_locations
-        source_spec = spec_from_file_location(name, source, loader=_SourceLoader(name, source), **kwargs)
-        source_spec.loader.why, source_spec.loader.library = why, library
-        return source_spec
+    kwargs = {}
+    if spec.submodule_search_locations is not None:
+        kwargs["submodule_search_locations"] = spec.submodule_search_locations
+    loader = _SourceLoader(name, source)
+    loader.why, loader.library = why, library
+    return spec_from_file_location(name, source, loader=loader, **kwargs)
 
 
 def _loader_base():
