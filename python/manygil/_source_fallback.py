@@ -27,6 +27,9 @@ How the refusal is learnt, without running the module's code:
   ``Py_MOD_PER_INTERPRETER_GIL_SUPPORTED`` refuses an own GIL.
 - A file that imports both, or that is not an ELF shared object, is left to the normal import.
 
+A source that fails to run (pyzmq's ``_zmq.py`` needs Cython to compile it first) gives the refusal
+back, in CPython's words, with the source's error as its cause; the module is not left in sys.modules.
+
 Each module loaded this way is reported to the pool's process (``report``/``Collector``): the pool lists
 it in ``stats()["source_fallback"]`` and logs it once on the ``manygil`` logger (INFO).
 """
@@ -113,8 +116,15 @@ class _SourceLoader(_loader_base()):
     library = None
 
     def exec_module(self, module):
-        super().exec_module(module)
         name = module.__spec__.name if module.__spec__ is not None else module.__name__
+        try:
+            super().exec_module(module)
+        except Exception as e:
+            # Not a stand-in after all (pyzmq's _zmq.py needs Cython to compile it): the refusal, in
+            # CPython's words (Pool(fallback=...) and `manygil compat` know them), with what the source said.
+            raise ImportError(f"module {name} does not support loading in subinterpreters, and its Python source "
+                              f"{self.path} failed to load instead: {type(e).__name__}: {e}",
+                              name=name, path=self.path) from e
         if self.library:
             bypassed.add(self.library)
         if name not in loaded:

@@ -84,3 +84,9 @@ def import_after_barrier(barrier, name):
     barrier.wait(30)
     module = importlib.import_module(name)
     return module.__file__
+
+
+def in_sys_modules(name):
+    import sys
+
+    return name in sys.modules

@@ -40,7 +40,7 @@ def synthetic(tmp_path, monkeypatch):
     mgsf_nosource: the same extension alone (refuses, as ever);
     mgsf_own: _bisect (multi-phase, own GIL) + _bisect.py (the extension loads)."""
     layout = {"mgsf_single": ("_testsinglephase", True), "mgsf_nosource": ("_testsinglephase", False),
-              "mgsf_own": ("_bisect", True)}
+              "mgsf_own": ("_bisect", True), "mgsf_badsource": ("_testsinglephase", True)}
     for package, (ext, with_source) in layout.items():
         d = tmp_path / package
         d.mkdir()
@@ -50,6 +50,8 @@ def synthetic(tmp_path, monkeypatch):
         if with_source:
             (d / f"{ext}.py").write_text("FROM_SOURCE = True\ndef look_up_self():\n    import sys\n"
                                          "    return sys.modules[__name__]\n")
+    # A source that is no stand-in (as pyzmq's _zmq.py, which needs Cython to compile it).
+    (tmp_path / "mgsf_badsource" / "_testsinglephase.py").write_text("raise ImportError('compile me first')\n")
     monkeypatch.syspath_prepend(str(tmp_path))  # workers copy sys.path when the pool starts
     return tmp_path
 
@@ -133,7 +135,16 @@ def test_synthetic_packages(synthetic):
         assert so(files[1])  # own-GIL extension: kept, though a .py stands beside it
         error = pool.submit(tasks.import_error, "mgsf_nosource._testsinglephase").result()
         assert "does not support loading in subinterpreters" in error  # no source: refuses as ever
+        # A source that fails gives the refusal back (fallback= and manygil compat know its words).
+        error = pool.submit(tasks.import_error, "mgsf_badsource._testsinglephase").result()
+        assert error.startswith("module mgsf_badsource._testsinglephase does not support loading in "
+                                "subinterpreters, and its Python source "), error
+        assert error.endswith("failed to load instead: ImportError: compile me first")
+        assert pool.submit(tasks.in_sys_modules, "mgsf_badsource._testsinglephase").result() is False
         assert pool.stats()["source_fallback"] == ["mgsf_single._testsinglephase"]
+    with manygil.Pool(1, reuse_interpreters=False, fallback="main") as pool:  # re-routed as a refusal
+        assert so(pool.submit(tasks.module_files, "mgsf_badsource._testsinglephase").result()[0])  # in main
+        assert pool.stats()["fallbacks"] == 1
     with manygil.Pool(1, reuse_interpreters=False, source_fallback=False) as pool:
         assert "does not support loading in subinterpreters" in pool.submit(
             tasks.import_error, "mgsf_single._testsinglephase").result()
