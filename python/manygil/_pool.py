@@ -257,10 +257,11 @@ class Pool(Executor):
 
     ``source_fallback``: in workers, a compiled module that refuses own-GIL interpreters and whose
     Python source stands beside it (``name.py`` next to ``name.cpython-*.so``: Cython's pure-Python
-    mode, as in SQLAlchemy 2.1 and charset-normalizer; mypyc's shims, as in tomli, black and mypy) is
+    mode, as in SQLAlchemy 2.1 and charset-normalizer; mypyc's shims, as in tomli and black) is
     loaded from that source instead; slower, but it loads. Modules without their source, and those
-    whose extension loads, are untouched. Each module loaded so is logged once on the ``manygil``
-    logger (INFO) and listed in ``stats()["source_fallback"]``. None (default): on, unless the
+    whose extension loads, are untouched; a source that fails to load gives the refusal back. Each
+    module loaded so is logged once per process on the ``manygil`` logger (INFO) and listed in
+    ``stats()["source_fallback"]``. None (default): on, unless the
     environment variable MANYGIL_SOURCE_FALLBACK is 0; False: off (an import that refuses raises, as
     ever); True: on.
 
