@@ -60,6 +60,7 @@ loaded = {}
 # (a mypyc group's shared library): `manygil compat` does not count them as missing.
 bypassed = set()
 _verdicts = {}  # extension path -> (refuses, why, bypassed library or None)
+_library_single_phase = {}  # mypyc library path -> whether it is single-phase init
 
 
 def report_again():
@@ -187,8 +188,11 @@ def _judge(path, name):
 
             spec = PathFinder.find_spec(library)  # the shim imports it as a top-level module
             if spec is not None and isinstance(spec.loader, ExtensionFileLoader) and spec.origin:
-                lib_undefined, _ = elf_symbols(spec.origin)
-                if "PyModule_Create2" in lib_undefined and "PyModuleDef_Init" not in lib_undefined:
+                if spec.origin not in _library_single_phase:  # one library serves every shim of a group
+                    lib_undefined, _ = elf_symbols(spec.origin)
+                    _library_single_phase[spec.origin] = ("PyModule_Create2" in lib_undefined
+                                                          and "PyModuleDef_Init" not in lib_undefined)
+                if _library_single_phase[spec.origin]:
                     return True, f"mypyc shim; its shared library {library} is single-phase init", library
     return False, "its symbols do not tell single-phase from multi-phase init", None
 
