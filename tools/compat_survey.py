@@ -124,13 +124,18 @@ def render(doc, entries, versions, skipped):
         "import name loads them as its users do (`PIL.Image`, `lxml.etree`).",
         "",
         f"**{len(rows)} modules from {len(entries) - len(skipped)} distributions: "
-        + ", ".join(f"{counts[s]} {s}" for s in ("works", "degraded", "refuses", "fails", "missing", "crashes")
+        + ", ".join(f"{counts[s]} {s}" for s in ("works", "source", "degraded", "refuses", "fails", "missing", "crashes")
                     if counts[s]) + ".**",
         f"With `--deep`, {sum(s['status'] == 'refuses' for s in subs)} of the {len(subs)} extension modules found "
         f"inside these packages refuse when imported one by one, {len(own)} of them themselves (the others because "
-        "a module they import refuses, NumPy's above all).",
+        "a module they import refuses, NumPy's above all)"
+        + (f"; {sum(s['status'] == 'source' for s in subs)} load from their Python source." if any(
+            s["status"] == "source" for s in subs) else "."),
         "",
         "- `works`: imports, with every extension module that the main interpreter's import loads.",
+        "- `source`: imports, with some of those modules loaded from the Python source their wheel ships beside",
+        "  them, because their extensions refuse own-GIL interpreters (the workers' source fallback, on by",
+        "  default; `MANYGIL_SOURCE_FALLBACK=0` turns it off): works, slower.",
         "- `degraded`: imports, but without some of those extension modules (they refused and the package fell",
         "  back to pure Python, or put off the error until use): slower, or with features missing.",
         "- `refuses`: the import raises ImportError because an extension module, the culprit, does not",
@@ -155,6 +160,14 @@ def render(doc, entries, versions, skipped):
                 continue
             out.append(f"| {dist} | {version} | `{name}` | {r['status']} | {_culprit(r)} | {r['kind'] or ''} | "
                        f"{_submodules(r)} | {_cell(_detail(r))} |")
+    sourced = [(dist, r) for _req, dist, imports in entries for r in (rows.get(n) for n in imports)
+               if r and r.get("source")]
+    if sourced:
+        out += ["", "## Loaded from Python source in workers", ""]
+        for dist, r in sourced:
+            whys = Counter(x["why"] for x in r["source"])
+            out.append(f"- **`{r['module']}`** ({dist}) {r['status']}: " + ", ".join(f"`{x['module']}`" for x in r["source"])
+                       + " (" + "; ".join(f"{n} {why}" for why, n in whys.items()) + ").")
     causes = [(dist, r) for _req, dist, imports in entries for r in (rows.get(n) for n in imports)
               if r and r["status"] in ("refuses", "degraded", "fails", "crashes")]
     if causes:
@@ -179,6 +192,9 @@ def render(doc, entries, versions, skipped):
 
 
 def _culprit(r):
+    if r["status"] == "source":
+        names = [x["module"] for x in r["source"]]
+        return f"`{names[0]}`" + (f" (+{len(names) - 1})" if len(names) > 1 else "")
     if r["status"] == "degraded":
         refused = [x["module"] for x in r["lacking"] if x["error"]] or [x["module"] for x in r["lacking"]]
         return ", ".join(f"`{x}`" for x in refused)
@@ -191,7 +207,9 @@ def _submodules(r):
         return ""
     refusing = [s for s in subs if s["status"] == "refuses"]
     own = [s for s in refusing if s["culprit"] == s["module"]]
-    return f"{len(refusing)} of {len(subs)}" + (f" ({len(own)} themselves)" if refusing else "")
+    sourced = sum(s["status"] == "source" for s in subs)
+    return (f"{len(refusing)} of {len(subs)}" + (f" ({len(own)} themselves)" if refusing else "")
+            + (f"; {sourced} from source" if sourced else ""))
 
 
 def _detail(r):

@@ -10,6 +10,10 @@ before taking it, so the step it died in is known, and a new child goes on with 
 Statuses:
 
 - works: the worker imports it and has every extension module the main interpreter's import loaded;
+- source: the worker imports it, some of those modules loaded from their Python source because their
+  extension refuses own-GIL interpreters (the source fallback of manygil's workers; ``source`` names
+  them, with why): it works, slower. MANYGIL_SOURCE_FALLBACK=0 in the environment shows what they
+  would be without it;
 - degraded: the worker imports it, but without some of those extension modules (they refused, and the
   package fell back to pure Python or to less): ``lacking`` names them;
 - refuses: the worker's import raised ImportError because an extension module refuses own-GIL
@@ -34,8 +38,8 @@ import tempfile
 
 from . import _compat_probe
 
-STATUSES = ("works", "degraded", "refuses", "fails", "missing", "crashes")
-SCHEMA = "manygil-compat/2"
+STATUSES = ("works", "source", "degraded", "refuses", "fails", "missing", "crashes")
+SCHEMA = "manygil-compat/3"
 # A child that says nothing for this long (one import, or ending its interpreter) is stopped.
 DEFAULT_TIMEOUT = 300.0
 
@@ -164,7 +168,7 @@ _PHASES = {"main": "main interpreter", "worker": "own-GIL interpreter"}
 def _row(name, main, worker, kinds, stopped):
     """One result row from what the child reported about name."""
     row = {"module": name, "status": None, "detail": "", "culprit": None, "kind": None, "kind_evidence": None,
-           "lacking": [], "main": "works"}
+           "lacking": [], "source": [], "main": "works"}
     m, w = main.get(name), worker.get(name)
     phase, why = stopped.get(name, (None, None))
     if phase in _PHASES:  # the process died, or hung, importing it
@@ -193,7 +197,10 @@ def _row(name, main, worker, kinds, stopped):
             row.update(status="fails", detail=f"{w['error']} (in the own-GIL interpreter only)")
     else:
         errors = {x: err for x, err in w["failed_loads"]}
-        present = set(w["extensions"])
+        source = w.get("source") or {}
+        # Present, or loaded from source, or a library only such modules would have needed (mypyc's).
+        present = set(w["extensions"]) | set(source) | set(w.get("bypassed") or ())
+        row["source"] = [{"module": x, "why": why, "kind": kinds.get(x, (None, None))[0]} for x, why in source.items()]
         # Those that raised first (the cause), then those the worker never tried: they come with a
         # refused module (numpy brings unicodedata along) or the package chose not to try them.
         lacking = sorted((x for x in m["loaded"] if x not in present), key=lambda x: (x not in errors, x))
@@ -209,6 +216,12 @@ def _row(name, main, worker, kinds, stopped):
                     " (not loaded: they come with the modules above)" if refused else " (never loaded in the worker)")
             row.update(status="degraded", culprit=first["module"], kind=first["kind"], kind_evidence=first["kind_evidence"],
                        detail=detail)
+        elif source:
+            first = next(iter(source))
+            kind, evidence = kinds.get(first, (None, None))
+            row.update(status="source", culprit=first, kind=kind, kind_evidence=evidence,
+                       detail=f"from Python source: {', '.join(source)}; {'its extension refuses' if len(source) == 1 else 'their extensions refuse'} "
+                              f"own-GIL interpreters ({source[first]})")
         else:
             row["status"] = "works"
     if phase == "end":  # it imported; then ending its interpreter killed the process, or hung
@@ -224,7 +237,8 @@ def check(modules, python=None, progress=None, deep=False, timeout=DEFAULT_TIMEO
     A row: ``module``, ``status`` (one of STATUSES), ``detail`` (the error, or what a degraded import
     goes without), ``culprit`` (refuses: the extension that refused; degraded: the first one lacking),
     ``kind`` and ``kind_evidence`` (of the culprit), ``lacking`` ([{module, kind, kind_evidence, error}]
-    for degraded), ``main`` (the same import in the main interpreter: works, fails, missing or crashes)
+    for degraded), ``source`` ([{module, why, kind}]: the modules the worker loaded from their Python
+    source, status source, or degraded too), ``main`` (the same import in the main interpreter: works, fails, missing or crashes)
     and, with ``deep``, ``submodules``: a row like this one for each extension module found on disk under
     the package, each imported on its own.
     """
@@ -233,7 +247,7 @@ def check(modules, python=None, progress=None, deep=False, timeout=DEFAULT_TIMEO
     for name in dict.fromkeys(modules):
         if not all(part.isidentifier() for part in name.split(".")):
             rows.append({"module": name, "status": "missing", "detail": "not a module name", "culprit": None,
-                         "kind": None, "kind_evidence": None, "lacking": [], "main": "missing"})
+                         "kind": None, "kind_evidence": None, "lacking": [], "source": [], "main": "missing"})
             continue
         order, main, worker, kinds, stopped = _probe_all(name, python, deep, timeout, progress)
         row = _row(name, main, worker, kinds, stopped)
@@ -274,7 +288,9 @@ def format_table(rows):
              "  " + ", ".join(f"{n} {s}" for s, n in counts.items() if n)]
     subs = [r for r, depth in flat if depth]
     if subs:
-        lines.append(f"  --deep: {sum(r['status'] == 'refuses' for r in subs)} of {len(subs)} extension submodules refuse")
+        from_source = sum(r["status"] == "source" for r in subs)
+        lines.append(f"  --deep: {sum(r['status'] == 'refuses' for r in subs)} of {len(subs)} extension submodules refuse"
+                     + (f", {from_source} load from their Python source" if from_source else ""))
     lines += ["",
               f"  {'module':<{width}}  {'status':<8}  {'culprit':<{cwidth}}  {'kind':<23}  detail"]
     for (r, depth), culprit in zip(flat, culprits):
@@ -289,7 +305,11 @@ def format_table(rows):
 
 
 def _culprit_cell(r):
-    """refuses: the culprit; degraded: the extensions that refused (all lacking ones if none did)."""
+    """refuses: the culprit; degraded: the extensions that refused (all lacking ones if none did);
+    source: the modules loaded from source."""
+    if r["status"] == "source":
+        names = [x["module"] for x in r["source"]]
+        return names[0] + (f" (+{len(names) - 1})" if len(names) > 1 else "")
     if r["status"] == "degraded":
         refused = [x["module"] for x in r["lacking"] if x["error"]]
         untried = len(r["lacking"]) - len(refused)

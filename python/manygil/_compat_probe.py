@@ -145,6 +145,11 @@ def probe(name):
     result["failed_loads"] = recorder.failed
     result["loaded"] = sorted(after - before)
     result["extensions"] = sorted(after)
+    # In a worker: the modules the source fallback loaded from their Python source instead of their
+    # refusing extension (with why), and the extension libraries that made unnecessary (mypyc's).
+    fallback = sys.modules.get("manygil._source_fallback")
+    result["source"] = dict(sorted(fallback.loaded.items())) if fallback else {}
+    result["bypassed"] = sorted(fallback.bypassed) if fallback else []
     return result
 
 
@@ -283,7 +288,8 @@ def main(argv):
             result = interp.call("manygil._compat_probe:probe", name)
         except BaseException as e:  # noqa: B036 - the probe catches the import's errors; this is the call's
             result = {"module": name, "ok": False, "error": f"{type(e).__name__}: {e}", "missing": False,
-                      "refused": refused_module(e), "failed_loads": [], "loaded": [], "extensions": []}
+                      "refused": refused_module(e), "failed_loads": [], "loaded": [], "extensions": [],
+                      "source": {}, "bypassed": []}
         emit(event="result", phase="worker", **result)
         begin("end", name)  # ending the interpreter after an import can crash too (CPython gh-136421)
         interp.close()

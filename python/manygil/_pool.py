@@ -11,7 +11,7 @@ import time
 from concurrent.futures import Executor, Future
 from concurrent.futures._base import PENDING, RUNNING
 
-from . import _core, _errors, _lifecycle, _shipping
+from . import _core, _errors, _lifecycle, _shipping, _source_fallback
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -174,11 +174,11 @@ def default_workers() -> int:
         return os.cpu_count() or 1
 
 
-def _setup_source(initializer, initargs, thread_name_prefix):
+def _setup_source(initializer, initargs, thread_name_prefix, source_report=None):
     """Python source each worker runs at start: the caller's sys.path, its main script, threads'
-    names, the initializer."""
+    names, the source fallback (where it reports, or None), the initializer."""
     lines = ["import sys", f"sys.path[:] = {list(sys.path)!r}", "from manygil import _core, _worker",
-             f"_worker.setup({thread_name_prefix!r} + '_' + str(_core.worker_index()))"]
+             f"_worker.setup({thread_name_prefix!r} + '_' + str(_core.worker_index()), {source_report!r})"]
     script = _shipping.main_script()
     if script:
         lines.append(f"_worker.main_script = {script!r}")
@@ -241,7 +241,8 @@ class Pool(Executor):
     """A pool of own-GIL interpreters, one per worker thread, behind the concurrent.futures API.
 
     Pool(max_workers=None, thread_name_prefix="", initializer=None, initargs=(), *, fallback=None,
-         reuse_interpreters=True, replace_stuck_after=None, max_tasks_per_child=None, max_tasks_jitter=0)
+         reuse_interpreters=True, replace_stuck_after=None, max_tasks_per_child=None, max_tasks_jitter=0,
+         source_fallback=None)
 
     ``max_workers`` defaults to the number of usable CPUs. Each worker's thread is named
     ``f"{thread_name_prefix}_{index}"`` (default prefix "manygil.Pool-N"), as ThreadPoolExecutor
@@ -253,6 +254,16 @@ class Pool(Executor):
     interpreter; "process" in a process pool. This holds for every way of running a task: submit,
     submit_with and map (whose chunks go on in the fallback from the item that was refused, results
     still in order). Re-routed tasks and chunks are counted in stats()["fallbacks"].
+
+    ``source_fallback``: in workers, a compiled module that refuses own-GIL interpreters and whose
+    Python source stands beside it (``name.py`` next to ``name.cpython-*.so``: Cython's pure-Python
+    mode, as in SQLAlchemy 2.1 and charset-normalizer; mypyc's shims, as in tomli and black) is
+    loaded from that source instead; slower, but it loads. Modules without their source, and those
+    whose extension loads, are untouched; a source that fails to load gives the refusal back. Each
+    module loaded so is logged once per process on the ``manygil`` logger (INFO) and listed in
+    ``stats()["source_fallback"]``. None (default): on, unless the
+    environment variable MANYGIL_SOURCE_FALLBACK is 0; False: off (an import that refuses raises, as
+    ever); True: on.
 
     ``reuse_interpreters``: when the pool shuts down, its workers' interpreters are kept (up to the
     number of usable CPUs in the process) and the next pool with this option starts on them, in well
@@ -287,7 +298,7 @@ class Pool(Executor):
                  initializer: Callable[..., object] | None = None, initargs: tuple[Any, ...] = (), *,
                  fallback: Literal["main", "process"] | None = None, reuse_interpreters: bool = True,
                  replace_stuck_after: float | None = None, max_tasks_per_child: int | None = None,
-                 max_tasks_jitter: int = 0) -> None:
+                 max_tasks_jitter: int = 0, source_fallback: bool | None = None) -> None:
         if not _core.in_main_interpreter():
             _refuse_nested_pool()
         if fallback not in (None, "main", "process"):
@@ -321,7 +332,13 @@ class Pool(Executor):
         self._fallback_executor = None
         self._fallback_lock = threading.Lock()
         self._fallbacks = 0
-        self._core = _core.Pool(max_workers, _setup_source(initializer, initargs, self._thread_name_prefix),
+        if source_fallback is None:
+            source_fallback = _source_fallback.enabled_by_env()
+        self._source_collector = self._source_record = source_report = None
+        if source_fallback:
+            self._source_collector = _source_fallback.collector()
+            self._source_record, source_report = self._source_collector.register(self._thread_name_prefix)
+        self._core = _core.Pool(max_workers, _setup_source(initializer, initargs, self._thread_name_prefix, source_report),
                                 _shipping.dumps, self._thread_name_prefix, bool(reuse_interpreters),
                                 None if replace_stuck_after is None else float(replace_stuck_after),
                                 max_tasks_per_child or 0, max_tasks_jitter if max_tasks_per_child else 0)
@@ -457,15 +474,21 @@ class Pool(Executor):
 
     def stats(self) -> dict[str, Any]:
         """What each worker did and does: a dict ``{"workers": [...], "queued": n, "fallbacks": n,
-        "replaced": n, "stuck": [...], "recycled": n}``, one entry per worker: ``worker`` (index), ``interpreter_id``,
+        "replaced": n, "stuck": [...], "recycled": n, "source_fallback": [...]}``, one entry per worker: ``worker`` (index), ``interpreter_id``,
         ``tasks_done``, ``tasks_failed``, ``busy_s`` (seconds spent running tasks), ``current`` (None
         when idle, else ``task`` (its function), ``running_s``, ``interruptible``,
         ``interrupt_pending_s``: seconds since an interrupt that has not stopped it yet, or None).
         ``replaced`` counts the workers replaced because they were stuck (``replace_stuck_after``);
         ``stuck`` lists those whose call still runs, as entries like the workers' (``worker`` is the
-        index they had); ``recycled`` counts the workers recycled after ``max_tasks_per_child``."""
+        index they had); ``recycled`` counts the workers recycled after ``max_tasks_per_child``;
+        ``source_fallback`` lists, sorted, the modules that any worker of this pool loaded from their
+        Python source because their extension refuses own-GIL interpreters (``source_fallback=``)."""
         stats = self._core.stats()
         stats["fallbacks"] = self._fallbacks
+        stats["source_fallback"] = []
+        if self._source_record is not None:
+            self._source_collector.drain()  # what workers reported before their tasks returned
+            stats["source_fallback"] = sorted(self._source_record.modules)
         return stats
 
     def dump_stacks(self, timeout: float = 1.0) -> list[str]:

@@ -145,15 +145,59 @@ class _MainScriptFinder:
         pass  # ensure_main_module ran the script
 
 
+# ---- The source fallback (see _source_fallback, imported only once an extension module is found) -----
+
+# Where the source fallback reports the modules it loads from source: (fd, token), or None when off.
+source_fallback_report = None
+
+
+class _SourceFallbackFinder:
+    """Just before PathFinder on sys.meta_path: PathFinder's spec, unless it is an extension module
+    that refuses own-GIL interpreters with its Python source beside it (then the source's spec)."""
+
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        import _frozen_importlib_external as bootstrap  # always loaded: importlib's own
+
+        spec = bootstrap.PathFinder.find_spec(name, path, target)
+        if spec is None or not isinstance(spec.loader, bootstrap.ExtensionFileLoader):
+            return spec
+        from . import _source_fallback
+
+        return _source_fallback.source_spec(name, spec) or spec
+
+
+def _set_source_fallback(report):
+    """Puts the finder on sys.meta_path (report: (fd, token)) or takes it off (None). A reused
+    interpreter reports the modules it loaded from source already to its new pool."""
+    global source_fallback_report
+    import _frozen_importlib_external as bootstrap
+
+    source_fallback_report = report
+    meta = sys.meta_path
+    if report is None:
+        while _SourceFallbackFinder in meta:
+            meta.remove(_SourceFallbackFinder)
+        return
+    if _SourceFallbackFinder not in meta and bootstrap.PathFinder in meta:
+        meta.insert(meta.index(bootstrap.PathFinder), _SourceFallbackFinder)
+    done = sys.modules.get("manygil._source_fallback")
+    if done is not None:
+        done.report_again()
+
+
 # ---- Threads and processes started by tasks, as in the main interpreter ---------------------------
 
 
-def setup(thread_name):
+def setup(thread_name, source_fallback=None):
     """Runs first in every worker, before the initializer. Nothing here imports a module a task may
-    not need: what concerns threading or multiprocessing is applied when a task first imports them."""
+    not need: what concerns threading or multiprocessing is applied when a task first imports them.
+    ``source_fallback``: None, or (fd, token) where the source fallback reports the modules it loads
+    from source (see _source_fallback); a reused interpreter set up without it loses its finder."""
     after_import("threading", lambda threading: _name_this_thread(threading, thread_name))
     if _MainScriptFinder not in sys.meta_path:
         sys.meta_path.append(_MainScriptFinder)
+    _set_source_fallback(None if source_fallback is None else tuple(source_fallback))
     after_import("multiprocessing.context", _spawn_by_default)
 
 

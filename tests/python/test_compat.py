@@ -17,7 +17,7 @@ import pytest
 from manygil import _compat, _compat_probe
 
 NUMPY_CULPRIT = "numpy._core._multiarray_umath"
-ROW_FIELDS = {"module", "status", "detail", "culprit", "kind", "kind_evidence", "lacking", "main"}
+ROW_FIELDS = {"module", "status", "detail", "culprit", "kind", "kind_evidence", "lacking", "source", "main"}
 
 MODULES = {
     "mg_crashes_on_import": "import os, signal\nos.kill(os.getpid(), signal.SIGSEGV)\n",
@@ -60,7 +60,7 @@ def compat_run(tmp_path_factory):
 
 def test_json_document_and_fields(compat_run):
     _proc, doc, rows, modules = compat_run
-    assert doc["schema"] == "manygil-compat/2"
+    assert doc["schema"] == "manygil-compat/3"
     assert doc["python"] == sys.version.split()[0] and doc["date"] and doc["deep"] is False
     assert [r["module"] for r in doc["modules"]] == modules
     for r in doc["modules"]:
