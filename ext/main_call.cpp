@@ -1,5 +1,6 @@
 #include "main_call.hpp"
 
+#include <cstdio>
 #include <memory>
 #include <optional>
 #include <string>
@@ -171,9 +172,11 @@ PyObject* py_call_in_main(PyObject*, PyObject* const* argv, Py_ssize_t argc) {
             break;
         case detail::MainCall::Outcome::TimedOut: break;
     }
-    std::string what = call->spec().describe();
-    return PyErr_Format(PyExc_TimeoutError, "call_in_main(%s): no result within %g s", what.c_str(),
-                        timeout ? timeout->count() : 0.0);
+    char seconds[32];
+    std::snprintf(seconds, sizeof seconds, "%g", timeout ? timeout->count() : 0.0);
+    std::string message = "call_in_main(" + call->spec().describe() + "): no result within " + seconds + " s";
+    PyErr_SetString(PyExc_TimeoutError, message.c_str());
+    return nullptr;
 }
 
 PyObject* py_main_side_threads(PyObject*, PyObject*) {
