@@ -13,7 +13,7 @@
    - a queue.Queue ping-pong between two threads of one interpreter: the bare hand-over, with no
      future and no second interpreter.
 4. Main busy: the same calls while the program's main thread runs pure Python the whole time. Each
-   call then waits for the main GIL until CPython's switch interval (sys.getswitchinterval(),
+   call then waits for the main GIL, at most until CPython's switch interval (sys.getswitchinterval(),
    5 ms by default) makes the main thread let go: milliseconds per call, shown, not a target.
 
 Each figure is the best of --rounds rounds (shared machines are noisy).

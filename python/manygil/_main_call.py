@@ -19,15 +19,21 @@ from . import _core, _shipping
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
-    from typing import Any, ParamSpec, TypeVar
+    from typing import Any, ParamSpec, TypeVar, overload
 
     _P = ParamSpec("_P")
     _T = TypeVar("_T")
 
 _in_main = _core.in_main_interpreter()  # fixed for the life of this module's interpreter
 
+if TYPE_CHECKING:
+    @overload
+    def call_in_main(fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> _T: ...
+    @overload
+    def call_in_main(fn: str, /, *args: Any, **kwargs: Any) -> Any: ...
 
-def call_in_main(fn: Callable[_P, _T] | str, /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
+
+def call_in_main(fn, /, *args, **kwargs):  # type: ignore[no-untyped-def]
     """Runs ``fn(*args, **kwargs)`` in the main interpreter and returns its result.
 
     From a worker, the worker waits for it with its GIL released; an interrupt of the worker's task

@@ -38,6 +38,12 @@ def test_main_call_bench_quick():
     assert "main thread busy" in result.stdout, result.stdout
 
 
+def test_call_in_main_example_runs():
+    result = run("examples/call_in_main.py")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("std after smoothing") == 8, result.stdout
+
+
 def test_images_example_checks_its_results():
     result = run("examples/images.py", "--images", "3", "--size", "16", "--workers", "2", "--rounds", "1")
     assert result.returncode == 0, result.stderr  # it asserts parallel output == serial output itself
