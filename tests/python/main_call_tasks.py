@@ -138,3 +138,12 @@ def many_calls(n):
     for i in range(n):
         total += call_in_main(add, i, 1)
     return total
+
+
+def call_from_a_thread_of_the_worker():
+    """Any thread of a worker's interpreter may call, not only the worker's own."""
+    out = []
+    t = threading.Thread(target=lambda: out.append(call_in_main(add, 20, 22)))
+    t.start()
+    t.join()
+    return out

@@ -23,6 +23,10 @@ def test_targets_builtins_and_closures(pool):
     assert pool.submit(tasks.call_closure, 5).result(timeout=60) == ((15, True), True)
 
 
+def test_a_thread_a_task_started_may_call_too(pool):
+    assert pool.submit(tasks.call_from_a_thread_of_the_worker).result(timeout=60) == [42]
+
+
 def test_kwargs_and_call_in_main_with(pool):
     assert pool.submit(tasks.call_with, tasks.where, (1,), {"a": None}, 30).result(timeout=60)["kwargs"] == {"a": None}
     assert pool.submit(tasks.call_with, tasks.add, [1, 2], None, None).result(timeout=60) == 3
