@@ -115,6 +115,7 @@ demo-cpp: build-cpp
 bench: build-python
 	@$(VENV)/bin/manygil bench --json $(BUILD)/bench.json --plot $(BUILD)/bench.png
 	@$(VENV)/bin/python bench/executor_overhead.py
+	@$(VENV)/bin/python bench/main_call.py
 	@$(VENV)/bin/python bench/data_plane.py
 	@$(VENV)/bin/python bench/serve.py
 	@$(VENV)/bin/python bench/serve_tls.py

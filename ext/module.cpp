@@ -15,6 +15,7 @@
 #include "arrow_udf.hpp"
 #include "deferred_result.hpp"
 #include "http_server_object.hpp"
+#include "main_call.hpp"
 #include "module_state.hpp"
 #include "pool_object.hpp"
 #include "pytypes/channel_type.hpp"
@@ -169,6 +170,11 @@ PyMethodDef module_methods[] = {
      "Park the interpreters of pools that shut down again (after fork, in the parent)."},
     {"_idle_interpreters", py_idle_interpreters, METH_NOARGS,
      "How many interpreters are parked for reuse by the next pool (diagnostics, tests)."},
+    {"_call_in_main", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(py_call_in_main)), METH_FASTCALL,
+     "_call_in_main(spec, args, kwargs, timeout) -> the result of the call, made in the main interpreter "
+     "(from a worker; see manygil.call_in_main)"},
+    {"_main_side_threads", py_main_side_threads, METH_NOARGS,
+     "How many threads run calls into the main interpreter now (diagnostics, tests)."},
     {"worker_index", py_worker_index, METH_NOARGS,
      "This worker's index in its pool (0 .. max_workers-1), or None outside a worker thread."},
     {"in_main_interpreter", py_in_main_interpreter, METH_NOARGS,

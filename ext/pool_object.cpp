@@ -50,39 +50,6 @@ PyObject* raise_submit_error(const std::exception& e) {
     return nullptr;
 }
 
-// The callable as _shipping.callable_spec() gives it: a "module:qualname" str, a pickle (bytes), or
-// (shared object, method name) for a bound method of an object that travels by reference.
-bool parse_spec(PyObject* spec, CallableSpec& out) {
-    Py_ssize_t n = 0;
-    if (PyUnicode_Check(spec)) {
-        const char* s = PyUnicode_AsUTF8AndSize(spec, &n);
-        if (!s) return false;
-        out = {CallableSpec::Kind::Reference, std::string(s, static_cast<std::size_t>(n)), {}};
-        return true;
-    }
-    if (PyBytes_Check(spec)) {
-        out = {CallableSpec::Kind::Pickled,
-               std::string(PyBytes_AS_STRING(spec), static_cast<std::size_t>(PyBytes_GET_SIZE(spec))), {}};
-        return true;
-    }
-    if (PyTuple_Check(spec) && PyTuple_GET_SIZE(spec) == 2 && PyUnicode_Check(PyTuple_GET_ITEM(spec, 1))) {
-        const char* name = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(spec, 1), &n);
-        if (!name) return false;
-        try {  // no pickle fallback: only objects that travel by reference qualify
-            out = {CallableSpec::Kind::Method, std::string(name, static_cast<std::size_t>(n)),
-                   detail::encode_python(PyTuple_GET_ITEM(spec, 0))};
-        } catch (const ConversionError& e) {
-            PyErr_Format(PyExc_TypeError, "cannot send the method %U: its object does not travel by reference (%s)",
-                         PyTuple_GET_ITEM(spec, 1), e.what());
-            return false;
-        }
-        return true;
-    }
-    PyErr_SetString(PyExc_TypeError,
-                    "callable spec must be str (reference), bytes (pickled) or (shared object, method name)");
-    return false;
-}
-
 // Encodes with the pickle fallback; the path is reported from `root` (e.g. "args[1]['k']").
 detail::Payload convert(PoolObject* self, PyObject* obj, const char* root) {
     try {
@@ -523,6 +490,39 @@ PyType_Slot pool_slots[] = {
 };
 
 }  // namespace
+
+// The callable as _shipping.callable_spec() gives it: a "module:qualname" str, a pickle (bytes), or
+// (shared object, method name) for a bound method of an object that travels by reference.
+bool parse_spec(PyObject* spec, CallableSpec& out) {
+    Py_ssize_t n = 0;
+    if (PyUnicode_Check(spec)) {
+        const char* s = PyUnicode_AsUTF8AndSize(spec, &n);
+        if (!s) return false;
+        out = {CallableSpec::Kind::Reference, std::string(s, static_cast<std::size_t>(n)), {}};
+        return true;
+    }
+    if (PyBytes_Check(spec)) {
+        out = {CallableSpec::Kind::Pickled,
+               std::string(PyBytes_AS_STRING(spec), static_cast<std::size_t>(PyBytes_GET_SIZE(spec))), {}};
+        return true;
+    }
+    if (PyTuple_Check(spec) && PyTuple_GET_SIZE(spec) == 2 && PyUnicode_Check(PyTuple_GET_ITEM(spec, 1))) {
+        const char* name = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(spec, 1), &n);
+        if (!name) return false;
+        try {  // no pickle fallback: only objects that travel by reference qualify
+            out = {CallableSpec::Kind::Method, std::string(name, static_cast<std::size_t>(n)),
+                   detail::encode_python(PyTuple_GET_ITEM(spec, 0))};
+        } catch (const ConversionError& e) {
+            PyErr_Format(PyExc_TypeError, "cannot send the method %U: its object does not travel by reference (%s)",
+                         PyTuple_GET_ITEM(spec, 1), e.what());
+            return false;
+        }
+        return true;
+    }
+    PyErr_SetString(PyExc_TypeError,
+                    "callable spec must be str (reference), bytes (pickled) or (shared object, method name)");
+    return false;
+}
 
 PyType_Spec pool_spec = {
     "manygil._core.Pool", sizeof(PoolObject), 0,

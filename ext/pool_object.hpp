@@ -9,7 +9,13 @@ class Pool;
 
 namespace manygil::ext {
 
+struct CallableSpec;
+
 extern PyType_Spec pool_spec;
+
+// The callable as _shipping.callable_spec() gives it into `out`; false with TypeError set if it is
+// none of the forms (tasks and call_in_main share it).
+bool parse_spec(PyObject* spec, CallableSpec& out);
 
 // The manygil::Pool behind a _core.Pool object (`pool_type`: the module's Pool type), or null with
 // TypeError when `op` is not one.

@@ -200,9 +200,7 @@ void PyTaskJob::fail_with(const char* type_name, const std::string& message) {
     error_ = ErrorInfo{type_name, message, "", std::nullopt};
 }
 
-// ---- caller side (main interpreter attached) ------------------------------------------------------
-
-PyObject* PyTaskJob::rebuild_error(const ErrorInfo& error) {
+PyObject* rebuild_error(const ErrorInfo& error) {
     PyRef errors(PyImport_ImportModule("manygil._errors"));
     PyRef pickled = error.pickled ? PyRef(PyBytes_FromStringAndSize(error.pickled->data(),
                                                                     static_cast<Py_ssize_t>(error.pickled->size())))
@@ -220,6 +218,8 @@ PyObject* PyTaskJob::rebuild_error(const ErrorInfo& error) {
     if (!exc) exc = PyObject_CallFunction(PyExc_SystemError, "s", "manygil: could not rebuild a worker's error");
     return exc;
 }
+
+// ---- caller side (main interpreter attached) ------------------------------------------------------
 
 bool PyTaskJob::refused_by_module(const ErrorInfo& error) {
     return error.type_name == "ImportError" &&

@@ -44,6 +44,11 @@ struct ErrorInfo {
     std::optional<std::string> pickled;  // the exception itself, when it could be pickled
 };
 
+// The exception to raise for `error` in the current interpreter (manygil._errors.rebuild: its own
+// type when it can be rebuilt, with the remote traceback as __cause__). A new reference; never null
+// unless even reporting that failed.
+PyObject* rebuild_error(const ErrorInfo& error);
+
 class PyTaskJob final : public Job {
 public:
     enum class Kind {
@@ -79,7 +84,6 @@ private:
     detail::PyRef interruptible(Call call);
     void capture_error();                     // from the raised Python exception
     void fail_with(const char* type_name, const std::string& message);
-    PyObject* rebuild_error(const ErrorInfo& error);  // new reference, main interpreter
     // The task failed because a module refuses to load in an own-GIL interpreter (numpy, ...): the
     // Future's _refused / _refused_chunk then decide (Pool(fallback=...) runs it elsewhere).
     static bool refused_by_module(const ErrorInfo& error);

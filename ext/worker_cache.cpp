@@ -50,7 +50,9 @@ PyRef resolve_callable(const CallableSpec& spec) {
     }
     PyRef fn;
     if (by_reference) {
-        if (data.rfind("__mp_main__:", 0) == 0) {  // defined in the caller's main script
+        // Defined in the caller's main script: a worker runs the script as __mp_main__ once; the main
+        // interpreter (call_in_main) has it as __main__, which manygil names __mp_main__ there too.
+        if (data.rfind("__mp_main__:", 0) == 0 && PyInterpreterState_Get() != PyInterpreterState_Main()) {
             PyRef loaded(PyObject_CallNoArgs(worker_helper("ensure_main_module")));
             if (!loaded) detail::throw_python_error();
         }

@@ -103,6 +103,17 @@ private:
     std::exception_ptr cause_;
 };
 
+// A wait gave up: call_in_main's timeout passed (main_call.hpp), or the interruptible call it was
+// made from was interrupted (interrupted() is then true; timeout.hpp).
+class TimeoutError : public Error {
+public:
+    TimeoutError(const std::string& what, bool interrupted) : Error(what), interrupted_(interrupted) {}
+    bool interrupted() const noexcept { return interrupted_; }
+
+private:
+    bool interrupted_;
+};
+
 // A Value accessor was used on a Value of another kind (as_int() on a str, ...).
 class ValueTypeError : public Error {
 public:

@@ -14,6 +14,7 @@
 #include "manygil/http.hpp"
 #include "manygil/interpreter.hpp"
 #include "manygil/job.hpp"
+#include "manygil/main_call.hpp"
 #include "manygil/pool.hpp"
 #include "manygil/channel.hpp"
 #include "manygil/runtime.hpp"

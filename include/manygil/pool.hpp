@@ -219,7 +219,8 @@ public:
     // it before fork() (a child forked from a process with sub-interpreters dies, CPython gh-139759).
     // It blocks until they have ended, which needs the main interpreter's GIL: never call it holding
     // that GIL. In a forked child, forget_idle_interpreters_after_fork() drops the parent's (whose
-    // threads do not exist there) without touching them.
+    // threads do not exist there) without touching them; the threads of call_in_main
+    // (main_call.hpp) stayed in the parent too, and the child refuses such calls from then on.
     static void end_idle_interpreters();
     static void resume_idle_interpreters();
     static std::size_t idle_interpreters();

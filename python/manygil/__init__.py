@@ -8,7 +8,8 @@ pure-Python work runs in parallel without processes.
     with Pool() as pool:                       # a concurrent.futures.Executor
         results = list(pool.map(work, items))
 
-Public names: Pool (alias InterpreterPoolExecutor), Interpreter, actor (ActorHandle), SharedBuffer, Channel (and
+Public names: Pool (alias InterpreterPoolExecutor), Interpreter, actor (ActorHandle), call_in_main and
+call_in_main_with (from a worker, a call made in the main interpreter), SharedBuffer, Channel (and
 ChannelClosed, ChannelEmpty, ChannelFull), Lock, Event, Semaphore, Barrier (threading's APIs, across
 interpreters), BrokenPool, Interrupted, NotShareableError, RemoteError.
 """
@@ -21,7 +22,7 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (5 ms); c
 # asyncio support costs tens of milliseconds there.
 _PUBLIC = {
     "Pool": "_pool", "InterpreterPoolExecutor": "_pool", "Interpreter": "_interpreter",
-    "actor": "_actor", "ActorHandle": "_actor",
+    "actor": "_actor", "ActorHandle": "_actor", "call_in_main": "_main_call", "call_in_main_with": "_main_call",
     "SharedBuffer": "_core", "Channel": "_core", "ChannelClosed": "_core", "ChannelEmpty": "_core",
     "ChannelFull": "_core", "Lock": "_core", "Event": "_core", "Semaphore": "_core", "Barrier": "_core",
     "Server": "_serve", "serve": "_serve", "AppLoadError": "_serve",
@@ -73,5 +74,6 @@ if TYPE_CHECKING:  # what type checkers and IDEs see ("X as X": re-exported name
     from ._errors import (BrokenPool as BrokenPool, Interrupted as Interrupted,
                           NotShareableError as NotShareableError, RemoteError as RemoteError)
     from ._interpreter import Interpreter as Interpreter
+    from ._main_call import call_in_main as call_in_main, call_in_main_with as call_in_main_with
     from ._pool import InterpreterPoolExecutor as InterpreterPoolExecutor, Pool as Pool
     from ._serve import AppLoadError as AppLoadError, Server as Server, serve as serve

@@ -87,7 +87,8 @@ _HINTS = [
      "manygil workers are isolated interpreters, which cannot replace the process (os.exec*): use subprocess"),
     ("does not support loading in subinterpreters",
      "this extension module cannot load in an own-GIL interpreter; `manygil compat MODULE` checks a module "
-     "up front, and Pool(fallback='main' or 'process') runs such tasks elsewhere"),
+     "up front, Pool(fallback='main' or 'process') runs such tasks elsewhere, and manygil.call_in_main(fn, ...) "
+     "runs one step of a task in the main interpreter"),
 ]
 
 

@@ -17,6 +17,8 @@
 // |                                           |                                                   | 3.13    | it grows while filled)             |
 // | _PyThreadState_UncheckedGet (3.12 name of | runtime/thread_interpreter.cpp, ext/main_         | 3.12    | 3.13+: the public                  |
 // | public PyThreadState_GetUnchecked)        | interpreter.hpp                                   |         | PyThreadState_GetUnchecked         |
+// | _Py_IsFinalizing (3.12 name of public     | runtime/main_calls.cpp: MainCalls::serve          | 3.12    | 3.13+: the public Py_IsFinalizing  |
+// | Py_IsFinalizing)                          |                                                   |         |                                    |
 // | ob_item of PyTupleObject / PyListObject,  | codec/payload_python.cpp: Decoder::sequence;      | 3.12,   | all GIL versions (the fields are   |
 // | raw (tuple_items, list_items)             | codec/decode_cache.cpp: recycle_items             | 3.13    | decades old; a change breaks the   |
 // |                                           |                                                   |         | build here, not silently)          |
@@ -77,6 +79,8 @@
 #if PY_VERSION_HEX < 0x030D0000
 // Public from 3.13 on; the same function under its 3.12 name.
 inline PyThreadState* PyThreadState_GetUnchecked() { return _PyThreadState_UncheckedGet(); }
+// Public from 3.13 on; the same function under its 3.12 name.
+inline int Py_IsFinalizing() { return _Py_IsFinalizing(); }
 #endif
 
 namespace manygil::detail {

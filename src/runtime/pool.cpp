@@ -6,6 +6,7 @@
 
 #include "manygil/errors.hpp"
 #include "runtime/idle_workers.hpp"
+#include "runtime/main_calls.hpp"
 #include "runtime/task_jobs.hpp"
 #include "runtime/worker_group.hpp"
 
@@ -136,6 +137,7 @@ std::size_t Pool::idle_interpreters() { return detail::IdleWorkers::instance().p
 void Pool::forget_idle_interpreters_after_fork() noexcept {
     detail::IdleWorkers::instance().forget_after_fork();
     detail::IdleWorkers::instance().resume();
+    detail::MainCalls::instance().forget_after_fork();  // its threads stayed in the parent too
 }
 
 }  // namespace manygil

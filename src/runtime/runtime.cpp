@@ -13,6 +13,7 @@
 #include "cpython/python_error.hpp"
 #include "runtime/crash_note.hpp"
 #include "runtime/idle_workers.hpp"
+#include "runtime/main_calls.hpp"
 #include "runtime/worker_group.hpp"
 
 namespace manygil {
@@ -94,6 +95,7 @@ Runtime::Runtime(RuntimeOptions options) : state_(std::make_unique<State>()) {
             state_->main_tstate = PyEval_SaveThread();
         }
         detail::IdleWorkers::instance().resume();  // a Runtime closed before this one drained it
+        detail::MainCalls::instance().open();
     } catch (...) {
         std::lock_guard lock(g_current_mu);
         g_current = nullptr;
@@ -126,6 +128,9 @@ void Runtime::close() {
     // thread runs any more (the caller may finalise Python next).
     detail::IdleWorkers::instance().drain();
     detail::WorkerGroup::wait_for_worker_threads();
+    // Last: until every worker has returned, their tasks may still call into main (a pool's queued
+    // tasks run during its shutdown). Then no thread attaches the main interpreter any more.
+    detail::MainCalls::instance().close();
 }
 
 void Runtime::adopt(const std::shared_ptr<detail::WorkerGroup>& group) {

@@ -80,3 +80,33 @@ TEST(Runtime, PythonPathOptionReachesWorkers) {
     manygil::Interpreter interp(runtime);
     EXPECT_EQ(interp.call("mg_tasks:identity", {"found"}), Value("found"));
 }
+
+// Calls into main (main_call.hpp) need an open Runtime: close() lets the running ones finish, refuses
+// the queued ones and later ones, and ends the threads before Python finalises.
+TEST(Runtime, CloseEndsCallsIntoMain) {
+    EXPECT_THROW(manygil::call_in_main("mg_tasks:add", {1, 2}), manygil::ShutdownError);  // no Runtime yet
+    manygil::Runtime runtime(manygil::testing::runtime_options());
+    EXPECT_EQ(manygil::call_in_main("mg_tasks:add", {1, 2}), Value(3));
+    // 16 calls block in main (every thread busy); a 17th waits in the queue.
+    constexpr int kBusy = 16;
+    std::vector<std::future<Value>> running;
+    for (int i = 0; i < kBusy; ++i) {
+        std::string started = "started-" + std::to_string(i);
+        running.push_back(std::async(std::launch::async, [started] {
+            return manygil::call_in_main("mg_tasks:block_until", {started, "go"});
+        }));
+        ASSERT_TRUE(manygil::testing::wait_event(started, 60));
+    }
+    auto queued = std::async(std::launch::async, [] {
+        return manygil::call_in_main("mg_tasks:block_until", {"never-started", "go"});
+    });
+    EXPECT_EQ(queued.wait_for(std::chrono::milliseconds(200)), std::future_status::timeout);
+    auto closing = std::async(std::launch::async, [&] { runtime.close(); });
+    EXPECT_THROW(queued.get(), manygil::ShutdownError);  // refused, never ran
+    EXPECT_EQ(closing.wait_for(std::chrono::milliseconds(100)), std::future_status::timeout);  // waits for running
+    manygil::testing::set_event("go");
+    closing.get();
+    for (auto& f : running) EXPECT_EQ(f.get(), Value(true));
+    EXPECT_FALSE(manygil::testing::wait_event("never-started", 0));
+    EXPECT_THROW(manygil::call_in_main("mg_tasks:add", {1, 2}), manygil::ShutdownError);
+}

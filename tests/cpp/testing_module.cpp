@@ -6,6 +6,11 @@
 #include <condition_variable>
 #include <map>
 #include <mutex>
+#include <string>
+#include <vector>
+
+#include "manygil/errors.hpp"
+#include "manygil/main_call.hpp"
 
 namespace manygil::testing {
 
@@ -56,7 +61,45 @@ PyObject* py_wait_event(PyObject*, PyObject* args) {
     Py_END_ALLOW_THREADS return PyBool_FromLong(ok);
 }
 
+// call_in_main(target, *str_args, timeout=None) -> repr of the result: manygil::call_in_main, the C++
+// API, from Python code (a task in a worker). Its TimeoutError says whether it was an interrupt.
+PyObject* py_call_in_main(PyObject*, PyObject* args, PyObject* kwargs) {
+    Py_ssize_t n = PyTuple_GET_SIZE(args);
+    if (n < 1) {
+        PyErr_SetString(PyExc_TypeError, "call_in_main(target, *str_args)");
+        return nullptr;
+    }
+    std::vector<std::string> strings;
+    for (Py_ssize_t i = 0; i < n; ++i) {
+        const char* s = PyUnicode_AsUTF8(PyTuple_GET_ITEM(args, i));
+        if (!s) return nullptr;
+        strings.emplace_back(s);
+    }
+    Timeout timeout;
+    PyObject* t = kwargs ? PyDict_GetItemString(kwargs, "timeout") : nullptr;
+    if (t && t != Py_None) timeout = std::chrono::duration<double>(PyFloat_AsDouble(t));
+    Args call_args(strings.begin() + 1, strings.end());
+    std::string repr, error;
+    bool timed_out = false;
+    // The C++ API releases this worker's GIL itself while it waits.
+    try {
+        repr = call_in_main(strings[0], std::move(call_args), {}, timeout).repr();
+    } catch (const TimeoutError& e) {
+        timed_out = true;
+        error = std::string(e.what()) + (e.interrupted() ? " (interrupted=1)" : " (interrupted=0)");
+    } catch (const std::exception& e) {
+        error = e.what();
+    }
+    if (!error.empty()) {
+        PyErr_SetString(timed_out ? PyExc_TimeoutError : PyExc_RuntimeError, error.c_str());
+        return nullptr;
+    }
+    return PyUnicode_FromStringAndSize(repr.data(), static_cast<Py_ssize_t>(repr.size()));
+}
+
 PyMethodDef g_methods[] = {
+    {"call_in_main", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(py_call_in_main)),
+     METH_VARARGS | METH_KEYWORDS, "call_in_main(target, *str_args, timeout=None) -> repr of the result"},
     {"rendezvous", py_rendezvous, METH_VARARGS, "rendezvous(name, parties, timeout) -> bool, holding the GIL"},
     {"set_event", py_set_event, METH_VARARGS, "set_event(name)"},
     {"wait_event", py_wait_event, METH_VARARGS, "wait_event(name, timeout) -> bool"},

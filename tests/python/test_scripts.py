@@ -30,6 +30,20 @@ def test_data_plane_bench_quick():
     assert result.stdout.count("identity task, ") == 2, result.stdout  # one row per payload
 
 
+def test_main_call_bench_quick():
+    result = run("bench/main_call.py", "--quick", "--rounds", "1")
+    assert result.returncode == 0, result.stderr
+    assert "1 worker" in result.stdout and "us/call" in result.stdout, result.stdout
+    assert "2 workers at once" in result.stdout and "ThreadPoolExecutor" in result.stdout, result.stdout
+    assert "main thread busy" in result.stdout, result.stdout
+
+
+def test_call_in_main_example_runs():
+    result = run("examples/call_in_main.py")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("std after smoothing") == 8, result.stdout
+
+
 def test_images_example_checks_its_results():
     result = run("examples/images.py", "--images", "3", "--size", "16", "--workers", "2", "--rounds", "1")
     assert result.returncode == 0, result.stderr  # it asserts parallel output == serial output itself

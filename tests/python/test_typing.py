@@ -25,4 +25,4 @@ def test_a_typed_use_of_the_public_api_passes_mypy_strict(tmp_path):
 def test_the_typed_use_runs():
     import typed_usage
 
-    assert typed_usage.main() == [9, 285, 16, 25, 2, 2, b"\x07", True, 36, 15, "BrokenPool"]
+    assert typed_usage.main() == [9, 285, 16, 25, 2, 2, b"\x07", True, 36, 15, "BrokenPool", 49, 4]

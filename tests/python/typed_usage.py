@@ -58,6 +58,10 @@ def main() -> list[object]:
         manygil.Pool(1, initializer=int, initargs=("not a number",)).submit(square, 1).result()
     except manygil.BrokenPool as e:
         seen.append(type(e).__name__)
+    # In the main interpreter these are plain calls (from a worker: calls made in main).
+    in_main: int = manygil.call_in_main(square, 7)
+    seen.append(in_main)
+    seen.append(manygil.call_in_main_with(square, (2,), timeout=1.0))
     return seen
 
 

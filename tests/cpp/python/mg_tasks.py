@@ -160,3 +160,25 @@ def interpreter_and_setup():
     import _interpreters
 
     return [_interpreters.get_current()[0], _setup_value]
+
+
+def where():
+    """[interpreter id, native thread id, whether on the thread that started Python]: where a call ran."""
+    import _interpreters
+
+    return [_interpreters.get_current()[0], threading.get_native_id(),
+            threading.get_ident() == threading.main_thread().ident]
+
+
+def legacy_module_name():
+    """Imports the single-phase test module, which only the main interpreter can load."""
+    import _manygil_testing_legacy
+
+    return _manygil_testing_legacy.__name__
+
+
+def via_host_call_in_main(*str_args, timeout=None):
+    """A task that calls into main through the C++ API (the testing module's call_in_main)."""
+    import _manygil_testing
+
+    return _manygil_testing.call_in_main(*str_args, timeout=timeout)
