@@ -5,7 +5,10 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <utility>
+
+#include <unistd.h>  // environ
 
 #include "manygil/errors.hpp"
 #include "cpython/ownership.hpp"
@@ -31,6 +34,36 @@ std::string describe(std::exception_ptr e) {
     } catch (...) {
         return "unknown error";
     }
+}
+
+// The worker's interpreter attached: its os.environ made the process's environment again. Each
+// interpreter's os module copies the C environment once, when it is imported; a parked interpreter
+// would otherwise show a new pool's tasks the variables of the day it was created, not those the
+// program set since (os.environ changes in any interpreter reach the C environment through putenv).
+// Updates os.environ's mapping in place (on POSIX it is posix.environ itself), without putenv.
+void refresh_os_environ() noexcept {
+    PyRef name(PyUnicode_FromString("os"));
+    PyRef os(name ? PyImport_GetModule(name.get()) : nullptr);  // not imported: nothing stale
+    PyRef mapping(os ? PyObject_GetAttrString(os.get(), "environ") : nullptr);
+    PyRef data(mapping ? PyObject_GetAttrString(mapping.get(), "_data") : nullptr);
+    PyRef fresh(data && PyDict_Check(data.get()) ? PyDict_New() : nullptr);
+    if (fresh) {
+        for (char** entry = environ; *entry; ++entry) {
+            const char* eq = std::strchr(*entry, '=');
+            if (!eq || eq == *entry) continue;  // as CPython's own copy skips them
+            PyRef key(PyBytes_FromStringAndSize(*entry, eq - *entry));
+            PyRef value(key ? PyBytes_FromString(eq + 1) : nullptr);
+            if (!value || PyDict_SetItem(fresh.get(), key.get(), value.get()) < 0) {
+                fresh = PyRef();
+                break;
+            }
+        }
+    }
+    if (fresh) {
+        PyDict_Clear(data.get());
+        if (PyDict_Update(data.get(), fresh.get()) < 0) PyErr_Clear();
+    }
+    if (PyErr_Occurred()) PyErr_Clear();  // the interpreter keeps its old copy
 }
 
 void run_initializer(const Initializer& init) {
@@ -196,6 +229,7 @@ bool WorkerGroup::serve(std::size_t index, std::optional<ThreadInterpreter>& int
             interp->attach();  // a parked interpreter, taken over from its last group
             // An interrupt that reached its last call as it ended must not hit this group's first.
             PyThreadState_SetAsyncExc(PyThread_get_thread_ident(), nullptr);
+            refresh_os_environ();
         } else {
             interp.emplace();  // attached from here on
             WorkerMonitor::prepare_interpreter();

@@ -480,3 +480,10 @@ def interpreter_and_setup_value():
     import _interpreters
 
     return _interpreters.get_current()[0], _recorded_setup
+
+
+def environ_and_interpreter(name):
+    """(os.environ.get(name), this interpreter's id)."""
+    import _interpreters
+
+    return os.environ.get(name), _interpreters.get_current()[0]

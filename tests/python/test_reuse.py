@@ -155,3 +155,16 @@ def test_max_tasks_per_child_recycles_workers_with_the_initializer_run_again():
 def test_max_tasks_per_child_is_checked(kwargs, error):
     with pytest.raises(error, match="max_tasks"):
         manygil.Pool(1, **kwargs)
+
+
+def test_a_reused_interpreter_sees_the_environment_as_it_is_now(monkeypatch):
+    monkeypatch.setenv("MG_REUSE_GONE", "old")
+    # (helpers, not this module: a worker that imported pytest has atexit callbacks and never parks.)
+    with manygil.Pool(1) as pool:  # this worker's os.environ is a copy made now ...
+        assert pool.submit(helpers.environ_and_interpreter, "MG_REUSE_GONE").result()[0] == "old"
+        [first] = pool.interpreter_ids()
+    monkeypatch.setenv("MG_REUSE_NEW", "set later")
+    monkeypatch.delenv("MG_REUSE_GONE")
+    with manygil.Pool(1) as pool:  # ... and the next pool's tasks on it see today's
+        assert pool.submit(helpers.environ_and_interpreter, "MG_REUSE_NEW").result() == ("set later", first)
+        assert pool.submit(helpers.environ_and_interpreter, "MG_REUSE_GONE").result() == (None, first)
