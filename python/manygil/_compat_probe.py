@@ -31,11 +31,6 @@ KIND_SINGLE_PHASE = "single-phase init"
 KIND_MULTI_PHASE = "multi-phase init without own-GIL support"
 KIND_OWN_GIL = "multi-phase init with own-GIL support"
 
-# Slot ids and values from CPython's Include/moduleobject.h (3.12+).
-_PY_MOD_MULTIPLE_INTERPRETERS = 3
-_MULTIPLE_INTERPRETERS_VALUES = {0: "Py_MOD_MULTIPLE_INTERPRETERS_NOT_SUPPORTED",
-                                 1: "Py_MOD_MULTIPLE_INTERPRETERS_SUPPORTED (shared GIL only)",
-                                 2: "Py_MOD_PER_INTERPRETER_GIL_SUPPORTED"}
 
 
 def extension_modules():
@@ -166,22 +161,15 @@ def module_kind(name):
     import ctypes
     import importlib
 
+    # The PyModuleDef layout and slot values, as the workers' source-fallback finder reads them.
+    from manygil._source_fallback import MULTIPLE_INTERPRETERS_VALUES, PY_MOD_MULTIPLE_INTERPRETERS, module_def_slots
+
     module = sys.modules.get(name)
     if module is None:
         try:
             module = importlib.import_module(name)
         except BaseException as e:  # noqa: B036
             return None, f"could not load it in the main interpreter to read its definition: {type(e).__name__}: {e}"
-
-    class Slot(ctypes.Structure):
-        _fields_ = [("slot", ctypes.c_int), ("value", ctypes.c_void_p)]
-
-    class ModuleDef(ctypes.Structure):
-        # PyModuleDef: PyModuleDef_Base (PyObject_HEAD, m_init, m_index, m_copy), then the fields below.
-        _fields_ = [("head", ctypes.c_byte * object.__basicsize__), ("m_init", ctypes.c_void_p),
-                    ("m_index", ctypes.c_ssize_t), ("m_copy", ctypes.c_void_p), ("m_name", ctypes.c_char_p),
-                    ("m_doc", ctypes.c_void_p), ("m_size", ctypes.c_ssize_t), ("m_methods", ctypes.c_void_p),
-                    ("m_slots", ctypes.POINTER(Slot))]
 
     get_def = ctypes.pythonapi.PyModule_GetDef
     get_def.restype, get_def.argtypes = ctypes.c_void_p, [ctypes.py_object]
@@ -196,28 +184,20 @@ def module_kind(name):
             return KIND_SINGLE_PHASE, ("the module has no PyModuleDef: CPython remade it from its cache of "
                                        "single-phase modules (m_copy)")
         return None, "not an extension module (it has no PyModuleDef)"
-    # A cross-check of the layout above: a definition is an object of type PyModuleDef_Type (its
-    # PyObject_HEAD ends with ob_type, in every build).
-    expected = ctypes.addressof(ctypes.c_char.in_dll(ctypes.pythonapi, "PyModuleDef_Type"))
-    ob_type = ctypes.c_void_p.from_address(address + object.__basicsize__ - ctypes.sizeof(ctypes.c_void_p)).value
-    if ob_type != expected:
+    try:
+        def_name, slots = module_def_slots(address)  # the same reading the workers' finder does
+    except ValueError:
         return None, "its definition is not a PyModuleDef object as this probe reads it"
-    definition = ModuleDef.from_address(address)
-    def_name = (definition.m_name or b"").decode(errors="replace")
-    if not definition.m_slots:
+    if slots is None:
         return KIND_SINGLE_PHASE, (f"its PyModuleDef {def_name!r} has no slots: PyInit_{name.rpartition('.')[2]} "
                                    "made the module itself (PyModule_Create)")
-    declared = None
-    i = 0
-    while definition.m_slots[i].slot:
-        if definition.m_slots[i].slot == _PY_MOD_MULTIPLE_INTERPRETERS:
-            declared = definition.m_slots[i].value or 0
-        i += 1
+    i = len(slots)
+    declared = next((value for slot, value in slots if slot == PY_MOD_MULTIPLE_INTERPRETERS), None)
     if declared is None:
         return KIND_MULTI_PHASE, (f"its PyModuleDef {def_name!r} has {i} slot{'s' if i != 1 else ''}, none of them "
                                   "Py_mod_multiple_interpreters, which CPython then takes as "
-                                  f"{_MULTIPLE_INTERPRETERS_VALUES[1]}")
-    what = _MULTIPLE_INTERPRETERS_VALUES.get(declared, f"value {declared}")
+                                  f"{MULTIPLE_INTERPRETERS_VALUES[1]}")
+    what = MULTIPLE_INTERPRETERS_VALUES.get(declared, f"value {declared}")
     kind = KIND_OWN_GIL if declared == 2 else KIND_MULTI_PHASE
     return kind, f"its PyModuleDef {def_name!r} declares Py_mod_multiple_interpreters = {what}"
 
