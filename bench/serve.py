@@ -57,13 +57,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 60.0) -> None:
+def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 60.0, context=None) -> None:
+    """Until `url` answers 200 (`context`: an ssl.SSLContext for https)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"the server exited with {proc.returncode}")
         try:
-            with urllib.request.urlopen(url, timeout=2) as r:
+            with urllib.request.urlopen(url, timeout=2, context=context) as r:
                 if r.status == 200:
                     return
         except OSError:
@@ -122,19 +123,29 @@ def measure(server: str, workload: str, duration: int, connections: int) -> dict
     try:
         url = f"http://127.0.0.1:{port}{path}"
         wait_ready(url, proc)
-        subprocess.run(["wrk", "-t2", "-c", str(connections), "-d", "1s", url], capture_output=True, check=True)  # warm
-        out = subprocess.run(["wrk", "-t2", "-c", str(connections), "-d", f"{duration}s", "--latency", url],
-                             capture_output=True, text=True, check=True).stdout
-        result = parse_wrk(out)
-        result["rss_mib"], result["pss_mib"] = memory_mib(proc.pid)
-        return result
+        return run_wrk(proc, url, duration, connections)
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop(proc)
+
+
+def run_wrk(proc: subprocess.Popen, url: str, duration: int, connections: int) -> dict[str, float]:
+    """A 1 s warm-up, then the measured wrk run against the server `proc`, with its memory after."""
+    subprocess.run(["wrk", "-t2", "-c", str(connections), "-d", "1s", url], capture_output=True, check=True)
+    out = subprocess.run(["wrk", "-t2", "-c", str(connections), "-d", f"{duration}s", "--latency", url],
+                         capture_output=True, text=True, check=True).stdout
+    result = parse_wrk(out)
+    result["rss_mib"], result["pss_mib"] = memory_mib(proc.pid)
+    return result
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """Stops the server's whole process group (SIGTERM, then SIGKILL after 30 s)."""
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 def main() -> int:

@@ -16,21 +16,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import signal
 import socket
 import ssl
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from serve import free_port, memory_mib, parse_wrk  # noqa: E402  (bench/serve.py's helpers)
+from serve import free_port, run_wrk, stop, wait_ready  # noqa: E402  (bench/serve.py's helpers)
 
 BIN = Path(sys.executable).parent
 WORKLOADS = {"hello": "serve_apps:hello", "json": "serve_apps:json_app"}
@@ -57,27 +53,16 @@ def command(server: str, app: str, port: int, key: Path, cert: Path) -> list[str
                   if "-tls" in server else [])
 
 
-def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 60.0) -> None:
+def insecure_context() -> ssl.SSLContext:
+    """The benchmark's self-signed certificate is not checked."""
     context = ssl.create_default_context()
     context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the server exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=2, context=context) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"{url} did not answer within {timeout} s")
+    return context
 
 
 def negotiated(port: int) -> str:
     """The TLS version and cipher the server picks for a client offering what wrk's OpenSSL offers."""
-    context = ssl.create_default_context()
-    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
-    with socket.create_connection(("127.0.0.1", port)) as raw, context.wrap_socket(raw) as t:
+    with socket.create_connection(("127.0.0.1", port)) as raw, insecure_context().wrap_socket(raw) as t:
         return f"{t.version()} {t.cipher()[0]}"
 
 
@@ -88,21 +73,12 @@ def measure(server: str, workload: str, duration: int, connections: int, key: Pa
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, process_group=0)
     try:
         url = f"{'https' if '-tls' in server else 'http'}://127.0.0.1:{port}/"
-        wait_ready(url, proc)
-        subprocess.run(["wrk", "-t2", "-c", str(connections), "-d", "1s", url], capture_output=True, check=True)
-        out = subprocess.run(["wrk", "-t2", "-c", str(connections), "-d", f"{duration}s", "--latency", url],
-                             capture_output=True, text=True, check=True).stdout
-        result = parse_wrk(out)
-        result["rss_mib"], _ = memory_mib(proc.pid)
+        wait_ready(url, proc, context=insecure_context())
+        result = run_wrk(proc, url, duration, connections)
         result["tls"] = negotiated(port) if "-tls" in server else ""
         return result
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop(proc)
 
 
 def main() -> int:

@@ -281,8 +281,8 @@ class Pool(Executor):
     them; ``shutdown(wait=True)`` still waits for a stuck call. None (default): never replaced.
 
     ``max_tasks_per_child`` (as ProcessPoolExecutor's; gunicorn's ``--max-requests``): a worker that
-    has run that many tasks, plus up to ``max_tasks_jitter`` more chosen at random per worker, is
-    recycled: a successor (a new interpreter, the initializer run again) starts while it serves on,
+    has run that many tasks (a chunk of ``map`` counts as one), plus up to ``max_tasks_jitter`` more
+    chosen at random per worker, is recycled: a successor (a new interpreter, the initializer run again) starts while it serves on,
     takes its place once ready, and the old one ends its interpreter after the task in hand. No task
     is dropped and the pool never has fewer ready workers; ``stats()["recycled"]`` counts them.
     Recycled interpreters are not kept for reuse. None (default): workers are never recycled. Functions are sent by
