@@ -19,6 +19,8 @@ __all__ and the type checkers' imports at the end of this file to one another):
 - call_in_main: from a worker, a call made in the main interpreter, where every module loads.
 - call_in_main_with: call_in_main with options (timeout), as submit_with is to submit.
 - SharedBuffer: memory every interpreter shares by reference (the buffer protocol).
+- SharedDict: a dict every interpreter reads and writes (atomic incr, compare_and_set, update); with
+  max_bytes and ttl, a cache for every worker.
 - Channel: a queue between any interpreters and threads.
 - ChannelClosed: raised by a closed Channel's send, and its recv once drained.
 - ChannelEmpty: Channel.recv_nowait found nothing (a queue.Empty).
@@ -45,7 +47,7 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (5 ms); c
 _PUBLIC = {
     "Pool": "_pool", "InterpreterPoolExecutor": "_pool", "Interpreter": "_interpreter",
     "actor": "_actor", "ActorHandle": "_actor", "call_in_main": "_main_call", "call_in_main_with": "_main_call",
-    "SharedBuffer": "_core", "Channel": "_core", "ChannelClosed": "_core", "ChannelEmpty": "_core",
+    "SharedBuffer": "_core", "SharedDict": "_core", "Channel": "_core", "ChannelClosed": "_core", "ChannelEmpty": "_core",
     "ChannelFull": "_core", "Lock": "_core", "Event": "_core", "Semaphore": "_core", "Barrier": "_core",
     "Server": "_serve", "serve": "_serve", "AppLoadError": "_serve",
     "BrokenPool": "_errors", "Interrupted": "_errors", "NotShareableError": "_errors", "RemoteError": "_errors",
@@ -92,7 +94,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see ("X as X": re-exported name
     from ._actor import ActorHandle as ActorHandle, actor as actor
     from ._core import (Barrier as Barrier, Channel as Channel, ChannelClosed as ChannelClosed,
                         ChannelEmpty as ChannelEmpty, ChannelFull as ChannelFull, Event as Event, Lock as Lock,
-                        Semaphore as Semaphore, SharedBuffer as SharedBuffer)
+                        Semaphore as Semaphore, SharedBuffer as SharedBuffer, SharedDict as SharedDict)
     from ._errors import (BrokenPool as BrokenPool, Interrupted as Interrupted,
                           NotShareableError as NotShareableError, RemoteError as RemoteError)
     from ._interpreter import Interpreter as Interpreter

@@ -64,6 +64,7 @@ EXT_API: set[str] = {
     "pytypes/channel_type.hpp",
     "pytypes/interrupted_wait.hpp",
     "pytypes/shared_buffer_type.hpp",
+    "pytypes/shared_dict_type.hpp",
     "pytypes/sync_types.hpp",
     "pytypes/timeout_arg.hpp",
     "runtime/call_target.hpp",
