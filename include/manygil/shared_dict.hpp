@@ -86,10 +86,10 @@ public:
     using Ttl = std::optional<std::chrono::duration<double>>;
 
     explicit SharedDict(SharedDictOptions options = {});
-    // The process-wide store of that name, created with options on first use and kept until the
-    // process ends (so workers that start later find what earlier ones stored). Later calls must
-    // pass the same options, or get InvalidArgument naming the difference.
-    static SharedDict named(const std::string& name, SharedDictOptions options = {});
+    // The process-wide store of that name, created on first use (with options, or the defaults) and
+    // kept until the process ends, so workers that start later find what earlier ones stored. A later
+    // call that gives options must give the same ones, or gets InvalidArgument naming the difference.
+    static SharedDict named(const std::string& name, std::optional<SharedDictOptions> options = std::nullopt);
 
     // The value of key, or nullopt.
     std::optional<Value> get(const Value& key) const;

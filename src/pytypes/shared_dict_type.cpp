@@ -133,15 +133,22 @@ PyObject* dict_new(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
 
 PyObject* dict_named(PyObject* cls, PyObject* args, PyObject* kwargs) {
     const char* name;
-    Py_ssize_t max_bytes = 0;
+    PyObject* max_bytes_arg = Py_None;
     static const char* kw[] = {"name", "max_bytes", nullptr};
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "s|n:named", const_cast<char**>(kw), &name, &max_bytes)) {
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "s|O:named", const_cast<char**>(kw), &name, &max_bytes_arg)) {
         return nullptr;
     }
-    if (max_bytes < 0) return PyErr_Format(PyExc_ValueError, "max_bytes must be >= 0 (0: no budget), not %zd", max_bytes);
+    std::optional<SharedDictOptions> options;
+    if (max_bytes_arg != Py_None) {
+        Py_ssize_t max_bytes = PyNumber_AsSsize_t(max_bytes_arg, PyExc_OverflowError);
+        if (max_bytes == -1 && PyErr_Occurred()) return nullptr;
+        if (max_bytes < 0) {
+            return PyErr_Format(PyExc_ValueError, "max_bytes must be >= 0 (0: no budget), not %zd", max_bytes);
+        }
+        options = SharedDictOptions{.max_bytes = static_cast<std::size_t>(max_bytes)};
+    }
     try {
-        return DictType::make(reinterpret_cast<PyTypeObject*>(cls),
-                              SharedDict::named(name, {.max_bytes = static_cast<std::size_t>(max_bytes)}));
+        return DictType::make(reinterpret_cast<PyTypeObject*>(cls), SharedDict::named(name, options));
     } catch (const std::exception& e) {
         return raise_from(e);
     }
@@ -300,37 +307,62 @@ PyObject* dict_compare_and_set(PyObject* self, PyObject* args, PyObject* kwargs)
     }
 }
 
-// update(mapping_or_pairs=(), /, ttl=None, **kwargs): every pair stored at once, or none.
+// update(mapping_or_pairs=(), /, ttl=None, **kwargs): every pair stored at once, or none (as
+// dict.update takes them: a mapping, or an iterable of pairs, then the keyword arguments).
 PyObject* dict_update(PyObject* self, PyObject* args, PyObject* kwargs) {
     PyObject* source = nullptr;
-    PyObject* ttl_arg = nullptr;
     if (!PyArg_UnpackTuple(args, "update", 0, 1, &source)) return nullptr;
-    PyRef pairs(PyDict_New());
-    if (!pairs) return nullptr;
-    if (source) {
-        int merged = PyObject_HasAttrString(source, "keys") ? PyDict_Merge(pairs.get(), source, 1)
-                                                            : PyDict_MergeFromSeq2(pairs.get(), source, 1);
-        if (merged < 0) return nullptr;
+    std::vector<std::pair<std::string, Payload>> items;
+    auto take = [&](PyObject* key, PyObject* value) {
+        auto k = key_of(key);
+        if (!k) return false;
+        auto v = value_of(value);
+        if (!v) return false;
+        items.emplace_back(std::move(*k), std::move(*v));
+        return true;
+    };
+    if (source && PyDict_Check(source)) {
+        Py_ssize_t pos = 0;
+        PyObject *key, *value;
+        while (PyDict_Next(source, &pos, &key, &value)) {
+            if (!take(key, value)) return nullptr;
+        }
+    } else if (source && PyObject_HasAttrString(source, "keys")) {
+        PyRef keys(PyMapping_Keys(source));
+        if (!keys) return nullptr;
+        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(keys.get()); ++i) {
+            PyObject* key = PyList_GET_ITEM(keys.get(), i);
+            PyRef value(PyObject_GetItem(source, key));
+            if (!value || !take(key, value.get())) return nullptr;
+        }
+    } else if (source) {
+        PyRef it(PyObject_GetIter(source));
+        if (!it) return nullptr;
+        while (PyRef pair{PyIter_Next(it.get())}) {
+            PyRef fast(PySequence_Fast(pair.get(), "update: each item must be a (key, value) pair"));
+            if (!fast) return nullptr;
+            if (PySequence_Fast_GET_SIZE(fast.get()) != 2) {
+                return PyErr_Format(PyExc_ValueError, "update: a pair has %zd elements, not 2",
+                                    PySequence_Fast_GET_SIZE(fast.get()));
+            }
+            if (!take(PySequence_Fast_GET_ITEM(fast.get(), 0), PySequence_Fast_GET_ITEM(fast.get(), 1))) return nullptr;
+        }
+        if (PyErr_Occurred()) return nullptr;
     }
+    PyObject* ttl_arg = nullptr;
     if (kwargs) {
-        ttl_arg = PyDict_GetItemString(kwargs, "ttl");  // borrowed
-        PyRef rest(PyDict_Copy(kwargs));
-        if (!rest || (ttl_arg && PyDict_DelItemString(rest.get(), "ttl") < 0)) return nullptr;
-        if (PyDict_Merge(pairs.get(), rest.get(), 1) < 0) return nullptr;
+        Py_ssize_t pos = 0;
+        PyObject *key, *value;
+        while (PyDict_Next(kwargs, &pos, &key, &value)) {
+            if (PyUnicode_CompareWithASCIIString(key, "ttl") == 0) {
+                ttl_arg = value;
+            } else if (!take(key, value)) {
+                return nullptr;
+            }
+        }
     }
     SharedDict::Ttl ttl;
     if (!parse_ttl(ttl_arg, ttl)) return nullptr;
-    std::vector<std::pair<std::string, Payload>> items;
-    items.reserve(static_cast<std::size_t>(PyDict_GET_SIZE(pairs.get())));
-    Py_ssize_t pos = 0;
-    PyObject *key, *value;
-    while (PyDict_Next(pairs.get(), &pos, &key, &value)) {
-        auto k = key_of(key);
-        if (!k) return nullptr;
-        auto v = value_of(value);
-        if (!v) return nullptr;
-        items.emplace_back(std::move(*k), std::move(*v));
-    }
     try {
         Access::update(dict_of(self), std::move(items), ttl);
         Py_RETURN_NONE;
@@ -442,8 +474,9 @@ constexpr char kNotPicklable[] =
 
 PyMethodDef dict_methods[] = {
     {"named", MG_KW(dict_named) | METH_CLASS,
-     "named(name, max_bytes=0): the process-wide SharedDict of that name, created on first use (by any interpreter) "
-     "and kept until the process ends; later calls must pass the same max_bytes"},
+     "named(name, max_bytes=None): the process-wide SharedDict of that name, created on first use (by any "
+     "interpreter; max_bytes None: 0) and kept until the process ends; a later call that gives max_bytes must give "
+     "the same"},
     {"get", MG_FAST(dict_get), "get(key, default=None): the value of key, or default"},
     {"set", MG_KW(dict_set), "set(key, value, ttl=None): store value under key, expiring after ttl seconds"},
     {"add", MG_KW(dict_add), "add(key, value, ttl=None) -> bool: store only if key is absent"},

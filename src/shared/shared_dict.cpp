@@ -304,7 +304,7 @@ Payload int_payload(std::int64_t v) {
 
 SharedDict::SharedDict(SharedDictOptions options) : state_(std::make_shared<State>(options)) {}
 
-SharedDict SharedDict::named(const std::string& name, SharedDictOptions options) {
+SharedDict SharedDict::named(const std::string& name, std::optional<SharedDictOptions> options) {
     // The process's named stores, kept until it ends (never destroyed: worker threads may outlive
     // static destructors).
     static auto* mutex = new std::mutex();
@@ -312,11 +312,11 @@ SharedDict SharedDict::named(const std::string& name, SharedDictOptions options)
     std::lock_guard lock(*mutex);
     auto [it, fresh] = stores->try_emplace(name);
     if (fresh) {
-        it->second = std::make_shared<State>(options);
-    } else if (it->second->options.max_bytes != options.max_bytes) {
+        it->second = std::make_shared<State>(options.value_or(SharedDictOptions{}));
+    } else if (options && it->second->options.max_bytes != options->max_bytes) {
         throw InvalidArgument("the SharedDict named '" + name + "' exists with max_bytes=" +
                               std::to_string(it->second->options.max_bytes) + ", not " +
-                              std::to_string(options.max_bytes));
+                              std::to_string(options->max_bytes));
     }
     return SharedDict(it->second);
 }

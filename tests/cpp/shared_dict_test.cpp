@@ -210,11 +210,13 @@ TEST(SharedDict, StatsCountHitsAndMisses) {
 }
 
 TEST(SharedDict, NamedStoresAreOnePerNameForTheWholeProcess) {
-    SharedDict a = SharedDict::named("shared_dict_test.cache", {.max_bytes = 1 << 20});
-    SharedDict b = SharedDict::named("shared_dict_test.cache", {.max_bytes = 1 << 20});
+    SharedDict a = SharedDict::named("shared_dict_test.cache", manygil::SharedDictOptions{.max_bytes = 1 << 20});
+    SharedDict b = SharedDict::named("shared_dict_test.cache", manygil::SharedDictOptions{.max_bytes = 1 << 20});
     EXPECT_TRUE(a == b);
     a.set("k", "v");
     EXPECT_EQ(b.get("k")->as_str(), "v");
     EXPECT_FALSE(a == SharedDict::named("shared_dict_test.other"));
-    EXPECT_THROW(SharedDict::named("shared_dict_test.cache", {.max_bytes = 5}), manygil::InvalidArgument);
+    EXPECT_THROW(SharedDict::named("shared_dict_test.cache", manygil::SharedDictOptions{.max_bytes = 5}),
+                 manygil::InvalidArgument);
+    EXPECT_TRUE(SharedDict::named("shared_dict_test.cache") == a);  // without options: whatever it has
 }
