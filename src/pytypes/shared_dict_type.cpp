@@ -92,13 +92,14 @@ std::optional<Payload> value_of(PyObject* value) {
     }
 }
 
-PyObject* decode(const Access::Stored& stored) {
+PyObject* decode(const Payload& payload) {
     try {
-        return decode_python(*stored, /*allow_pickled=*/false).release();
+        return decode_python(payload, /*allow_pickled=*/false).release();
     } catch (const std::exception& e) {
         return raise_from(e);
     }
 }
+PyObject* decode(const Access::Stored& stored) { return decode(*stored); }
 
 // ttl: None or a positive number of seconds.
 bool parse_ttl(PyObject* arg, SharedDict::Ttl& ttl) {
@@ -157,8 +158,8 @@ PyObject* dict_named(PyObject* cls, PyObject* args, PyObject* kwargs) {
 PyObject* dict_subscript(PyObject* self, PyObject* key) {
     auto k = key_of(key);
     if (!k) return nullptr;
-    Access::Stored v = Access::get(dict_of(self), *k);
-    return v ? decode(v) : raise_key_error(key);
+    Access::Read v = Access::get(dict_of(self), *k);
+    return v ? decode(v.payload()) : raise_key_error(key);
 }
 
 int dict_ass_subscript(PyObject* self, PyObject* key, PyObject* value) {
@@ -192,7 +193,7 @@ PyObject* dict_get(PyObject* self, PyObject* const* args, Py_ssize_t nargs) {
     if (nargs < 1 || nargs > 2) return PyErr_Format(PyExc_TypeError, "get() takes 1 or 2 arguments (%zd given)", nargs);
     auto k = key_of(args[0]);
     if (!k) return nullptr;
-    if (Access::Stored v = Access::get(dict_of(self), *k)) return decode(v);
+    if (Access::Read v = Access::get(dict_of(self), *k)) return decode(v.payload());
     PyObject* dflt = nargs > 1 ? args[1] : Py_None;
     return Py_NewRef(dflt);
 }
@@ -393,8 +394,8 @@ PyObject* dict_get_many(PyObject* self, PyObject* keys) {
     while (PyRef key{PyIter_Next(it.get())}) {
         auto k = key_of(key.get());
         if (!k) return nullptr;
-        if (Access::Stored v = Access::get(dict_of(self), *k)) {
-            PyRef value(decode(v));
+        if (Access::Read v = Access::get(dict_of(self), *k)) {
+            PyRef value(decode(v.payload()));
             if (!value || PyDict_SetItem(out.get(), key.get(), value.get()) < 0) return nullptr;
         }
     }
@@ -407,7 +408,7 @@ PyObject* dict_clear(PyObject* self, PyObject*) {
     Py_RETURN_NONE;
 }
 
-PyObject* decode_key(const std::string& k) { return decode(std::make_shared<const Payload>(Payload{ByteBuffer(k), {}})); }
+PyObject* decode_key(const std::string& k) { return decode(Payload{ByteBuffer(k), {}}); }
 
 PyObject* dict_keys(PyObject* self, PyObject*) {
     std::vector<std::string> keys = Access::keys(dict_of(self));

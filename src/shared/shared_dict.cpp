@@ -8,6 +8,7 @@
 #include <mutex>
 #include <shared_mutex>
 #include <string_view>
+#include <thread>
 #include <unordered_map>
 
 #include "shared/shared_dict_access.hpp"
@@ -25,6 +26,7 @@ using detail::Payload;
 // undercounts lets the process grow past it).
 constexpr std::size_t kEntryOverhead = 224;
 constexpr std::size_t kShards = 64;  // a power of two: the shard is the hash's low bits
+constexpr std::size_t kCopyBelow = 512;  // reads copy values up to this size rather than share them
 
 std::int64_t now_ns() noexcept {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
@@ -60,8 +62,56 @@ struct KeyHash {
     std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
 };
 
+// Reads take no lock that other readers write to (which would move the lock's cache line from core to
+// core on every read, so two workers reading would each run slower than one alone). A thread
+// announces the shard it reads in a slot of its own (ReaderSlot, one cache line per thread), then
+// checks the shard's `writing` flag; a writer takes the shard's mutex, raises the flag, and waits
+// until no slot names its shard. Each side stores, then loads the other's word, sequentially
+// consistent (Dekker's pattern), so at least one of them sees the other: either the reader sees the
+// flag and backs off to the mutex, or the writer sees the reader and waits for it. A thread without
+// a slot (more threads than kReaderSlots) reads under the mutex, shared.
+constexpr int kReaderSlots = 16;  // threads that read without a lock; more read under the mutex
+
+struct alignas(64) ReaderSlot {
+    std::atomic<int> shard{-1};  // the shard its thread is reading now, or -1
+    // Written by the slot's own thread only (so no cache line is shared by two readers); read by stats().
+    std::atomic<std::uint64_t> hits{0}, misses{0};
+};
+
+// Process-wide slot numbers, one per thread that reads: the same number in every store. Freed when
+// the thread ends.
+class ReaderIds {
+public:
+    static int mine() noexcept {
+        thread_local Holder holder;
+        return holder.id;
+    }
+
+private:
+    struct Holder {
+        int id = take();
+        ~Holder() {
+            if (id >= 0) taken().fetch_and(~(1u << id), std::memory_order_release);
+        }
+    };
+    static std::atomic<std::uint32_t>& taken() noexcept {
+        static std::atomic<std::uint32_t> bits{0};
+        return bits;
+    }
+    static int take() noexcept {
+        std::uint32_t bits = taken().load(std::memory_order_relaxed);
+        for (;;) {
+            std::uint32_t free = ~bits & ((1u << kReaderSlots) - 1);
+            if (!free) return -1;
+            int id = __builtin_ctz(free);
+            if (taken().compare_exchange_weak(bits, bits | (1u << id), std::memory_order_acquire)) return id;
+        }
+    }
+};
+
 struct alignas(64) Shard {
-    mutable std::shared_mutex mutex;
+    std::atomic<bool> writing{false};  // raised by the writer holding `mutex`
+    alignas(64) mutable std::shared_mutex mutex;
     std::unordered_map<std::string, Entry, KeyHash, std::equal_to<>> map;
     Entry* hand = nullptr;             // CLOCK's hand: the next entry it looks at
     std::size_t with_ttl = 0;          // entries that expire (size() purges only shards that have some)
@@ -77,14 +127,18 @@ struct alignas(64) Shard {
         auto it = map.find(key);
         return it == map.end() ? nullptr : &it->second;
     }
-    // A live entry (counts the hit or miss and marks it for CLOCK), or nullptr.
-    const Entry* read(std::string_view key) const noexcept {
+    // A live entry (counts the hit or miss, in the reader's slot if it has one, and marks the entry
+    // for CLOCK), or nullptr.
+    const Entry* read(std::string_view key, ReaderSlot* slot) const noexcept {
         const Entry* e = find(key);
-        if (!e || e->expired(e->expires_at ? now_ns() : 0)) {
-            misses.fetch_add(1, std::memory_order_relaxed);
-            return nullptr;
+        bool hit = e && !e->expired(e->expires_at ? now_ns() : 0);
+        if (slot) {
+            auto& counter = hit ? slot->hits : slot->misses;  // only this thread writes it
+            counter.store(counter.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+        } else {
+            (hit ? hits : misses).fetch_add(1, std::memory_order_relaxed);
         }
-        hits.fetch_add(1, std::memory_order_relaxed);
+        if (!hit) return nullptr;
         if (!e->referenced.load(std::memory_order_relaxed)) e->referenced.store(true, std::memory_order_relaxed);
         return e;
     }
@@ -109,6 +163,34 @@ struct alignas(64) Shard {
     }
 };
 
+// A shard's exclusive lock: its mutex, then its `writing` flag raised and no reader slot naming it.
+class WriteLock {
+public:
+    WriteLock(const std::array<ReaderSlot, kReaderSlots>& readers, Shard& s, int index) : s_(&s) {
+        s.mutex.lock();
+        s.writing.store(true, std::memory_order_seq_cst);
+        for (const ReaderSlot& slot : readers) {
+            // A reader holds its slot for one lookup and copy: spin, and yield if it was preempted.
+            for (int spins = 0; slot.shard.load(std::memory_order_seq_cst) == index; ++spins) {
+                if (spins > 100) std::this_thread::yield();
+            }
+        }
+    }
+    WriteLock(WriteLock&& o) noexcept : s_(std::exchange(o.s_, nullptr)) {}
+    WriteLock(const WriteLock&) = delete;
+    WriteLock& operator=(const WriteLock&) = delete;
+    ~WriteLock() { unlock(); }
+    void unlock() noexcept {
+        if (!s_) return;
+        s_->writing.store(false, std::memory_order_release);
+        s_->mutex.unlock();
+        s_ = nullptr;
+    }
+
+private:
+    Shard* s_;
+};
+
 }  // namespace
 
 struct SharedDict::State {
@@ -116,11 +198,38 @@ struct SharedDict::State {
 
     SharedDictOptions options;
     std::array<Shard, kShards> shards;
+    mutable std::array<ReaderSlot, kReaderSlots> readers;
     std::atomic<std::size_t> bytes{0};
     std::atomic<std::size_t> eviction_cursor{0};
 
     Shard& shard_of(std::string_view key) noexcept { return shards[KeyHash{}(key) & (kShards - 1)]; }
     const Shard& shard_of(std::string_view key) const noexcept { return shards[KeyHash{}(key) & (kShards - 1)]; }
+
+    int index_of(const Shard& s) const noexcept { return static_cast<int>(&s - shards.data()); }
+
+    WriteLock write_lock(Shard& s) { return WriteLock(readers, s, index_of(s)); }
+
+    // Runs read(slot) with s protected from writers: through the thread's reader slot (no write to
+    // any shared cache line), or, while a writer holds s or for a thread without a slot, under the
+    // shard's mutex, shared (slot null). read must not block.
+    template <class Read>
+    auto with_reader(const Shard& s, Read&& read) const {
+        int id = ReaderIds::mine();
+        if (id >= 0) {
+            ReaderSlot& slot = readers[static_cast<std::size_t>(id)];
+            slot.shard.store(index_of(s), std::memory_order_seq_cst);
+            if (!s.writing.load(std::memory_order_seq_cst)) {
+                struct Leave {
+                    ReaderSlot& slot;
+                    ~Leave() { slot.shard.store(-1, std::memory_order_release); }
+                } leave{slot};
+                return read(&slot);
+            }
+            slot.shard.store(-1, std::memory_order_release);
+        }
+        std::shared_lock lock(s.mutex);
+        return read(nullptr);
+    }
 
     static std::size_t charge_of(std::string_view key, const Payload& value) noexcept {
         return key.size() + value.bytes.size() + value.handles.size() * sizeof(Value) + kEntryOverhead;
@@ -175,7 +284,7 @@ struct SharedDict::State {
             Shard& s = shards[eviction_cursor.fetch_add(1, std::memory_order_relaxed) & (kShards - 1)];
             std::vector<Stored> released;
             {
-                std::unique_lock lock(s.mutex);
+                WriteLock lock = write_lock(s);
                 if (evict_one(s, released)) idle_visits = 0;
                 else ++idle_visits;
             }
@@ -272,11 +381,6 @@ Payload value_payload(const Value& value) {
     return detail::encode(value);  // ConversionError past kMaxDepth
 }
 
-std::optional<Value> decoded(const Stored& s) {
-    if (!s) return std::nullopt;
-    return detail::decode_value(*s);
-}
-
 bool same_payload(const Payload& a, const Payload& b) {
     return a.bytes.view() == b.bytes.view() && a.handles == b.handles;
 }
@@ -324,7 +428,9 @@ SharedDict SharedDict::named(const std::string& name, std::optional<SharedDictOp
 const SharedDictOptions& SharedDict::options() const noexcept { return state_->options; }
 
 std::optional<Value> SharedDict::get(const Value& key) const {
-    return decoded(detail::SharedDictAccess::get(*this, key_bytes(key)));
+    detail::SharedDictAccess::Read r = detail::SharedDictAccess::get(*this, key_bytes(key));
+    if (!r) return std::nullopt;
+    return detail::decode_value(r.payload());
 }
 bool SharedDict::contains(const Value& key) const { return detail::SharedDictAccess::contains(*this, key_bytes(key)); }
 void SharedDict::set(const Value& key, const Value& value, Ttl ttl) {
@@ -362,7 +468,7 @@ bool SharedDict::compare_and_set(const Value& key, const std::optional<Value>& e
     Shard& s = st.shard_of(k);
     std::vector<Stored> released;
     {
-        std::unique_lock lock(s.mutex);
+        WriteLock lock = st.write_lock(s);
         Entry* e = s.find(k);
         bool live = e && !e->expired(now_ns());
         if (live != want.has_value() || (live && !same_payload(*e->value, *want))) return false;
@@ -382,7 +488,7 @@ bool SharedDict::touch(const Value& key, Ttl ttl) { return detail::SharedDictAcc
 void SharedDict::clear() {
     for (Shard& s : state_->shards) {
         std::vector<Stored> released;
-        std::unique_lock lock(s.mutex);
+        WriteLock lock = state_->write_lock(s);
         while (s.hand) state_->remove(s, s.hand, released);
         lock.unlock();
     }
@@ -392,7 +498,7 @@ std::size_t SharedDict::size() const {
     std::size_t n = 0;
     for (Shard& s : state_->shards) {
         std::vector<Stored> released;
-        std::unique_lock lock(s.mutex);
+        WriteLock lock = state_->write_lock(s);
         state_->purge_expired(s, released);
         n += s.map.size();
     }
@@ -425,6 +531,10 @@ SharedDictStats SharedDict::stats() const {
         st.expirations += s.expirations;
         st.entries += s.map.size();
     }
+    for (const ReaderSlot& slot : state_->readers) {
+        st.hits += slot.hits.load(std::memory_order_relaxed);
+        st.misses += slot.misses.load(std::memory_order_relaxed);
+    }
     st.bytes = state_->bytes.load(std::memory_order_relaxed);
     st.max_bytes = state_->options.max_bytes;
     return st;
@@ -434,24 +544,36 @@ SharedDictStats SharedDict::stats() const {
 
 namespace detail {
 
-SharedDictAccess::Stored SharedDictAccess::get(const SharedDict& d, std::string_view key) {
-    const Shard& s = d.state_->shard_of(key);
-    std::shared_lock lock(s.mutex);
-    const Entry* e = s.read(key);
-    return e ? e->value : nullptr;
+SharedDictAccess::Read SharedDictAccess::get(const SharedDict& d, std::string_view key) {
+    const SharedDict::State& st = *d.state_;
+    return st.with_reader(st.shard_of(key), [&](ReaderSlot* slot) {
+        Read out;
+        const Shard& s = st.shard_of(key);
+        if (const Entry* e = s.read(key, slot)) {
+            out.found = true;
+            // A small value is copied (no reference count: its counter's cache line would move between
+            // the cores of every reader); a large one, or one holding shared objects, is shared.
+            if (e->value->handles.empty() && e->value->bytes.size() <= kCopyBelow) {
+                out.copy.bytes = ByteBuffer(e->value->bytes.view());
+            } else {
+                out.shared = e->value;
+            }
+        }
+        return out;
+    });
 }
 
 SharedDictAccess::Versioned SharedDictAccess::get_versioned(const SharedDict& d, std::string_view key) {
-    const Shard& s = d.state_->shard_of(key);
-    std::shared_lock lock(s.mutex);
-    const Entry* e = s.read(key);
-    return e ? Versioned{e->value, e->version} : Versioned{};
+    const SharedDict::State& st = *d.state_;
+    return st.with_reader(st.shard_of(key), [&](ReaderSlot* slot) {
+        const Entry* e = st.shard_of(key).read(key, slot);
+        return e ? Versioned{e->value, e->version} : Versioned{};
+    });
 }
 
 bool SharedDictAccess::contains(const SharedDict& d, std::string_view key) {
-    const Shard& s = d.state_->shard_of(key);
-    std::shared_lock lock(s.mutex);
-    return s.read(key) != nullptr;
+    const SharedDict::State& st = *d.state_;
+    return st.with_reader(st.shard_of(key), [&](ReaderSlot* slot) { return st.shard_of(key).read(key, slot) != nullptr; });
 }
 
 void SharedDictAccess::set(SharedDict& d, std::string key, Payload value, Ttl ttl) {
@@ -461,7 +583,7 @@ void SharedDictAccess::set(SharedDict& d, std::string key, Payload value, Ttl tt
     Shard& s = st.shard_of(key);
     std::vector<Stored> released;
     {
-        std::unique_lock lock(s.mutex);
+        WriteLock lock = st.write_lock(s);
         st.put(s, std::move(key), std::move(value), expires_at, released);
     }
     st.enforce_budget();
@@ -478,8 +600,8 @@ SharedDictAccess::Stored SharedDictAccess::setdefault(SharedDict& d, std::string
     Shard& s = st.shard_of(key);
     std::vector<Stored> released;
     {
-        std::unique_lock lock(s.mutex);
-        if (const Entry* e = s.read(key)) return e->value;
+        WriteLock lock = st.write_lock(s);
+        if (const Entry* e = s.read(key, nullptr)) return e->value;
         st.put(s, std::move(key), std::move(dflt), expires_at, released);
     }
     st.enforce_budget();
@@ -493,7 +615,7 @@ bool SharedDictAccess::set_if_version(SharedDict& d, std::string key, Payload va
     Shard& s = st.shard_of(key);
     std::vector<Stored> released;
     {
-        std::unique_lock lock(s.mutex);
+        WriteLock lock = st.write_lock(s);
         Entry* e = s.find(key);
         std::uint64_t current = e && !e->expired(now_ns()) ? e->version : 0;
         if (current != version) return false;
@@ -507,7 +629,7 @@ bool SharedDictAccess::erase(SharedDict& d, std::string_view key) {
     SharedDict::State& st = *d.state_;
     Shard& s = st.shard_of(key);
     std::vector<Stored> released;
-    std::unique_lock lock(s.mutex);
+    WriteLock lock = st.write_lock(s);
     Entry* e = s.find(key);
     if (!e) return false;
     bool live = !e->expired(now_ns());
@@ -521,7 +643,7 @@ SharedDictAccess::Stored SharedDictAccess::pop(SharedDict& d, std::string_view k
     SharedDict::State& st = *d.state_;
     Shard& s = st.shard_of(key);
     std::vector<Stored> released;
-    std::unique_lock lock(s.mutex);
+    WriteLock lock = st.write_lock(s);
     Entry* e = s.find(key);
     if (!e) {
         s.misses.fetch_add(1, std::memory_order_relaxed);
@@ -546,7 +668,7 @@ std::int64_t SharedDictAccess::incr(SharedDict& d, std::string key, std::int64_t
     std::vector<Stored> released;
     std::int64_t sum;
     {
-        std::unique_lock lock(s.mutex);
+        WriteLock lock = st.write_lock(s);
         Entry* e = s.find(key);
         bool live = e && !e->expired(now_ns());
         std::int64_t base;
@@ -584,9 +706,10 @@ void SharedDictAccess::update(SharedDict& d, std::vector<std::pair<std::string, 
     // Lock every shard involved, in index order (no deadlock with another update), then write.
     std::array<bool, kShards> involved{};
     for (const auto& kv : items) involved[&st.shard_of(kv.first) - st.shards.data()] = true;
-    std::vector<std::unique_lock<std::shared_mutex>> locks;
+    std::vector<WriteLock> locks;
+    locks.reserve(kShards);
     for (std::size_t i = 0; i < kShards; ++i) {
-        if (involved[i]) locks.emplace_back(st.shards[i].mutex);
+        if (involved[i]) locks.push_back(st.write_lock(st.shards[i]));
     }
     std::vector<Stored> released;
     for (auto& [k, v] : items) {
@@ -601,7 +724,7 @@ void SharedDictAccess::update(SharedDict& d, std::vector<std::pair<std::string, 
 bool SharedDictAccess::touch(SharedDict& d, std::string_view key, Ttl ttl) {
     std::int64_t expires_at = expiry_of(ttl);
     Shard& s = d.state_->shard_of(key);
-    std::unique_lock lock(s.mutex);
+    WriteLock lock = d.state_->write_lock(s);
     Entry* e = s.find(key);
     if (!e || e->expired(now_ns())) return false;
     if (e->expires_at) --s.with_ttl;

@@ -33,7 +33,16 @@ struct SharedDictAccess {
         std::uint64_t version = 0;  // 0 when absent
     };
 
-    static Stored get(const SharedDict& d, std::string_view key);
+    // What get() found: a small value copied, a large one (or one holding shared objects) shared.
+    struct Read {
+        bool found = false;
+        Stored shared;
+        Payload copy;
+        explicit operator bool() const noexcept { return found; }
+        const Payload& payload() const noexcept { return shared ? *shared : copy; }
+    };
+
+    static Read get(const SharedDict& d, std::string_view key);
     static Versioned get_versioned(const SharedDict& d, std::string_view key);
     static bool contains(const SharedDict& d, std::string_view key);
     static void set(SharedDict& d, std::string key, Payload value, Ttl ttl);

@@ -220,3 +220,37 @@ TEST(SharedDict, NamedStoresAreOnePerNameForTheWholeProcess) {
                  manygil::InvalidArgument);
     EXPECT_TRUE(SharedDict::named("shared_dict_test.cache") == a);  // without options: whatever it has
 }
+
+TEST(SharedDict, ReadersNeverSeeAHalfWrittenValueOfAKeyBeingRewritten) {
+    // Readers take no lock (a slot of their own, then the shard's writer flag): hammer the handshake
+    // with writers rewriting the very keys being read, small values (copied) and large ones (shared).
+    SharedDict d;
+    auto value_of = [](int i) { return Value::tuple({i, std::string(static_cast<std::size_t>(i % 700), 'x')}); };
+    for (int k = 0; k < 8; ++k) d.set(k, value_of(0));
+    std::atomic<bool> stop{false};
+    std::atomic<long> reads{0}, wrong{0};
+    std::vector<std::thread> threads;
+    for (int r = 0; r < 3; ++r) {
+        threads.emplace_back([&] {
+            while (!stop.load()) {
+                for (int k = 0; k < 8; ++k) {
+                    std::optional<Value> v = d.get(k);
+                    const auto& t = v->as_tuple();
+                    if (t[1].as_str().size() != static_cast<std::size_t>(t[0].as_int() % 700)) ++wrong;
+                    ++reads;
+                }
+            }
+        });
+    }
+    for (int w = 0; w < 2; ++w) {
+        threads.emplace_back([&, w] {
+            for (int i = 0; i < 20000; ++i) d.set((i + w) % 8, value_of(i));
+        });
+    }
+    for (std::size_t i = 3; i < threads.size(); ++i) threads[i].join();
+    stop = true;
+    for (std::size_t i = 0; i < 3; ++i) threads[i].join();
+    EXPECT_GT(reads.load(), 0);
+    EXPECT_EQ(wrong.load(), 0);
+    EXPECT_GE(d.stats().hits, static_cast<std::uint64_t>(reads.load()));
+}
