@@ -117,6 +117,7 @@ bench: build-python
 	@$(VENV)/bin/python bench/executor_overhead.py
 	@$(VENV)/bin/python bench/main_call.py
 	@$(VENV)/bin/python bench/data_plane.py
+	@$(VENV)/bin/python bench/shared_dict.py
 	@$(VENV)/bin/python bench/serve.py
 	@$(VENV)/bin/python bench/serve_tls.py
 	@$(VENV)/bin/python bench/dask_workers.py

@@ -16,10 +16,13 @@
 //
 // Thread safety: every member is thread-safe and atomic with respect to the others: a reader sees a
 // value whole, set/incr/compare_and_set/update/pop/setdefault are each one step (update() all of
-// its keys at once, or none of them). Keys live in shards, each with its own reader-writer lock held
-// only to find or change an entry (never while decoding or encoding, never across a wait): readers of
-// any keys share their shard's lock; writers block only their own shard. No member needs or takes a
-// GIL, and none blocks beyond those short locks; values are decoded by the caller after the lock.
+// its keys at once, or none of them). Keys live in 64 shards. A writer holds its shard's lock only to
+// change an entry (never while encoding, never across a wait) and blocks only that shard. A read
+// takes no lock that other readers write: the reading thread marks the shard in a slot of its own
+// (one cache line per thread, 16 threads at a time; more read under the shard's lock, shared), so
+// readers of any keys, on any cores, never contend; a reader waits only for a writer of its shard.
+// No member needs or takes a GIL, and none blocks beyond those short sections; values are decoded
+// by the caller after them (small ones copied out, large ones shared by reference).
 //
 // Eviction (max_bytes > 0): a write that takes the store past its budget evicts until it is back
 // under, by CLOCK ("second chance": each read marks its entry; the hand spares a marked entry once
