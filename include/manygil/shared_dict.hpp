@@ -10,8 +10,9 @@
 // and -0.0. Other keys: InvalidArgument. Values: any Value but Pickled; nested as deep as the codec
 // allows (ConversionError beyond).
 //
-// Handles: a SharedDict is a reference, like a shared_ptr: copies name the same store, which lives
-// while any of them does (named() ones for the whole process). Distinct handles may be used from
+// Handles: a SharedDict is a reference, like a shared_ptr: copies (and a Value holding it, and every
+// Python wrapper) name the same store, which lives while any of them does (named() ones for the whole
+// process). A store that holds a handle to itself, directly or through another store, is never freed. Distinct handles may be used from
 // any threads at once; one handle object must not be assigned while another thread uses it.
 //
 // Thread safety: every member is thread-safe and atomic with respect to the others: a reader sees a
@@ -46,10 +47,10 @@
 #include <vector>
 
 #include "manygil/errors.hpp"
-#include "manygil/value.hpp"
 
 namespace manygil {
 
+class Value;  // manygil/value.hpp, which includes this header: a Value may hold a SharedDict
 namespace detail {
 struct SharedDictAccess;
 }
@@ -143,3 +144,7 @@ private:
 };
 
 }  // namespace manygil
+
+// Last, not first: value.hpp includes this header (a Value may hold a SharedDict), and users of this
+// one need Value complete to call it.
+#include "manygil/value.hpp"  // IWYU pragma: export

@@ -468,7 +468,7 @@ PyObject* dict_repr(PyObject* self) {
 }
 
 constexpr char kNotPicklable[] =
-    "a SharedDict cannot be pickled: it is shared by reference; workers reach it with SharedDict.named(name)";
+    "a SharedDict cannot be pickled: it travels by reference to manygil workers and through channels";
 
 #define MG_KW(f) reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(f)), METH_VARARGS | METH_KEYWORDS
 #define MG_FAST(f) reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(f)), METH_FASTCALL
@@ -531,8 +531,8 @@ PyType_Slot dict_slots[] = {
                     "(1, 1.0 and True are three keys). Values: what a task argument may be without pickle (native\n"
                     "types; SharedBuffer, Channel and the sync objects by reference); a read returns new objects.\n"
                     "Every call is atomic. With max_bytes, a cache: entries are evicted by CLOCK (second chance)\n"
-                    "to stay within the budget; set(key, value, ttl=seconds) expires a key. Workers reach one\n"
-                    "by name: SharedDict.named(name).")},
+                    "to stay within the budget; set(key, value, ttl=seconds) expires a key. It travels by\n"
+                    "reference (task arguments, channels); workers also find one by name: SharedDict.named(name).")},
     {0, nullptr},
 };
 

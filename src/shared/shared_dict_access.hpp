@@ -58,9 +58,6 @@ struct SharedDictAccess {
     static bool touch(SharedDict& d, std::string_view key, Ttl ttl);
     static std::vector<std::string> keys(const SharedDict& d);
     static std::vector<std::pair<std::string, Stored>> items(const SharedDict& d);
-
-    // The store's identity, for the handle table of payloads (a SharedDict crossing as a value).
-    static const void* identity(const SharedDict& d) noexcept { return d.state_.get(); }
 };
 
 }  // namespace manygil::detail

@@ -254,3 +254,18 @@ TEST(SharedDict, ReadersNeverSeeAHalfWrittenValueOfAKeyBeingRewritten) {
     EXPECT_EQ(wrong.load(), 0);
     EXPECT_GE(d.stats().hits, static_cast<std::uint64_t>(reads.load()));
 }
+
+TEST(SharedDict, AValueHoldsItByReference) {
+    SharedDict d;
+    Value v = d;
+    EXPECT_EQ(v.kind(), Value::Kind::SharedDict);
+    EXPECT_EQ(std::string(v.type_name()), "SharedDict");
+    EXPECT_TRUE(v.as_shared_dict() == d);
+    SharedDict outer;
+    outer.set("inner", v);
+    std::optional<Value> got = outer.get("inner");
+    ASSERT_TRUE(got);
+    SharedDict inner = got->as_shared_dict();  // a handle: copies share the store
+    inner.set("k", 1);
+    EXPECT_EQ(d.get("k")->as_int(), 1);  // the same store
+}

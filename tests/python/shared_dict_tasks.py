@@ -52,3 +52,11 @@ def write_into_buffer(name, key, text):
 
 def get(name, key):
     return manygil.SharedDict.named(name).get(key)
+
+
+def incr_given(d, key, delta):
+    return d.incr(key, delta, initial=0)
+
+
+def identity(x):
+    return x

@@ -48,6 +48,7 @@ EXCEPTIONS: dict[str, set[str]] = {
         "pytypes/shared_buffer_type.hpp",
         "pytypes/channel_type.hpp",
         "pytypes/sync_types.hpp",
+        "pytypes/shared_dict_type.hpp",
     },
 }
 

@@ -226,3 +226,17 @@ def test_a_script_shares_one_dict_across_its_workers(tmp_path):
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "500 [('a', 250), ('b', 100), ('c', 100), ('d', 50)]"
+
+
+def test_it_travels_by_reference_to_workers_through_channels_and_inside_other_dicts(pool):
+    d = SharedDict()
+    assert pool.submit(tasks.incr_given, d, "k", 5).result() == 5
+    assert d["k"] == 5
+    back = pool.submit(tasks.identity, d).result()
+    assert back == d and back is not d  # a new wrapper of the same store
+    channel = manygil.Channel()
+    channel.send(d)
+    assert channel.recv() == d
+    outer = SharedDict()
+    outer["inner"] = d
+    assert outer["inner"]["k"] == 5
