@@ -127,3 +127,19 @@ def test_public_headers_include_only_public_headers() -> None:
             if not header.startswith("manygil/"):
                 bad.append(f"include/manygil/{path.name}:{line}: {header}")
     assert not bad, "\n".join(bad)
+
+
+def test_no_cpp_file_imports_a_module_of_the_package() -> None:
+    """The core and the extension get what the package lends them (its pickler, its exception
+    factories) through the hooks it registers at import (cpython/interpreter_dict.hpp:
+    package_hook), so a C++ host without the package behaves as documented instead of importing it."""
+    imports = re.compile(r'Import\w*\(\s*"manygil[."]')
+    bad = []
+    for folder in ("src", "ext"):
+        for path in sorted((ROOT / folder).rglob("*")):
+            if path.suffix not in SOURCES:
+                continue
+            for m in imports.finditer(path.read_text()):
+                line = path.read_text().count("\n", 0, m.start()) + 1
+                bad.append(f"{path.relative_to(ROOT).as_posix()}:{line}: {m.group(0)}")
+    assert not bad, "\n".join(bad)
