@@ -72,6 +72,8 @@ test_deps=(libgtest-dev libgmock-dev clang-14 libclang-rt-14-dev)  # GoogleTest;
 # (src/http/) compiles them in. curl: the serve tests' second HTTP client; wrk: make bench's load
 # generator (bench/serve.py).
 build_deps=(node-llhttp curl wrk)
+# Redis: the SharedDict benchmark's peer (bench/shared_dict.py starts its own on a Unix socket).
+cache_deps=(redis-server)
 
 apt_updated=0
 ensure_debian_packages() {  # $1: what they are for; rest: package names
@@ -183,6 +185,7 @@ fi
 # --- 2. Debian packages for the build and the C++ tests ----------------------------------------------
 ensure_debian_packages "the HTTP front end and its tests" "${build_deps[@]}"
 ensure_debian_packages "the C++ tests and fuzzers" "${test_deps[@]}"
+ensure_debian_packages "the cache benchmark" "${cache_deps[@]}"
 
 # --- 3. The project's virtual environment --------------------------------------------------------------
 stamp="$venv/.manygil-stamp"

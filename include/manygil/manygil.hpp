@@ -20,6 +20,7 @@
 #include "manygil/runtime.hpp"
 #include "manygil/task.hpp"
 #include "manygil/shared_buffer.hpp"
+#include "manygil/shared_dict.hpp"
 #include "manygil/sync.hpp"
 #include "manygil/timeout.hpp"
 #include "manygil/value.hpp"

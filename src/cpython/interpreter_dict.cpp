@@ -19,6 +19,25 @@ PyObject* package_hook(const char* name) {
     return hook.get();  // the cache holds it
 }
 
+PyObject* raise_not_shareable(const ConversionError& e) {
+    PyObject* factory = nullptr;
+    try {
+        factory = package_hook("errors.not_shareable");
+    } catch (const std::exception&) {
+        PyErr_Clear();
+    }
+    PyRef exc(factory ? PyObject_CallFunction(factory, "sss", e.type_name().c_str(), e.path().c_str(),
+                                              e.reason().c_str())
+                      : nullptr);
+    if (!exc) {
+        PyErr_Clear();
+        PyErr_SetString(PyExc_TypeError, e.what());
+        return nullptr;
+    }
+    PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(exc.get())), exc.get());
+    return nullptr;
+}
+
 void set_package_hooks(PyObject* provider) {
     PyObject* state = PyInterpreterState_GetDict(PyInterpreterState_Get());
     if (!state) throw PythonError("SystemError", "manygil: the interpreter has no state dict", "");

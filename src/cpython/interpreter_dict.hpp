@@ -32,6 +32,10 @@ PyObject* per_interpreter(const char* key, Make make) {
 // Borrowed. Throws PythonError if the provider raises.
 PyObject* package_hook(const char* name);
 
+// Raises `e` as the package's NotShareableError (a TypeError: its "errors.not_shareable" hook), or as a
+// plain TypeError where the package lends none. Returns nullptr, for `return raise_not_shareable(e);`.
+PyObject* raise_not_shareable(const ConversionError& e);
+
 // Registers `provider` (a callable: name -> object) for the current interpreter, replacing any earlier
 // one and what it answered.
 void set_package_hooks(PyObject* provider);

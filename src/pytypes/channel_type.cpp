@@ -39,26 +39,6 @@ PyObject* raise_named(const char* name, const char* message) {
     return nullptr;
 }
 
-// Raises the conversion failure as manygil.NotShareableError when the package lends its factory here
-// (package_hook), else as TypeError.
-PyObject* raise_not_shareable(const ConversionError& e) {
-    PyObject* factory = nullptr;
-    try {
-        factory = package_hook("errors.not_shareable");
-    } catch (const std::exception&) {
-        PyErr_Clear();
-    }
-    PyRef exc(factory ? PyObject_CallFunction(factory, "sss", e.type_name().c_str(), e.path().c_str(),
-                                              e.reason().c_str())
-                      : nullptr);
-    if (!exc) {
-        PyErr_Clear();
-        PyErr_SetString(PyExc_TypeError, e.what());
-        return nullptr;
-    }
-    PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(exc.get())), exc.get());
-    return nullptr;
-}
 
 PyObject* do_send(PyObject* self, PyObject* obj, Channel::Timeout timeout) {
     Payload payload;
