@@ -25,7 +25,7 @@ def fib(n):
 // Seconds to run `tasks` calls of fib(k) on the pool.
 double run(manygil::Pool& pool, int tasks, int k) {
     auto start = std::chrono::steady_clock::now();
-    std::vector<std::future<manygil::Value>> results;
+    std::vector<manygil::Task> results;
     for (int i = 0; i < tasks; ++i) results.push_back(pool.submit("__main__:fib", {k}));
     for (auto& r : results) r.get();
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

@@ -11,6 +11,7 @@
 #include "cpython/py_ref.hpp"
 #include "manygil/arrow_udf.hpp"
 #include "manygil/errors.hpp"
+#include "errors.hpp"
 #include "module_state.hpp"
 #include "pool_object.hpp"
 
@@ -354,21 +355,12 @@ PyObject* py_arrow_map(PyObject* module, PyObject* const* argv, Py_ssize_t argc)
     if (error) {
         try {
             std::rethrow_exception(error);
-        } catch (const PythonError& e) {
-            // The function's own exception type, with the worker's traceback as its cause.
-            PyRef errors(PyImport_ImportModule("manygil._errors"));
-            PyRef exc(errors ? PyObject_CallMethod(errors.get(), "rebuild", "s#s#s#O", e.type_name().data(),
-                                                   static_cast<Py_ssize_t>(e.type_name().size()), e.message().data(),
-                                                   static_cast<Py_ssize_t>(e.message().size()), e.traceback().data(),
-                                                   static_cast<Py_ssize_t>(e.traceback().size()), Py_None)
-                             : nullptr);
-            if (exc) PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(exc.get())), exc.get());
-        } catch (const arrow::ArrowError& e) {
-            PyErr_SetString(PyExc_TypeError, e.what());
-        } catch (const UnknownFunctionError& e) {
-            PyErr_SetString(PyExc_ImportError, e.what());
         } catch (const std::exception& e) {
-            PyErr_SetString(PyExc_RuntimeError, e.what());
+            // A PythonError as the function's own exception type, with the worker's traceback as its
+            // cause; a bad column as TypeError, an unknown function as ImportError (errors.hpp).
+            return raise_error(e);
+        } catch (...) {
+            PyErr_SetString(PyExc_RuntimeError, "manygil: an arrow_map slice failed");
         }
         return nullptr;
     }

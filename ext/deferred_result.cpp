@@ -1,7 +1,7 @@
 #include "deferred_result.hpp"
 
 #include "codec/payload_python.hpp"
-#include "module_state.hpp"
+#include "errors.hpp"
 
 namespace manygil::ext {
 
@@ -27,12 +27,8 @@ PyObject* py_decode_result(PyObject*, PyObject* capsule) {
     if (!payload) return nullptr;
     try {
         return detail::decode_python(*payload).release();
-    } catch (const ConversionError& e) {
-        return raise_from_errors("not_shareable", "(sss)", e.type_name().c_str(),
-                                 ("result" + e.path()).c_str(), e.reason().c_str());
     } catch (const std::exception& e) {
-        PyErr_SetString(PyExc_RuntimeError, e.what());
-        return nullptr;
+        return raise_error(e, "result");
     }
 }
 

@@ -12,6 +12,7 @@
 #include "cpython/ownership.hpp"
 #include "cpython/py_ref.hpp"
 #include "cpython/python_error.hpp"
+#include "errors.hpp"
 #include "module_state.hpp"
 #include "pool_object.hpp"
 #include "py_task_job.hpp"
@@ -53,14 +54,8 @@ public:
                 e.prepend_path("result");
                 throw;
             }
-        } catch (const PythonError& e) {
-            error_ = ErrorInfo{e.type_name(), e.message(), e.traceback(), std::nullopt};
-        } catch (const UnknownFunctionError& e) {
-            fail_with("ImportError", "cannot load the function to call in the main interpreter: " + std::string(e.what()));
-        } catch (const ConversionError& e) {
-            fail_with("manygil.NotShareableError", e.what());
         } catch (const std::exception& e) {
-            fail_with("SystemError", std::string("manygil call_in_main: ") + e.what());
+            error_ = error_info_for(e, "the function to call in the main interpreter", "call_in_main");
         }
         if (PyErr_Occurred()) PyErr_Clear();
     }
@@ -73,16 +68,11 @@ public:
     // In the worker, after wait() said Done: the result as a new object of this interpreter, or null
     // with the call's error raised (its own type, main's traceback as __cause__).
     PyObject* outcome() {
-        if (error_) {
-            PyRef exc(rebuild_error(*error_));
-            if (exc) PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(exc.get())), exc.get());
-            return nullptr;
-        }
+        if (error_) return raise_exception(rebuild_error(*error_));
         try {
             return detail::decode_python(result_).release();
-        } catch (const ConversionError& e) {
-            return raise_from_errors("not_shareable", "(sss)", e.type_name().c_str(), ("result" + e.path()).c_str(),
-                                     e.reason().c_str());
+        } catch (const std::exception& e) {
+            return raise_error(e, "result");
         }
     }
 
@@ -99,10 +89,6 @@ private:
         PythonError info = detail::describe_exception(exc.get());
         error_ = ErrorInfo{info.type_name(), info.message(), info.traceback(), pickle_exception(exc.get())};
         keep(std::move(exc));  // its traceback holds main's frames: released in release()
-    }
-
-    void fail_with(const char* type_name, std::string message) {
-        error_ = ErrorInfo{type_name, std::move(message), "", std::nullopt};
     }
 
     CallableSpec spec_;
@@ -146,11 +132,8 @@ PyObject* py_call_in_main(PyObject*, PyObject* const* argv, Py_ssize_t argc) {
                                                                                        : encode(argv[2], pickler, "kwargs");
         call = std::make_shared<PyMainCall>(std::move(spec), std::move(args), std::move(kwargs));
         detail::MainCalls::instance().post(call);
-    } catch (const ConversionError& e) {
-        return raise_from_errors("not_shareable", "(sss)", e.type_name().c_str(), e.path().c_str(), e.reason().c_str());
-    } catch (const std::exception& e) {  // ShutdownError, a failed import of the pickler, no thread
-        PyErr_SetString(PyExc_RuntimeError, e.what());
-        return nullptr;
+    } catch (const std::exception& e) {  // ConversionError; ShutdownError, no pickler, no thread: RuntimeError
+        return raise_error(e);
     }
     detail::MainCall::Outcome outcome;
     Py_BEGIN_ALLOW_THREADS  // this worker's other threads run meanwhile; main never needs its GIL

@@ -3,17 +3,19 @@
 #include <Python.h>
 
 #include <atomic>
-#include <cstdarg>
 #include <cstring>
 #include <mutex>
 
 #include "manygil/errors.hpp"
+#include "manygil/pool.hpp"
 #include "manygil/shared_buffer.hpp"
 #include "codec/payload_python.hpp"
+#include "cpython/interpreter_dict.hpp"
 #include "cpython/private_api.hpp"
 #include "cpython/py_ref.hpp"
 #include "arrow_udf.hpp"
 #include "deferred_result.hpp"
+#include "errors.hpp"
 #include "http_server_object.hpp"
 #include "main_call.hpp"
 #include "module_state.hpp"
@@ -22,8 +24,7 @@
 #include "pytypes/shared_buffer_type.hpp"
 #include "pytypes/shared_dict_type.hpp"
 #include "pytypes/sync_types.hpp"
-#include "runtime/worker_group.hpp"
-#include "task_state.hpp"
+#include "task_handle.hpp"
 #include "without_gil.hpp"
 
 namespace manygil::ext {
@@ -74,12 +75,24 @@ PyObject* py_module_getattr(PyObject* module, PyObject* name) {
     return PyErr_Format(PyExc_AttributeError, "module 'manygil._core' has no attribute '%U'", name);
 }
 
+// _set_package_hooks(provider): what the package lends the core in this interpreter (its pickler,
+// its exception factories), asked by name on first use (cpython/interpreter_dict.hpp: package_hook).
+PyObject* py_set_package_hooks(PyObject*, PyObject* provider) {
+    if (!PyCallable_Check(provider)) return PyErr_Format(PyExc_TypeError, "_set_package_hooks() needs a callable");
+    try {
+        detail::set_package_hooks(provider);
+    } catch (const std::exception& e) {
+        return raise_error(e);
+    }
+    Py_RETURN_NONE;
+}
+
 PyObject* py_in_main_interpreter(PyObject*, PyObject*) {
     return PyBool_FromLong(PyInterpreterState_Get() == PyInterpreterState_Main());
 }
 
 PyObject* py_worker_index(PyObject*, PyObject*) {
-    auto index = detail::WorkerGroup::current_worker_index();
+    auto index = Pool::current_worker_index();
     if (!index) Py_RETURN_NONE;
     return PyLong_FromSize_t(*index);
 }
@@ -148,6 +161,9 @@ PyMethodDef module_methods[] = {
     {"__getattr__", py_module_getattr, METH_O, nullptr},
     {"_after_fork_in_child", py_after_fork_in_child, METH_NOARGS,
      "Mark this process as a fork child: inherited pools refuse work and are never joined."},
+    {"_set_package_hooks", py_set_package_hooks, METH_O,
+     "_set_package_hooks(provider): provider(name) -> the package's object for the core ('errors.rebuild', "
+     "'worker.dumps', ...), asked once per name and interpreter."},
     {"live_buffers", py_live_buffers, METH_NOARGS,
      "How many SharedBuffer memory blocks are alive in this process, across all interpreters."},
     {"_payload_bytes", py_payload_bytes, METH_O, "obj -> its payload's bytes (diagnostics, fuzzing seeds)."},
@@ -282,26 +298,6 @@ Runtime& runtime_for_exit() {
     std::lock_guard lock(g_runtime_mu);
     if (!g_runtime) g_runtime = new Runtime();
     return *g_runtime;
-}
-
-PyObject* raise_from_errors(const char* factory, const char* format, ...) {
-    detail::PyRef errors(PyImport_ImportModule("manygil._errors"));
-    if (!errors) return nullptr;
-    detail::PyRef fn(PyObject_GetAttrString(errors.get(), factory));
-    if (!fn) return nullptr;
-    va_list va;
-    va_start(va, format);
-    detail::PyRef args(Py_VaBuildValue(format, va));
-    va_end(va);
-    if (!args) return nullptr;
-    if (!PyTuple_Check(args.get())) {
-        PyErr_SetString(PyExc_SystemError, "raise_from_errors: the format must build a tuple");
-        return nullptr;
-    }
-    detail::PyRef exc(PyObject_Call(fn.get(), args.get(), nullptr));
-    if (!exc) return nullptr;
-    PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(exc.get())), exc.get());
-    return nullptr;
 }
 
 }  // namespace manygil::ext

@@ -31,8 +31,4 @@ void mark_forked_child() noexcept;
 // The runtime regardless of finalisation (for closing it at exit).
 Runtime& runtime_for_exit();
 
-// Raises manygil._errors.<factory>(*args) as the current exception; returns nullptr for convenience.
-// `format` must build a tuple: "(s)", not "s".
-PyObject* raise_from_errors(const char* factory, const char* format, ...);
-
 }  // namespace manygil::ext

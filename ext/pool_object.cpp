@@ -10,10 +10,11 @@
 #include "manygil/errors.hpp"
 #include "manygil/pool.hpp"
 #include "codec/payload_python.hpp"
+#include "errors.hpp"
 #include "module_state.hpp"
 #include "py_task_job.hpp"
 #include "pytypes/timeout_arg.hpp"
-#include "task_state.hpp"
+#include "task_handle.hpp"
 #include "without_gil.hpp"
 
 namespace manygil::ext {
@@ -25,7 +26,6 @@ struct PoolObject {
     Pool* pool;            // owned; moved to the graveyard on dealloc
     PyObject* pickler;     // obj -> bytes, for arguments of non-native types
     PyTypeObject* handle_type;
-    std::shared_ptr<detail::WaitEstimate>* latency;  // owned; shared with its tasks: submit to delivery
 };
 
 // Pools whose Python object died before they were shut down and joined. Joining there would block
@@ -36,18 +36,13 @@ std::vector<std::unique_ptr<Pool>> g_graveyard;
 
 PoolObject* as_pool(PyObject* self) { return reinterpret_cast<PoolObject*>(self); }
 
-// Translates the C++ error of a submission into the matching Python exception.
+// A refused submission: concurrent.futures' message after shutdown, else the translator's exception.
 PyObject* raise_submit_error(const std::exception& e) {
-    if (dynamic_cast<const BrokenPoolError*>(&e)) return raise_from_errors("broken_pool_now", "(s)", e.what());
     if (dynamic_cast<const ShutdownError*>(&e)) {
         PyErr_SetString(PyExc_RuntimeError, "cannot schedule new futures after shutdown");
         return nullptr;
     }
-    if (auto* c = dynamic_cast<const ConversionError*>(&e)) {
-        return raise_from_errors("not_shareable", "(sss)", c->type_name().c_str(), c->path().c_str(), c->reason().c_str());
-    }
-    PyErr_SetString(PyExc_RuntimeError, e.what());
-    return nullptr;
+    return raise_error(e);
 }
 
 // Encodes with the pickle fallback; the path is reported from `root` (e.g. "args[1]['k']").
@@ -63,9 +58,9 @@ detail::Payload convert(PoolObject* self, PyObject* obj, const char* root) {
 // Posts a job for `future` (setting future._handle first, so cancel() can never miss it).
 PyObject* post(PoolObject* self, PyTaskJob::Kind kind, CallableSpec spec, detail::Payload args,
                detail::Payload kwargs, bool star, PyObject* future, Timeout timeout = std::nullopt) {
-    auto state = std::make_shared<TaskState>(*self->latency);
-    if (timeout) state->timeout = timeout->count();
-    state->interrupter = self->pool->interrupter(state->id());
+    std::optional<detail::TaskState::Clock::duration> limit;
+    if (timeout) limit = std::chrono::duration_cast<detail::TaskState::Clock::duration>(*timeout);
+    auto state = detail::new_task_state(*self->pool, limit);
     PyObject* handle = new_task_handle(self->handle_type, state);
     if (!handle) return nullptr;
     if (PyObject_SetAttrString(future, "_handle", handle) < 0) {
@@ -164,7 +159,6 @@ int pool_init(PyObject* op, PyObject* args, PyObject* kwargs) {
     }
     self->pool = pool;
     self->pickler = Py_NewRef(pickler);
-    self->latency = new std::shared_ptr<detail::WaitEstimate>(std::make_shared<detail::WaitEstimate>());
     self->handle_type = reinterpret_cast<PyTypeObject*>(Py_NewRef(state_of_type(Py_TYPE(op))->task_handle_type));
     return 0;
 }
@@ -190,8 +184,6 @@ void pool_dealloc(PyObject* op) {
     }
     Py_CLEAR(self->pickler);
     Py_CLEAR(self->handle_type);
-    delete self->latency;
-    self->latency = nullptr;
     type->tp_free(op);
     Py_DECREF(type);
 }
@@ -310,11 +302,8 @@ PyObject* pool_wait_ready(PyObject* op, PyObject*) {
     if (!error) Py_RETURN_NONE;
     try {
         std::rethrow_exception(error);
-    } catch (const BrokenPoolError& e) {
-        return raise_from_errors("broken_pool_now", "(s)", e.what());
     } catch (const std::exception& e) {
-        PyErr_SetString(PyExc_RuntimeError, e.what());
-        return nullptr;
+        return raise_error(e);
     }
 }
 

@@ -7,10 +7,10 @@
 #include "cpython/py_ref.hpp"
 #include "cpython/python_error.hpp"
 #include "deferred_result.hpp"
+#include "errors.hpp"
 #include "main_interpreter.hpp"
 #include "runtime/call_target.hpp"
 #include "runtime/exec_source.hpp"
-#include "runtime/interruptible_call.hpp"
 #include "worker_cache.hpp"
 
 namespace manygil::ext {
@@ -18,7 +18,7 @@ namespace manygil::ext {
 using detail::PyRef;
 
 PyTaskJob::PyTaskJob(Kind kind, CallableSpec callable, detail::Payload args, detail::Payload kwargs, bool star,
-                     std::shared_ptr<TaskState> state, PyObject* future)
+                     std::shared_ptr<detail::TaskState> state, PyObject* future)
     : kind_(kind),
       callable_(std::move(callable)),
       args_(std::move(args)),
@@ -53,14 +53,8 @@ void PyTaskJob::run() noexcept {
             case Kind::Chunk: run_chunk(); break;
             case Kind::Exec: run_exec(); break;
         }
-    } catch (const PythonError& e) {
-        error_ = ErrorInfo{e.type_name(), e.message(), e.traceback(), std::nullopt};
-    } catch (const UnknownFunctionError& e) {
-        fail_with("ImportError", "cannot load the task's function in a worker: " + std::string(e.what()));
-    } catch (const ConversionError& e) {
-        fail_with("manygil.NotShareableError", e.what());
     } catch (const std::exception& e) {
-        fail_with("SystemError", std::string("manygil worker: ") + e.what());
+        error_ = error_info_for(e, "the task's function in a worker", "worker");
     }
 }
 
@@ -71,7 +65,7 @@ PyObject* PyTaskJob::keep(PyRef obj) {
 }
 
 void PyTaskJob::cleanup() noexcept {
-    state_->mark_delivered();  // the worker has left the caller's interpreter (see TaskState)
+    state_->mark_delivered();  // the worker has left the caller's interpreter (runtime/task_state.hpp)
     if (worker_objects_.empty()) return;
     detail::expect_attached(worker_interp_, "a task's objects are released in the worker that made them");
     // Newest first: the result often is (or holds) an argument, so the arguments are released last,
@@ -108,14 +102,7 @@ std::string PyTaskJob::describe() const {
 
 template <class Call>
 PyRef PyTaskJob::interruptible(Call call) {
-    std::optional<detail::InterruptibleCall::Duration> timeout;
-    if (state_->timeout) {
-        timeout = std::chrono::duration_cast<detail::InterruptibleCall::Duration>(
-            std::chrono::duration<double>(*state_->timeout));
-    }
-    detail::InterruptibleCall marked(state_->id(), timeout);
-    // Asked before the call started (the interrupter then found nothing to stop): ask now.
-    if (auto reason = state_->interrupt_requested()) marked.interrupt(std::move(*reason));
+    detail::TaskCall marked(*state_);  // the task's id and timeout; an interrupt asked while it was queued
     PyRef result(call());
     interrupted_ = marked.finish();
     return result;
@@ -198,25 +185,6 @@ void PyTaskJob::capture_error() {
 
 void PyTaskJob::fail_with(const char* type_name, const std::string& message) {
     error_ = ErrorInfo{type_name, message, "", std::nullopt};
-}
-
-PyObject* rebuild_error(const ErrorInfo& error) {
-    PyRef errors(PyImport_ImportModule("manygil._errors"));
-    PyRef pickled = error.pickled ? PyRef(PyBytes_FromStringAndSize(error.pickled->data(),
-                                                                    static_cast<Py_ssize_t>(error.pickled->size())))
-                                  : PyRef::borrow(Py_None);
-    PyObject* exc = errors ? PyObject_CallMethod(errors.get(), "rebuild", "s#s#s#O", error.type_name.data(),
-                                                 static_cast<Py_ssize_t>(error.type_name.size()),
-                                                 error.message.data(), static_cast<Py_ssize_t>(error.message.size()),
-                                                 error.traceback.data(),
-                                                 static_cast<Py_ssize_t>(error.traceback.size()), pickled.get())
-                           : nullptr;
-    if (!exc) {
-        // Rebuilding failed (should not happen): report that failure itself rather than nothing.
-        exc = PyErr_GetRaisedException();
-    }
-    if (!exc) exc = PyObject_CallFunction(PyExc_SystemError, "s", "manygil: could not rebuild a worker's error");
-    return exc;
 }
 
 // ---- caller side (main interpreter attached) ------------------------------------------------------
@@ -309,21 +277,7 @@ void PyTaskJob::abandon(std::exception_ptr reason) noexcept {
             throw;
         }
     } catch (const BrokenPoolError& e) {
-        std::string cause_type = "RuntimeError", cause_message, cause_traceback;
-        try {
-            std::rethrow_exception(e.cause());
-        } catch (const PythonError& cause) {
-            cause_type = cause.type_name();
-            cause_message = cause.message();
-            cause_traceback = cause.traceback();
-        } catch (const std::exception& cause) {
-            cause_message = cause.what();
-        }
-        PyRef errors(PyImport_ImportModule("manygil._errors"));
-        settle("set_exception",
-               PyRef(errors ? PyObject_CallMethod(errors.get(), "broken_pool", "ssss", e.what(), cause_type.c_str(),
-                                                  cause_message.c_str(), cause_traceback.c_str())
-                            : nullptr));
+        settle("set_exception", PyRef(exception_for(e, "", /*with_cause=*/true)));
     } catch (const std::exception& e) {
         settle("set_exception", PyRef(PyObject_CallFunction(PyExc_RuntimeError, "s", e.what())));
     } catch (...) {

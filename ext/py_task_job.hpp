@@ -19,7 +19,8 @@
 #include "manygil/value.hpp"
 #include "codec/payload.hpp"
 #include "cpython/py_ref.hpp"
-#include "task_state.hpp"
+#include "errors.hpp"
+#include "runtime/task_state.hpp"
 
 namespace manygil::ext {
 
@@ -38,17 +39,6 @@ struct CallableSpec {
     std::string describe() const;
 };
 
-// A Python exception, as it travels back to the caller.
-struct ErrorInfo {
-    std::string type_name, message, traceback;
-    std::optional<std::string> pickled;  // the exception itself, when it could be pickled
-};
-
-// The exception to raise for `error` in the current interpreter (manygil._errors.rebuild: its own
-// type when it can be rebuilt, with the remote traceback as __cause__). A new reference; never null
-// unless even reporting that failed.
-PyObject* rebuild_error(const ErrorInfo& error);
-
 class PyTaskJob final : public Job {
 public:
     enum class Kind {
@@ -60,7 +50,7 @@ public:
     // `future` is a new reference, owned by the job until completion.
     // `kwargs` is empty (no bytes) for none.
     PyTaskJob(Kind kind, CallableSpec callable, detail::Payload args, detail::Payload kwargs, bool star,
-              std::shared_ptr<TaskState> state, PyObject* future);
+              std::shared_ptr<detail::TaskState> state, PyObject* future);
     ~PyTaskJob() override;
 
     void run() noexcept override;
@@ -99,7 +89,7 @@ private:
     CallableSpec callable_;
     detail::Payload args_, kwargs_;  // Call: tuple and dict; Chunk: list of items; Exec: the source as str
     bool star_;
-    std::shared_ptr<TaskState> state_;
+    std::shared_ptr<detail::TaskState> state_;
     PyObject* future_;
 
     // Outcome, written by run(), read by run_in_main().

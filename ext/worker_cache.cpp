@@ -17,15 +17,11 @@ constexpr Py_ssize_t kMaxCachedCallables = 1024;  // distinct lambdas must not g
 // A dict kept in the current interpreter (borrowed).
 PyObject* per_interpreter_dict(const char* key) { return detail::per_interpreter(key, [] { return PyDict_New(); }); }
 
-// An attribute of manygil._worker, cached in the interpreter (borrowed).
+// A helper of the package's worker side ("worker.dumps", ...), as its hooks lend it (borrowed; cached
+// per interpreter by package_hook). The extension runs only under the package, which registers them.
 PyObject* worker_helper(const char* name) {
-    PyObject* helpers = per_interpreter_dict("manygil.helpers");
-    if (PyObject* fn = PyDict_GetItemString(helpers, name)) return fn;
-    PyRef module(PyImport_ImportModule("manygil._worker"));
-    if (!module) detail::throw_python_error();
-    PyRef fn(PyObject_GetAttrString(module.get(), name));
-    if (!fn || PyDict_SetItemString(helpers, name, fn.get()) < 0) detail::throw_python_error();
-    return fn.get();
+    if (PyObject* fn = detail::package_hook(name)) return fn;
+    throw PythonError("RuntimeError", std::string("manygil: the package registered no hook ") + name, "");
 }
 
 }  // namespace
@@ -53,12 +49,12 @@ PyRef resolve_callable(const CallableSpec& spec) {
         // Defined in the caller's main script: a worker runs the script as __mp_main__ once; the main
         // interpreter (call_in_main) has it as __main__, which manygil names __mp_main__ there too.
         if (data.rfind("__mp_main__:", 0) == 0 && PyInterpreterState_Get() != PyInterpreterState_Main()) {
-            PyRef loaded(PyObject_CallNoArgs(worker_helper("ensure_main_module")));
+            PyRef loaded(PyObject_CallNoArgs(worker_helper("worker.ensure_main_module")));
             if (!loaded) detail::throw_python_error();
         }
         fn = detail::resolve_target(data);
     } else {
-        fn = PyRef(PyObject_CallOneArg(worker_helper("loads_callable"), key.get()));
+        fn = PyRef(PyObject_CallOneArg(worker_helper("worker.loads_callable"), key.get()));
         if (!fn) detail::throw_python_error();
     }
     if (cache) {
@@ -68,12 +64,12 @@ PyRef resolve_callable(const CallableSpec& spec) {
     return fn;
 }
 
-PyObject* worker_pickler() { return worker_helper("dumps"); }
+PyObject* worker_pickler() { return worker_helper("worker.dumps"); }
 
 std::optional<std::string> pickle_exception(PyObject* exc) {
     PyObject* dump = nullptr;
     try {
-        dump = worker_helper("dump_exception");
+        dump = worker_helper("worker.dump_exception");
     } catch (const std::exception&) {
         return std::nullopt;
     }

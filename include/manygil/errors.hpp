@@ -1,8 +1,10 @@
 // Errors raised by the manygil runtime. Every error is a manygil::Error (a std::runtime_error), so a
 // host can catch them all in one place, or by type when it cares which argument or task failed.
 // Errors hold only C++ strings (no Python object): they may be copied, rethrown on any thread and kept
-// after every interpreter, and the Runtime, are gone. A task's error reaches its caller through the
-// task's std::future.
+// after every interpreter, and the Runtime, are gone. A task's error reaches its caller through its
+// Task's get() (task.hpp), or an Interpreter call's std::future. Implemented in src/cpython/errors.cpp,
+// the bottom layer, since every layer throws them; the Python extension maps each to its Python
+// exception in one place (ext/errors.cpp).
 #pragma once
 
 #include <exception>

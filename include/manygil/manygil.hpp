@@ -18,6 +18,7 @@
 #include "manygil/pool.hpp"
 #include "manygil/channel.hpp"
 #include "manygil/runtime.hpp"
+#include "manygil/task.hpp"
 #include "manygil/shared_buffer.hpp"
 #include "manygil/shared_dict.hpp"
 #include "manygil/sync.hpp"

@@ -7,13 +7,13 @@
 //
 // GILs: the calling thread needs none, and must not hold the MAIN interpreter's GIL across a call that
 // waits for workers (wait_ready(), shutdown(wait=true), wait_finished(), the destructor, the
-// constructor when it fails, and get() on a task's future): workers take that GIL to create and to end
+// constructor when it fails, and a Task's wait() and get()): workers take that GIL to create and to end
 // their interpreters, and for jobs' run_in_main(). submit(), post() and shutdown(wait=false) never
 // wait for a worker.
 //
 // Lifetime: the Runtime must outlive the constructor; Runtime::close() shuts every Pool down. A Pool
-// may outlive the Runtime, shut down (submit() then throws ShutdownError). Futures and interrupter()s
-// may outlive the Pool.
+// may outlive the Runtime, shut down (submit() then throws ShutdownError). Tasks (task.hpp) and
+// interrupter()s may outlive the Pool.
 #pragma once
 
 #include <chrono>
@@ -29,9 +29,15 @@
 
 #include "manygil/job.hpp"
 #include "manygil/runtime.hpp"
+#include "manygil/task.hpp"
 #include "manygil/value.hpp"
 
 namespace manygil {
+
+namespace detail {
+class WorkerGroup;
+struct PoolAccess;
+}  // namespace detail
 
 // What each worker runs once, after creating its interpreter and before taking tasks. If it raises,
 // the pool breaks (BrokenPoolError, with its error as cause()).
@@ -149,15 +155,17 @@ public:
     Pool(Pool&&) noexcept;
     Pool& operator=(Pool&&) noexcept;
 
-    // Queues a call of "module:function". The future yields the result or throws what the call threw
-    // (PythonError, UnknownFunctionError, ConversionError, CancelledError, BrokenPoolError).
-    // Throws InvalidArgument (malformed target), ShutdownError after shutdown(), BrokenPoolError once
-    // broken. The call is interruptible (interrupt_running()).
-    std::future<Value> submit(std::string_view target, Args args = {}, Kwargs kwargs = {});
+    // Queues a call of "module:function" and returns its Task (task.hpp): cancel it while it is
+    // queued, interrupt it while it runs, wait for it; get() yields the result or throws what the call
+    // threw (PythonError, UnknownFunctionError, ConversionError, CancelledError, BrokenPoolError).
+    // options.timeout interrupts the call once it has run that long. Throws InvalidArgument
+    // (malformed target, a timeout <= 0), ShutdownError after shutdown(), BrokenPoolError once broken.
+    // Never blocks. The call is interruptible (Task::interrupt(), interrupt(), interrupt_running()).
+    Task submit(std::string_view target, Args args = {}, Kwargs kwargs = {}, TaskOptions options = {});
 
-    // Queues Python source to run in some worker's __main__; the future yields None (not
-    // interruptible). Same errors as submit().
-    std::future<Value> submit_exec(std::string_view source);
+    // Queues Python source to run in some worker's __main__; get() yields None. Cancellable while
+    // queued; not interruptible. Same errors as submit().
+    Task submit_exec(std::string_view source);
 
     // Queues a custom job (job.hpp). InvalidArgument for null; otherwise as submit().
     void post(std::unique_ptr<Job> job);
@@ -198,8 +206,9 @@ public:
     // manygil wait it is in ends (timeout.hpp). Calls that never return to bytecode (C code, e.g.
     // time.sleep) are not stopped; stats() shows the interrupt pending. These only ask each worker's
     // monitor thread, which delivers under that worker's GIL: they never wait for the call to stop.
-    // interrupt(): the call of one task id if it runs now (true). Task ids are those of the Python
-    // package's tasks; the calls submit() makes have ids this API does not expose.
+    // interrupt(): the call of one task id if it runs now (true): Task::id() of a task of this pool
+    // (Task::interrupt() does this and also reaches a call that has not started yet), or of a task
+    // the Python package submitted.
     bool interrupt(std::uint64_t task, const std::string& reason);
     // Every running call (returning how many) and, with later_calls_too, every call that starts
     // afterwards (for a pool that is shutting down and must stop).
@@ -214,6 +223,10 @@ public:
     // The CPUs this process may run on (sched_getaffinity), at least 1.
     static std::size_t default_workers();
 
+    // On a pool's worker thread, its index in the pool (0 .. size()-1); nullopt on any other thread.
+    // Never blocks; no GIL needed.
+    static std::optional<std::size_t> current_worker_index() noexcept;
+
     // The interpreters parked by pools with reuse_interpreters, process-wide (thread-safe).
     // end_idle_interpreters() ends them all and parks no more until resume_idle_interpreters(): call
     // it before fork() (a child forked from a process with sub-interpreters dies, CPython gh-139759).
@@ -227,6 +240,7 @@ public:
     static void forget_idle_interpreters_after_fork() noexcept;
 
 private:
+    friend struct detail::PoolAccess;  // the extension's tasks interrupt through the group (task.cpp)
     std::shared_ptr<detail::WorkerGroup> group_;
 };
 

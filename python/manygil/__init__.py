@@ -56,20 +56,30 @@ __all__ = list(_PUBLIC)
 __version__ = "0.1.0"
 
 
-def _protect_forked_children():
-    """In the main interpreter, from import on: multiprocessing defaults to forkserver, not fork, whose
+def _package_hook(name):
+    """What the native core asks this package for, by name ("errors.rebuild", "worker.dumps": module
+    _errors or _worker, then the attribute), once per name and interpreter. The core never imports the
+    package's modules itself; a C++ host without the package gets its plain fallbacks instead."""
+    module, _, attr = name.partition(".")
+    return getattr(importlib.import_module(f"{__name__}._{module}"), attr)
+
+
+def _attach_core():
+    """Lends the core this package's hooks (_package_hook) in this interpreter. Then, in the main
+    interpreter, from import on: multiprocessing defaults to forkserver, not fork, whose
     children die once this process has sub-interpreters (CPython gh-139759; 3.14 made forkserver the
     default on Linux). A start method the program chose is kept. Workers import this package too,
     where _worker.setup makes spawn the default instead."""
     from . import _core
 
+    _core._set_package_hooks(_package_hook)
     if _core.in_main_interpreter():
         from . import _worker
 
         _worker.protect_forked_children()
 
 
-_protect_forked_children()
+_attach_core()
 
 
 def __getattr__(name):

@@ -20,13 +20,11 @@ using ChannelType = HandleType<Channel>;
 
 Channel& channel_of(PyObject* op) { return ChannelType::of(op); }
 
-// What sends objects of other types: cloudpickle through manygil's worker helpers when the package
-// is there (lambdas, __main__ classes), else the standard pickle.
+// What sends objects of other types: the package's pickler when it lends one here (cloudpickle:
+// lambdas, __main__ classes; package_hook), else the standard pickle.
 PyObject* pickler() {
+    if (PyObject* dumps = package_hook("worker.dumps")) return dumps;
     return per_interpreter("manygil.channel_pickler", [] {
-        PyRef helpers(PyImport_ImportModule("manygil._worker"));
-        if (helpers) return PyObject_GetAttrString(helpers.get(), "dumps");
-        PyErr_Clear();
         PyRef pickle(PyImport_ImportModule("pickle"));
         return pickle ? PyObject_GetAttrString(pickle.get(), "dumps") : nullptr;
     });
@@ -41,20 +39,6 @@ PyObject* raise_named(const char* name, const char* message) {
     return nullptr;
 }
 
-// Raises the conversion failure as manygil.NotShareableError when the package is there, else TypeError.
-PyObject* raise_not_shareable(const ConversionError& e) {
-    PyRef errors(PyImport_ImportModule("manygil._errors"));
-    PyRef exc(errors ? PyObject_CallMethod(errors.get(), "not_shareable", "sss", e.type_name().c_str(),
-                                           e.path().c_str(), e.reason().c_str())
-                     : nullptr);
-    if (!exc) {
-        PyErr_Clear();
-        PyErr_SetString(PyExc_TypeError, e.what());
-        return nullptr;
-    }
-    PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(exc.get())), exc.get());
-    return nullptr;
-}
 
 PyObject* do_send(PyObject* self, PyObject* obj, Channel::Timeout timeout) {
     Payload payload;

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "codec/payload_python.hpp"
+#include "cpython/interpreter_dict.hpp"
 #include "cpython/python_error.hpp"
 #include "pytypes/handle_type.hpp"
 #include "shared/shared_dict_access.hpp"
@@ -20,20 +21,6 @@ using Access = SharedDictAccess;
 
 SharedDict& dict_of(PyObject* op) { return DictType::of(op); }
 
-// Raises the conversion failure as manygil.NotShareableError (a TypeError) when the package is there.
-PyObject* raise_not_shareable(const ConversionError& e) {
-    PyRef errors(PyImport_ImportModule("manygil._errors"));
-    PyRef exc(errors ? PyObject_CallMethod(errors.get(), "not_shareable", "sss", e.type_name().c_str(),
-                                           e.path().c_str(), e.reason().c_str())
-                     : nullptr);
-    if (!exc) {
-        PyErr_Clear();
-        PyErr_SetString(PyExc_TypeError, e.what());
-        return nullptr;
-    }
-    PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(exc.get())), exc.get());
-    return nullptr;
-}
 
 // The C++ errors a SharedDict call can end in, as Python exceptions (null returned for convenience).
 PyObject* raise_from(const std::exception& e) {

@@ -6,6 +6,7 @@
 #include "codec/convert.hpp"
 #include "cpython/python_error.hpp"
 #include "runtime/interruptible_call.hpp"
+#include "runtime/task_state.hpp"
 
 namespace manygil::detail {
 
@@ -44,12 +45,15 @@ void check_target(std::string_view target) {
     }
 }
 
-PyRef invoke_target(std::string_view target, const Args& args, const Kwargs& kwargs) {
+PyRef invoke_target(std::string_view target, const Args& args, const Kwargs& kwargs, const TaskState* task) {
     PyRef fn = resolve_target(target);
     PyRef py_args = args_to_python(args);
     PyRef py_kwargs = kwargs_to_python(kwargs);
     // Interruptible (Pool::interrupt_running) when it runs as a worker's task.
-    InterruptibleCall marked(next_task_id(), std::nullopt);
+    InterruptibleCall marked(task ? task->id() : next_task_id(), task ? task->timeout() : std::nullopt);
+    if (task) {
+        if (auto reason = task->interrupt_requested()) marked.interrupt(std::move(*reason));
+    }
     PyRef result(PyObject_Call(fn.get(), py_args.get(), py_kwargs.get()));
     std::optional<std::string> interrupted = marked.finish();
     if (!result) {
@@ -62,8 +66,8 @@ PyRef invoke_target(std::string_view target, const Args& args, const Kwargs& kwa
     return result;
 }
 
-Value call_target(std::string_view target, const Args& args, const Kwargs& kwargs) {
-    PyRef result = invoke_target(target, args, kwargs);
+Value call_target(std::string_view target, const Args& args, const Kwargs& kwargs, const TaskState* task) {
+    PyRef result = invoke_target(target, args, kwargs, task);
     try {
         return from_python(result.get());
     } catch (ConversionError& e) {

@@ -10,14 +10,17 @@
 
 namespace manygil::detail {
 
+class TaskState;
+
 // Imports the module and walks the qualname. Throws InvalidArgument, UnknownFunctionError.
 PyRef resolve_target(std::string_view target);
 
-// Calls target ("module:qualname") with the arguments and returns the Python result.
-PyRef invoke_target(std::string_view target, const Args& args, const Kwargs& kwargs);
+// Calls target ("module:qualname") with the arguments and returns the Python result. The call is
+// interruptible; as `task`'s call (task_state.hpp), with that task's id, timeout and early interrupt.
+PyRef invoke_target(std::string_view target, const Args& args, const Kwargs& kwargs, const TaskState* task = nullptr);
 
 // invoke_target(), with the result converted to a Value.
-Value call_target(std::string_view target, const Args& args, const Kwargs& kwargs);
+Value call_target(std::string_view target, const Args& args, const Kwargs& kwargs, const TaskState* task = nullptr);
 
 // Checks the form "module:qualname" without importing anything. Throws InvalidArgument.
 void check_target(std::string_view target);

@@ -8,6 +8,7 @@
 #include "runtime/idle_workers.hpp"
 #include "runtime/main_calls.hpp"
 #include "runtime/task_jobs.hpp"
+#include "runtime/task_state.hpp"
 #include "runtime/worker_group.hpp"
 
 namespace manygil {
@@ -59,16 +60,21 @@ Pool& Pool::operator=(Pool&& other) noexcept {
     return *this;
 }
 
-std::future<Value> Pool::submit(std::string_view target, Args args, Kwargs kwargs) {
-    auto [job, future] = detail::make_call_job(target, std::move(args), std::move(kwargs));
-    live(group_).post(std::move(job));
-    return std::move(future);
+Task Pool::submit(std::string_view target, Args args, Kwargs kwargs, TaskOptions options) {
+    std::optional<detail::TaskState::Clock::duration> timeout;
+    if (options.timeout) {
+        if (!(options.timeout->count() > 0)) throw InvalidArgument("Pool::submit: a task's timeout must be > 0");
+        timeout = std::chrono::duration_cast<detail::TaskState::Clock::duration>(*options.timeout);
+    }
+    auto task = detail::new_task_state(*this, timeout);
+    live(group_).post(detail::make_call_task(target, std::move(args), std::move(kwargs), task));
+    return Task(std::move(task));
 }
 
-std::future<Value> Pool::submit_exec(std::string_view source) {
-    auto [job, future] = detail::make_exec_job(source);
-    live(group_).post(std::move(job));
-    return std::move(future);
+Task Pool::submit_exec(std::string_view source) {
+    auto task = detail::new_task_state(*this, std::nullopt);
+    live(group_).post(detail::make_exec_task(source, task));
+    return Task(std::move(task));
 }
 
 void Pool::post(std::unique_ptr<Job> job) {
@@ -127,6 +133,8 @@ std::size_t Pool::default_workers() {
     unsigned n = std::thread::hardware_concurrency();
     return n ? n : 1;
 }
+
+std::optional<std::size_t> Pool::current_worker_index() noexcept { return detail::WorkerGroup::current_worker_index(); }
 
 void Pool::end_idle_interpreters() { detail::IdleWorkers::instance().drain(); }
 

@@ -74,6 +74,8 @@ public:
     void wait_ready();
 
     std::size_t size() const noexcept { return options_.workers; }
+    // How long this group's tasks take from submit to delivery (TaskState::spin_for), shared by them.
+    const std::shared_ptr<WaitEstimate>& task_latency() const noexcept { return task_latency_; }
     std::vector<std::int64_t> interpreter_ids() const;
     bool closed() const;
     // True once every worker has left the group, ending its interpreter or parking it in IdleWorkers
@@ -152,6 +154,7 @@ private:
     mutable std::mutex mu_;
     WakeSignal work_signal_;  // queue non-empty, closed or broken
     WaitEstimate idle_wait_;  // how long idle workers wait for a task: they spin through short waits
+    const std::shared_ptr<WaitEstimate> task_latency_ = std::make_shared<WaitEstimate>();
     std::condition_variable ready_cv_;  // a worker became ready, or the group broke
     std::deque<std::unique_ptr<Job>> queue_;
     bool closed_ = false;

@@ -62,7 +62,7 @@ public:
     // ---- any thread, no GIL held ----
     // Interrupts task `task` if its call runs here now (true), else does nothing (false). A caller
     // that must not miss a call about to start records its wish where the task will look after
-    // call_started() (as the Python tasks' TaskState does), and the task asks again itself.
+    // call_started() (as a task's TaskState does: runtime/task_state.hpp, TaskCall), and the task asks again itself.
     bool interrupt(std::uint64_t task, std::string reason);
     // Interrupts whatever call runs here now (true if one does); with `later_calls_too`, every call
     // that starts here afterwards as well (a pool that shuts down and must stop).

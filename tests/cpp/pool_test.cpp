@@ -21,7 +21,7 @@ using manygil::testing::runtime;
 
 namespace {
 
-bool is_ready(std::future<Value>& f) { return f.wait_for(std::chrono::seconds(0)) == std::future_status::ready; }
+bool is_ready(manygil::Task& f) { return f.wait_for(std::chrono::seconds(0)) == std::future_status::ready; }
 
 // Unique names for rendezvous points and events, so tests never share them.
 std::string unique(const char* prefix) {
@@ -41,7 +41,7 @@ TEST(Pool, DefaultSizeIsTheUsableCpuCount) {
 
 TEST(Pool, ThousandTasks) {
     Pool pool(runtime(), {.workers = 2});
-    std::vector<std::future<Value>> futures;
+    std::vector<manygil::Task> futures;
     for (int i = 0; i < 1000; ++i) futures.push_back(pool.submit("mg_tasks:add", {i, i}));
     for (int i = 0; i < 1000; ++i) ASSERT_EQ(futures[i].get(), Value(2 * i)) << i;
 }
@@ -91,7 +91,7 @@ TEST(Pool, SourceInitializerRunsInEveryWorker) {
 
 TEST(Pool, CallInitializerRunsWithItsArguments) {
     Pool pool(runtime(), {.workers = 2, .initializer = Initializer::call("mg_tasks:setup", {"configured"})});
-    std::vector<std::future<Value>> futures;
+    std::vector<manygil::Task> futures;
     for (int i = 0; i < 20; ++i) futures.push_back(pool.submit("mg_tasks:get_setup"));
     for (auto& f : futures) EXPECT_EQ(f.get(), Value("configured"));
 }
@@ -103,7 +103,7 @@ TEST(Pool, FailingInitializerFailsPendingAndLaterWork) {
                                                            "_manygil_testing.wait_event('" + go + "', 60.0)\n"
                                                            "raise RuntimeError('init failed')\n")};
     Pool pool(runtime(), options);
-    std::vector<std::future<Value>> pending;
+    std::vector<manygil::Task> pending;
     for (int i = 0; i < 5; ++i) pending.push_back(pool.submit("mg_tasks:add", {i}));  // before any worker is ready
     manygil::testing::set_event(go);
     for (auto& f : pending) EXPECT_THROW(f.get(), manygil::BrokenPoolError);
@@ -137,7 +137,7 @@ TEST(Pool, UnknownInitializerTargetBreaksThePool) {
 
 TEST(Pool, FailingTasksDoNotBreakThePool) {
     Pool pool(runtime(), {.workers = 2});
-    std::vector<std::future<Value>> futures;
+    std::vector<manygil::Task> futures;
     for (int i = 0; i < 100; ++i) {
         futures.push_back(i % 2 ? pool.submit("mg_tasks:fail", {"odd"}) : pool.submit("mg_tasks:add", {i}));
     }
@@ -155,8 +155,8 @@ namespace {
 struct BlockedPool {
     Pool pool{runtime(), {.workers = 1}};
     std::string started = unique("started"), go = unique("go");
-    std::future<Value> running;
-    std::vector<std::future<Value>> queued;
+    manygil::Task running;
+    std::vector<manygil::Task> queued;
 
     BlockedPool() {
         running = pool.submit("mg_tasks:block_until", {started, go});
@@ -172,7 +172,7 @@ TEST(Pool, WaitingShutdownWithCancelLetsEachWorkerTakeItsFirstTask) {
     // each of the 2 workers take a task, then cancels the other 18.
     Pool pool(runtime(), {.workers = 2});
     std::string started = unique("started"), go = unique("go");
-    std::vector<std::future<Value>> futures;
+    std::vector<manygil::Task> futures;
     for (int i = 0; i < 20; ++i) futures.push_back(pool.submit("mg_tasks:block_until", {started, go}));
     std::thread stopper([&] { pool.shutdown(/*wait=*/true, /*cancel_pending=*/true); });
     for (std::size_t i = 2; i < futures.size(); ++i) {
@@ -220,7 +220,7 @@ TEST(Pool, FinishedOnceEveryWorkerHasEnded) {
 }
 
 TEST(Pool, DestructorFinishesQueuedWork) {
-    std::vector<std::future<Value>> futures;
+    std::vector<manygil::Task> futures;
     {
         Pool pool(runtime(), {.workers = 2});
         for (int i = 0; i < 40; ++i) futures.push_back(pool.submit("mg_tasks:add", {i, 1}));

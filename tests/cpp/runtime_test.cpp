@@ -51,7 +51,7 @@ TEST(Runtime, CloseFinishesWorkAndRefusesMore) {
     manygil::Runtime runtime(manygil::testing::runtime_options());
     manygil::Pool pool(runtime, {.workers = 2});
     manygil::Interpreter interp(runtime);
-    std::vector<std::future<Value>> futures;
+    std::vector<manygil::Task> futures;
     for (int i = 0; i < 20; ++i) futures.push_back(pool.submit("mg_tasks:add", {i, 1}));
     runtime.close();
     for (int i = 0; i < 20; ++i) {

@@ -182,3 +182,13 @@ def via_host_call_in_main(*str_args, timeout=None):
     import _manygil_testing
 
     return _manygil_testing.call_in_main(*str_args, timeout=timeout)
+
+
+def spin_after_event(started):
+    """Sets event `started`, then spins in pure Python until interrupted (Task::interrupt, a timeout)."""
+    import _manygil_testing
+
+    _manygil_testing.set_event(started)
+    x = 0
+    while True:
+        x += 1

@@ -1,10 +1,9 @@
-#include "task_state.hpp"
+#include "task_handle.hpp"
 
 #include <algorithm>
 #include <chrono>
 #include <new>
 
-#include "wait/spin_wait.hpp"
 
 namespace manygil::ext {
 
@@ -12,7 +11,7 @@ namespace {
 
 struct TaskHandleObject {
     PyObject_HEAD
-    std::shared_ptr<TaskState> state;
+    std::shared_ptr<detail::TaskState> state;
 };
 
 void handle_dealloc(PyObject* self) {
@@ -32,19 +31,13 @@ PyObject* handle_started(PyObject* self, PyObject*) {
 
 // interrupt() -> bool: interrupts the task's call if it runs now (or as soon as it starts).
 PyObject* handle_interrupt(PyObject* self, PyObject*) {
-    TaskState& state = *reinterpret_cast<TaskHandleObject*>(self)->state;
-    const char* reason = "manygil: the task was interrupted (Future.interrupt())";
-    if (!state.interrupt_requested()) state.request_interrupt(reason);
-    bool running = state.started();
-    if (state.interrupter) {
-        try {
-            state.interrupter(reason);  // its call may not have started yet: then the task asks itself
-        } catch (const std::exception& e) {
-            PyErr_SetString(PyExc_RuntimeError, e.what());
-            return nullptr;
-        }
+    detail::TaskState& state = *reinterpret_cast<TaskHandleObject*>(self)->state;
+    try {
+        return PyBool_FromLong(state.interrupt("manygil: the task was interrupted (Future.interrupt())"));
+    } catch (const std::exception& e) {
+        PyErr_SetString(PyExc_RuntimeError, e.what());
+        return nullptr;
     }
-    return PyBool_FromLong(running);
 }
 
 // spin(timeout: float | None) -> bool: watches, without the GIL, for the task's outcome for as long as
@@ -52,20 +45,20 @@ PyObject* handle_interrupt(PyObject* self, PyObject*) {
 // sleeping on its condition: the worker that settles the Future then finds the caller's GIL free, and
 // the caller needs no wake-up from the kernel (spin_wait.hpp).
 PyObject* handle_spin(PyObject* self, PyObject* arg) {
-    using Clock = std::chrono::steady_clock;
-    const TaskState& state = *reinterpret_cast<TaskHandleObject*>(self)->state;
-    Clock::duration budget = state.spin_for(manygil::detail::spin_budget());
+    using Clock = detail::TaskState::Clock;
+    const detail::TaskState& state = *reinterpret_cast<TaskHandleObject*>(self)->state;
+    std::optional<Clock::duration> cap;
     if (arg != Py_None) {
         double seconds = PyFloat_AsDouble(arg);
         if (seconds == -1.0 && PyErr_Occurred()) return nullptr;
-        if (seconds < 0) seconds = 0;
-        budget = std::min(budget, std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(std::min(seconds, 1.0))));
+        cap = std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(std::clamp(seconds, 0.0, 1.0)));
     }
     if (state.delivered()) Py_RETURN_TRUE;
+    Clock::duration budget = state.spin_budget(cap);
     if (budget <= Clock::duration::zero()) Py_RETURN_FALSE;
     bool delivered;
     Py_BEGIN_ALLOW_THREADS
-    delivered = manygil::detail::spin_until([&] { return state.delivered(); }, Clock::now() + budget);
+    delivered = state.spin_until_delivered(budget);
     Py_END_ALLOW_THREADS
     return PyBool_FromLong(delivered);
 }
@@ -95,10 +88,10 @@ PyType_Spec task_handle_spec = {
     Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE | Py_TPFLAGS_DISALLOW_INSTANTIATION, handle_slots,
 };
 
-PyObject* new_task_handle(PyTypeObject* type, std::shared_ptr<TaskState> state) {
+PyObject* new_task_handle(PyTypeObject* type, std::shared_ptr<detail::TaskState> state) {
     PyObject* self = type->tp_alloc(type, 0);
     if (!self) return nullptr;
-    new (&reinterpret_cast<TaskHandleObject*>(self)->state) std::shared_ptr<TaskState>(std::move(state));
+    new (&reinterpret_cast<TaskHandleObject*>(self)->state) std::shared_ptr<detail::TaskState>(std::move(state));
     return self;
 }
 

@@ -1,3 +1,5 @@
+// The public error types (manygil/errors.hpp): plain C++, no Python. They live in the bottom layer
+// because every layer above throws them (codec/ a ConversionError, runtime/ a BrokenPoolError, ...).
 #include "manygil/errors.hpp"
 
 namespace manygil {
