@@ -41,12 +41,12 @@ void register_crossing_type(const CrossingType& type) {
     g_by_kind[k].store(&type, std::memory_order_release);
 }
 
-std::optional<Value> unwrap_crossing(PyObject* obj) {
+bool unwrap_crossing(PyObject* obj, std::vector<Value>& handles) {
     std::size_t n = g_count.load(std::memory_order_acquire);
     for (std::size_t i = 0; i < n; ++i) {
-        if (auto handle = g_entries[i].load(std::memory_order_acquire)->unwrap(obj)) return handle;
+        if (g_entries[i].load(std::memory_order_acquire)->unwrap(obj, handles)) return true;
     }
-    return std::nullopt;
+    return false;
 }
 
 const CrossingType* crossing_type(Value::Kind kind) noexcept {

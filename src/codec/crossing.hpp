@@ -23,7 +23,7 @@
 
 #include <Python.h>
 
-#include <optional>
+#include <vector>
 
 #include "manygil/value.hpp"
 #include "cpython/py_ref.hpp"
@@ -32,9 +32,9 @@ namespace manygil::detail {
 
 struct CrossingType {
     Value::Kind kind;  // the kind of the handles this entry encodes and decodes
-    // Encoding: the handle behind obj when obj is a wrapper of this type of the current interpreter,
-    // else nullopt. May throw PythonError.
-    std::optional<Value> (*unwrap)(PyObject* obj);
+    // Encoding: when obj is a wrapper of this type of the current interpreter, appends the handle
+    // behind it to `handles` and returns true; else false, `handles` unchanged. May throw PythonError.
+    bool (*unwrap)(PyObject* obj, std::vector<Value>& handles);
     // Decoding: a new wrapper, in the current interpreter, sharing the object of `handle` (of `kind`).
     // Throws PythonError.
     PyRef (*wrap)(const Value& handle);
@@ -42,8 +42,8 @@ struct CrossingType {
 
 void register_crossing_type(const CrossingType& type);
 
-// The handle behind obj if a registered type wraps one, else nullopt (for the encoder).
-std::optional<Value> unwrap_crossing(PyObject* obj);
+// Appends the handle behind obj to `handles` if a registered type wraps one (for the encoder).
+bool unwrap_crossing(PyObject* obj, std::vector<Value>& handles);
 
 // The entry for handles of `kind`, or nullptr (for the decoder).
 const CrossingType* crossing_type(Value::Kind kind) noexcept;

@@ -54,7 +54,7 @@ public:
         if (type == &PyTuple_Type) return encode_sequence(obj, Tag::Tuple, depth);
         if (type == &PyDict_Type) return encode_dict(obj, depth);
         // A shared object (SharedBuffer, Channel, ...): by reference, through the types' registry.
-        if (auto shared = unwrap_crossing(obj)) return handle(std::move(*shared));
+        if (std::size_t at = handles_.size(); unwrap_crossing(obj, handles_)) return w_.tagged_count(Tag::Handle, at);
         if (pickler_) return pickle(obj);
         throw ConversionError(type_qualname(type), "", kSupported);
     }
@@ -173,11 +173,6 @@ private:
                 throw ConversionError("dict", "", "changed size while being converted (a pickled value mutated it)");
             }
         }
-    }
-
-    void handle(Value v) {
-        w_.tagged_count(Tag::Handle, handles_.size());
-        handles_.push_back(std::move(v));
     }
 
     void pickle(PyObject* obj) {

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "manygil/errors.hpp"
 #include "manygil/shared_buffer.hpp"
@@ -88,7 +89,7 @@ TEST_F(Crossing, CreatingATypeRegistersTheSharedTypes) {
 
 constexpr CrossingType kFortyTwo{
     Value::Kind::Buffer,
-    [](PyObject*) -> std::optional<Value> { return std::nullopt; },
+    [](PyObject*, std::vector<Value>&) { return false; },
     [](const Value&) { return PyRef(PyLong_FromLong(42)); },
 };
 
@@ -110,9 +111,9 @@ TEST_F(Crossing, ANewEntryForAKindReplacesTheOldAndRepeatsChangeNothing) {
 std::atomic<int> g_unwraps{0};
 constexpr CrossingType kCounting{
     Value::Kind::Channel,
-    [](PyObject*) -> std::optional<Value> {
+    [](PyObject*, std::vector<Value>&) {
         g_unwraps.fetch_add(1);
-        return std::nullopt;
+        return false;
     },
     [](const Value&) { return PyRef(PyLong_FromLong(0)); },
 };
