@@ -2,13 +2,10 @@
 
 #include <string>
 
+#include "codec/crossing.hpp"
 #include "codec/decode_cache.hpp"
 #include "cpython/private_api.hpp"
 #include "cpython/python_error.hpp"
-#include "pytypes/channel_type.hpp"
-#include "pytypes/shared_buffer_type.hpp"
-#include "pytypes/shared_dict_type.hpp"
-#include "pytypes/sync_types.hpp"
 
 namespace manygil::detail {
 
@@ -56,10 +53,8 @@ public:
         if (type == &PyList_Type) return encode_sequence(obj, Tag::List, depth);
         if (type == &PyTuple_Type) return encode_sequence(obj, Tag::Tuple, depth);
         if (type == &PyDict_Type) return encode_dict(obj, depth);
-        if (const SharedBuffer* buffer = unwrap_buffer(obj)) return handle(Value(*buffer));  // by reference
-        if (const Channel* channel = unwrap_channel(obj)) return handle(Value(*channel));     // by reference
-        if (auto primitive = unwrap_sync(obj)) return handle(Value(std::move(*primitive)));   // by reference
-        if (const SharedDict* dict = unwrap_shared_dict(obj)) return handle(Value(*dict));     // by reference
+        // A shared object (SharedBuffer, Channel, ...): by reference, through the types' registry.
+        if (std::size_t at = handles_.size(); unwrap_crossing(obj, handles_)) return w_.tagged_count(Tag::Handle, at);
         if (pickler_) return pickle(obj);
         throw ConversionError(type_qualname(type), "", kSupported);
     }
@@ -178,11 +173,6 @@ private:
                 throw ConversionError("dict", "", "changed size while being converted (a pickled value mutated it)");
             }
         }
-    }
-
-    void handle(Value v) {
-        w_.tagged_count(Tag::Handle, handles_.size());
-        handles_.push_back(std::move(v));
     }
 
     void pickle(PyObject* obj) {
@@ -390,13 +380,8 @@ private:
         std::uint64_t index = r_.varint();
         if (index >= handles_.size()) PayloadReader::malformed("a handle index out of range");
         const Value& v = handles_[index];
-        switch (v.kind()) {
-            case Value::Kind::Buffer: return wrap_buffer(v.as_buffer());
-            case Value::Kind::Channel: return wrap_channel(v.as_channel());
-            case Value::Kind::Sync: return wrap_sync(v.as_sync());
-            case Value::Kind::SharedDict: return wrap_shared_dict(v.as_shared_dict());
-            default: PayloadReader::malformed(std::string("a handle to a ") + v.type_name());
-        }
+        if (const CrossingType* type = crossing_type(v.kind())) return type->wrap(v);
+        PayloadReader::malformed(std::string("a handle to a ") + v.type_name() + " (no Python type is registered for it)");
     }
 
     PayloadReader r_;

@@ -1,6 +1,6 @@
 // TLS for the HTTP front end (ServerOptions::tls), over OpenSSL (Debian's libssl 3): a server
 // context loaded once when the Server starts, and a non-blocking session per connection that the
-// I/O thread drives from its epoll loop (server.cpp). OpenSSL's headers stay in tls.cpp.
+// I/O thread drives from its epoll loop (io_thread.cpp, connection.cpp, flow.cpp). OpenSSL's headers stay in tls.cpp.
 //
 // Threads: a TlsContext is built on the thread that starts the Server and is then only read: every
 // I/O thread creates its sessions from it at once (OpenSSL locks what it changes inside, the

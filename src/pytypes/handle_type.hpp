@@ -16,7 +16,8 @@
 // - The types are neither GC-tracked (a handle holds no Python object) nor weak-referenceable nor
 //   subclassable, and are immutable; an instance holds a strong reference to its (heap) type.
 // - Pickling is refused with the type's own message (refuse_pickle): these values travel by
-//   reference, to workers and through channels, never by copy.
+//   reference, to workers and through channels, never by copy: the codec writes them as handles
+//   through the registry the types fill (codec/crossing.hpp, pytypes/crossing_types.hpp).
 #pragma once
 
 #include <Python.h>
@@ -28,6 +29,7 @@
 #include "cpython/interpreter_dict.hpp"
 #include "cpython/py_ref.hpp"
 #include "cpython/python_error.hpp"
+#include "pytypes/crossing_types.hpp"
 
 namespace manygil::detail {
 
@@ -66,6 +68,7 @@ public:
     // This type in the current interpreter (borrowed). Throws PythonError.
     PyTypeObject* type() const {
         return reinterpret_cast<PyTypeObject*>(per_interpreter(name_, [this]() -> PyObject* {
+            register_crossing_types();  // its objects can cross from now on (codec/crossing.hpp)
             PyType_Slot slots[kMaxSlots + 2];
             std::size_t n = 0;
             for (const PyType_Slot* s = slots_; s->slot; ++s) {

@@ -11,6 +11,7 @@
 
 #include "manygil/errors.hpp"
 #include "cpython/python_error.hpp"
+#include "pytypes/crossing_types.hpp"
 #include "runtime/crash_note.hpp"
 #include "runtime/idle_workers.hpp"
 #include "runtime/main_calls.hpp"
@@ -78,6 +79,9 @@ struct Runtime::State {
 };
 
 Runtime::Runtime(RuntimeOptions options) : state_(std::make_unique<State>()) {
+    // A host's SharedBuffer, Channel or sync Value reaches a worker as that worker's Python object
+    // before any of those types exists there: the codec must know them from the start.
+    detail::register_crossing_types();
     {
         std::lock_guard lock(g_current_mu);
         if (g_current) throw Error("a manygil::Runtime already exists in this process");

@@ -1,0 +1,294 @@
+// One connection's HTTP/1 state machine, on its I/O thread (io_thread.hpp, connection.hpp): bytes in
+// (plain or TLS) to the RequestParser; a complete request dispatched to the Handler (or queued for
+// room); the Handler's answer (whole, or a stream with its framing) serialized into the output;
+// refusals (400, 408, 413, 431, 501, 504...) answered and logged; after a response, the next
+// request or the linger before close. Sockets are written by flow.cpp's flush().
+#include "http/io_thread.hpp"
+
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <string>
+
+#include "http/listeners.hpp"
+
+namespace manygil::http {
+
+namespace {
+
+// What one recv() (or TLS read) takes at most.
+constexpr std::size_t kReadChunk = 64 * 1024;
+
+}  // namespace
+
+void IoThread::pump(Connection& c) {
+    thread_local std::string chunk(kReadChunk, '\0');
+    for (;;) {
+        if (c.state == Connection::State::Lingering) {
+            ssize_t n = ::recv(c.fd, chunk.data(), chunk.size(), 0);
+            if (n > 0) continue;
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+                c.readable = false;
+                return;
+            }
+            return close(c);  // EOF or error
+        }
+        if (c.state != Connection::State::Reading) return;  // the next request waits for this answer
+        if (c.in_pos < c.in.size()) {
+            bool was_mid = c.parser.mid_request();
+            std::size_t used = c.parser.feed(c.in.data() + c.in_pos, c.in.size() - c.in_pos);
+            c.in_pos += used;
+            if (c.in_pos == c.in.size()) {
+                c.in.clear();
+                c.in_pos = 0;
+            }
+            if (!was_mid && c.parser.mid_request()) c.request_started = Clock::now();
+            switch (c.parser.state()) {
+                case RequestParser::State::Complete: dispatch(c, c.parser.take()); continue;
+                case RequestParser::State::Failed: return reject(c, c.parser.error_status(), c.parser.error_reason());
+                case RequestParser::State::Reading: break;
+            }
+            if (c.parser.wants_continue() && !c.sent_continue) {
+                c.sent_continue = true;
+                c.out += "HTTP/1.1 100 Continue\r\n\r\n";
+                flush(c);
+                if (by_id_.find(c.id) == by_id_.end()) return;
+            }
+        }
+        if (!c.readable) return;
+        if (c.tls) {
+            // The handshake first; then records, each read whole (so a short read says nothing about
+            // the socket: read on until WantRead).
+            TlsSession::Result r = c.tls->established() ? c.tls->read(chunk.data(), chunk.size()) : c.tls->handshake();
+            switch (r.status) {
+                case TlsSession::Status::Ok:
+                    if (r.bytes) {
+                        c.last_activity = Clock::now();
+                        c.in.append(chunk.data(), r.bytes);
+                    }
+                    continue;
+                case TlsSession::Status::WantRead: c.readable = false; return;
+                case TlsSession::Status::WantWrite: c.tls_read_wants_write = true; return;
+                case TlsSession::Status::PlainHttp:
+                    c.tls.reset();  // answered in the clear, then closed
+                    return reject(c, 400, "a plain HTTP request on a TLS port (use https://)");
+                case TlsSession::Status::Closed:
+                case TlsSession::Status::Failed: return close(c);
+            }
+        }
+        ssize_t n = ::recv(c.fd, chunk.data(), chunk.size(), 0);
+        if (n > 0) {
+            c.last_activity = Clock::now();
+            c.in.append(chunk.data(), static_cast<std::size_t>(n));
+            // A short read emptied the socket: bytes arriving later raise a new edge, so there is no
+            // need for a recv() that would only say EAGAIN.
+            if (static_cast<std::size_t>(n) < chunk.size() && !c.hangup) c.readable = false;
+            continue;
+        }
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            c.readable = false;
+            return;
+        }
+        return close(c);  // the client closed (between requests, or mid-request: nothing to answer) or failed
+    }
+}
+
+void IoThread::dispatch(Connection& c, Request request) {
+    shared_->requests.fetch_add(1);
+    c.state = Connection::State::Dispatched;
+    c.head = request.method == "HEAD";
+    c.keep_alive = request.keep_alive;
+    c.http10 = request.version_major == 1 && request.version_minor == 0;
+    c.sent_continue = false;
+    c.request_started = {};
+    request.tls = c.tls != nullptr;
+    request.remote_addr = c.remote.first;
+    request.remote_port = c.remote.second;
+    request.server_addr = c.local.first;
+    request.server_port = c.local.second;
+    if (shared_->access_format) {
+        AccessRecord& r = c.access.emplace();
+        r.remote = c.remote.first;
+        r.method = request.method;
+        r.target = request.target;
+        r.protocol = "HTTP/" + std::to_string(request.version_major) + "." + std::to_string(request.version_minor);
+        if (shared_->access_format->needs_request_headers()) r.request_headers = request.headers;
+        r.started = Clock::now();
+    }
+    if (shared_->pending.load() >= shared_->options.max_pending || !waiting_.empty()) {
+        c.waiting = std::move(request);
+        waiting_.push_back(c.id);
+        return;
+    }
+    hand_over(c, std::move(request));
+}
+
+void IoThread::hand_over(Connection& c, Request request) {
+    shared_->pending.fetch_add(1);
+    c.handed_over = Clock::now();
+    try {
+        shared_->handler->handle(std::move(request), Responder(shared_from_this(), c.id));
+    } catch (const std::exception& e) {
+        // The Responder, destroyed while unwinding, has answered 500.
+        shared_->log(LogLevel::error, std::string("manygil serve: the request handler failed: ") + e.what());
+    }
+}
+
+void IoThread::complete(Completion completion) {
+    using Kind = Completion::Kind;
+    auto it = by_id_.find(completion.connection);
+    Connection* c = it == by_id_.end() ? nullptr : it->second;
+    switch (completion.kind) {
+        case Kind::Response: {
+            Response& response = completion.response;
+            if (!response.stream) {
+                shared_->pending.fetch_sub(1);
+                shared_->responses.fetch_add(1);
+            }
+            if (!c || c->state != Connection::State::Dispatched) {  // the client went away, or it was answered 504
+                if (completion.stream) completion.stream->close();
+                return;
+            }
+            if (shared_->access_format && c->access) {
+                std::optional<std::uint64_t> bytes;
+                if (!response.stream) bytes = response.body.size() + (response.file ? response.file->length : 0);
+                shared_->write_line(shared_->access_format->render(*c->access, response.status, bytes, response.headers));
+            }
+            bool keep_alive = c->keep_alive && !response.close && !shared_->stopping.load();
+            if (!response.stream) return write_response(*c, std::move(response), keep_alive);
+            // A stream: its framing follows from the application's headers and the client's version.
+            c->stream = std::move(completion.stream);
+            c->framing = Framing::Chunked;
+            if (auto declared = declared_length(response.headers)) {
+                c->framing = Framing::Length;
+                c->stream_left = *declared > response.body.size() ? *declared - response.body.size() : 0;
+                if (response.body.size() > *declared) response.body.resize(static_cast<std::size_t>(*declared));
+            }
+            if (c->framing == Framing::Chunked && c->http10) {
+                c->framing = Framing::UntilClose;
+                keep_alive = false;
+            }
+            c->state = Connection::State::Writing;
+            c->keep_alive = keep_alive;
+            c->last_activity = Clock::now();
+            c->out += serialize_head(response, keep_alive, date_.now(), c->framing);
+            std::string first = std::move(response.body);
+            if (c->framing == Framing::Length) {
+                if (!c->head) c->out += first;
+                return flush(*c);
+            }
+            return stream_chunk(*c, std::move(first));
+        }
+        case Kind::Chunk:
+            if (!c || !c->stream) return;
+            c->stream_credit += completion.bytes.size();
+            return stream_chunk(*c, std::move(completion.bytes));
+        case Kind::Finish:
+        case Kind::Abort:
+            shared_->pending.fetch_sub(1);
+            shared_->responses.fetch_add(1);
+            if (!c || !c->stream) return;
+            return end_stream(*c, completion.kind == Kind::Abort);
+    }
+}
+
+void IoThread::stream_chunk(Connection& c, std::string bytes) {
+    if (!bytes.empty() && !c.head) {
+        if (c.framing == Framing::Chunked) {
+            char size[20];
+            int n = std::snprintf(size, sizeof size, "%zx\r\n", bytes.size());
+            c.out.append(size, static_cast<std::size_t>(n));
+            c.out += bytes;
+            c.out += "\r\n";
+        } else if (c.framing == Framing::Length) {
+            std::size_t take = static_cast<std::size_t>(std::min<std::uint64_t>(c.stream_left, bytes.size()));
+            c.out.append(bytes, 0, take);  // no more than the application's Content-Length
+            c.stream_left -= take;
+        } else {
+            c.out += bytes;
+        }
+    }
+    flush(c);
+}
+
+void IoThread::end_stream(Connection& c, bool abort) {
+    std::shared_ptr<StreamState> stream = std::move(c.stream);
+    stream->close();
+    if (abort || (c.framing == Framing::Length && c.stream_left > 0)) {
+        // The body is incomplete: the client must not take it for a whole response.
+        shared_->log(LogLevel::warning, "manygil serve: a streamed response to " + format_address(c.remote) +
+                     " ended early; closing the connection");
+        c.keep_alive = false;
+    }
+    if (abort) {
+        std::uint64_t id = c.id;
+        flush(c);  // may close (and destroy) c
+        if (auto it = by_id_.find(id); it != by_id_.end()) close(*it->second);
+        return;
+    }
+    if (c.framing == Framing::Chunked && !c.head) c.out += "0\r\n\r\n";
+    if (c.framing == Framing::UntilClose) c.keep_alive = false;
+    flush(c);
+}
+
+void IoThread::reject(Connection& c, int status, const std::string& reason) {
+    shared_->rejected.fetch_add(1);
+    shared_->log(status >= 500 ? LogLevel::error : LogLevel::info,
+                 "manygil serve: " + std::to_string(status) + " " + std::string(reason_phrase(status)) + " to " +
+                 format_address(c.remote) + ": " + reason);
+    c.head = false;
+    write_response(c, Response(status, std::string(reason_phrase(status)) + ": " + reason + "\n"), false);
+}
+
+void IoThread::write_response(Connection& c, Response response, bool keep_alive) {
+    // The bytes must match a Content-Length the handler set, or the connection's next response would
+    // be misread: extra bytes are dropped; a short body closes the connection after it.
+    auto declared = declared_length(response.headers);
+    if (declared && !c.head && !bodyless_status(response.status)) {
+        std::uint64_t have = response.body.size() + (response.file ? response.file->length : 0);
+        if (have != *declared) {
+            shared_->log(LogLevel::error, "manygil serve: a response to " + format_address(c.remote) + " declared " +
+                         std::to_string(*declared) + " bytes and produced " + std::to_string(have));
+        }
+        if (have > *declared && response.body.size() >= *declared) {
+            response.body.resize(static_cast<std::size_t>(*declared));
+            response.file.reset();
+        } else if (have > *declared) {
+            response.file->length = *declared - response.body.size();
+        } else if (have < *declared) {
+            keep_alive = false;
+        }
+    }
+    c.state = Connection::State::Writing;
+    c.keep_alive = keep_alive;
+    c.last_activity = Clock::now();
+    c.out += serialize_head(response, keep_alive, date_.now());
+    if (!c.head) {
+        c.out += response.body;
+        if (response.file && response.file->length > 0) c.file_response = std::move(response);
+    }
+    flush(c);
+}
+
+void IoThread::finish_response(Connection& c) {
+    if (!c.keep_alive) {
+        // Let the client read the response before the connection goes: shut our side, drop the
+        // rest of what it sends, close on its EOF (or after kLinger). TLS: close_notify first.
+        if (c.tls) c.tls->shutdown();
+        ::shutdown(c.fd, SHUT_WR);
+        c.state = Connection::State::Lingering;
+        c.last_activity = Clock::now();
+        c.in.clear();
+        c.in_pos = 0;
+        return pump(c);
+    }
+    c.state = Connection::State::Reading;
+    c.last_activity = Clock::now();
+    pump(c);
+}
+
+}  // namespace manygil::http

@@ -1,0 +1,102 @@
+// One connection's state, and what a Responder posts about it to its I/O thread. A Connection is
+// owned by its I/O thread (IoThread::by_fd_) and touched only there; a Completion is built by a
+// Responder on any thread and consumed by that I/O thread; a StreamState is the one piece both
+// sides of a stream touch (under its mutex). Plain C++ data: no Python, no GIL. Internal to http/.
+//
+// A connection's states: Reading (reading and parsing the next request) -> Dispatched (a request is
+// with the Handler, or waits for room: backpressure) -> Writing (the response, from `out`, then its
+// file range) -> Reading again on keep-alive, or Lingering (final response written, write side shut,
+// input dropped until EOF) -> closed. The transitions are IoThread's (connection.cpp).
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <utility>
+
+#include "http/access_log.hpp"
+#include "http/request_parser.hpp"
+#include "http/response_head.hpp"
+#include "http/server_state.hpp"
+#include "http/tls.hpp"
+#include "manygil/http.hpp"
+
+namespace manygil::http {
+
+// What a streaming Responder and its connection's I/O thread share: how many posted bytes are still
+// unsent (the producer waits above Responder::kStreamWindow), and whether the stream can go on.
+struct StreamState {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::size_t queued = 0;  // (mu)
+    bool closed = false;     // (mu) the connection is gone or the server stopped
+
+    void release(std::size_t n) {
+        {
+            std::lock_guard lock(mu);
+            queued -= std::min(queued, n);
+        }
+        cv.notify_all();
+    }
+    void close() {
+        {
+            std::lock_guard lock(mu);
+            closed = true;
+        }
+        cv.notify_all();
+    }
+};
+
+// What a Responder posts to the I/O thread.
+struct Completion {
+    enum class Kind { Response, Chunk, Finish, Abort };
+    std::uint64_t connection = 0;
+    Kind kind = Kind::Response;
+    Response response;                    // Kind::Response
+    std::string bytes;                    // Kind::Chunk
+    std::shared_ptr<StreamState> stream;  // a streamed Kind::Response
+};
+
+struct Connection {
+    enum class State {
+        Reading,     // reading and parsing the next request
+        Dispatched,  // a request is with the Handler (or waiting for capacity)
+        Writing,     // writing the response
+        Lingering,   // final response written, write side shut: dropping input until EOF
+    };
+
+    Connection(int fd_, std::uint64_t id_, const Limits& limits) : fd(fd_), id(id_), parser(limits) {}
+
+    int fd;
+    std::uint64_t id;
+    RequestParser parser;
+    State state = State::Reading;
+    std::string in;  // received, not yet parsed (from in_pos)
+    std::size_t in_pos = 0;
+    std::string out;  // to write (from out_pos)
+    std::size_t out_pos = 0;
+    std::optional<Response> file_response;  // its file range is sent after `out`
+    std::optional<Request> waiting;         // complete, waiting for the Handler to have room
+    bool readable = false, keep_alive = true, head = false, sent_continue = false, http10 = false;
+    bool hangup = false;  // the peer shut its side (or the socket failed): EOF or an error is due
+    // A streamed response being written: how its body is framed, the bytes it may still send
+    // (Framing::Length), and bytes appended to `out` not yet released to the producer.
+    std::shared_ptr<StreamState> stream;
+    Framing framing = Framing::Length;
+    std::uint64_t stream_left = 0;
+    std::size_t stream_credit = 0;
+    Clock::time_point last_activity = Clock::now(), request_started{};
+    Clock::time_point handed_over{};  // when the Dispatched request went to the Handler (not while waiting)
+    std::pair<std::string, std::uint16_t> remote, local;
+    std::optional<AccessRecord> access;  // the dispatched request's parts, when access_log is on
+    // TLS (ServerOptions::tls): the session, and which readiness a TLS call that could not finish
+    // waits for besides its own direction (reading may need to write, and writing to read).
+    std::unique_ptr<TlsSession> tls;
+    bool tls_read_wants_write = false, tls_write_wants_read = false;
+    Clock::time_point opened = Clock::now();  // the handshake must be done header_timeout after it
+};
+
+}  // namespace manygil::http
