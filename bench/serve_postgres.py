@@ -28,9 +28,10 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
-from serve import commands, free_port, run_wrk, stop, wait_ready
+from serve import commands, free_port, run_wrk, stop, tree, wait_ready
 
 HERE = Path(__file__).resolve().parent
 APPS = HERE.parent / "tests" / "python"  # serve_apps/ and temp_postgres.py
@@ -60,11 +61,35 @@ def app_env(pg: TempPostgres, dbname: str) -> dict[str, str]:
     return env
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time the processes have used so far."""
+    total = 0
+    for p in pids:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def postmaster(pg: TempPostgres) -> int:
+    return int((pg.dir / "data" / "postmaster.pid").read_text().split()[0])
+
+
+def server_commands(app: str, port: int) -> dict[str, list[str]]:
+    """bench/serve.py's commands, and manygil with 4 workers (more interpreters than cores, to overlap
+    the database waits: not in the headline, which compares 2 workers with 2)."""
+    cmds = commands(app, port)
+    cmds["manygil-4w"] = [*cmds["manygil"][:-4], "--workers", "4", "--bind", f"127.0.0.1:{port}"]
+    return cmds
+
+
 def measure(pg: TempPostgres, server: str, workload: str, duration: int, connections: int) -> dict[str, float]:
     app, path, dbname = WORKLOADS[workload]
     port = free_port()
     # A process group of its own (stop() ends the whole tree), in the same session (see bench/serve.py).
-    proc = subprocess.Popen(commands(app, port)[server], cwd=APPS, env=app_env(pg, dbname),
+    proc = subprocess.Popen(server_commands(app, port)[server], cwd=APPS, env=app_env(pg, dbname),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, process_group=0)
     try:
         url = f"http://127.0.0.1:{port}{path}"
@@ -78,11 +103,22 @@ def measure(pg: TempPostgres, server: str, workload: str, duration: int, connect
 
         sampler = threading.Thread(target=sample)
         sampler.start()
+        # CPU used by the server's process tree and by PostgreSQL during the run (warm-up included:
+        # per request, the warm-up's requests are counted too, from wrk's rate).
+        server_pids, db_pids = tree(proc.pid), tree(postmaster(pg))
+        cpu0, db0, t0 = cpu_seconds(server_pids), cpu_seconds(db_pids), time.monotonic()
         try:
             result = run_wrk(proc, url, duration, connections)
         finally:
             done.set()
             sampler.join()
+        elapsed = time.monotonic() - t0
+        # Backends started during the run are missed by db_pids, so count them again at the end.
+        server_cpu = cpu_seconds(tree(proc.pid)) - cpu0
+        db_cpu = cpu_seconds(tree(postmaster(pg))) - db0
+        requests = result["rps"] * elapsed
+        result["server_cpu_ms"] = server_cpu / requests * 1000
+        result["db_cpu_ms"] = db_cpu / requests * 1000
         result["db_connections"] = seen[0]
         return result
     finally:
@@ -122,7 +158,8 @@ def main() -> int:
                         best[key] = m
                     best[key]["rss_mib"], best[key]["db_connections"] = rss, conns
                     print(f"round {r + 1}: {w:16} {s:17} {m['rps']:8.0f} req/s  p50 {m['p50_ms']:6.2f} ms  "
-                          f"p99 {m['p99_ms']:7.2f} ms  RSS {m['rss_mib']:5.0f} MiB  db conns {m['db_connections']}"
+                          f"p99 {m['p99_ms']:7.2f} ms  RSS {m['rss_mib']:5.0f} MiB  db conns {m['db_connections']:3}  "
+                          f"CPU/req server {m['server_cpu_ms']:.2f} ms, db {m['db_cpu_ms']:.2f} ms"
                           + (f"  non-2xx {m['non_2xx']}" if m["non_2xx"] else ""), flush=True)
     print(f"\nbest of {args.rounds} rounds, wrk -t2 -c{args.connections} -d{args.duration}s, 2 workers each, "
           f"PostgreSQL 15 on a Unix socket, {os.cpu_count()} CPUs:\n")

@@ -44,8 +44,8 @@ DATABASES = {
         "HOST": os.environ.get("PGHOST", ""),
         "PORT": os.environ.get("PGPORT", ""),
         # One connection per worker thread, kept across requests: what production sites set.
+        # (CONN_HEALTH_CHECKS stays off, Django's default: on, it costs a SELECT 1 per request.)
         "CONN_MAX_AGE": int(os.environ.get("DJANGO_CONN_MAX_AGE", "600")),
-        "CONN_HEALTH_CHECKS": True,
     }
 }
 
