@@ -30,6 +30,13 @@ BOOTSTRAP_HINT = ("run `make bootstrap` (tools/bootstrap.sh installs Debian's po
                   "`apt-get install postgresql`")
 
 
+def tool_env() -> dict[str, str]:
+    """The environment for PostgreSQL's programs: ours without LD_PRELOAD (`make sanitize` preloads the
+    sanitizer runtimes into Python; postgres, initdb and psql are not built for them) and without
+    libpq's PG* variables (each call names its socket, user and database)."""
+    return {k: v for k, v in os.environ.items() if k != "LD_PRELOAD" and not k.startswith("PG")}
+
+
 class PostgresMissing(RuntimeError):
     """PostgreSQL's server binaries are not installed."""
 
@@ -88,7 +95,7 @@ class TempPostgres:
         raise RuntimeError("running as root, and neither a 'postgres' nor a 'nobody' user exists for initdb")
 
     def _run(self, cmd: list[str], what: str) -> None:
-        r = subprocess.run(self._as_owner(cmd), capture_output=True, text=True, cwd=self.dir)
+        r = subprocess.run(self._as_owner(cmd), capture_output=True, text=True, cwd=self.dir, env=tool_env())
         if r.returncode != 0:
             log = self.log_tail()
             raise RuntimeError(f"{what} failed ({r.returncode}): {r.stderr.strip() or r.stdout.strip()}"
@@ -162,7 +169,7 @@ class TempPostgres:
         """Runs `sql` through psql; the rows as lists of strings ('' for NULL)."""
         r = subprocess.run([str(self.bin / "psql"), "-X", "-q", "-A", "-t", "-F", "\t", "-v", "ON_ERROR_STOP=1",
                             "-h", self.host, "-p", str(self.port), "-U", self.SUPERUSER, "-d", dbname, "-c", sql],
-                           capture_output=True, text=True)
+                           capture_output=True, text=True, env=tool_env())
         if r.returncode != 0:
             raise RuntimeError(f"psql: {r.stderr.strip()}")
         return [line.split("\t") for line in r.stdout.splitlines() if line]
