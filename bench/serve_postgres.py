@@ -1,7 +1,7 @@
 """A Django page and a Flask + SQLAlchemy page on a real PostgreSQL, under wrk, against manygil serve,
 gunicorn (sync and gthread) and granian, in one run (issue 24).
 
-  python bench/serve_postgres.py [--rounds 3] [--duration 5] [--connections 32] [--json PATH]
+  python bench/serve_postgres.py [--rounds 5] [--duration 5] [--connections 32] [--json PATH]
 
 The applications are the tests' (tests/python/serve_apps/pgdjango and pg_flask.py): each page reads
 20 rows through the ORM and renders them with a template (Django's, Jinja). Django keeps its
@@ -87,6 +87,10 @@ def server_commands(app: str, port: int) -> dict[str, list[str]]:
 
 def measure(pg: TempPostgres, server: str, workload: str, duration: int, connections: int) -> dict[str, float]:
     app, path, dbname = WORKLOADS[workload]
+    # The previous server's sessions end a moment after it does: not counted for this one.
+    deadline = time.monotonic() + 10
+    while pg.connections(dbname) and time.monotonic() < deadline:
+        time.sleep(0.1)
     port = free_port()
     # A process group of its own (stop() ends the whole tree), in the same session (see bench/serve.py).
     proc = subprocess.Popen(server_commands(app, port)[server], cwd=APPS, env=app_env(pg, dbname),
@@ -127,7 +131,7 @@ def measure(pg: TempPostgres, server: str, workload: str, duration: int, connect
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--duration", type=int, default=5, help="seconds of wrk per measurement")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--servers", default=SERVERS)
