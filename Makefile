@@ -5,7 +5,7 @@ BUILD := build
 CMAKE := $(VENV)/bin/cmake
 CTEST := $(VENV)/bin/ctest
 
-.PHONY: bench-ab all bootstrap peers configure build build-cpp build-python check test test-cpp test-python fuzz sanitize demo demo-cpp bench compat-survey cpython-bugs clean
+.PHONY: tsan bench-ab all bootstrap peers configure build build-cpp build-python check test test-cpp test-python fuzz sanitize demo demo-cpp bench compat-survey cpython-bugs clean
 
 all: build
 
@@ -47,7 +47,7 @@ test-python: build-python
 	@$(VENV)/bin/python -m pytest -q tests/python
 	@MANYGIL_EXPECT_DUCKDB=1. PYTHONPATH=$(abspath $(VENV)/duckdb-1.x) $(VENV)/bin/python -m pytest -q -p no:cacheprovider $(DUCKDB_TESTS)
 
-test: test-cpp test-python fuzz sanitize
+test: test-cpp test-python fuzz sanitize tsan
 
 # The edit-test loop: builds, the C++ tests and the Python tests without the soak tests (a few
 # minutes warm). `make test` is the full suite CI runs: also the soak tests, the fuzzers and both
@@ -78,6 +78,23 @@ sanitize: bootstrap
 	    LD_PRELOAD="$$($(CXX_FOR_SAN) -print-file-name=libasan.so) $$($(CXX_FOR_SAN) -print-file-name=libubsan.so)" \
 	    $(VENV)/bin/python -m pytest -q -p no:cacheprovider tests/python --ignore=tests/python/test_soak.py
 	@echo "[sanitize] C++ tests and pytest passed under ASan+UBSan"
+
+# ThreadSanitizer on the C++ parts that run no Python, where threads race by design: the SharedDict
+# (lock-free reads against writers, eviction, contention) and the spin-then-sleep waits. CPython is not
+# instrumented, so the suites that run Python stay with ASan (sanitize, above).
+TSAN_BUILD := build-tsan
+TSAN_FLAGS := -fsanitize=thread -fno-omit-frame-pointer
+tsan: bootstrap
+	@$(CMAKE) -S . -B $(TSAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	    -DCMAKE_MAKE_PROGRAM=$(abspath $(VENV)/bin/ninja) -DPython_EXECUTABLE=$(abspath $(VENV)/bin/python) \
+	    -DMANYGIL_BUILD_TESTS=ON -DMANYGIL_BUILD_EXAMPLES=OFF -DMANYGIL_BUILD_EXTENSION=OFF \
+	    "-DCMAKE_C_FLAGS=$(TSAN_FLAGS)" "-DCMAKE_CXX_FLAGS=$(TSAN_FLAGS)" "-DCMAKE_EXE_LINKER_FLAGS=$(TSAN_FLAGS)" \
+	    > $(TSAN_BUILD).configure.log || (cat $(TSAN_BUILD).configure.log; exit 1)
+	@$(CMAKE) --build $(TSAN_BUILD) --target shared_dict_test wake_signal_test > $(TSAN_BUILD).build.log || \
+	    (tail -40 $(TSAN_BUILD).build.log; exit 1)
+	@TSAN_OPTIONS=halt_on_error=1 $(TSAN_BUILD)/tests/cpp/shared_dict_test --gtest_brief=1
+	@TSAN_OPTIONS=halt_on_error=1 $(TSAN_BUILD)/tests/cpp/wake_signal_test --gtest_brief=1
+	@echo "[tsan] SharedDict and wait tests passed under ThreadSanitizer"
 
 # libFuzzer on the payload decoder (clang, ASan+UBSan), FUZZ_SECONDS per target, seeded from the
 # committed corpus (tests/fuzz/corpus); what it finds goes to $(FUZZ_BUILD)/corpus, crashes to
@@ -117,6 +134,7 @@ bench: build-python
 	@$(VENV)/bin/python bench/executor_overhead.py
 	@$(VENV)/bin/python bench/main_call.py
 	@$(VENV)/bin/python bench/data_plane.py
+	@$(VENV)/bin/python bench/shared_dict.py
 	@$(VENV)/bin/python bench/serve.py
 	@$(VENV)/bin/python bench/serve_tls.py
 	@$(VENV)/bin/python bench/serve_postgres.py

@@ -20,6 +20,7 @@
 #include "pool_object.hpp"
 #include "pytypes/channel_type.hpp"
 #include "pytypes/shared_buffer_type.hpp"
+#include "pytypes/shared_dict_type.hpp"
 #include "pytypes/sync_types.hpp"
 #include "runtime/worker_group.hpp"
 #include "task_state.hpp"
@@ -207,9 +208,10 @@ int module_exec(PyObject* module) {
     if (PyModule_AddObjectRef(module, "_EncodedResult", reinterpret_cast<PyObject*>(&PyCapsule_Type)) < 0) return -1;
     // The channel exceptions subclass queue.Empty/queue.Full: importing queue (and threading) costs a
     // worker ~2 ms at start, so they are made on first use (module __getattr__, below).
-    try {  // the core's per-interpreter types: SharedBuffer, Channel, the sync objects
+    try {  // the core's per-interpreter types: SharedBuffer, Channel, SharedDict, the sync objects
         if (PyModule_AddObjectRef(module, "SharedBuffer", reinterpret_cast<PyObject*>(detail::buffer_type())) < 0 ||
-            PyModule_AddObjectRef(module, "Channel", reinterpret_cast<PyObject*>(detail::channel_type())) < 0) {
+            PyModule_AddObjectRef(module, "Channel", reinterpret_cast<PyObject*>(detail::channel_type())) < 0 ||
+            PyModule_AddObjectRef(module, "SharedDict", reinterpret_cast<PyObject*>(detail::shared_dict_type())) < 0) {
             return -1;
         }
         for (const char* name : {"Lock", "Event", "Semaphore", "Barrier"}) {

@@ -76,6 +76,8 @@ build_deps=(node-llhttp curl wrk)
 # the Django and Flask + SQLAlchemy tests and benchmarks start a throwaway cluster of their own
 # (tests/python/temp_postgres.py); psycopg's pure-Python implementation loads libpq5 through ctypes.
 db_deps=(postgresql libpq5)
+# Redis: the SharedDict benchmark's peer (bench/shared_dict.py starts its own on a Unix socket).
+cache_deps=(redis-server)
 
 apt_updated=0
 ensure_debian_packages() {  # $1: what they are for; rest: package names
@@ -188,6 +190,7 @@ fi
 ensure_debian_packages "the HTTP front end and its tests" "${build_deps[@]}"
 ensure_debian_packages "the C++ tests and fuzzers" "${test_deps[@]}"
 ensure_debian_packages "the PostgreSQL tests and benchmarks" "${db_deps[@]}"
+ensure_debian_packages "the cache benchmark" "${cache_deps[@]}"
 
 # --- 3. The project's virtual environment --------------------------------------------------------------
 stamp="$venv/.manygil-stamp"

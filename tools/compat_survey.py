@@ -119,7 +119,7 @@ def render(doc, entries, versions, skipped):
         f"`manygil compat --deep --json` (schema `{doc['schema']}`), from the newest wheels PyPI served that day for",
         "the packages of `tools/compat-survey-requirements.txt`, each installed on its own in a venv of its own.",
         "Each module was imported in the main interpreter of a fresh process, then in a fresh own-GIL",
-        "interpreter of that process, and the two compared (the README's `manygil compat` tells how).",
+        "interpreter of that process, and the two compared ([cli.md](cli.md#manygil-compat) tells how).",
         "Where a package's top-level import loads none of its extension modules (`PIL`, `lxml`), a second",
         "import name loads them as its users do (`PIL.Image`, `lxml.etree`).",
         "",

@@ -19,6 +19,7 @@
 #include "manygil/channel.hpp"
 #include "manygil/runtime.hpp"
 #include "manygil/shared_buffer.hpp"
+#include "manygil/shared_dict.hpp"
 #include "manygil/sync.hpp"
 #include "manygil/timeout.hpp"
 #include "manygil/value.hpp"

@@ -2,7 +2,7 @@
 // so it can be built on one thread, moved through queues and turned into Python objects by whichever
 // interpreter receives it. Kinds mirror Python's: None, bool, int (64-bit, or arbitrary size as
 // BigInt), float, str (UTF-8), bytes, tuple, list, dict (insertion-ordered); plus, by reference, the
-// shared objects (SharedBuffer, Channel, Lock/Event/Semaphore/Barrier) and, from the Python package,
+// shared objects (SharedBuffer, Channel, Lock/Event/Semaphore/Barrier, SharedDict) and, from the Python package,
 // pickles of other objects.
 //
 // A Value is a plain value type (copies are deep, except for the shared objects, which stay shared): no
@@ -23,6 +23,7 @@
 
 #include "manygil/channel.hpp"
 #include "manygil/shared_buffer.hpp"
+#include "manygil/shared_dict.hpp"
 #include "manygil/sync.hpp"
 
 namespace manygil {
@@ -69,7 +70,8 @@ struct Dict {
 // One value of any kind. Constructors are implicit, so Args{1, "a", 2.5} and {{"k", v}} read naturally.
 class Value {
 public:
-    enum class Kind { None, Bool, Int, BigInt, Float, Str, Bytes, Tuple, List, Dict, Pickled, Buffer, Channel, Sync };
+    enum class Kind { None, Bool, Int, BigInt, Float, Str, Bytes, Tuple, List, Dict, Pickled, Buffer, Channel, Sync,
+                      SharedDict };
 
     Value() noexcept : v_(manygil::None{}) {}
     Value(manygil::None) noexcept : v_(manygil::None{}) {}
@@ -93,6 +95,8 @@ public:
     Value(manygil::Channel c) noexcept : v_(std::move(c)) {}
     // Shares the primitive: it arrives in Python as manygil.Lock / Event / Semaphore / Barrier.
     Value(manygil::SyncPrimitive s) noexcept : v_(std::move(s)) {}
+    // Shares the store: it arrives in Python as a manygil.SharedDict over the same entries.
+    Value(manygil::SharedDict d) noexcept : v_(std::move(d)) {}
     Value(manygil::Lock l) noexcept : v_(manygil::SyncPrimitive(std::move(l))) {}
     Value(manygil::Event e) noexcept : v_(manygil::SyncPrimitive(std::move(e))) {}
     Value(manygil::Semaphore s) noexcept : v_(manygil::SyncPrimitive(std::move(s))) {}
@@ -122,6 +126,7 @@ public:
     const manygil::SharedBuffer& as_buffer() const;
     const manygil::Channel& as_channel() const;
     const manygil::SyncPrimitive& as_sync() const;
+    const manygil::SharedDict& as_shared_dict() const;
     std::vector<Value>& as_tuple();
     std::vector<Value>& as_list();
     std::vector<std::pair<Value, Value>>& as_dict();
@@ -136,7 +141,7 @@ public:
 private:
     using Storage = std::variant<manygil::None, bool, std::int64_t, manygil::BigInt, double, std::string,
                                  manygil::Bytes, manygil::Tuple, manygil::List, manygil::Dict, manygil::Pickled,
-                                 manygil::SharedBuffer, manygil::Channel, manygil::SyncPrimitive>;
+                                 manygil::SharedBuffer, manygil::Channel, manygil::SyncPrimitive, manygil::SharedDict>;
 
     template <class T>
     static Storage from_integral(T i) {

@@ -7,6 +7,7 @@
 #include "cpython/python_error.hpp"
 #include "pytypes/channel_type.hpp"
 #include "pytypes/shared_buffer_type.hpp"
+#include "pytypes/shared_dict_type.hpp"
 #include "pytypes/sync_types.hpp"
 
 namespace manygil::detail {
@@ -58,6 +59,7 @@ public:
         if (const SharedBuffer* buffer = unwrap_buffer(obj)) return handle(Value(*buffer));  // by reference
         if (const Channel* channel = unwrap_channel(obj)) return handle(Value(*channel));     // by reference
         if (auto primitive = unwrap_sync(obj)) return handle(Value(std::move(*primitive)));   // by reference
+        if (const SharedDict* dict = unwrap_shared_dict(obj)) return handle(Value(*dict));     // by reference
         if (pickler_) return pickle(obj);
         throw ConversionError(type_qualname(type), "", kSupported);
     }
@@ -392,6 +394,7 @@ private:
             case Value::Kind::Buffer: return wrap_buffer(v.as_buffer());
             case Value::Kind::Channel: return wrap_channel(v.as_channel());
             case Value::Kind::Sync: return wrap_sync(v.as_sync());
+            case Value::Kind::SharedDict: return wrap_shared_dict(v.as_shared_dict());
             default: PayloadReader::malformed(std::string("a handle to a ") + v.type_name());
         }
     }

@@ -50,6 +50,7 @@ void encode_at(PayloadWriter& w, std::vector<Value>& handles, const Value& v, in
         case Value::Kind::Buffer:
         case Value::Kind::Channel:
         case Value::Kind::Sync:
+        case Value::Kind::SharedDict:
             w.tagged_count(Tag::Handle, handles.size());
             handles.push_back(v);
             return;

@@ -11,7 +11,8 @@ namespace manygil {
 
 namespace {
 const char* const kTypeNames[] = {"NoneType", "bool", "int", "int", "float", "str",
-                                  "bytes",    "tuple", "list", "dict", "pickled", "SharedBuffer", "Channel", "sync"};
+                                  "bytes",    "tuple", "list", "dict", "pickled", "SharedBuffer", "Channel", "sync",
+                                  "SharedDict"};
 
 void append_quoted(std::string& out, const std::string& s, bool is_bytes) {
     if (is_bytes) out += 'b';
@@ -73,6 +74,7 @@ void append_repr(std::string& out, const Value& v) {
         case Value::Kind::Pickled: out += "<pickled, " + std::to_string(v.as_pickled().data.size()) + " bytes>"; break;
         case Value::Kind::Buffer: out += "<SharedBuffer, " + std::to_string(v.as_buffer().size()) + " bytes>"; break;
         case Value::Kind::Channel: out += "<Channel>"; break;
+        case Value::Kind::SharedDict: out += "<SharedDict>"; break;
         case Value::Kind::Sync: {
             static const char* const kNames[] = {"<Lock>", "<Event>", "<Semaphore>", "<Barrier>"};
             out += kNames[v.as_sync().index()];
@@ -122,6 +124,7 @@ MANYGIL_ACCESSOR(const Pickled&, as_pickled, manygil::Pickled, "pickled")
 MANYGIL_ACCESSOR(const SharedBuffer&, as_buffer, manygil::SharedBuffer, "SharedBuffer")
 MANYGIL_ACCESSOR(const Channel&, as_channel, manygil::Channel, "Channel")
 MANYGIL_ACCESSOR(const SyncPrimitive&, as_sync, manygil::SyncPrimitive, "Lock/Event/Semaphore/Barrier")
+MANYGIL_ACCESSOR(const SharedDict&, as_shared_dict, manygil::SharedDict, "SharedDict")
 #undef MANYGIL_ACCESSOR
 
 using DictItems = std::vector<std::pair<Value, Value>>;
@@ -166,6 +169,7 @@ bool operator==(const Value& a, const Value& b) {
         case Value::Kind::Buffer: return a.as_buffer() == b.as_buffer();  // the same memory
         case Value::Kind::Channel: return a.as_channel() == b.as_channel();  // the same queue
         case Value::Kind::Sync: return a.as_sync() == b.as_sync();           // the same primitive
+        case Value::Kind::SharedDict: return a.as_shared_dict() == b.as_shared_dict();  // the same store
     }
     return false;
 }

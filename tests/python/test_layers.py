@@ -1,6 +1,7 @@
-"""The source tree's layers (docs/architecture.md): which folder of src/ may include which, and the
-internal headers through which ext/ (the extension) reaches the core. A new include that crosses a
-layer the wrong way fails here, with the file and the line."""
+"""The source tree's layers: which folder of src/ may include which, and the internal headers through
+which ext/ (the extension) reaches the core. The layer table is docs/architecture.md's (written once,
+there); this test reads it and holds the tree to it. A new include that crosses a layer the wrong way
+fails here, with the file and the line."""
 
 from __future__ import annotations
 
@@ -8,24 +9,37 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+ARCHITECTURE = ROOT / "docs" / "architecture.md"
+
+
+def read_layer_table() -> tuple[dict[str, set[str]], dict[tuple[str, str], set[str]]]:
+    """docs/architecture.md's "Layers" table: a row per src/ folder, bottom to top, whose first cell is
+    `folder/` and whose last cell names, in backticks, the layers it may include (`codec/`) or, where
+    only some headers of a layer are allowed, those headers (`codec/payload.hpp`). Text outside the
+    backticks is for readers. Returns the layers each may include, and the header-only allowances."""
+    section = ARCHITECTURE.read_text().split("\n## Layers\n", 1)[1].split("\n## ", 1)[0]
+    layers: dict[str, set[str]] = {}
+    only: dict[tuple[str, str], set[str]] = {}
+    for row in section.splitlines():
+        cells = [c.strip() for c in row.strip().strip("|").split("|")]
+        m = re.fullmatch(r"`(\w+)/`", cells[0]) if row.startswith("|") else None
+        if not m:
+            continue  # the header row, the separator, ext/ (checked through EXT_API below)
+        layer = m.group(1)
+        layers[layer] = set()
+        for name in re.findall(r"`([^`]+)`", cells[-1]):
+            folder, _, header = name.partition("/")
+            if header:
+                only.setdefault((layer, folder), set()).add(name)
+            layers[layer].add(folder)
+    assert layers, f"no layer rows found in {ARCHITECTURE}'s Layers table"
+    return layers, only
+
 
 # Each layer of src/ and the layers its files may include (besides their own, the public
-# include/manygil/ headers, CPython and the standard library). Bottom to top.
-LAYERS: dict[str, set[str]] = {
-    "cpython": set(),
-    "wait": set(),
-    "codec": {"cpython"},
-    "shared": {"wait", "codec"},
-    "http": set(),
-    "arrow": set(),
-    "pytypes": {"cpython", "wait", "codec", "shared"},
-    "runtime": {"cpython", "wait", "codec", "shared"},
-    "wsgi": {"cpython", "http", "runtime"},
-    "udf": {"cpython", "arrow", "runtime"},
-}
-
-# Narrower than the layer rule: the only codec/ header shared/ needs (a channel queues payloads).
-ONLY: dict[tuple[str, str], set[str]] = {("shared", "codec"): {"codec/payload.hpp"}}
+# include/manygil/ headers, CPython and the standard library); where only some of a layer's headers
+# are allowed (shared/ needs only codec/payload.hpp: a channel queues payloads), those headers.
+LAYERS, ONLY = read_layer_table()
 
 # The one edge against the order: values cross by reference as the Python types of shared objects,
 # so the Python end of the codec wraps and unwraps them (and a Channel's messages are payloads).
@@ -34,6 +48,7 @@ EXCEPTIONS: dict[str, set[str]] = {
         "pytypes/shared_buffer_type.hpp",
         "pytypes/channel_type.hpp",
         "pytypes/sync_types.hpp",
+        "pytypes/shared_dict_type.hpp",
     },
 }
 
@@ -50,6 +65,7 @@ EXT_API: set[str] = {
     "pytypes/channel_type.hpp",
     "pytypes/interrupted_wait.hpp",
     "pytypes/shared_buffer_type.hpp",
+    "pytypes/shared_dict_type.hpp",
     "pytypes/sync_types.hpp",
     "pytypes/timeout_arg.hpp",
     "runtime/call_target.hpp",
