@@ -137,6 +137,7 @@ bench: build-python
 	@$(VENV)/bin/python bench/shared_dict.py
 	@$(VENV)/bin/python bench/serve.py
 	@$(VENV)/bin/python bench/serve_tls.py
+	@$(VENV)/bin/python bench/serve_postgres.py
 	@$(VENV)/bin/python bench/dask_workers.py
 	@$(VENV)/bin/python bench/duckdb_udf.py
 

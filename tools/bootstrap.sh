@@ -72,6 +72,10 @@ test_deps=(libgtest-dev libgmock-dev clang-14 libclang-rt-14-dev)  # GoogleTest;
 # (src/http/) compiles them in. curl: the serve tests' second HTTP client; wrk: make bench's load
 # generator (bench/serve.py).
 build_deps=(node-llhttp curl wrk)
+# PostgreSQL's server (initdb, pg_ctl, postgres, psql in /usr/lib/postgresql/<version>/bin) and libpq:
+# the Django and Flask + SQLAlchemy tests and benchmarks start a throwaway cluster of their own
+# (tests/python/temp_postgres.py); psycopg's pure-Python implementation loads libpq5 through ctypes.
+db_deps=(postgresql libpq5)
 # Redis: the SharedDict benchmark's peer (bench/shared_dict.py starts its own on a Unix socket).
 cache_deps=(redis-server)
 
@@ -185,6 +189,7 @@ fi
 # --- 2. Debian packages for the build and the C++ tests ----------------------------------------------
 ensure_debian_packages "the HTTP front end and its tests" "${build_deps[@]}"
 ensure_debian_packages "the C++ tests and fuzzers" "${test_deps[@]}"
+ensure_debian_packages "the PostgreSQL tests and benchmarks" "${db_deps[@]}"
 ensure_debian_packages "the cache benchmark" "${cache_deps[@]}"
 
 # --- 3. The project's virtual environment --------------------------------------------------------------

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class GuestbookConfig(AppConfig):
+    name = "serve_apps.pgdjango.guestbook"
+    label = "guestbook"
