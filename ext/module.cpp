@@ -13,7 +13,7 @@
 #include "cpython/interpreter_dict.hpp"
 #include "cpython/private_api.hpp"
 #include "cpython/py_ref.hpp"
-#include "arrow_udf.hpp"
+#include "udf.hpp"
 #include "deferred_result.hpp"
 #include "errors.hpp"
 #include "http_server_object.hpp"
@@ -168,10 +168,10 @@ PyMethodDef module_methods[] = {
      "How many SharedBuffer memory blocks are alive in this process, across all interpreters."},
     {"_payload_bytes", py_payload_bytes, METH_O, "obj -> its payload's bytes (diagnostics, fuzzing seeds)."},
     {"_arrow_result_format", py_arrow_result_format, METH_O,
-     "_arrow_result_format(arrow_type) -> the result_format of _arrow_map for an object with __arrow_c_schema__ "
+     "_arrow_result_format(arrow_type) -> the result_format of _udf_map for an object with __arrow_c_schema__ "
      "(TypeError for a type it does not support)"},
-    {"_arrow_map", reinterpret_cast<PyCFunction>(reinterpret_cast<void*>(py_arrow_map)), METH_FASTCALL,
-     "_arrow_map(pool, function, columns, result_format, skip_null_rows, batch[, stop]) -> ArrowResult "
+    {"_udf_map", reinterpret_cast<PyCFunction>(reinterpret_cast<void*>(py_udf_map)), METH_FASTCALL,
+     "_udf_map(pool, function, columns, result_format, skip_null_rows, batch[, stop]) -> ArrowResult "
      "(manygil.duckdb); "
      "function: 'module:qualname' or (pickle, description)"},
     {"_decode_result", py_decode_result, METH_O, "capsule -> the task's result, decoded here (see _pool._Future)."},
@@ -212,9 +212,9 @@ int module_exec(PyObject* module) {
     state->arrow_result_type =
         reinterpret_cast<PyTypeObject*>(PyType_FromModuleAndSpec(module, &arrow_result_spec, nullptr));
     if (!state->arrow_result_type || PyModule_AddType(module, state->arrow_result_type) < 0) return -1;
-    state->arrow_map_stop_type =
-        reinterpret_cast<PyTypeObject*>(PyType_FromModuleAndSpec(module, &arrow_map_stop_spec, nullptr));
-    if (!state->arrow_map_stop_type || PyModule_AddType(module, state->arrow_map_stop_type) < 0) return -1;
+    state->udf_stop_type =
+        reinterpret_cast<PyTypeObject*>(PyType_FromModuleAndSpec(module, &udf_stop_spec, nullptr));
+    if (!state->udf_stop_type || PyModule_AddType(module, state->udf_stop_type) < 0) return -1;
     PyObject* server_type = PyType_FromModuleAndSpec(module, &http_server_spec, nullptr);
     int added = server_type ? PyModule_AddType(module, reinterpret_cast<PyTypeObject*>(server_type)) : -1;
     Py_XDECREF(server_type);
@@ -245,7 +245,7 @@ int module_traverse(PyObject* module, visitproc visit, void* arg) {
     Py_VISIT(state->pool_type);
     Py_VISIT(state->task_handle_type);
     Py_VISIT(state->arrow_result_type);
-    Py_VISIT(state->arrow_map_stop_type);
+    Py_VISIT(state->udf_stop_type);
     return 0;
 }
 
@@ -254,7 +254,7 @@ int module_clear(PyObject* module) {
     Py_CLEAR(state->pool_type);
     Py_CLEAR(state->task_handle_type);
     Py_CLEAR(state->arrow_result_type);
-    Py_CLEAR(state->arrow_map_stop_type);
+    Py_CLEAR(state->udf_stop_type);
     return 0;
 }
 

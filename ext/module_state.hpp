@@ -11,7 +11,7 @@ struct ModuleState {
     PyTypeObject* pool_type = nullptr;
     PyTypeObject* task_handle_type = nullptr;
     PyTypeObject* arrow_result_type = nullptr;
-    PyTypeObject* arrow_map_stop_type = nullptr;
+    PyTypeObject* udf_stop_type = nullptr;
 };
 
 extern PyModuleDef module_def;

@@ -9,7 +9,7 @@
 #pragma once
 
 #include "manygil/arrow_data.hpp"
-#include "manygil/arrow_udf.hpp"
+#include "manygil/udf.hpp"
 #include "manygil/errors.hpp"
 #include "manygil/http.hpp"
 #include "manygil/interpreter.hpp"

@@ -58,7 +58,7 @@ def shared_pool() -> Pool:
 
 def _arrow_format(con: Any, duckdb_type: object, what: str) -> str:
     """The Arrow type DuckDB exports for ``duckdb_type`` on ``con`` (so its settings apply: large
-    buffers, time zone), as _arrow_map's result format; TypeError naming the type when it is not a
+    buffers, time zone), as _udf_map's result format; TypeError naming the type when it is not a
     DuckDB type or manygil.duckdb cannot read or write it."""
     import duckdb
 
@@ -279,11 +279,11 @@ def register(con: Any, name: str, fn: Callable[..., Any], parameters: Sequence[o
 
     def run(*columns):  # type: ignore[no-untyped-def]  # DuckDB evaluates annotations it finds
         arrays = [_one_array(c) for c in columns]
-        stop = _core.ArrowMapStop()
+        stop = _core.UdfStop()
         with _in_flight_lock:
             in_flight.add(stop)
         try:
-            return _core._arrow_map(chosen._core, spec, arrays, result_format, skip_nulls, batch, stop)
+            return _core._udf_map(chosen._core, spec, arrays, result_format, skip_nulls, batch, stop)
         except KeyboardInterrupt:
             # Ctrl-C while the main thread waited here: stop the query's calls on DuckDB's other
             # threads too, and DuckDB itself, so that the script ends now rather than chunks later.

@@ -1,4 +1,4 @@
-// Arrow values as text for the tests' expectations (arrow_test.cpp, arrow_map_test.cpp): value i of a
+// Arrow values as text for the tests' expectations (arrow_test.cpp, udf_test.cpp): value i of a
 // ColumnView, nested values whole: "[1,null]", "{a:1,b:null}", "{'k'=>1}", "1.50", "1m2d3ns".
 #pragma once
 

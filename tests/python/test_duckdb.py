@@ -142,14 +142,14 @@ def test_a_view_kept_by_a_batch_function_keeps_its_data_until_dropped():
         column = pa.array(range(1_000_000), type=pa.int64())
         size = pa.total_allocated_bytes() - before
         assert size >= 8_000_000
-        result = _core._arrow_map(one._core, "duckdb_udfs:keep_view", [column], "l", True, True)
+        result = _core._udf_map(one._core, "duckdb_udfs:keep_view", [column], "l", True, True)
         assert len(pa.array(result)) == 1_000_000
         del column, result
         assert pa.total_allocated_bytes() - before >= size  # the kept view holds the column
         pa.array([0] * 100_000)  # new allocations do not land on it
         assert one.submit(u.kept_intact).result() == [True]
         one.submit(u.drop_kept).result()
-        _core._arrow_map(one._core, "duckdb_udfs:identity_batch", [pa.array([1])], "l", True, True)  # releases it
+        _core._udf_map(one._core, "duckdb_udfs:identity_batch", [pa.array([1])], "l", True, True)  # releases it
         assert pa.total_allocated_bytes() - before < size
 
 

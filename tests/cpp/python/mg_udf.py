@@ -1,4 +1,4 @@
-"""Row functions the Arrow map tests run in workers (tests/cpp/arrow_map_test.cpp)."""
+"""Row functions the Arrow map tests run in workers (tests/cpp/udf_test.cpp)."""
 
 import datetime
 
@@ -126,7 +126,7 @@ def doubles_batch(column):
     return array.array("d", [0.5] * len(column))  # not a 'l' column's format: read item by item
 
 
-# Decimals, times, intervals and nested values (arrow_map_test.cpp's ArrowMapTypes tests).
+# Decimals, times, intervals and nested values (udf_test.cpp's UdfTypes tests).
 
 def typed_repr(x):
     """What a row value arrived as: 'Decimal:Decimal('1.5')', 'dict:{...}'."""

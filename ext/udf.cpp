@@ -1,4 +1,4 @@
-#include "arrow_udf.hpp"
+#include "udf.hpp"
 
 #include <chrono>
 #include <memory>
@@ -9,7 +9,7 @@
 
 #include "cpython/private_api.hpp"
 #include "cpython/py_ref.hpp"
-#include "manygil/arrow_udf.hpp"
+#include "manygil/udf.hpp"
 #include "manygil/errors.hpp"
 #include "errors.hpp"
 #include "module_state.hpp"
@@ -107,7 +107,7 @@ PyType_Slot result_slots[] = {
     {0, nullptr},
 };
 
-// _core.ArrowMapStop: a udf::Stop for Python (manygil.duckdb requests it when a query is interrupted).
+// _core.UdfStop: a udf::Stop for Python (manygil.duckdb requests it when a query is interrupted).
 // Any interpreter may hold it; request() never waits for the slices.
 struct StopObject {
     PyObject_HEAD
@@ -118,7 +118,7 @@ StopObject* as_stop(PyObject* op) { return reinterpret_cast<StopObject*>(op); }
 
 PyObject* stop_new(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
     if (PyTuple_GET_SIZE(args) != 0 || (kwargs && PyDict_GET_SIZE(kwargs) != 0)) {
-        PyErr_SetString(PyExc_TypeError, "ArrowMapStop() takes no arguments");
+        PyErr_SetString(PyExc_TypeError, "UdfStop() takes no arguments");
         return nullptr;
     }
     PyRef self(type->tp_alloc(type, 0));
@@ -163,7 +163,7 @@ PyType_Slot stop_slots[] = {
     {Py_tp_dealloc, reinterpret_cast<void*>(stop_dealloc)},
     {Py_tp_methods, stop_methods},
     {Py_tp_getset, stop_getset},
-    {Py_tp_doc, const_cast<char*>("ArrowMapStop(): ends _arrow_map calls early from another thread (udf::Stop)")},
+    {Py_tp_doc, const_cast<char*>("UdfStop(): ends _udf_map calls early from another thread (udf::Stop)")},
     {0, nullptr},
 };
 
@@ -260,7 +260,7 @@ PyType_Spec arrow_result_spec = {"manygil._core.ArrowResult", sizeof(ArrowResult
                                  Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE | Py_TPFLAGS_DISALLOW_INSTANTIATION,
                                  result_slots};
 
-PyType_Spec arrow_map_stop_spec = {"manygil._core.ArrowMapStop", sizeof(StopObject), 0,
+PyType_Spec udf_stop_spec = {"manygil._core.UdfStop", sizeof(StopObject), 0,
                                    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE, stop_slots};
 
 // _arrow_result_format(obj) -> str: udf::result_format_of(the schema behind obj.__arrow_c_schema__())
@@ -282,15 +282,15 @@ PyObject* py_arrow_result_format(PyObject*, PyObject* obj) {
     }
 }
 
-// _arrow_map(pool, function, columns, result_format, skip_null_rows, batch[, stop]) -> ArrowResult
-PyObject* py_arrow_map(PyObject* module, PyObject* const* argv, Py_ssize_t argc) {
+// _udf_map(pool, function, columns, result_format, skip_null_rows, batch[, stop]) -> ArrowResult
+PyObject* py_udf_map(PyObject* module, PyObject* const* argv, Py_ssize_t argc) {
     if (argc != 6 && argc != 7) {
         PyErr_SetString(PyExc_TypeError,
-                        "_arrow_map(pool, function, columns, result_format, skip_null_rows, batch[, stop])");
+                        "_udf_map(pool, function, columns, result_format, skip_null_rows, batch[, stop])");
         return nullptr;
     }
     if (!in_main_interpreter()) {
-        PyErr_SetString(PyExc_RuntimeError, "_arrow_map runs in the main interpreter only");
+        PyErr_SetString(PyExc_RuntimeError, "_udf_map runs in the main interpreter only");
         return nullptr;
     }
     release_deferred();
@@ -299,8 +299,8 @@ PyObject* py_arrow_map(PyObject* module, PyObject* const* argv, Py_ssize_t argc)
     if (!pool) return nullptr;
     std::shared_ptr<udf::Stop> stop;
     if (argc == 7 && argv[6] != Py_None) {
-        if (!PyObject_TypeCheck(argv[6], state->arrow_map_stop_type)) {
-            PyErr_Format(PyExc_TypeError, "stop must be a _core.ArrowMapStop or None, not %s", Py_TYPE(argv[6])->tp_name);
+        if (!PyObject_TypeCheck(argv[6], state->udf_stop_type)) {
+            PyErr_Format(PyExc_TypeError, "stop must be a _core.UdfStop or None, not %s", Py_TYPE(argv[6])->tp_name);
             return nullptr;
         }
         stop = *as_stop(argv[6])->stop;
@@ -360,7 +360,7 @@ PyObject* py_arrow_map(PyObject* module, PyObject* const* argv, Py_ssize_t argc)
             // cause; a bad column as TypeError, an unknown function as ImportError (errors.hpp).
             return raise_error(e);
         } catch (...) {
-            PyErr_SetString(PyExc_RuntimeError, "manygil: an arrow_map slice failed");
+            PyErr_SetString(PyExc_RuntimeError, "manygil: a UDF slice failed");
         }
         return nullptr;
     }

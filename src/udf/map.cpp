@@ -1,4 +1,4 @@
-#include "manygil/arrow_udf.hpp"
+#include "manygil/udf.hpp"
 
 #include <Python.h>
 

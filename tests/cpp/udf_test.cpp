@@ -41,7 +41,7 @@ std::int64_t lcg(std::int64_t x) {
     return x;
 }
 
-TEST(ArrowMap, RunsTheFunctionOnEveryRowAcrossWorkers) {
+TEST(UdfRows, RunsTheFunctionOnEveryRowAcrossWorkers) {
     ExportedArray in = ints(5000, true);
     ExportedArray out = map_rows(pool(), "mg_udf:lcg", {{&in.schema, &in.array}}, "l");
     ColumnView v(out.schema, out.array);
@@ -53,7 +53,7 @@ TEST(ArrowMap, RunsTheFunctionOnEveryRowAcrossWorkers) {
     }
 }
 
-TEST(ArrowMap, TheSlicesRunAtOnceOnTwoWorkers) {
+TEST(UdfRows, TheSlicesRunAtOnceOnTwoWorkers) {
     // Each row waits until both workers have arrived: it finishes only if the two slices run at once.
     pool().wait_ready();
     char dir[] = "/tmp/mg-arrow-map-XXXXXX";
@@ -71,7 +71,7 @@ TEST(ArrowMap, TheSlicesRunAtOnceOnTwoWorkers) {
     std::filesystem::remove_all(dir);
 }
 
-TEST(ArrowMap, SeveralColumnsOfEveryKindWithNulls) {
+TEST(UdfRows, SeveralColumnsOfEveryKindWithNulls) {
     ColumnBuilder i(ColumnType::parse("i")), f(ColumnType::parse("g")), s(ColumnType::parse("u")),
         b(ColumnType::parse("z")), flag(ColumnType::parse("b"));
     i.append_int(1), f.append_float(2.5), s.append_bytes("caf\xc3\xa9"), b.append_bytes(std::string("\x00\xff", 2)),
@@ -87,7 +87,7 @@ TEST(ArrowMap, SeveralColumnsOfEveryKindWithNulls) {
     EXPECT_TRUE(v.is_null(1));
 }
 
-TEST(ArrowMap, DatesAndTimestampsGoThroughDatetime) {
+TEST(UdfRows, DatesAndTimestampsGoThroughDatetime) {
     ColumnBuilder d(ColumnType::parse("tdD")), t(ColumnType::parse("tsu:UTC"));
     d.append_int(0), d.append_null(), d.append_int(19000);
     t.append_int(1'500'000), t.append_null(), t.append_int(-1);
@@ -104,7 +104,7 @@ TEST(ArrowMap, DatesAndTimestampsGoThroughDatetime) {
     EXPECT_EQ(tv.int_at(2), 999'999);
 }
 
-TEST(ArrowMap, ErrorsNameTheRowAndThePoolGoesOn) {
+TEST(UdfRows, ErrorsNameTheRowAndThePoolGoesOn) {
     ExportedArray in = ints(20, false);
     try {
         map_rows(pool(), "mg_udf:fails_at_seven", {{&in.schema, &in.array}}, "l");
@@ -140,7 +140,7 @@ TEST(ArrowMap, ErrorsNameTheRowAndThePoolGoesOn) {
 
 std::shared_ptr<const void> owning(ExportedArray& a) { return std::shared_ptr<const void>(&a, [](const void*) {}); }
 
-TEST(ArrowMapBatches, OneCallPerSliceWithNullRowsMasked) {
+TEST(UdfBatches, OneCallPerSliceWithNullRowsMasked) {
     ExportedArray in = ints(5000, true);
     ExportedArray out = map_batches(pool(), "mg_udf:twice_batch", {{&in.schema, &in.array}}, "l",
                                     true, owning(in));
@@ -153,7 +153,7 @@ TEST(ArrowMapBatches, OneCallPerSliceWithNullRowsMasked) {
     }
 }
 
-TEST(ArrowMapBatches, ArgumentsAreTypedViewsOrLists) {
+TEST(UdfBatches, ArgumentsAreTypedViewsOrLists) {
     ColumnBuilder i8(ColumnType::parse("c")), u32(ColumnType::parse("I")), f(ColumnType::parse("f")),
         d(ColumnType::parse("tdD")), ts(ColumnType::parse("tsu:")), flag(ColumnType::parse("b")),
         s(ColumnType::parse("u")), b(ColumnType::parse("z"));
@@ -169,7 +169,7 @@ TEST(ArrowMapBatches, ArgumentsAreTypedViewsOrLists) {
               "memoryview:b|memoryview:I|memoryview:f|memoryview:i|memoryview:q|memoryview:?|list|list");
 }
 
-TEST(ArrowMapBatches, WithoutSkippingNullsEachArgumentCarriesItsValidity) {
+TEST(UdfBatches, WithoutSkippingNullsEachArgumentCarriesItsValidity) {
     ExportedArray with = ints(300, true), without = ints(300, false);
     for (ExportedArray* in : {&with, &without}) {
         ExportedArray out = map_batches(pool(), "mg_udf:valid_or_minus_one_batch", {{&in->schema, &in->array}},
@@ -181,7 +181,7 @@ TEST(ArrowMapBatches, WithoutSkippingNullsEachArgumentCarriesItsValidity) {
     }
 }
 
-TEST(ArrowMapBatches, AViewKeptPastTheCallKeepsItsArraysAlive) {
+TEST(UdfBatches, AViewKeptPastTheCallKeepsItsArraysAlive) {
     manygil::Pool one(manygil::testing::runtime(), {.workers = 1});  // one interpreter holds every kept view
     std::atomic<bool> released{false};
     auto watched = [&] {
@@ -207,7 +207,7 @@ TEST(ArrowMapBatches, AViewKeptPastTheCallKeepsItsArraysAlive) {
     EXPECT_TRUE(released) << "dropping the last view did not release the arrays";
 }
 
-TEST(ArrowMapBatches, BufferResultsAreReadInPlaceAndOtherFormatsItemByItem) {
+TEST(UdfBatches, BufferResultsAreReadInPlaceAndOtherFormatsItemByItem) {
     ExportedArray in = ints(300, true);
     ExportedArray same = map_batches(pool(), "mg_udf:same_batch", {{&in.schema, &in.array}}, "l", true, owning(in));
     ExportedArray plus = map_batches(pool(), "mg_udf:array_batch", {{&in.schema, &in.array}}, "l", true, owning(in));
@@ -235,7 +235,7 @@ TEST(ArrowMapBatches, BufferResultsAreReadInPlaceAndOtherFormatsItemByItem) {
     }
 }
 
-TEST(ArrowMapBatches, AResultOfTheWrongLengthNamesTheRows) {
+TEST(UdfBatches, AResultOfTheWrongLengthNamesTheRows) {
     ExportedArray in = ints(100, false);
     try {
         map_batches(pool(), "mg_udf:wrong_length_batch", {{&in.schema, &in.array}}, "l", true,
@@ -260,7 +260,7 @@ std::vector<std::string> python_reprs(const ExportedArray& in) {
     return rows;
 }
 
-TEST(ArrowMapTypes, RowValuesAreWhatDuckDBsNativeUdfsGive) {
+TEST(UdfTypes, RowValuesAreWhatDuckDBsNativeUdfsGive) {
     ColumnBuilder dec(ColumnType::parse("d:4,1")), huge(ColumnType::parse("d:38,0")), t64(ColumnType::parse("ttu")),
         t32(ColumnType::parse("tts")), iv(ColumnType::parse("tin")), list(ColumnType::parse("+l<i>")),
         rec(ColumnType::parse("+s<a:i,b:u>")), map(ColumnType::parse("+m<u,i>")), tz(ColumnType::parse("tsu:Etc/UTC"));
@@ -297,7 +297,7 @@ ExportedArray results(const char* function, std::int64_t n, const char* spec) {
 
 Rows shown(const ExportedArray& a) { return show_all(ColumnView(a.schema, a.array)); }
 
-TEST(ArrowMapTypes, ResultsOfTheNewTypes) {
+TEST(UdfTypes, ResultsOfTheNewTypes) {
     // Rounded half away from zero to the column's scale, a float read as its repr: DuckDB's rule.
     EXPECT_EQ(shown(results("mg_udf:decimal_result", 6, "d:4,1")), (Rows{"1.3", "2.0", "0.2", "-1.3", "null", "7.0"}));
     EXPECT_EQ(shown(results("mg_udf:decimal_result", 6, "d:38,0")), (Rows{"1", "2", "0", "-1", "null", "7"}));
@@ -311,7 +311,7 @@ TEST(ArrowMapTypes, ResultsOfTheNewTypes) {
                     "[{a:null,m:{'z'=>2.0}}]"}));
 }
 
-TEST(ArrowMapTypes, ResultsThatDoNotFitNameTheRowAndTheValue) {
+TEST(UdfTypes, ResultsThatDoNotFitNameTheRowAndTheValue) {
     auto error = [](const char* function, const char* spec) -> std::pair<std::string, std::string> {
         try {
             results(function, 1, spec);
@@ -339,7 +339,7 @@ TEST(ArrowMapTypes, ResultsThatDoNotFitNameTheRowAndTheValue) {
     EXPECT_EQ(error("mg_udf:returns_str", "+l<i>").first, "TypeError");
 }
 
-TEST(ArrowMapTypes, NestedValuesRoundTripThroughRowsAndBatchesAcrossSlices) {
+TEST(UdfTypes, NestedValuesRoundTripThroughRowsAndBatchesAcrossSlices) {
     // 300 rows: two slices, joined by append_all, in each direction.
     ExportedArray in = ints(300, false);
     const char* spec = "+l<+s<d:d:10,2,t:ttu,iv:tin,m:+m<u,+l<l>>>>";
@@ -366,7 +366,7 @@ TEST(ArrowMapTypes, NestedValuesRoundTripThroughRowsAndBatchesAcrossSlices) {
               sliced);
 }
 
-TEST(ArrowMapTypes, BatchArgumentsAreTimeViewsOrListsOfRowValues) {
+TEST(UdfTypes, BatchArgumentsAreTimeViewsOrListsOfRowValues) {
     ColumnBuilder t64(ColumnType::parse("ttu")), t32(ColumnType::parse("tts")), dec(ColumnType::parse("d:4,1")),
         iv(ColumnType::parse("tin")), list(ColumnType::parse("+l<i>")), rec(ColumnType::parse("+s<a:i>")),
         map(ColumnType::parse("+m<u,i>"));

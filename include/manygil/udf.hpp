@@ -111,7 +111,7 @@ public:
     }
 
 private:
-    friend struct StopAccess;  // the slices register their running calls (src/udf/arrow_map.cpp)
+    friend struct StopAccess;  // the slices register their running calls (src/udf/map.cpp)
     mutable std::mutex mutex_;
     std::atomic<bool> requested_{false};
     std::string reason_;
