@@ -1,7 +1,7 @@
 #include "deferred_result.hpp"
 
 #include "codec/payload_python.hpp"
-#include "errors.hpp"
+#include "exception_translation.hpp"
 
 namespace manygil::ext {
 

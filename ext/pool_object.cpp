@@ -10,7 +10,7 @@
 #include "manygil/errors.hpp"
 #include "manygil/pool.hpp"
 #include "codec/payload_python.hpp"
-#include "errors.hpp"
+#include "exception_translation.hpp"
 #include "module_state.hpp"
 #include "py_task_job.hpp"
 #include "pytypes/timeout_arg.hpp"

@@ -7,7 +7,7 @@
 #include "cpython/py_ref.hpp"
 #include "cpython/python_error.hpp"
 #include "deferred_result.hpp"
-#include "errors.hpp"
+#include "exception_translation.hpp"
 #include "main_interpreter.hpp"
 #include "runtime/call_target.hpp"
 #include "runtime/exec_source.hpp"

@@ -19,7 +19,7 @@
 #include "manygil/value.hpp"
 #include "codec/payload.hpp"
 #include "cpython/py_ref.hpp"
-#include "errors.hpp"
+#include "exception_translation.hpp"
 #include "runtime/task_state.hpp"
 
 namespace manygil::ext {

@@ -4,7 +4,7 @@
 // after every interpreter, and the Runtime, are gone. A task's error reaches its caller through its
 // Task's get() (task.hpp), or an Interpreter call's std::future. Implemented in src/cpython/errors.cpp,
 // the bottom layer, since every layer throws them; the Python extension maps each to its Python
-// exception in one place (ext/errors.cpp).
+// exception in one place (ext/exception_translation.cpp).
 #pragma once
 
 #include <exception>

@@ -1,7 +1,7 @@
 // MainCalls: calls into the MAIN interpreter from anywhere else (a worker's task, a C++ thread),
 // run by a few "main-side" threads of manygil's own, never by the user's main thread. The public
 // entry points are manygil::call_in_main (include/manygil/main_call.hpp) and the Python package's
-// manygil.call_in_main (ext/main_call.cpp); both post a MainCall here and wait for it.
+// manygil.call_in_main (ext/call_in_main.cpp); both post a MainCall here and wait for it.
 //
 // Threads. A main-side thread is a C++ thread with its own thread state in the main interpreter,
 // created once, attached (the main GIL taken) only while it runs calls. Threads start on demand: a

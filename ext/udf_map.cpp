@@ -1,4 +1,4 @@
-#include "udf.hpp"
+#include "udf_map.hpp"
 
 #include <chrono>
 #include <memory>
@@ -11,7 +11,7 @@
 #include "cpython/py_ref.hpp"
 #include "manygil/udf.hpp"
 #include "manygil/errors.hpp"
-#include "errors.hpp"
+#include "exception_translation.hpp"
 #include "module_state.hpp"
 #include "pool_object.hpp"
 

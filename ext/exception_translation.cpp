@@ -1,4 +1,4 @@
-#include "errors.hpp"
+#include "exception_translation.hpp"
 
 #include <new>
 

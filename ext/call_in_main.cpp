@@ -1,4 +1,4 @@
-#include "main_call.hpp"
+#include "call_in_main.hpp"
 
 #include <cstdio>
 #include <memory>
@@ -12,7 +12,7 @@
 #include "cpython/ownership.hpp"
 #include "cpython/py_ref.hpp"
 #include "cpython/python_error.hpp"
-#include "errors.hpp"
+#include "exception_translation.hpp"
 #include "module_state.hpp"
 #include "pool_object.hpp"
 #include "py_task_job.hpp"
