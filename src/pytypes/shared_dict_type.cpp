@@ -185,6 +185,23 @@ PyObject* dict_get(PyObject* self, PyObject* const* args, Py_ssize_t nargs) {
     return Py_NewRef(dflt);
 }
 
+// A write's arguments, checked and encoded: false with the Python error set.
+struct Write {
+    std::string key;
+    Payload value;
+    SharedDict::Ttl ttl;
+};
+bool parse_write(PyObject* key, PyObject* value, PyObject* ttl_arg, Write& out) {
+    if (!parse_ttl(ttl_arg, out.ttl)) return false;
+    auto k = key_of(key);
+    if (!k) return false;
+    auto v = value_of(value);
+    if (!v) return false;
+    out.key = std::move(*k);
+    out.value = std::move(*v);
+    return true;
+}
+
 // set(key, value, ttl=None), add(key, value, ttl=None) -> bool
 PyObject* store(PyObject* self, PyObject* args, PyObject* kwargs, bool only_if_absent) {
     PyObject *key, *value, *ttl_arg = nullptr;
@@ -193,15 +210,11 @@ PyObject* store(PyObject* self, PyObject* args, PyObject* kwargs, bool only_if_a
                                      &key, &value, &ttl_arg)) {
         return nullptr;
     }
-    SharedDict::Ttl ttl;
-    if (!parse_ttl(ttl_arg, ttl)) return nullptr;
-    auto k = key_of(key);
-    if (!k) return nullptr;
-    auto v = value_of(value);
-    if (!v) return nullptr;
+    Write w;
+    if (!parse_write(key, value, ttl_arg, w)) return nullptr;
     try {
-        if (only_if_absent) return PyBool_FromLong(Access::add(dict_of(self), std::move(*k), std::move(*v), ttl));
-        Access::set(dict_of(self), std::move(*k), std::move(*v), ttl);
+        if (only_if_absent) return PyBool_FromLong(Access::add(dict_of(self), std::move(w.key), std::move(w.value), w.ttl));
+        Access::set(dict_of(self), std::move(w.key), std::move(w.value), w.ttl);
         Py_RETURN_NONE;
     } catch (const std::exception& e) {
         return raise_from(e);
@@ -216,14 +229,10 @@ PyObject* dict_setdefault(PyObject* self, PyObject* args, PyObject* kwargs) {
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|OO:setdefault", const_cast<char**>(kw), &key, &dflt, &ttl_arg)) {
         return nullptr;
     }
-    SharedDict::Ttl ttl;
-    if (!parse_ttl(ttl_arg, ttl)) return nullptr;
-    auto k = key_of(key);
-    if (!k) return nullptr;
-    auto v = value_of(dflt);
-    if (!v) return nullptr;
+    Write w;
+    if (!parse_write(key, dflt, ttl_arg, w)) return nullptr;
     try {
-        Access::Stored existing = Access::setdefault(dict_of(self), std::move(*k), std::move(*v), ttl);
+        Access::Stored existing = Access::setdefault(dict_of(self), std::move(w.key), std::move(w.value), w.ttl);
         return existing ? decode(existing) : Py_NewRef(dflt);
     } catch (const std::exception& e) {
         return raise_from(e);
@@ -272,23 +281,19 @@ PyObject* dict_compare_and_set(PyObject* self, PyObject* args, PyObject* kwargs)
                                      &value, &ttl_arg)) {
         return nullptr;
     }
-    SharedDict::Ttl ttl;
-    if (!parse_ttl(ttl_arg, ttl)) return nullptr;
-    auto k = key_of(key);
-    if (!k) return nullptr;
-    auto v = value_of(value);
-    if (!v) return nullptr;
+    Write w;
+    if (!parse_write(key, value, ttl_arg, w)) return nullptr;
     try {
         for (;;) {
-            Access::Versioned now = Access::get_versioned(dict_of(self), *k);
+            Access::Versioned now = Access::get_versioned(dict_of(self), w.key);
             if (!now.value) Py_RETURN_FALSE;
             PyRef current(decode(now.value));
             if (!current) return nullptr;
             int same = PyObject_RichCompareBool(current.get(), expected, Py_EQ);
             if (same < 0) return nullptr;
             if (!same) Py_RETURN_FALSE;
-            Payload attempt{ByteBuffer(v->bytes.view()), v->handles};  // kept for a retry
-            if (Access::set_if_version(dict_of(self), *k, std::move(attempt), now.version, ttl)) Py_RETURN_TRUE;
+            Payload attempt{ByteBuffer(w.value.bytes.view()), w.value.handles};  // w kept for a retry
+            if (Access::set_if_version(dict_of(self), w.key, std::move(attempt), now.version, w.ttl)) Py_RETURN_TRUE;
         }
     } catch (const std::exception& e) {
         return raise_from(e);

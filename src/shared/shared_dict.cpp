@@ -275,6 +275,26 @@ struct SharedDict::State {
         return e;
     }
 
+    // The writes that store one value: under the key's shard write lock, keep(entry) sees the key's live
+    // entry (or nullptr) and returns true to leave the store as it is; otherwise value is stored.
+    // Returns whether it stored. Checks the budget and the ttl first, evicts after.
+    template <class Keep>
+    bool store(std::string key, Payload value, const Ttl& ttl, Keep&& keep) {
+        check_budget(charge_of(key, value));
+        std::int64_t expires_at = expiry_of(ttl);
+        Shard& s = shard_of(key);
+        std::vector<Stored> released;
+        {
+            WriteLock lock = write_lock(s);
+            Entry* e = s.find(key);
+            if (e && e->expired(now_ns())) e = nullptr;
+            if (keep(e)) return false;
+            put(s, std::move(key), std::move(value), expires_at, released);
+        }
+        enforce_budget();
+        return true;
+    }
+
     // After a write: while over budget, visit the shards in turn (one victim per visit, so every
     // shard's CLOCK advances at the same pace, as one global CLOCK would) and evict.
     void enforce_budget() {
@@ -458,24 +478,11 @@ std::int64_t SharedDict::incr(const Value& key, std::int64_t delta, std::optiona
 }
 bool SharedDict::compare_and_set(const Value& key, const std::optional<Value>& expected, const Value& desired,
                                  Ttl ttl) {
-    std::string k = key_bytes(key);
     std::optional<Payload> want;
     if (expected) want = value_payload(*expected);
-    Payload next = value_payload(desired);
-    std::int64_t expires_at = expiry_of(ttl);
-    State& st = *state_;
-    st.check_budget(State::charge_of(k, next));
-    Shard& s = st.shard_of(k);
-    std::vector<Stored> released;
-    {
-        WriteLock lock = st.write_lock(s);
-        Entry* e = s.find(k);
-        bool live = e && !e->expired(now_ns());
-        if (live != want.has_value() || (live && !same_payload(*e->value, *want))) return false;
-        st.put(s, std::move(k), std::move(next), expires_at, released);
-    }
-    st.enforce_budget();
-    return true;
+    return state_->store(key_bytes(key), value_payload(desired), ttl, [&](const Entry* e) {
+        return (e != nullptr) != want.has_value() || (e && !same_payload(*e->value, *want));
+    });
 }
 void SharedDict::update(const std::vector<std::pair<Value, Value>>& items, Ttl ttl) {
     std::vector<std::pair<std::string, Payload>> encoded;
@@ -577,52 +584,25 @@ bool SharedDictAccess::contains(const SharedDict& d, std::string_view key) {
 }
 
 void SharedDictAccess::set(SharedDict& d, std::string key, Payload value, Ttl ttl) {
-    SharedDict::State& st = *d.state_;
-    st.check_budget(SharedDict::State::charge_of(key, value));
-    std::int64_t expires_at = expiry_of(ttl);
-    Shard& s = st.shard_of(key);
-    std::vector<Stored> released;
-    {
-        WriteLock lock = st.write_lock(s);
-        st.put(s, std::move(key), std::move(value), expires_at, released);
-    }
-    st.enforce_budget();
+    d.state_->store(std::move(key), std::move(value), ttl, [](const Entry*) { return false; });
 }
 
 bool SharedDictAccess::add(SharedDict& d, std::string key, Payload value, Ttl ttl) {
-    return set_if_version(d, std::move(key), std::move(value), 0, ttl);
+    return d.state_->store(std::move(key), std::move(value), ttl, [](const Entry* e) { return e != nullptr; });
 }
 
 SharedDictAccess::Stored SharedDictAccess::setdefault(SharedDict& d, std::string key, Payload dflt, Ttl ttl) {
-    SharedDict::State& st = *d.state_;
-    st.check_budget(SharedDict::State::charge_of(key, dflt));
-    std::int64_t expires_at = expiry_of(ttl);
-    Shard& s = st.shard_of(key);
-    std::vector<Stored> released;
-    {
-        WriteLock lock = st.write_lock(s);
-        if (const Entry* e = s.read(key, nullptr)) return e->value;
-        st.put(s, std::move(key), std::move(dflt), expires_at, released);
-    }
-    st.enforce_budget();
-    return nullptr;
+    Stored existing;
+    d.state_->store(std::move(key), std::move(dflt), ttl, [&](const Entry* e) {
+        if (e) existing = e->value;
+        return e != nullptr;
+    });
+    return existing;
 }
 
 bool SharedDictAccess::set_if_version(SharedDict& d, std::string key, Payload value, std::uint64_t version, Ttl ttl) {
-    SharedDict::State& st = *d.state_;
-    st.check_budget(SharedDict::State::charge_of(key, value));
-    std::int64_t expires_at = expiry_of(ttl);
-    Shard& s = st.shard_of(key);
-    std::vector<Stored> released;
-    {
-        WriteLock lock = st.write_lock(s);
-        Entry* e = s.find(key);
-        std::uint64_t current = e && !e->expired(now_ns()) ? e->version : 0;
-        if (current != version) return false;
-        st.put(s, std::move(key), std::move(value), expires_at, released);
-    }
-    st.enforce_budget();
-    return true;
+    return d.state_->store(std::move(key), std::move(value), ttl,
+                           [&](const Entry* e) { return (e ? e->version : 0) != version; });
 }
 
 bool SharedDictAccess::erase(SharedDict& d, std::string_view key) {
