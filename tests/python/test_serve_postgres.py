@@ -30,6 +30,7 @@ APPS = Path(__file__).parent
 if str(APPS) not in sys.path:
     sys.path.insert(0, str(APPS))
 
+import served  # noqa: E402
 from temp_postgres import PostgresMissing, TempPostgres  # noqa: E402
 
 DJANGO = "serve_apps.pgdjango.wsgi:application"
@@ -69,56 +70,11 @@ def flask_db(pg):
     return "shop"
 
 
-class Served:
+class Served(served.Served):
     """`manygil serve APP --workers 2` on a free port, with the app's database in its environment."""
 
     def __init__(self, pg: TempPostgres, app: str, dbname: str) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "manygil", "serve", app, "--workers", "2",
-                                      "--bind", "127.0.0.1:0"], cwd=APPS, env=app_env(pg, dbname),
-                                     stderr=subprocess.PIPE, text=True)
-        self.lines: list[str] = []
-        ready = threading.Event()
-
-        def read() -> None:
-            for line in self.proc.stderr:
-                self.lines.append(line)
-                if " on http://" in line:
-                    ready.set()
-
-        threading.Thread(target=read, daemon=True).start()
-        if not ready.wait(90):
-            self.stop()
-            raise AssertionError(f"manygil serve did not start: {''.join(self.lines)}")
-        self.host, port = re.search(r"http://(\S+)", self.lines[-1]).group(1).rsplit(":", 1)
-        self.port = int(port)
-
-    def connect(self, timeout: float = 30.0) -> http.client.HTTPConnection:
-        return http.client.HTTPConnection(self.host, self.port, timeout=timeout)
-
-    def request(self, method: str, path: str, body=None, headers=None) -> tuple[int, dict, bytes]:
-        conn = self.connect()
-        try:
-            conn.request(method, path, body=body, headers=headers or {})
-            r = conn.getresponse()
-            return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
-        finally:
-            conn.close()
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(60)
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
-                self.proc.wait()
-
-    def __enter__(self) -> "Served":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
+        super().__init__(app, env=app_env(pg, dbname))
 
 
 def wait_no_connections(pg: TempPostgres, dbname: str) -> int:

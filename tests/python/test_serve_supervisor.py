@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 import manygil
+import served
 
 APPS = Path(__file__).parent
 if str(APPS) not in sys.path:
@@ -27,43 +28,14 @@ if str(APPS) not in sys.path:
 CURL_ENV = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
 
 
-class Served:
+class Served(served.Served):
+    """The plain test application under `manygil serve`, with extra options."""
+
     def __init__(self, *extra: str) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "manygil", "serve", "serve_apps.plain:app", "--workers", "2",
-                                      "--bind", "127.0.0.1:0", *extra], cwd=APPS, stderr=subprocess.PIPE, text=True)
-        self.lines: list[str] = []
-        self.ready = threading.Event()
-        threading.Thread(target=self._read, daemon=True).start()
-        assert self.ready.wait(60), self.lines
-        self.host, port = re.search(r"http://(\S+)", self.lines[-1]).group(1).rsplit(":", 1)
-        self.port = int(port)
-
-    def _read(self) -> None:
-        for line in self.proc.stderr:
-            self.lines.append(line)
-            if " on http://" in line:
-                self.ready.set()
-
-    def get(self, path: str, timeout: float = 15.0) -> tuple[int, bytes]:
-        conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
-        try:
-            conn.request("GET", path)
-            r = conn.getresponse()
-            return r.status, r.read()
-        finally:
-            conn.close()
+        super().__init__("serve_apps.plain:app", *extra, start_timeout=60.0)
 
     def pid(self) -> int:
         return json.loads(self.get("/pid")[1])["pid"]
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(60)
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
 
 
 def test_a_crash_costs_only_the_requests_in_flight():
