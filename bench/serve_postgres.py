@@ -129,6 +129,60 @@ def measure(pg: TempPostgres, server: str, workload: str, duration: int, connect
         stop(proc)
 
 
+# The page's own cost with no server at all: one process calls the WSGI application in a loop (the
+# environ of wrk's GET, no socket), on the C implementations the other servers run ("c") and on the
+# pure-Python ones a worker interpreter runs ("python": psycopg's Python implementation,
+# SQLAlchemy's modules from source). Application + PostgreSQL CPU per request bounds every server
+# on this machine: no server can exceed cores / (app + db CPU per request) req/s.
+FLOOR_CHILD = r"""
+import importlib, sys, time, io
+module, _, attr = sys.argv[1].partition(":")
+app = getattr(importlib.import_module(module), attr)
+n = int(sys.argv[2])
+def environ():
+    return {"REQUEST_METHOD": "GET", "PATH_INFO": sys.argv[3], "QUERY_STRING": "", "SERVER_NAME": "127.0.0.1",
+            "SERVER_PORT": "8000", "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "127.0.0.1", "HTTP_HOST": "127.0.0.1",
+            "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(), "wsgi.errors": sys.stderr, "wsgi.version": (1, 0),
+            "wsgi.multithread": False, "wsgi.multiprocess": True, "wsgi.run_once": False}
+def call():
+    status = []
+    body = app(environ(), lambda s, h, e=None: status.append(s))
+    b"".join(body)
+    getattr(body, "close", lambda: None)()
+    assert status[0].startswith("200"), status
+for _ in range(200):
+    call()
+print("ready", flush=True)
+sys.stdin.readline()
+c0 = time.process_time()
+for _ in range(n):
+    call()
+print(time.process_time() - c0, flush=True)
+"""
+
+
+def app_floor(pg: TempPostgres, workload: str, impl: str, requests: int = 3000) -> dict[str, float]:
+    """CPU per request of the application itself and of PostgreSQL, with no server (FLOOR_CHILD)."""
+    app, path, dbname = WORKLOADS[workload]
+    env = app_env(pg, dbname)
+    if impl == "python":
+        env["PSYCOPG_IMPL"] = "python"
+        env["DISABLE_SQLALCHEMY_CEXT_RUNTIME"] = "1"
+    child = subprocess.Popen([sys.executable, "-c", FLOOR_CHILD, app, str(requests), path], cwd=APPS, env=env,
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "ready"
+        db0 = cpu_seconds(tree(postmaster(pg)))
+        child.stdin.write("go\n")
+        child.stdin.flush()
+        app_cpu = float(child.stdout.readline())
+        db_cpu = cpu_seconds(tree(postmaster(pg))) - db0
+    finally:
+        child.kill()
+        child.wait()
+    return {"app_cpu_ms": app_cpu / requests * 1000, "db_cpu_ms": db_cpu / requests * 1000}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=5)
@@ -137,6 +191,7 @@ def main() -> int:
     parser.add_argument("--servers", default=SERVERS)
     parser.add_argument("--workloads", default=",".join(WORKLOADS))
     parser.add_argument("--json", metavar="PATH")
+    parser.add_argument("--floor-only", action="store_true", help="only the no-server floor (app_floor)")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         print("bench/serve_postgres.py needs wrk (the bootstrap installs it)", file=sys.stderr)
@@ -148,8 +203,21 @@ def main() -> int:
         print(f"bench/serve_postgres.py: {e}", file=sys.stderr)
         return 1
     best: dict[tuple[str, str], dict[str, float]] = {}
+    floors: dict[tuple[str, str], dict[str, float]] = {}
     with pg:
         prepare(pg)
+        for w in workloads:
+            for impl in ("c", "python"):
+                for _ in range(3):  # best of 3
+                    f = app_floor(pg, w, impl)
+                    if (w, impl) not in floors or f["app_cpu_ms"] < floors[(w, impl)]["app_cpu_ms"]:
+                        floors[(w, impl)] = f
+                f = floors[(w, impl)]
+                print(f"no server: {w:16} {impl:6} app CPU {f['app_cpu_ms']:.3f} ms/req, db {f['db_cpu_ms']:.3f} "
+                      f"ms/req: at most {os.cpu_count() / (f['app_cpu_ms'] + f['db_cpu_ms']) * 1000:.0f} req/s "
+                      f"on {os.cpu_count()} CPUs", flush=True)
+        if args.floor_only:
+            return 0
         for r in range(args.rounds):
             for w in workloads:
                 order = servers[r % len(servers):] + servers[:r % len(servers)]
@@ -176,6 +244,15 @@ def main() -> int:
             ratio = f"{m['rps'] / peer['rps']:.2f}x" if peer else "-"
             print(f"| {w} | {s} | {m['rps']:.0f} | {m['p50_ms']:.2f} | {m['p99_ms']:.2f} | {m['rss_mib']:.0f} | "
                   f"{m['db_connections']} | {ratio} |")
+    print("\nThe ceiling no server can pass on this machine, from the no-server floor (cores / (app + db CPU"
+          " per request)), against gunicorn sync's req/s:")
+    for w in workloads:
+        peer = best.get(("gunicorn-sync", w))
+        for impl in ("c", "python"):
+            f = floors[(w, impl)]
+            ceiling = os.cpu_count() / (f["app_cpu_ms"] + f["db_cpu_ms"]) * 1000
+            vs = f" = {ceiling / peer['rps']:.2f}x gunicorn sync" if peer else ""
+            print(f"  {w} ({impl} implementations): {ceiling:.0f} req/s{vs}")
     if args.json:
         Path(args.json).write_text(json.dumps([{"server": s, "workload": w, **m} for (s, w), m in best.items()],
                                               indent=1))
