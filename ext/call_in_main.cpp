@@ -16,8 +16,7 @@
 #include "module_state.hpp"
 #include "pool_object.hpp"
 #include "py_task_job.hpp"
-#include "pytypes/interrupted_wait.hpp"
-#include "pytypes/timeout_arg.hpp"
+#include "pytypes/blocking_call.hpp"
 #include "runtime/main_calls.hpp"
 #include "worker_cache.hpp"
 

@@ -10,7 +10,7 @@
 
 #include <Python.h>
 
-#include "codec/payload.hpp"
+#include "codec/payload_python.hpp"
 
 namespace manygil::ext {
 

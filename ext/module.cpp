@@ -20,10 +20,7 @@
 #include "call_in_main.hpp"
 #include "module_state.hpp"
 #include "pool_object.hpp"
-#include "pytypes/channel_type.hpp"
-#include "pytypes/shared_buffer_type.hpp"
-#include "pytypes/shared_dict_type.hpp"
-#include "pytypes/sync_types.hpp"
+#include "pytypes/shared_types.hpp"
 #include "task_handle.hpp"
 #include "without_gil.hpp"
 
@@ -61,17 +58,8 @@ PyObject* py_finalize(PyObject*, PyObject*) {
 PyObject* py_module_getattr(PyObject* module, PyObject* name) {
     const char* s = PyUnicode_Check(name) ? PyUnicode_AsUTF8(name) : nullptr;
     if (!s) return nullptr;
-    for (const char* lazy : {"ChannelClosed", "ChannelEmpty", "ChannelFull"}) {
-        if (std::strcmp(s, lazy) != 0) continue;
-        try {
-            PyObject* exc = detail::channel_exception(lazy);  // borrowed: cached per interpreter
-            if (PyModule_AddObjectRef(module, lazy, exc) < 0) return nullptr;
-            return Py_NewRef(exc);
-        } catch (const std::exception& e) {  // the Python error was fetched into the C++ one
-            PyErr_SetString(PyExc_ImportError, e.what());
-            return nullptr;
-        }
-    }
+    if (PyObject* exc = detail::add_channel_exception(module, s)) return exc;
+    if (PyErr_Occurred()) return nullptr;
     return PyErr_Format(PyExc_AttributeError, "module 'manygil._core' has no attribute '%U'", name);
 }
 
@@ -224,19 +212,8 @@ int module_exec(PyObject* module) {
     if (PyModule_AddObjectRef(module, "_EncodedResult", reinterpret_cast<PyObject*>(&PyCapsule_Type)) < 0) return -1;
     // The channel exceptions subclass queue.Empty/queue.Full: importing queue (and threading) costs a
     // worker ~2 ms at start, so they are made on first use (module __getattr__, below).
-    try {  // the core's per-interpreter types: SharedBuffer, Channel, SharedDict, the sync objects
-        if (PyModule_AddObjectRef(module, "SharedBuffer", reinterpret_cast<PyObject*>(detail::buffer_type())) < 0 ||
-            PyModule_AddObjectRef(module, "Channel", reinterpret_cast<PyObject*>(detail::channel_type())) < 0 ||
-            PyModule_AddObjectRef(module, "SharedDict", reinterpret_cast<PyObject*>(detail::shared_dict_type())) < 0) {
-            return -1;
-        }
-        for (const char* name : {"Lock", "Event", "Semaphore", "Barrier"}) {
-            if (PyModule_AddObjectRef(module, name, reinterpret_cast<PyObject*>(detail::sync_type(name))) < 0) return -1;
-        }
-    } catch (const std::exception& e) {
-        if (!PyErr_Occurred()) PyErr_SetString(PyExc_ImportError, e.what());
-        return -1;
-    }
+    // the core's per-interpreter types: SharedBuffer, Channel, SharedDict, the sync objects
+    if (detail::add_shared_types(module) < 0) return -1;
     return 0;
 }
 

@@ -13,7 +13,7 @@
 #include "exception_translation.hpp"
 #include "module_state.hpp"
 #include "py_task_job.hpp"
-#include "pytypes/timeout_arg.hpp"
+#include "pytypes/blocking_call.hpp"
 #include "task_handle.hpp"
 #include "without_gil.hpp"
 

@@ -1,7 +1,6 @@
 #include "py_task_job.hpp"
 
 #include "manygil/errors.hpp"
-#include "codec/decode_cache.hpp"
 #include "codec/payload_python.hpp"
 #include "cpython/ownership.hpp"
 #include "cpython/py_ref.hpp"
@@ -10,7 +9,6 @@
 #include "exception_translation.hpp"
 #include "main_interpreter.hpp"
 #include "runtime/call_target.hpp"
-#include "runtime/exec_source.hpp"
 #include "worker_cache.hpp"
 
 namespace manygil::ext {
@@ -70,16 +68,7 @@ void PyTaskJob::cleanup() noexcept {
     detail::expect_attached(worker_interp_, "a task's objects are released in the worker that made them");
     // Newest first: the result often is (or holds) an argument, so the arguments are released last,
     // when nothing else holds them, and their floats can be kept for the next payload.
-    detail::DecodeCache* cache = nullptr;
-    try {
-        cache = &detail::DecodeCache::current();
-    } catch (const std::exception&) {
-        PyErr_Clear();
-    }
-    while (!worker_objects_.empty()) {
-        if (cache && worker_objects_.back()) cache->recycle(worker_objects_.back().get());
-        worker_objects_.pop_back();
-    }
+    detail::release_decoded(worker_objects_);
 }
 
 std::string CallableSpec::describe() const {

@@ -17,7 +17,7 @@
 
 #include "manygil/job.hpp"
 #include "manygil/value.hpp"
-#include "codec/payload.hpp"
+#include "codec/payload_python.hpp"
 #include "cpython/py_ref.hpp"
 #include "exception_translation.hpp"
 #include "runtime/task_state.hpp"

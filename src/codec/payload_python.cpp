@@ -408,4 +408,17 @@ Payload encode_python(PyObject* obj, PyObject* pickler) {
 
 PyRef decode_python(const Payload& payload, bool allow_pickled) { return Decoder(payload, allow_pickled).run(); }
 
+void release_decoded(std::vector<PyRef>& objects) noexcept {
+    DecodeCache* cache = nullptr;
+    try {
+        cache = &DecodeCache::current();
+    } catch (const std::exception&) {
+        PyErr_Clear();  // no cache (the interpreter is ending): the objects are simply released
+    }
+    while (!objects.empty()) {
+        if (cache && objects.back()) cache->recycle(objects.back().get());
+        objects.pop_back();
+    }
+}
+
 }  // namespace manygil::detail

@@ -5,6 +5,8 @@
 
 #include <Python.h>
 
+#include <vector>
+
 #include "codec/payload.hpp"
 #include "cpython/py_ref.hpp"
 
@@ -25,5 +27,11 @@ void encode_python_into(PayloadWriter& w, std::vector<Value>& handles, PyObject*
 // load) and for malformed payloads. Without allow_pickled, pickled items are refused too (the
 // fuzzer's setting: pickle.loads runs arbitrary code by design).
 PyRef decode_python(const Payload& payload, bool allow_pickled = true);
+
+// Releases objects that decode_python made (a task's arguments, its result), newest first, emptying
+// `objects`; the floats of those nobody else holds go to this interpreter's decode cache
+// (decode_cache.hpp), so the next payloads decoded here reuse them. Never throws; the GIL held, in
+// the interpreter that decoded them.
+void release_decoded(std::vector<PyRef>& objects) noexcept;
 
 }  // namespace manygil::detail

@@ -35,7 +35,7 @@
 // |                                           |                                                   |         | change breaks the build here)      |
 // | PyThreadState_SetAsyncExc (public, but:   | runtime/worker_monitor.cpp: deliver_interrupt,    | all     | all versions. Acts on threads of   |
 // | raised at the next bytecode only; needs a | call_finished; runtime/interpreter_threads.cpp:   |         | the *current* interpreter, so the  |
-// | thread state of the target interpreter;   | raise_system_exit; pytypes/interrupted_wait.cpp:  |         | caller attaches one of the worker's|
+// | thread state of the target interpreter;   | raise_system_exit; pytypes/blocking_call.cpp:     |         | caller attaches one of the worker's|
 // | an exception type, not an instance)       | raise_if_wait_interrupted                         |         | (runtime/worker_monitor.hpp)       |
 // | PyInterpreterConfig, Py_NewInterpreter-   | runtime/thread_interpreter.cpp                    | 3.12+   | < 3.12: refused below              |
 // | FromConfig (public, non-limited, 3.12+)   |                                                   |         |                                    |

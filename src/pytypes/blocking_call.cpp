@@ -1,4 +1,7 @@
-#include "pytypes/timeout_arg.hpp"
+#include "pytypes/blocking_call.hpp"
+
+#include "cpython/private_api.hpp"
+#include "wait/wake_signal.hpp"
 
 namespace manygil::detail {
 
@@ -25,6 +28,14 @@ bool parse_timeout(PyObject* arg, Timeout& out, TimeoutRule rule) {
             break;
     }
     out = std::chrono::duration<double>(seconds);
+    return true;
+}
+
+bool raise_if_wait_interrupted() {
+    WaitInterrupt* interrupt = WaitInterrupt::current();
+    if (!interrupt || !interrupt->requested()) return false;
+    PyThreadState_SetAsyncExc(PyThread_get_thread_ident(), nullptr);
+    PyErr_SetString(PyExc_TimeoutError, "manygil: the call was interrupted while it waited");
     return true;
 }
 

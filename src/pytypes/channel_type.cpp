@@ -7,9 +7,8 @@
 #include "codec/payload_python.hpp"
 #include "cpython/interpreter_dict.hpp"
 #include "cpython/python_error.hpp"
+#include "pytypes/blocking_call.hpp"
 #include "pytypes/handle_type.hpp"
-#include "pytypes/interrupted_wait.hpp"
-#include "pytypes/timeout_arg.hpp"
 #include "shared/channel_access.hpp"
 
 namespace manygil::detail {

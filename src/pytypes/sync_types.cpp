@@ -3,9 +3,8 @@
 #include <string_view>
 #include <tuple>
 
+#include "pytypes/blocking_call.hpp"
 #include "pytypes/handle_type.hpp"
-#include "pytypes/interrupted_wait.hpp"
-#include "pytypes/timeout_arg.hpp"
 
 namespace manygil::detail {
 

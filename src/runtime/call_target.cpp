@@ -76,4 +76,15 @@ Value call_target(std::string_view target, const Args& args, const Kwargs& kwarg
     }
 }
 
+void exec_source(std::string_view source) {
+    std::string code(source);  // NUL-terminated for the compiler
+    PyRef compiled(Py_CompileString(code.c_str(), "<manygil exec>", Py_file_input));
+    if (!compiled) throw_python_error();
+    PyObject* main = PyImport_AddModule("__main__");  // borrowed
+    if (!main) throw_python_error();
+    PyObject* globals = PyModule_GetDict(main);  // borrowed
+    PyRef result(PyEval_EvalCode(compiled.get(), globals, globals));
+    if (!result) throw_python_error();
+}
+
 }  // namespace manygil::detail

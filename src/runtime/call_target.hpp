@@ -1,5 +1,6 @@
-// Calls named by "module:qualname" (C++ hosts' Pool::submit/call, initializers): check the form,
-// resolve it, call it. Each function runs with the worker's interpreter attached and reports failure
+// What a task runs in a worker when it is not a Python object: a call named by "module:qualname"
+// (C++ hosts' Pool::submit/call, initializers; check the form, resolve it, call it), or source text
+// (Pool::exec, initializers given as source). Each function runs with the worker's interpreter attached and reports failure
 // as a C++ exception (never a pending Python exception).
 #pragma once
 
@@ -24,5 +25,8 @@ Value call_target(std::string_view target, const Args& args, const Kwargs& kwarg
 
 // Checks the form "module:qualname" without importing anything. Throws InvalidArgument.
 void check_target(std::string_view target);
+
+// Executes source in the current interpreter's __main__ module, its GIL held. Throws PythonError.
+void exec_source(std::string_view source);
 
 }  // namespace manygil::detail

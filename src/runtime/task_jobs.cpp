@@ -3,7 +3,6 @@
 #include <string>
 
 #include "runtime/call_target.hpp"
-#include "runtime/exec_source.hpp"
 #include "runtime/promise_job.hpp"
 #include "runtime/task_state.hpp"
 

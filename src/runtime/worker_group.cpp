@@ -14,7 +14,6 @@
 #include "cpython/ownership.hpp"
 #include "cpython/py_ref.hpp"
 #include "runtime/call_target.hpp"
-#include "runtime/exec_source.hpp"
 #include "runtime/idle_workers.hpp"
 #include "runtime/thread_interpreter.hpp"
 
