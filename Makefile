@@ -49,12 +49,12 @@ test-python: build-python
 
 test: test-cpp test-python fuzz sanitize tsan
 
-# The edit-test loop: builds, the C++ tests and the Python tests without the soak tests (a few
-# minutes warm). `make test` is the full suite CI runs: also the soak tests, the fuzzers and both
-# suites again under ASan+UBSan.
+# The edit-test loop: builds, the C++ tests and the Python tests without the soak tests and those
+# marked slow (5 s or more each; under 4 minutes warm). `make test` is the full suite CI runs: also
+# the slow and soak tests, the fuzzers and both suites again under ASan+UBSan.
 check: build-cpp build-python
 	@$(CTEST) --test-dir $(BUILD) --output-on-failure -j2
-	@$(VENV)/bin/python -m pytest -q tests/python --ignore=tests/python/test_soak.py
+	@$(VENV)/bin/python -m pytest -q tests/python --ignore=tests/python/test_soak.py -m "not slow"
 
 # The C++ tests and the Python suite under AddressSanitizer + UndefinedBehaviorSanitizer: the core,
 # its tests and the extension are built instrumented into $(SAN_BUILD); CPython is not, so the

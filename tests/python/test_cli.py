@@ -32,6 +32,7 @@ def quick_bench(tmp_path_factory):
         return proc, json.load(f), tmp
 
 
+@pytest.mark.slow
 def test_bench_json_has_the_documented_schema(quick_bench):
     _, doc, _ = quick_bench
     assert doc["schema"] == "manygil-bench/1"
@@ -48,6 +49,7 @@ def test_bench_json_has_the_documented_schema(quick_bench):
             assert (r["time"] is None) == (r["error"] is not None)
 
 
+@pytest.mark.slow
 def test_bench_runs_every_available_model_correctly(quick_bench):
     _, doc, _ = quick_bench
     models = {m["name"]: m for m in doc["models"]}
@@ -69,6 +71,7 @@ def test_bench_runs_every_available_model_correctly(quick_bench):
     assert by_name["transfer SharedBuffer"]["results"]["manygil"]["time"] > 0
 
 
+@pytest.mark.slow
 def test_bench_reports_an_unavailable_model_with_its_reason(quick_bench):
     proc, doc, _ = quick_bench
     ft = next(m for m in doc["models"] if m["name"] == "free-threaded threads")
@@ -76,6 +79,7 @@ def test_bench_reports_an_unavailable_model_with_its_reason(quick_bench):
     assert "free-threaded threads: unavailable" in proc.stdout
 
 
+@pytest.mark.slow
 def test_bench_prints_the_table_and_draws_the_chart(quick_bench):
     proc, _, tmp = quick_bench
     assert "speedup" in proc.stdout and "vs manygil" in proc.stdout

@@ -9,6 +9,8 @@ import sys
 import textwrap
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+
 
 def run_child(code, timeout=120):
     env = dict(os.environ, PYTHONPATH=os.path.dirname(__file__))
@@ -67,6 +69,7 @@ DATETIME_IN_MANY_WORKERS = """
 """
 
 
+@pytest.mark.slow
 def test_datetime_in_many_workers_over_fifty_pool_cycles_does_not_crash():
     assert run_many(DATETIME_IN_MANY_WORKERS, 5) == ["ok\n"] * 5  # 5 x 10 pool cycles of 4 workers
 

@@ -91,6 +91,7 @@ def test_the_default_route_sends_every_task_to_the_interpreters():
         lc.close()
 
 
+@pytest.mark.slow
 def test_the_two_machine_example_spreads_tasks_over_workers_and_interpreters():
     import re
     import subprocess

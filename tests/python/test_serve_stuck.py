@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import manygil
+import pytest
 
 APPS = Path(__file__).parent
 if str(APPS) not in sys.path:
@@ -29,6 +30,7 @@ def get(server, path, timeout=30):
         conn.close()
 
 
+@pytest.mark.slow
 def test_a_request_blocked_in_c_is_answered_504_after_the_timeout(capfd):
     with manygil.Server("serve_apps.plain:app", workers=2, bind="127.0.0.1:0", timeout=1.0) as server:
         started = time.monotonic()
@@ -49,6 +51,7 @@ def test_a_request_blocked_in_c_is_answered_504_after_the_timeout(capfd):
     assert "504 Gateway Timeout" in capfd.readouterr().err
 
 
+@pytest.mark.slow
 def test_a_stuck_worker_is_replaced_and_the_server_keeps_its_capacity(capfd):
     # One worker: without a replacement, nothing else could be served until the stuck call returns.
     with manygil.Server("serve_apps.plain:app", workers=1, bind="127.0.0.1:0", timeout=1.0) as server:

@@ -38,6 +38,7 @@ class Served(served.Served):
         return json.loads(self.get("/pid")[1])["pid"]
 
 
+@pytest.mark.slow
 def test_a_crash_costs_only_the_requests_in_flight():
     served = Served()
     try:

@@ -106,6 +106,7 @@ def test_garbage_collected_pool_still_finishes_its_tasks():
     assert [f.result(timeout=60) for f in futures] == [i * i for i in range(20)]
 
 
+@pytest.mark.slow
 def test_many_dropped_pools_are_reaped():
     # A pool collected without shutdown finishes in the background. Its threads must then be joined:
     # an exited but unjoined thread keeps its 8 MiB stack mapped, so dropped pools must not pile up
