@@ -14,7 +14,8 @@ from . import _core
 from ._worker import dumps  # the one pickler, the same in workers and in the caller
 
 # The types whose objects travel by reference: a worker gets the same object, not a copy.
-_SHARED_TYPES = (_core.SharedBuffer, _core.Channel, _core.Lock, _core.Event, _core.Semaphore, _core.Barrier)
+_SHARED_TYPES = (_core.SharedBuffer, _core.Channel, _core.SharedDict, _core.Lock, _core.Event, _core.Semaphore,
+                 _core.Barrier)
 
 _by_reference = weakref.WeakKeyDictionary()  # callable -> "module:qualname"
 

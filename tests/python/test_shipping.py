@@ -131,6 +131,12 @@ def test_bound_methods_of_shared_objects_travel_as_object_and_method_name(pool):
     assert waiting.result() is True
     assert list(pool.map(channel.send, range(5))) == [None] * 5
     assert sorted(channel.recv(timeout=5) for _ in range(5)) == list(range(5))
+    # A SharedDict too: the worker reads and writes the same store (a user's pool.map(d.incr, keys)).
+    store = manygil.SharedDict()
+    store.update(seen=1, a=0, b=0)
+    assert pool.submit(store.get, "seen").result() == 1
+    assert list(pool.map(store.incr, ["a", "b", "a"])) == [1, 1, 2]
+    assert (store["a"], store["b"]) == (2, 1)
 
 
 def test_a_bound_method_of_an_ordinary_object_is_pickled_with_its_object(pool):
