@@ -152,6 +152,19 @@ public:
     // client), so call it without any GIL held; false once the client is gone or the server stopped
     // (stop producing: the rest would be dropped).
     bool send_chunk(std::string bytes);
+    // Streaming, for a producer that must not block (an event loop): queues `bytes` like
+    // send_chunk() but never waits. Sent: queued, and the window has room for more. Full: queued, but
+    // kStreamWindow bytes are now unsent; `when_ready` is called once, on the I/O thread (no GIL,
+    // must not block), when the client has read enough for more or the stream ended; produce more
+    // after it. Gone: the client is gone or the server stopped (bytes dropped; `when_ready` not
+    // called). Needs a streamed send() first (Gone otherwise).
+    enum class ChunkResult { Sent, Full, Gone };
+    ChunkResult try_send_chunk(std::string bytes, std::function<void()> when_ready);
+    // Calls `gone` once, on the I/O thread (no GIL; must not block), if the client hangs up or the
+    // connection closes before the response is written, including at once if that already happened;
+    // never after the response is complete. For a handler that wants to stop work nobody will read
+    // (an ASGI http.disconnect). Call it before the answer; never blocks.
+    void on_gone(std::function<void()> gone);
     // Streaming: the body is complete. Never blocks.
     void finish();
     // Streaming: the body cannot be completed; the connection closes after what was sent. Never blocks.

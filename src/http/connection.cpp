@@ -187,6 +187,15 @@ void IoThread::complete(Completion completion) {
             if (!c || !c->stream) return;
             c->stream_credit += completion.bytes.size();
             return stream_chunk(*c, std::move(completion.bytes));
+        case Kind::Watch:
+            // A connection still waiting for its response (or streaming it) is watched; one already
+            // closed is gone; one past its response (or on the next request) drops the watch.
+            if (!c) return completion.gone();
+            if (c->state == Connection::State::Dispatched || (c->state == Connection::State::Writing && c->stream)) {
+                c->on_gone = std::move(completion.gone);
+                if (c->hangup) c->tell_gone();
+            }
+            return;
         case Kind::Finish:
         case Kind::Abort:
             shared_->pending.fetch_sub(1);
@@ -216,6 +225,7 @@ void IoThread::stream_chunk(Connection& c, std::string bytes) {
 }
 
 void IoThread::end_stream(Connection& c, bool abort) {
+    if (!abort) c.on_gone = nullptr;  // the response is complete
     std::shared_ptr<StreamState> stream = std::move(c.stream);
     stream->close();
     if (abort || (c.framing == Framing::Length && c.stream_left > 0)) {
@@ -266,6 +276,7 @@ void IoThread::write_response(Connection& c, Response response, bool keep_alive)
     c.state = Connection::State::Writing;
     c.keep_alive = keep_alive;
     c.last_activity = Clock::now();
+    c.on_gone = nullptr;  // the response is complete
     c.out += serialize_head(response, keep_alive, date_.now());
     if (!c.head) {
         c.out += response.body;

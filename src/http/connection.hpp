@@ -11,6 +11,7 @@
 
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -33,31 +34,42 @@ struct StreamState {
     std::condition_variable cv;
     std::size_t queued = 0;  // (mu)
     bool closed = false;     // (mu) the connection is gone or the server stopped
+    // (mu) Responder::try_send_chunk's producer, told once when room frees or the stream closes.
+    std::function<void()> ready;
 
     void release(std::size_t n) {
+        std::function<void()> tell;
         {
             std::lock_guard lock(mu);
             queued -= std::min(queued, n);
+            if (ready && queued < Responder::kStreamWindow) tell = std::move(ready);
+            ready = nullptr;
         }
         cv.notify_all();
+        if (tell) tell();
     }
     void close() {
+        std::function<void()> tell;
         {
             std::lock_guard lock(mu);
             closed = true;
+            tell = std::move(ready);
+            ready = nullptr;
         }
         cv.notify_all();
+        if (tell) tell();
     }
 };
 
 // What a Responder posts to the I/O thread.
 struct Completion {
-    enum class Kind { Response, Chunk, Finish, Abort };
+    enum class Kind { Response, Chunk, Finish, Abort, Watch };
     std::uint64_t connection = 0;
     Kind kind = Kind::Response;
     Response response;                    // Kind::Response
     std::string bytes;                    // Kind::Chunk
     std::shared_ptr<StreamState> stream;  // a streamed Kind::Response
+    std::function<void()> gone;           // Kind::Watch (Responder::on_gone)
 };
 
 struct Connection {
@@ -97,6 +109,15 @@ struct Connection {
     std::unique_ptr<TlsSession> tls;
     bool tls_read_wants_write = false, tls_write_wants_read = false;
     Clock::time_point opened = Clock::now();  // the handshake must be done header_timeout after it
+    // Responder::on_gone: called if the client hangs up or the connection closes before the
+    // response is written; dropped once it is.
+    std::function<void()> on_gone;
+    void tell_gone() {
+        if (auto tell = std::move(on_gone)) {
+            on_gone = nullptr;
+            tell();
+        }
+    }
 };
 
 }  // namespace manygil::http

@@ -91,6 +91,7 @@ void IoThread::run(std::size_t index) noexcept {
                 if (ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) c.hangup = true;  // read on until EOF
                 pump(c);
                 if (by_fd_.find(fd) == by_fd_.end()) continue;  // closed
+                if (c.hangup && c.on_gone) c.tell_gone();  // hung up while its response is awaited
                 if (c.tls_write_wants_read) {
                     c.tls_write_wants_read = false;
                     flush(c);
@@ -208,6 +209,7 @@ void IoThread::accept_all() {
 
 void IoThread::close(Connection& c) {
     if (c.stream) c.stream->close();  // its producer stops
+    c.tell_gone();
     if (c.tls) c.tls->shutdown();      // best effort: close_notify unless the session failed
     int fd = c.fd;
     by_id_.erase(c.id);

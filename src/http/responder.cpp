@@ -61,6 +61,41 @@ bool Responder::send_chunk(std::string bytes) {
     return false;
 }
 
+Responder::ChunkResult Responder::try_send_chunk(std::string bytes, std::function<void()> when_ready) {
+    if (!io_ || !stream_) return ChunkResult::Gone;
+    bool full;
+    {
+        std::lock_guard lock(stream_->mu);
+        if (stream_->closed) return ChunkResult::Gone;
+        stream_->queued += bytes.size();
+        full = stream_->queued >= kStreamWindow;
+        // Set with the bytes counted, under the lock the I/O thread releases them under: it cannot
+        // free the window before the callback is in place.
+        if (full) stream_->ready = std::move(when_ready);
+    }
+    if (bytes.empty()) return full ? ChunkResult::Full : ChunkResult::Sent;
+    Completion c;
+    c.connection = connection_;
+    c.kind = Completion::Kind::Chunk;
+    c.bytes = std::move(bytes);
+    if (io_->post(std::move(c))) return full ? ChunkResult::Full : ChunkResult::Sent;
+    {
+        std::lock_guard lock(stream_->mu);
+        stream_->ready = nullptr;  // Gone: not called
+    }
+    stream_->close();
+    return ChunkResult::Gone;
+}
+
+void Responder::on_gone(std::function<void()> gone) {
+    if (!io_ || !gone) return;
+    Completion c;
+    c.connection = connection_;
+    c.kind = Completion::Kind::Watch;
+    c.gone = gone;
+    if (!io_->post(std::move(c))) gone();  // the I/O thread has ended: nobody is there to read the answer
+}
+
 void Responder::finish() { end(End::Finish); }
 void Responder::abort() { end(End::Abort); }
 
