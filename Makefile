@@ -136,6 +136,7 @@ bench: build-python
 	@$(VENV)/bin/python bench/data_plane.py
 	@$(VENV)/bin/python bench/shared_dict.py
 	@$(VENV)/bin/python bench/serve.py
+	@$(VENV)/bin/python bench/serve_asgi.py
 	@$(VENV)/bin/python bench/serve_tls.py
 	@$(VENV)/bin/python bench/serve_postgres.py
 	@$(VENV)/bin/python bench/dask_workers.py

@@ -2,10 +2,13 @@
 
 #include <cerrno>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <system_error>
 #include <vector>
 
+#include "manygil/asgi.hpp"
 #include "manygil/errors.hpp"
 #include "manygil/http.hpp"
 #include "manygil/wsgi.hpp"
@@ -20,7 +23,9 @@ namespace {
 struct HttpServerObject {
     PyObject_HEAD
     PyObject* pool;  // the _core.Pool whose workers run the application (kept alive)
-    wsgi::WsgiHandler* handler;
+    http::Handler* handler;     // one of:
+    wsgi::WsgiHandler* wsgi;    //   interface "wsgi"
+    asgi::AsgiHandler* asgi;    //   interface "asgi": its loops occupy the pool's workers
     http::Server* server;
 };
 
@@ -48,25 +53,39 @@ bool strings_of(PyObject* sequence, const char* what, std::vector<std::string>& 
 
 // HttpServer(pool, app, bind, *, io_threads, backlog, max_body, max_header_bytes, max_pending, timeout,
 //            header_timeout, keep_alive_timeout, access_log, forwarded_allow_ips, access_log_format,
-//            log_level, certfile, keyfile)
+//            log_level, certfile, keyfile, interface, lifespan, root_path)
+// interface "asgi": the pool's workers run ASGI event loops (manygil/asgi.hpp); the constructor
+// waits (without the GIL) for every worker's lifespan startup and raises RuntimeError with the
+// application's message if one fails.
 PyObject* server_new(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
     static const char* kw[] = {"pool", "app", "bind", "io_threads", "backlog", "max_body", "max_header_bytes",
                                "max_pending", "timeout", "header_timeout", "keep_alive_timeout", "access_log",
                                "forwarded_allow_ips", "access_log_format", "log_level", "certfile", "keyfile",
-                               nullptr};
+                               "interface", "lifespan", "root_path", nullptr};
     PyObject *pool, *bind, *timeout = Py_None, *forwarded = nullptr;
     const char* app;
     const char* access_log_format = nullptr;
     const char* log_level = "info";
     const char *certfile = nullptr, *keyfile = nullptr;
+    const char *interface = "wsgi", *lifespan = "auto", *root_path = "";
     Py_ssize_t io_threads = 1, backlog = 1024, max_body = Py_ssize_t{1} << 30, max_header_bytes = 64 * 1024,
                max_pending = 1024;
     double header_timeout = 10.0, keep_alive_timeout = 75.0;
     int access_log = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OsO|$nnnnnOddpOzszz:HttpServer", const_cast<char**>(kw), &pool,
-                                     &app, &bind, &io_threads, &backlog, &max_body, &max_header_bytes, &max_pending,
-                                     &timeout, &header_timeout, &keep_alive_timeout, &access_log, &forwarded,
-                                     &access_log_format, &log_level, &certfile, &keyfile)) {
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OsO|$nnnnnOddpOzszzsss:HttpServer", const_cast<char**>(kw),
+                                     &pool, &app, &bind, &io_threads, &backlog, &max_body, &max_header_bytes,
+                                     &max_pending, &timeout, &header_timeout, &keep_alive_timeout, &access_log,
+                                     &forwarded, &access_log_format, &log_level, &certfile, &keyfile, &interface,
+                                     &lifespan, &root_path)) {
+        return nullptr;
+    }
+    std::string_view iface = interface, life = lifespan;
+    if (iface != "wsgi" && iface != "asgi") {
+        PyErr_Format(PyExc_ValueError, "interface must be 'wsgi' or 'asgi', not '%s'", interface);
+        return nullptr;
+    }
+    if (life != "auto" && life != "on" && life != "off") {
+        PyErr_Format(PyExc_ValueError, "lifespan must be 'auto', 'on' or 'off', not '%s'", lifespan);
         return nullptr;
     }
     std::optional<http::LogLevel> level = http::parse_log_level(log_level);
@@ -139,7 +158,28 @@ PyObject* server_new(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
     HttpServerObject* s = as_server(self);
     s->pool = Py_NewRef(pool);
     try {
-        s->handler = new wsgi::WsgiHandler(*target, std::move(wsgi_options));
+        if (iface == "asgi") {
+            asgi::AsgiOptions asgi_options;
+            asgi_options.app = std::move(wsgi_options.app);
+            asgi_options.timeout = wsgi_options.timeout;
+            asgi_options.root_path = root_path;
+            asgi_options.forwarded_allow_ips = std::move(wsgi_options.forwarded_allow_ips);
+            asgi_options.lifespan = life == "on" ? asgi::Lifespan::On : life == "off" ? asgi::Lifespan::Off
+                                                                                     : asgi::Lifespan::Auto;
+            asgi_options.log_level = *level;
+            s->asgi = new asgi::AsgiHandler(*target, std::move(asgi_options));
+            s->handler = s->asgi;
+            std::optional<std::string> failed;
+            without_gil([&] { failed = s->asgi->wait_started(); });  // the workers need the main GIL to start
+            if (failed) {
+                PyErr_SetString(PyExc_RuntimeError, failed->c_str());
+                Py_DECREF(self);  // stops the loops that did start (their lifespan shutdown runs)
+                return nullptr;
+            }
+        } else {
+            s->wsgi = new wsgi::WsgiHandler(*target, std::move(wsgi_options));
+            s->handler = s->wsgi;
+        }
         s->server = new http::Server(std::move(options), *s->handler);
     } catch (const std::system_error& e) {
         Py_DECREF(self);
@@ -171,7 +211,15 @@ void stop_and_free(HttpServerObject* s, std::chrono::milliseconds grace) {
             delete server;
         });
     }
-    delete s->handler;
+    if (asgi::AsgiHandler* a = s->asgi) {
+        // After the server: the requests in flight have had their grace. Then the loops' lifespan
+        // shutdown, which may want our GIL's interpreter to be free of us.
+        without_gil([&] { a->stop(); });
+    }
+    delete s->wsgi;
+    delete s->asgi;
+    s->wsgi = nullptr;
+    s->asgi = nullptr;
     s->handler = nullptr;
 }
 
@@ -231,7 +279,8 @@ PyType_Slot slots[] = {
     {Py_tp_new, reinterpret_cast<void*>(server_new)},
     {Py_tp_dealloc, reinterpret_cast<void*>(server_dealloc)},
     {Py_tp_methods, methods},
-    {Py_tp_doc, const_cast<char*>("HttpServer(pool, app, bind, ...): manygil serve's front end (manygil/_serve.py)")},
+    {Py_tp_doc, const_cast<char*>("HttpServer(pool, app, bind, ..., interface='wsgi'): manygil serve's front end "
+                                  "(manygil/_serve.py)")},
     {0, nullptr},
 };
 

@@ -1,7 +1,9 @@
-"""manygil serve: a WSGI application (PEP 3333) on own-GIL interpreters behind a C++ HTTP/1.1 front end.
+"""manygil serve: a WSGI (PEP 3333) or ASGI 3.0 application on own-GIL interpreters behind a C++
+HTTP/1.1 front end.
 
 The front end's I/O threads (C++, no GIL) accept, parse and write; each complete request goes to a
-pool worker, which calls the application in its own interpreter. ``Server`` runs one in the
+pool worker, which calls the application in its own interpreter (WSGI: one request at a time per
+worker; ASGI: each worker runs an asyncio event loop with many requests in flight, manygil/asgi.hpp). ``Server`` runs one in the
 background; ``serve()`` runs one in this process until SIGTERM or SIGINT. The ``manygil serve``
 command runs ``serve()`` in a child process under a supervisor (``_supervisor``) that keeps the
 sockets and restarts it if it dies; in-process ``Server`` and ``serve()`` have no supervisor.
@@ -15,7 +17,7 @@ import signal
 import sys
 import threading
 
-from . import _compat_probe, _core, _wsgi
+from . import _asgi, _compat_probe, _core, _wsgi
 from ._errors import BrokenPool
 from ._pool import Pool
 
@@ -29,6 +31,9 @@ __all__ = ["AppLoadError", "Server", "serve"]
 
 _APP_REF = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 _REFUSED = re.compile(_compat_probe.REFUSAL_PATTERN)
+# --interface: "auto" reads the application (a coroutine function or __call__ taking 3 arguments: ASGI).
+INTERFACES = ("auto", "asgi", "wsgi")
+LIFESPANS = ("auto", "on", "off")
 # gunicorn's --log-level names, least important first.
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 # Seconds a request may ignore its timeout's interrupt (blocked in C) before its worker is replaced.
@@ -87,6 +92,16 @@ class Server:
 
     ``tls`` says whether it serves TLS.
 
+    ``interface``: "wsgi", "asgi" (ASGI 3.0 HTTP and lifespan: each worker runs one asyncio event loop
+    with any number of requests in flight), or "auto" (the default): ASGI if the application is a
+    coroutine function, or an object whose ``__call__`` is one, taking (scope, receive, send); else
+    WSGI. ``self.interface`` says which. Under ASGI: ``lifespan`` ("auto": run it if the application
+    supports it; "on"; "off") runs lifespan startup in every worker before the server listens (a
+    failure raises AppLoadError with the application's message) and shutdown at ``stop()``;
+    ``timeout`` cancels the request's task (504 if nothing was sent); ``root_path`` is
+    scope["root_path"]; ``max_requests`` does not apply (a worker's loop serves until the server
+    stops) and is refused.
+
     Raises AppLoadError if the application cannot load in a worker, ValueError for a bad option,
     OSError if an address cannot be bound. Use ``stop()`` (or ``with``) to end it.
     """
@@ -100,7 +115,8 @@ class Server:
                  access_log_format: str | None = None, max_requests: int = 0,
                  max_requests_jitter: int = 0, log_level: str = "info",
                  certfile: str | os.PathLike[str] | None = None,
-                 keyfile: str | os.PathLike[str] | None = None) -> None:
+                 keyfile: str | os.PathLike[str] | None = None, interface: str = "auto",
+                 lifespan: str = "auto", root_path: str = "") -> None:
         if not isinstance(app, str) or not _APP_REF.match(app):
             raise ValueError(f"app must be 'module:attribute' (e.g. 'myapp:application'), not {app!r}")
         binds = [bind] if isinstance(bind, str) else list(bind)
@@ -111,6 +127,12 @@ class Server:
         for name, value in (("max_requests", max_requests), ("max_requests_jitter", max_requests_jitter)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name} must be an int >= 0, not {value!r}")
+        if interface not in INTERFACES:
+            raise ValueError(f"interface must be one of {', '.join(INTERFACES)}, not {interface!r}")
+        if lifespan not in LIFESPANS:
+            raise ValueError(f"lifespan must be one of {', '.join(LIFESPANS)}, not {lifespan!r}")
+        if not isinstance(root_path, str) or (root_path and not root_path.startswith("/")) or root_path.endswith("/"):
+            raise ValueError(f"root_path must be '' or a path like '/app' (no trailing slash), not {root_path!r}")
         if keyfile is not None and certfile is None:
             raise ValueError("keyfile needs certfile (the certificate it belongs to)")
         for what, path in (("certfile", certfile), ("keyfile", keyfile)):
@@ -129,6 +151,16 @@ class Server:
         except BrokenPool as e:
             self._pool.shutdown(wait=True)
             raise AppLoadError(_load_failure(app, e)) from e
+        if interface == "auto":  # read in a worker, which has the application loaded
+            try:
+                interface = "asgi" if self._pool.submit(_asgi.probe, app).result() else "wsgi"
+            except BaseException:
+                self._pool.shutdown(wait=True)
+                raise
+        if interface == "asgi" and max_requests:
+            self._pool.shutdown(wait=True)
+            raise ValueError("max_requests does not apply to ASGI: each worker's event loop serves until the server "
+                             "stops")
         try:
             self._core = _core.HttpServer(
                 self._pool._core, app, binds, io_threads=io_threads, backlog=backlog, max_body=max_body,
@@ -138,11 +170,18 @@ class Server:
                 else list(forwarded_allow_ips),
                 access_log_format=access_log_format, log_level=log_level.lower(),
                 certfile=None if certfile is None else os.fspath(certfile),
-                keyfile=None if keyfile is None else os.fspath(keyfile))
+                keyfile=None if keyfile is None else os.fspath(keyfile), interface=interface, lifespan=lifespan,
+                root_path=root_path)
+        except RuntimeError as e:  # ASGI: a worker's lifespan startup failed (or its loop could not start)
+            self._pool.shutdown(wait=True)
+            if interface != "asgi":
+                raise
+            raise AppLoadError(f"cannot serve {app}: {e}") from None
         except BaseException:
             self._pool.shutdown(wait=True)
             raise
         self.app = app
+        self.interface = interface
         self.workers = self._pool.max_workers
         self.log_level = log_level.lower()
         self.tls = certfile is not None
@@ -228,7 +267,8 @@ def serve(app: str, *, graceful_timeout: float = 30.0, ready: Callable[[Server],
     try:
         for address in server.addresses:
             where = address if address.startswith("unix:") else f"{'https' if server.tls else 'http'}://{address}"
-            print(f"manygil serve: {app} on {where} ({server.workers} workers)", file=sys.stderr, flush=True)
+            print(f"manygil serve: {app} on {where} ({server.workers} workers, {server.interface.upper()})",
+                  file=sys.stderr, flush=True)
         if ready is not None:
             ready(server)
         while not stop.wait(0.5):  # a timed wait: the signal handlers run in between

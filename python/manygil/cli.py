@@ -73,6 +73,9 @@ def _server_argv(args):
         argv += ["--keyfile", args.keyfile]
     if args.max_requests:
         argv += ["--max-requests", str(args.max_requests), "--max-requests-jitter", str(args.max_requests_jitter)]
+    argv += ["--interface", args.interface, "--lifespan", args.lifespan]
+    if args.root_path:
+        argv += ["--root-path", args.root_path]
     return argv
 
 
@@ -103,7 +106,8 @@ def _serve(args):
               access_log_format=args.access_log_format,
               forwarded_allow_ips=[ip.strip() for ip in args.forwarded_allow_ips.split(",") if ip.strip()],
               max_requests=args.max_requests, max_requests_jitter=args.max_requests_jitter, log_level=args.log_level,
-              certfile=args.certfile, keyfile=args.keyfile)
+              certfile=args.certfile, keyfile=args.keyfile, interface=args.interface, lifespan=args.lifespan,
+              root_path=args.root_path)
     except (AppLoadError, ValueError, OSError) as e:
         print(f"manygil serve: {e}", file=sys.stderr)
         return 1
@@ -135,10 +139,18 @@ def main(argv=None):
     compat.add_argument("--json", metavar="PATH", help="also write the results as JSON (schema in the README)")
     compat.set_defaults(run=_compat)
 
-    serve = commands.add_parser("serve", help="serve a WSGI application on own-GIL interpreters behind a C++ "
-                                "HTTP/1.1 front end")
-    serve.add_argument("app", metavar="MODULE:APP", help="the WSGI application, e.g. myproject.wsgi:application "
-                       "(imported from the current directory)")
+    serve = commands.add_parser("serve", help="serve a WSGI or ASGI application on own-GIL interpreters behind a "
+                                "C++ HTTP/1.1 front end")
+    serve.add_argument("app", metavar="MODULE:APP", help="the WSGI or ASGI application, e.g. "
+                       "myproject.wsgi:application or myproject.asgi:application (imported from the current directory)")
+    serve.add_argument("--interface", default="auto", choices=("auto", "asgi", "wsgi"), help="how to call the "
+                       "application (default auto: ASGI if it is a coroutine function, or its __call__ is one, taking "
+                       "(scope, receive, send); else WSGI)")
+    serve.add_argument("--lifespan", default="auto", choices=("auto", "on", "off"), help="ASGI: run the lifespan "
+                       "protocol in every worker (default auto: if the application supports it; a failed startup "
+                       "stops the server)")
+    serve.add_argument("--root-path", default="", metavar="PATH", help="ASGI: scope['root_path'], the "
+                       "application's mount point behind a proxy (e.g. /api)")
     serve.add_argument("--workers", type=int, default=None, help="interpreters running the application "
                        "(default: the CPUs available)")
     serve.add_argument("--bind", action="append", metavar="ADDRESS", help="address to listen on (repeatable; "
@@ -148,7 +160,7 @@ def main(argv=None):
     serve.add_argument("--max-body", type=int, default=1 << 30, metavar="BYTES", help="largest request body "
                        "accepted; larger ones get 413 (default 1 GiB)")
     serve.add_argument("--timeout", type=float, default=None, metavar="S", help="interrupt a request that runs "
-                       "longer and answer 504 (default: no limit)")
+                       "longer (ASGI: cancel its task) and answer 504 (default: no limit)")
     serve.add_argument("--graceful-timeout", type=float, default=30.0, metavar="S", help="on SIGTERM/SIGINT, how "
                        "long requests in flight get to finish (default 30)")
     serve.add_argument("--io-threads", type=int, default=1, help="front-end I/O threads (default 1)")
@@ -167,7 +179,7 @@ def main(argv=None):
                        "graceful restart (SIGHUP), so a renewed certificate takes effect without a dropped connection")
     serve.add_argument("--keyfile", default=None, metavar="PATH", help="the certificate's PEM private key, "
                        "unencrypted (default: in --certfile)")
-    serve.add_argument("--max-requests", type=int, default=0, metavar="N", help="recycle: a worker interpreter "
+    serve.add_argument("--max-requests", type=int, default=0, metavar="N", help="WSGI: recycle: a worker interpreter "
                        "that has served N requests is replaced by a fresh one, which loads the application while "
                        "the old one serves on (default 0: never)")
     serve.add_argument("--max-requests-jitter", type=int, default=0, metavar="N", help="add up to N (at random, "

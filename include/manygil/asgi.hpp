@@ -1,0 +1,109 @@
+// manygil::asgi::AsgiHandler: serves an ASGI 3.0 application (HTTP and lifespan, asgiref's
+// specs/www.rst and lifespan.rst) on a Pool's own-GIL workers, behind http.hpp's Server. Each worker
+// interpreter runs ONE asyncio event loop for as long as the handler serves (asyncio's own loop:
+// uvloop refuses sub-interpreters), with many requests in flight on it: a slow `await` in one does
+// not hold up the others.
+//
+// The I/O thread hands a request to the worker with the fewest requests in flight by pushing the C++
+// request into that worker's inbox and writing its eventfd, which the loop watches
+// (loop.add_reader): no GIL is taken and nothing is pickled. On the loop, the request's `scope` is
+// built in C++ (src/asgi/scope.cpp), `receive()` gives one `http.request` with the whole body (the
+// front end has buffered it; more_body False), then `http.disconnect` once the client has gone or
+// the response is complete; `send()`'s messages are checked and turned into the response in C++
+// (http.response.start, http.response.body with more_body streaming). A streamed body never blocks
+// the loop: past Responder::kStreamWindow unsent bytes `await send()` waits for the I/O thread to
+// say the client caught up. After the client has gone, sends are ignored. The loop itself (the
+// per-request tasks, lifespan) is the Python package's manygil._asgi, reached through its package
+// hook "asgi.serve": the workers must have imported the manygil package (`manygil serve` does).
+//
+// Lifespan (AsgiOptions::lifespan): each worker runs `lifespan.startup` before it takes requests
+// and `lifespan.shutdown` when the handler stops; `scope["state"]` is that worker's lifespan state,
+// shallow-copied per request. Auto: an application that raises before asking for the first
+// lifespan event does not support it and is served anyway (uvicorn's "auto"); startup.failed, or an
+// exception after the startup event, fails the start (wait_started()).
+//
+// Failures are answered and logged, and the loop goes on: an exception before http.response.start
+// -> 500 (the traceback logged), after it -> the connection is cut; a request running past
+// AsgiOptions::timeout has its task cancelled -> 504 if nothing was sent yet, else cut; an
+// application that returns without a complete response -> 500, or cut. A worker whose job the pool
+// refuses (shut down) answers 503.
+//
+// The handler's jobs occupy every worker of the pool until stop(): give it a pool of its own.
+//
+// Typical C++ host:
+//   manygil::Runtime runtime({.python_path = {"/srv/app"}});
+//   manygil::Pool pool(runtime, {.workers = 2, .initializer = manygil::Initializer::source("import manygil")});
+//   manygil::asgi::AsgiHandler handler(pool, {.app = "myapp:app"});
+//   if (auto failed = handler.wait_started()) { ... *failed ...; }
+//   manygil::http::Server server({.bind = {"0.0.0.0:8000"}}, handler);
+//   ... wait for a signal ...; server.stop(std::chrono::seconds(30)); handler.stop();
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "manygil/http.hpp"
+#include "manygil/pool.hpp"
+
+namespace manygil::asgi {
+
+// uvicorn's --lifespan: Auto (run it if the application supports it), On (it must), Off (never).
+enum class Lifespan { Auto, On, Off };
+
+struct AsgiOptions {
+    std::string app;  // "module:attribute" (the attribute may be dotted), importable by the workers
+    // Per request: its task is cancelled past this (504, or a cut connection once the head is gone).
+    std::optional<std::chrono::duration<double>> timeout;
+    std::string url_scheme = "http";  // scope["scheme"] ("https" for a request over TLS)
+    std::string root_path;            // scope["root_path"] (the application's mount point behind a proxy)
+    // As WsgiOptions::forwarded_allow_ips: trusted proxies' Forwarded / X-Forwarded-* set
+    // scope["client"] and scope["scheme"].
+    std::vector<std::string> forwarded_allow_ips = {"127.0.0.1", "::1"};
+    Lifespan lifespan = Lifespan::Auto;
+    // Where errors are logged (a line or a traceback, no trailing newline), from worker threads.
+    // Default: stderr.
+    std::function<void(std::string_view)> log;
+    http::LogLevel log_level = http::LogLevel::info;
+};
+
+namespace detail {
+struct AsgiShared;  // internal: the workers' inboxes and start/stop bookkeeping (src/asgi/inbox.hpp)
+}
+
+class AsgiHandler final : public http::Handler {
+public:
+    // Posts one serving job per worker of `pool` (each imports the application, runs lifespan
+    // startup, then serves until stop()). Never blocks. `pool` must outlive the handler; the handler
+    // must outlive the Server using it. Throws InvalidArgument if `app` is not "module:attribute".
+    AsgiHandler(Pool& pool, AsgiOptions options);
+    // stop(). Blocks like it.
+    ~AsgiHandler() override;
+    AsgiHandler(const AsgiHandler&) = delete;
+    AsgiHandler& operator=(const AsgiHandler&) = delete;
+
+    // Blocks until every worker has run lifespan startup (or found it unsupported): nullopt when
+    // all did, else why one could not start (the application's message, an import error, a startup
+    // exception's traceback). Hold no GIL (the workers need the main one to start). Thread-safe.
+    std::optional<std::string> wait_started();
+
+    // On an I/O thread: queues the request in a worker's inbox and wakes its loop. Never blocks; no
+    // GIL. Requests that arrive before a worker has started wait in its inbox.
+    void handle(http::Request request, http::Responder responder) override;
+    // 0: a worker works on any number of requests at once.
+    std::size_t capacity() const noexcept override { return 0; }
+
+    // Every worker's loop cancels what it still runs (call it after Server::stop(), which lets the
+    // requests in flight finish), runs lifespan shutdown and ends its job. Blocks until all have;
+    // hold no GIL. Idempotent; thread-safe.
+    void stop();
+
+private:
+    std::shared_ptr<detail::AsgiShared> shared_;
+};
+
+}  // namespace manygil::asgi

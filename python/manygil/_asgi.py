@@ -1,0 +1,235 @@
+"""The event loop of an ASGI worker (manygil/asgi.hpp), run in each worker interpreter by the C++
+AsgiHandler through the package hook "asgi.serve". What is per request and hot (the scope, checking
+``send()``'s messages, building the response, the inbox) is C++ (src/asgi/); this is the asyncio
+side: one task per request, the lifespan protocol, the timeout, and the wake-ups the I/O thread posts.
+
+Also ``is_asgi(app)``: whether ``--interface auto`` takes an application for ASGI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import traceback
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+__all__ = ["is_asgi", "probe", "serve"]
+
+# http::LogLevel's order, for Worker.log().
+_INFO, _WARNING, _ERROR = 1, 2, 3
+
+
+def is_asgi(app: Any) -> bool:
+    """An ASGI 3 application: a coroutine function, or an object whose ``__call__`` is one, taking
+    (scope, receive, send). Anything else callable is taken for WSGI."""
+    if inspect.isclass(app):
+        return False
+    call = app if inspect.iscoroutinefunction(app) else getattr(app, "__call__", None)
+    if call is None or not inspect.iscoroutinefunction(call):
+        return False
+    try:
+        params = inspect.signature(call).parameters.values()
+    except (TypeError, ValueError):
+        return True  # no signature to read: the coroutine function is the evidence
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return len(positional) == 3 or any(p.kind == p.VAR_POSITIONAL for p in params)
+
+
+def probe(ref: str) -> bool:
+    """In a worker that has loaded the application "module:attribute": is_asgi() of it."""
+    import importlib
+
+    module_name, _, qualname = ref.partition(":")
+    obj: Any = importlib.import_module(module_name)
+    for part in qualname.split("."):
+        obj = getattr(obj, part)
+    return is_asgi(obj)
+
+
+def serve(worker: Any, app: Any, lifespan: str, timeout: float | None) -> None:
+    """Runs this worker's loop until the handler stops it: lifespan startup (then ``worker.started``),
+    the requests, lifespan shutdown."""
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        loop.run_until_complete(_main(worker, app, lifespan, timeout))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.run_until_complete(loop.shutdown_default_executor())
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
+
+
+async def _main(worker: Any, app: Any, mode: str, timeout: float | None) -> None:
+    loop = asyncio.get_running_loop()
+    state: dict[str, Any] = {}
+    life = _Lifespan(app, state, mode, worker)
+    failure = await life.startup()
+    worker.started(failure)
+    if failure is not None:
+        await life.abandon()
+        return
+    scope_state = state if life.supported else None
+    tasks: set[asyncio.Task[None]] = set()
+    stopping = loop.create_future()
+
+    def on_inbox() -> None:
+        calls, woken, stop = worker.drain()
+        for call in calls:
+            task = loop.create_task(_request(app, call, scope_state, timeout, loop))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+        for call in woken:
+            _wake(call)
+        if stop and not stopping.done():
+            stopping.set_result(None)
+
+    loop.add_reader(worker.fileno(), on_inbox)
+    try:
+        on_inbox()  # requests that came while lifespan startup ran
+        await stopping
+    finally:
+        loop.remove_reader(worker.fileno())
+    # The front end has stopped (the requests in flight had their grace): what still runs is cancelled.
+    for task in list(tasks):
+        task.cancel()
+    if tasks:
+        await asyncio.gather(*tasks, return_exceptions=True)
+    await life.shutdown()
+
+
+def _wake(call: Any) -> None:
+    for waiter in call.unpark():
+        if not waiter.done():
+            waiter.set_result(None)
+
+
+async def _request(app: Any, call: Any, state: dict[str, Any] | None, timeout: float | None,
+                   loop: asyncio.AbstractEventLoop) -> None:
+    async def receive() -> dict[str, Any]:
+        message = call.receive()
+        while message is None:
+            waiter = loop.create_future()
+            call.park(waiter)
+            await waiter
+            message = call.receive()
+        return message
+
+    async def send(message: dict[str, Any]) -> None:
+        outcome = call.send(message)
+        if outcome == 1:  # the client has a window's worth unread: wait for it to catch up
+            waiter = loop.create_future()
+            call.park(waiter)
+            await waiter
+        elif outcome == 2:  # complete: receive() says http.disconnect from now on
+            _wake(call)
+
+    expired = False
+    timer = None
+    if timeout is not None:
+        task = asyncio.current_task()
+
+        def expire() -> None:
+            nonlocal expired
+            expired = True
+            task.cancel()  # type: ignore[union-attr]
+
+        timer = loop.call_later(timeout, expire)
+    try:
+        await app(call.scope(state), receive, send)
+    except asyncio.CancelledError:
+        if expired:
+            call.fail(504, f"no response within {timeout:g} s: the request's task was cancelled")
+        else:
+            call.fail(503, "the server stopped before the response was complete")
+            raise
+    except Exception:
+        call.fail(500, "the application raised an exception:\n" + traceback.format_exc().rstrip("\n"))
+    else:
+        call.finish()
+    finally:
+        if timer is not None:
+            timer.cancel()
+        _wake(call)
+
+
+class _Lifespan:
+    """asgiref's lifespan protocol for one worker. ``mode`` "auto": an application that raises before
+    asking for its first event does not support lifespan and is served without it; "on": it must;
+    "off": never run."""
+
+    def __init__(self, app: Any, state: dict[str, Any], mode: str, worker: Any) -> None:
+        self.app, self.state, self.mode, self.worker = app, state, mode, worker
+        self.supported = mode != "off"
+        self.asked = False  # the application called receive()
+        self.events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        loop = asyncio.get_running_loop()
+        self.startup_done = loop.create_future()   # -> None, or the failure message
+        self.shutdown_done = loop.create_future()
+        self.task: asyncio.Task[None] | None = None
+        self.error: str | None = None
+
+    async def _run(self) -> None:
+        scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"}, "state": self.state}
+        try:
+            await self.app(scope, self._receive, self._send)
+        except BaseException as e:
+            if isinstance(e, asyncio.CancelledError):
+                raise
+            self.error = traceback.format_exc().rstrip("\n")
+
+    async def _receive(self) -> dict[str, Any]:
+        self.asked = True
+        return await self.events.get()
+
+    async def _send(self, message: dict[str, Any]) -> None:
+        kind = message.get("type") if isinstance(message, dict) else None
+        if kind in ("lifespan.startup.complete", "lifespan.startup.failed") and not self.startup_done.done():
+            self.startup_done.set_result(None if kind.endswith("complete")
+                                         else str(message.get("message") or "lifespan startup failed"))
+        elif kind in ("lifespan.shutdown.complete", "lifespan.shutdown.failed") and not self.shutdown_done.done():
+            self.shutdown_done.set_result(None if kind.endswith("complete")
+                                          else str(message.get("message") or "lifespan shutdown failed"))
+        else:
+            raise RuntimeError(f"unexpected ASGI lifespan message {message!r}")
+
+    async def startup(self) -> str | None:
+        """None once started (or unsupported under "auto"), else why the worker cannot serve."""
+        if self.mode == "off":
+            return None
+        self.task = asyncio.get_running_loop().create_task(self._run())
+        self.events.put_nowait({"type": "lifespan.startup"})
+        await asyncio.wait({self.startup_done, self.task}, return_when=asyncio.FIRST_COMPLETED)
+        if self.startup_done.done():
+            failure = self.startup_done.result()
+            return None if failure is None else f"lifespan startup failed: {failure}"
+        # The application returned or raised without answering the startup event.
+        self.supported = False
+        if self.error is not None and self.asked:
+            return f"lifespan startup raised:\n{self.error}"
+        if self.mode == "on":
+            return "the application does not support the ASGI lifespan protocol" + (
+                f":\n{self.error}" if self.error else "")
+        self.worker.log(_INFO, "manygil serve: ASGI 'lifespan' protocol appears unsupported")
+        return None
+
+    async def shutdown(self) -> None:
+        if not self.supported or self.task is None or self.task.done():
+            return
+        self.events.put_nowait({"type": "lifespan.shutdown"})
+        await asyncio.wait({self.shutdown_done, self.task}, return_when=asyncio.FIRST_COMPLETED)
+        if self.shutdown_done.done() and self.shutdown_done.result() is not None:
+            self.worker.log(_ERROR, f"manygil serve: {self.shutdown_done.result()}")
+        elif self.error is not None:
+            self.worker.log(_ERROR, f"manygil serve: lifespan shutdown raised:\n{self.error}")
+        if not self.task.done():
+            self.task.cancel()
+            await asyncio.gather(self.task, return_exceptions=True)
+
+    async def abandon(self) -> None:
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
+            await asyncio.gather(self.task, return_exceptions=True)

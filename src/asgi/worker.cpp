@@ -1,0 +1,532 @@
+#include "asgi/worker.hpp"
+
+#include <atomic>
+#include <cstdio>
+#include <new>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "asgi/scope.hpp"
+#include "cpython/interpreter_dict.hpp"
+#include "cpython/python_error.hpp"
+#include "http/response_head.hpp"
+
+namespace manygil::asgi::detail {
+
+using manygil::detail::PyRef;
+
+namespace {
+
+// ---- the per-interpreter types ----
+
+struct Types {
+    PyRef worker, call;
+    PyRef k_type, k_body, k_more_body, k_status, k_headers, http_request, http_disconnect;
+};
+
+struct WorkerState {
+    std::shared_ptr<AsgiShared> shared;
+    std::shared_ptr<Inbox> inbox;
+    std::unordered_map<std::uint64_t, PyObject*> calls;  // borrowed: each HttpCall removes itself
+    bool reported_start = false;
+};
+
+struct WorkerObject {
+    PyObject_HEAD
+    WorkerState* state;
+};
+
+// One request on the loop.
+struct Call {
+    std::uint64_t id = 0;
+    http::Request request;
+    http::Responder responder;
+    std::string scheme;
+    PyRef worker;   // the WorkerObject: its inbox, its map of calls
+    PyRef waiters;  // a list of parked futures, or null
+    std::shared_ptr<std::atomic<bool>> gone = std::make_shared<std::atomic<bool>>(false);
+    bool body_given = false;  // http.request was received
+    bool started = false;     // http.response.start was sent (held until the first body)
+    bool streaming = false;   // the head went out; more body follows
+    bool complete = false;    // the last body went out
+    bool finished = false;    // fail() or finish(): out of the worker's in-flight count
+    int status = 0;
+    std::vector<http::Header> headers;
+};
+
+struct CallObject {
+    PyObject_HEAD
+    Call* call;
+};
+
+WorkerState& worker_of(PyObject* op) { return *reinterpret_cast<WorkerObject*>(op)->state; }
+Call& call_of(PyObject* op) { return *reinterpret_cast<CallObject*>(op)->call; }
+
+Types& types();
+
+// m[key] into *out (a new reference; null when absent): 1 found, 0 absent, -1 error. Any mapping
+// (PyMapping_GetOptionalItem is 3.13+).
+int get_item(PyObject* m, PyObject* key, PyObject** out) {
+    *out = nullptr;
+    if (PyDict_CheckExact(m)) {
+        PyObject* v = PyDict_GetItemWithError(m, key);
+        if (!v) return PyErr_Occurred() ? -1 : 0;
+        *out = Py_NewRef(v);
+        return 1;
+    }
+    PyObject* v = PyObject_GetItem(m, key);
+    if (v) {
+        *out = v;
+        return 1;
+    }
+    if (!PyErr_ExceptionMatches(PyExc_KeyError)) return -1;
+    PyErr_Clear();
+    return 0;
+}
+
+// ---- Worker ----
+
+void worker_dealloc(PyObject* op) {
+    delete reinterpret_cast<WorkerObject*>(op)->state;
+    PyTypeObject* type = Py_TYPE(op);
+    type->tp_free(op);
+    Py_DECREF(type);
+}
+
+PyObject* worker_fileno(PyObject* op, PyObject*) { return PyLong_FromLong(worker_of(op).inbox->fd()); }
+
+PyObject* new_call(PyObject* worker, Arrival arrival) {
+    WorkerState& w = worker_of(worker);
+    PyTypeObject* type = reinterpret_cast<PyTypeObject*>(types().call.get());
+    PyObject* op = type->tp_alloc(type, 0);
+    if (!op) return nullptr;
+    auto* call = new (std::nothrow) Call;
+    if (!call) {
+        Py_DECREF(op);
+        return PyErr_NoMemory();
+    }
+    reinterpret_cast<CallObject*>(op)->call = call;
+    call->id = w.shared->next_call.fetch_add(1);
+    call->request = std::move(arrival.request);
+    call->responder = std::move(arrival.responder);
+    call->scheme = std::move(arrival.scheme);
+    call->worker = PyRef::borrow(worker);
+    // The client hanging up before the response is complete: receive() says http.disconnect and
+    // sends are ignored from then on.
+    call->responder.on_gone([gone = call->gone, inbox = w.inbox, id = call->id] {
+        gone->store(true);
+        inbox->wake(id);
+    });
+    w.calls.emplace(call->id, op);
+    return op;
+}
+
+PyObject* worker_drain(PyObject* op, PyObject*) {
+    WorkerState& w = worker_of(op);
+    Inbox::Drained d = w.inbox->drain();
+    PyRef fresh(PyList_New(0)), woken(PyList_New(0));
+    if (!fresh || !woken) return nullptr;
+    for (Arrival& a : d.arrivals) {
+        PyRef call(new_call(op, std::move(a)));
+        if (!call || PyList_Append(fresh.get(), call.get()) < 0) return nullptr;
+    }
+    for (std::uint64_t id : d.woken) {
+        auto it = w.calls.find(id);
+        if (it != w.calls.end() && PyList_Append(woken.get(), it->second) < 0) return nullptr;
+    }
+    return Py_BuildValue("(OOO)", fresh.get(), woken.get(), d.stop ? Py_True : Py_False);
+}
+
+PyObject* worker_started(PyObject* op, PyObject* error) {
+    WorkerState& w = worker_of(op);
+    if (w.reported_start) Py_RETURN_NONE;
+    std::optional<std::string> failure;
+    if (error != Py_None) {
+        const char* text = PyUnicode_AsUTF8(error);
+        if (!text) return nullptr;
+        failure = text;
+    }
+    w.reported_start = true;
+    w.shared->mark_started(std::move(failure));
+    Py_RETURN_NONE;
+}
+
+// log(level, text): level 0 debug .. 4 critical (http::LogLevel's order).
+PyObject* worker_log(PyObject* op, PyObject* args) {
+    int level;
+    const char* text;
+    if (!PyArg_ParseTuple(args, "is:log", &level, &text)) return nullptr;
+    if (level < 0) level = 0;
+    if (level > 4) level = 4;
+    const AsgiShared& shared = *worker_of(op).shared;
+    std::string line = text;
+    Py_BEGIN_ALLOW_THREADS  // a log callback may write to a pipe that is slow to drain
+    shared.log(static_cast<http::LogLevel>(level), line);
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
+PyMethodDef worker_methods[] = {
+    {"fileno", worker_fileno, METH_NOARGS, "the inbox's eventfd (readable: drain())"},
+    {"drain", worker_drain, METH_NOARGS, "drain() -> (new HttpCalls, HttpCalls with news, stop)"},
+    {"started", worker_started, METH_O, "started(error: str | None): lifespan startup is over"},
+    {"log", worker_log, METH_VARARGS, "log(level: int, text: str): the server's log (0 debug .. 4 critical)"},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+PyType_Slot worker_slots[] = {
+    {Py_tp_dealloc, reinterpret_cast<void*>(worker_dealloc)},
+    {Py_tp_methods, worker_methods},
+    {Py_tp_doc, const_cast<char*>("An ASGI worker's inbox (manygil/asgi.hpp)")},
+    {0, nullptr},
+};
+
+PyType_Spec worker_spec = {"manygil.asgi.Worker", sizeof(WorkerObject), 0, Py_TPFLAGS_DEFAULT, worker_slots};
+
+// ---- HttpCall ----
+
+void log_call(const Call& c, http::LogLevel level, const std::string& text) {
+    worker_of(c.worker.get()).shared->log(level, text);
+}
+
+void leave(Call& c) {
+    if (c.finished) return;
+    c.finished = true;
+    worker_of(c.worker.get()).inbox->in_flight.fetch_sub(1);
+}
+
+void call_dealloc(PyObject* op) {
+    Call* c = reinterpret_cast<CallObject*>(op)->call;
+    if (c) {
+        leave(*c);
+        worker_of(c->worker.get()).calls.erase(c->id);
+        // A Responder not answered yet answers 500 (or cuts a stream) as it goes.
+        delete c;
+    }
+    PyTypeObject* type = Py_TYPE(op);
+    type->tp_free(op);
+    Py_DECREF(type);
+}
+
+PyObject* call_scope(PyObject* op, PyObject* state) {
+    Call& c = call_of(op);
+    try {
+        return build_scope(c.request, c.scheme, worker_of(c.worker.get()).shared->options.root_path, state).release();
+    } catch (const std::exception&) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_RuntimeError, "cannot build the ASGI scope");
+        return nullptr;
+    }
+}
+
+PyObject* message(PyObject* type_value) {
+    Types& t = types();
+    PyObject* d = PyDict_New();
+    if (d && PyDict_SetItem(d, t.k_type.get(), type_value) < 0) Py_CLEAR(d);
+    return d;
+}
+
+PyObject* call_receive(PyObject* op, PyObject*) {
+    Call& c = call_of(op);
+    Types& t = types();
+    if (!c.body_given) {
+        c.body_given = true;
+        PyRef body(PyBytes_FromStringAndSize(c.request.body.data(), static_cast<Py_ssize_t>(c.request.body.size())));
+        if (!body) return nullptr;
+        std::string().swap(c.request.body);  // the bytes object holds it now
+        PyRef m(message(t.http_request.get()));
+        if (!m || PyDict_SetItem(m.get(), t.k_body.get(), body.get()) < 0 ||
+            PyDict_SetItem(m.get(), t.k_more_body.get(), Py_False) < 0) {
+            return nullptr;
+        }
+        return m.release();
+    }
+    if (c.gone->load() || c.complete) return message(t.http_disconnect.get());
+    Py_RETURN_NONE;  // wait: park a future
+}
+
+bool token_char(unsigned char ch) {
+    if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9')) return true;
+    return std::string_view("!#$%&'*+-.^_`|~").find(static_cast<char>(ch)) != std::string_view::npos;
+}
+
+// bytes (or bytearray / memoryview) -> std::string. False with a TypeError naming `what`.
+bool bytes_of(PyObject* v, const char* what, std::string& out) {
+    if (PyBytes_Check(v)) {
+        out.assign(PyBytes_AS_STRING(v), static_cast<std::size_t>(PyBytes_GET_SIZE(v)));
+        return true;
+    }
+    if (PyByteArray_Check(v)) {
+        out.assign(PyByteArray_AS_STRING(v), static_cast<std::size_t>(PyByteArray_GET_SIZE(v)));
+        return true;
+    }
+    if (PyMemoryView_Check(v)) {
+        PyRef b(PyBytes_FromObject(v));
+        if (!b) return false;
+        out.assign(PyBytes_AS_STRING(b.get()), static_cast<std::size_t>(PyBytes_GET_SIZE(b.get())));
+        return true;
+    }
+    PyErr_Format(PyExc_TypeError, "ASGI send(): %s must be bytes, not %.100s", what, Py_TYPE(v)->tp_name);
+    return false;
+}
+
+bool parse_start(Call& c, PyObject* m) {
+    Types& t = types();
+    PyObject* status = nullptr;
+    if (get_item(m, t.k_status.get(), &status) < 0) return false;
+    PyRef status_ref(status);
+    if (!status || !PyLong_Check(status)) {
+        PyErr_SetString(PyExc_TypeError, "ASGI send(): http.response.start needs an int 'status'");
+        return false;
+    }
+    long code = PyLong_AsLong(status);
+    if (code < 100 || code > 999) {
+        if (!PyErr_Occurred()) PyErr_Format(PyExc_ValueError, "ASGI send(): the status %ld is not a 3-digit code", code);
+        return false;
+    }
+    PyObject* headers = nullptr;
+    if (get_item(m, t.k_headers.get(), &headers) < 0) return false;
+    PyRef headers_ref(headers);
+    std::vector<http::Header> parsed;
+    if (headers) {
+        PyRef it(PyObject_GetIter(headers));
+        if (!it) return false;
+        for (Py_ssize_t i = 0;; ++i) {
+            PyRef item(PyIter_Next(it.get()));
+            if (!item) {
+                if (PyErr_Occurred()) return false;
+                break;
+            }
+            PyRef pair(PySequence_Fast(item.get(), "ASGI send(): each header must be a (name, value) pair"));
+            if (!pair) return false;
+            if (PySequence_Fast_GET_SIZE(pair.get()) != 2) {
+                PyErr_Format(PyExc_ValueError, "ASGI send(): header %zd is not a (name, value) pair", i);
+                return false;
+            }
+            http::Header h;
+            if (!bytes_of(PySequence_Fast_GET_ITEM(pair.get(), 0), "a header name", h.name) ||
+                !bytes_of(PySequence_Fast_GET_ITEM(pair.get(), 1), "a header value", h.value)) {
+                return false;
+            }
+            bool name_ok = !h.name.empty();
+            for (unsigned char ch : h.name) name_ok = name_ok && token_char(ch);
+            if (!name_ok) {
+                PyErr_Format(PyExc_ValueError, "ASGI send(): the header name %R is not an HTTP token",
+                             PySequence_Fast_GET_ITEM(pair.get(), 0));
+                return false;
+            }
+            if (h.value.find_first_of(std::string_view("\r\n\0", 3)) != std::string::npos) {
+                PyErr_Format(PyExc_ValueError, "ASGI send(): the value of header %R holds a line break or NUL",
+                             PySequence_Fast_GET_ITEM(pair.get(), 0));
+                return false;
+            }
+            parsed.push_back(std::move(h));
+        }
+    }
+    c.started = true;
+    c.status = static_cast<int>(code);
+    c.headers = std::move(parsed);
+    return true;
+}
+
+// send(message) -> 0 go on, 1 wait for the window, 2 complete.
+PyObject* call_send(PyObject* op, PyObject* m) {
+    Call& c = call_of(op);
+    Types& t = types();
+    PyObject* type = nullptr;
+    if (get_item(m, t.k_type.get(), &type) < 0) return nullptr;
+    PyRef type_ref(type);
+    const char* name = type && PyUnicode_Check(type) ? PyUnicode_AsUTF8(type) : nullptr;
+    if (!name) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "ASGI send(): the message needs a str 'type'");
+        return nullptr;
+    }
+    std::string_view kind = name;
+    if (kind == "http.response.start") {
+        if (c.started) {
+            PyErr_SetString(PyExc_RuntimeError, "ASGI send(): http.response.start was already sent");
+            return nullptr;
+        }
+        if (!parse_start(c, m)) return nullptr;
+        return PyLong_FromLong(0);
+    }
+    if (kind == "http.response.trailers") return PyLong_FromLong(0);  // not advertised: ignored
+    if (kind != "http.response.body") {
+        PyErr_Format(PyExc_ValueError, "ASGI send(): unexpected message type '%s' for an HTTP connection", name);
+        return nullptr;
+    }
+    if (!c.started) {
+        PyErr_SetString(PyExc_RuntimeError, "ASGI send(): http.response.body before http.response.start");
+        return nullptr;
+    }
+    if (c.complete) {
+        PyErr_SetString(PyExc_RuntimeError, "ASGI send(): http.response.body after the response was complete");
+        return nullptr;
+    }
+    std::string body;
+    PyObject* body_obj = nullptr;
+    if (get_item(m, t.k_body.get(), &body_obj) < 0) return nullptr;
+    PyRef body_ref(body_obj);
+    if (body_obj && !bytes_of(body_obj, "'body'", body)) return nullptr;
+    PyObject* more_obj = nullptr;
+    if (get_item(m, t.k_more_body.get(), &more_obj) < 0) return nullptr;
+    PyRef more_ref(more_obj);
+    int more = more_obj ? PyObject_IsTrue(more_obj) : 0;
+    if (more < 0) return nullptr;
+    if (c.gone->load()) {  // nobody to send it to: ignored
+        if (!more) c.complete = true;
+        return PyLong_FromLong(more ? 0 : 2);
+    }
+    if (!c.streaming) {
+        http::Response r;
+        r.status = c.status;
+        r.headers = std::move(c.headers);
+        r.body = std::move(body);
+        r.stream = more != 0;
+        c.responder.send(std::move(r));
+        if (more) {
+            c.streaming = true;
+            return PyLong_FromLong(0);
+        }
+        c.complete = true;
+        return PyLong_FromLong(2);
+    }
+    http::Responder::ChunkResult sent = http::Responder::ChunkResult::Sent;
+    if (!body.empty()) {
+        WorkerState& w = worker_of(c.worker.get());
+        sent = c.responder.try_send_chunk(std::move(body), [inbox = w.inbox, id = c.id] { inbox->wake(id); });
+    }
+    if (sent == http::Responder::ChunkResult::Gone) c.gone->store(true);
+    if (!more) {
+        c.responder.finish();
+        c.complete = true;
+        return PyLong_FromLong(2);
+    }
+    return PyLong_FromLong(sent == http::Responder::ChunkResult::Full ? 1 : 0);
+}
+
+PyObject* call_park(PyObject* op, PyObject* future) {
+    Call& c = call_of(op);
+    if (!c.waiters) {
+        c.waiters = PyRef(PyList_New(0));
+        if (!c.waiters) return nullptr;
+    }
+    if (PyList_Append(c.waiters.get(), future) < 0) return nullptr;
+    Py_RETURN_NONE;
+}
+
+PyObject* call_unpark(PyObject* op, PyObject*) {
+    Call& c = call_of(op);
+    if (!c.waiters) return PyList_New(0);
+    return std::exchange(c.waiters, PyRef()).release();
+}
+
+std::string describe_request(const Call& c) { return c.request.method + " " + c.request.target; }
+
+// fail(status, text): the application raised (500) or timed out (504).
+PyObject* call_fail(PyObject* op, PyObject* args) {
+    int status;
+    const char* text;
+    if (!PyArg_ParseTuple(args, "is:fail", &status, &text)) return nullptr;
+    Call& c = call_of(op);
+    leave(c);
+    std::string why = text;
+    if (c.complete || c.gone->load()) {
+        log_call(c, http::LogLevel::error, "manygil serve: " + describe_request(c) + ": " + why);
+    } else if (c.streaming) {
+        log_call(c, http::LogLevel::warning,
+                 "manygil serve: " + describe_request(c) + ": the response was cut short after it began: " + why);
+        c.responder.abort();
+    } else {
+        log_call(c, http::LogLevel::error,
+                 "manygil serve: " + std::to_string(status) + " for " + describe_request(c) + ": " + why);
+        c.responder.send(http::Response(status, std::string(http::reason_phrase(status)) + "\n"));
+    }
+    c.complete = true;
+    Py_RETURN_NONE;
+}
+
+// finish(): the application returned. (The caller then wakes what is parked: unpark().)
+PyObject* call_finish(PyObject* op, PyObject*) {
+    Call& c = call_of(op);
+    leave(c);
+    if (c.complete || c.gone->load()) Py_RETURN_NONE;
+    if (c.streaming) {
+        log_call(c, http::LogLevel::warning, "manygil serve: " + describe_request(c) +
+                                                 ": the application returned before its response was complete");
+        c.responder.abort();
+    } else {
+        log_call(c, http::LogLevel::error, "manygil serve: 500 for " + describe_request(c) +
+                                               ": the application returned without " +
+                                               (c.started ? "completing its response" : "sending a response"));
+        c.responder.send(http::Response(500, "Internal Server Error\n"));
+    }
+    c.complete = true;
+    Py_RETURN_NONE;
+}
+
+PyObject* call_repr(PyObject* op) {
+    const Call& c = call_of(op);
+    return PyUnicode_FromFormat("<manygil.asgi.HttpCall %s %s>", c.request.method.c_str(), c.request.target.c_str());
+}
+
+PyMethodDef call_methods[] = {
+    {"scope", call_scope, METH_O, "scope(state) -> the ASGI scope dict"},
+    {"receive", call_receive, METH_NOARGS, "receive() -> the next message, or None: park a future and retry"},
+    {"send", call_send, METH_O, "send(message) -> 0 go on, 1 wait for the client (park a future), 2 complete"},
+    {"park", call_park, METH_O, "park(future): resolved when the request has news"},
+    {"unpark", call_unpark, METH_NOARGS, "unpark() -> the parked futures"},
+    {"fail", call_fail, METH_VARARGS, "fail(status, text): answer status if nothing was sent, else cut"},
+    {"finish", call_finish, METH_NOARGS, "finish(): the application returned"},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+PyType_Slot call_slots[] = {
+    {Py_tp_dealloc, reinterpret_cast<void*>(call_dealloc)},
+    {Py_tp_methods, call_methods},
+    {Py_tp_repr, reinterpret_cast<void*>(call_repr)},
+    {Py_tp_doc, const_cast<char*>("One ASGI HTTP request on a worker's loop (manygil/asgi.hpp)")},
+    {0, nullptr},
+};
+
+PyType_Spec call_spec = {"manygil.asgi.HttpCall", sizeof(CallObject), 0, Py_TPFLAGS_DEFAULT, call_slots};
+
+void free_types(PyObject* capsule) { delete static_cast<Types*>(PyCapsule_GetPointer(capsule, "manygil.asgi.types")); }
+
+Types& types() {
+    PyObject* capsule = manygil::detail::per_interpreter("manygil.asgi.types", []() -> PyObject* {
+        auto t = std::make_unique<Types>();
+        t->worker = PyRef(PyType_FromSpec(&worker_spec));
+        t->call = PyRef(PyType_FromSpec(&call_spec));
+        t->k_type = PyRef(PyUnicode_InternFromString("type"));
+        t->k_body = PyRef(PyUnicode_InternFromString("body"));
+        t->k_more_body = PyRef(PyUnicode_InternFromString("more_body"));
+        t->k_status = PyRef(PyUnicode_InternFromString("status"));
+        t->k_headers = PyRef(PyUnicode_InternFromString("headers"));
+        t->http_request = PyRef(PyUnicode_InternFromString("http.request"));
+        t->http_disconnect = PyRef(PyUnicode_InternFromString("http.disconnect"));
+        if (!t->worker || !t->call || !t->k_type || !t->k_body || !t->k_more_body || !t->k_status || !t->k_headers ||
+            !t->http_request || !t->http_disconnect) {
+            return nullptr;
+        }
+        PyObject* capsule = PyCapsule_New(t.get(), "manygil.asgi.types", free_types);
+        if (capsule) t.release();
+        return capsule;
+    });
+    return *static_cast<Types*>(PyCapsule_GetPointer(capsule, "manygil.asgi.types"));
+}
+
+}  // namespace
+
+PyRef new_worker(std::shared_ptr<AsgiShared> shared, std::shared_ptr<Inbox> inbox) {
+    PyTypeObject* type = reinterpret_cast<PyTypeObject*>(types().worker.get());
+    PyRef op(type->tp_alloc(type, 0));
+    if (!op) manygil::detail::throw_python_error();
+    reinterpret_cast<WorkerObject*>(op.get())->state = new WorkerState{std::move(shared), std::move(inbox), {}, false};
+    return op;
+}
+
+bool worker_reported_start(PyObject* worker) { return worker_of(worker).reported_start; }
+
+}  // namespace manygil::asgi::detail

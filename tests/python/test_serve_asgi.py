@@ -1,0 +1,266 @@
+"""manygil serve with ASGI 3.0 applications (plain, Starlette, Django's ASGI handler, Quart): each worker
+interpreter runs an asyncio event loop behind the C++ front end. Real clients (http.client, raw
+sockets, httpx) over loopback; no times asserted (concurrency is shown by a rendezvous)."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import socket
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+import manygil
+from manygil._serve import AppLoadError
+
+from served import Served
+
+APPS = Path(__file__).parent
+if str(APPS) not in sys.path:
+    sys.path.insert(0, str(APPS))  # serve_apps, importable by the workers too (they copy sys.path)
+
+
+def address(server: manygil.Server) -> tuple[str, int]:
+    host, port = server.addresses[0].rsplit(":", 1)
+    return host, int(port)
+
+
+def request(server, method, path, body=None, headers=None, timeout=30):
+    conn = http.client.HTTPConnection(*address(server), timeout=timeout)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        r = conn.getresponse()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
+    finally:
+        conn.close()
+
+
+def raw(server, data: bytes, timeout=10.0) -> bytes:
+    with socket.create_connection(address(server), timeout=timeout) as s:
+        s.sendall(data)
+        chunks = []
+        while True:
+            try:
+                chunk = s.recv(65536)
+            except (ConnectionResetError, TimeoutError):
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+@pytest.fixture(scope="module")
+def plain():
+    with manygil.Server("serve_apps.asgi_plain:app", workers=1, bind="127.0.0.1:0", max_body=1 << 20) as server:
+        yield server
+
+
+def test_auto_detects_asgi_and_wsgi():
+    with manygil.Server("serve_apps.asgi_plain:app", workers=1, bind="127.0.0.1:0") as server:
+        assert server.interface == "asgi"
+    with manygil.Server("serve_apps.plain:app", workers=1, bind="127.0.0.1:0") as server:
+        assert server.interface == "wsgi"
+        assert request(server, "GET", "/")[0] == 200
+
+
+def test_scope_per_spec(plain):
+    status, _, body = request(plain, "GET", "/scope/caf%C3%A9%20x?q=1&r=%20", headers={"X-Custom": "Yes"})
+    assert status == 200
+    scope = json.loads(body)
+    assert scope["type"] == "http"
+    assert scope["asgi"]["version"] == "3.0" and scope["asgi"]["spec_version"]
+    assert scope["http_version"] == "1.1"
+    assert scope["method"] == "GET"
+    assert scope["scheme"] == "http"
+    assert scope["path"] == "/scope/café x"
+    assert scope["raw_path"] == "/scope/caf%C3%A9%20x"
+    assert scope["query_string"] == "q=1&r=%20"
+    assert scope["root_path"] == ""
+    assert ["x-custom", "Yes"] in scope["headers"]  # names lower-cased, values as sent
+    assert scope["types"] == {"raw_path": "bytes", "query_string": "bytes", "header": "bytes"}
+    host, port = address(plain)
+    assert scope["server"] == [host, port]
+    assert scope["client"][0] == "127.0.0.1" and isinstance(scope["client"][1], int)
+    # The lifespan state, shallow-copied into each request's scope.
+    assert scope["state"]["started"] is True and scope["state"]["worker_pid"] == os.getpid()
+
+
+def test_http10_and_root_path():
+    with manygil.Server("serve_apps.asgi_plain:app", workers=1, bind="127.0.0.1:0", root_path="/api") as server:
+        reply = raw(server, b"GET /scope HTTP/1.0\r\n\r\n")
+        scope = json.loads(reply.split(b"\r\n\r\n", 1)[1])
+        assert scope["http_version"] == "1.0"
+        assert scope["root_path"] == "/api" and scope["path"] == "/api/scope"
+
+
+def test_body_echo_and_streaming(plain):
+    body = os.urandom(300_000)
+    status, _, got = request(plain, "POST", "/echo", body=body)
+    assert status == 200 and got == body
+    status, headers, got = request(plain, "GET", "/stream?4")
+    assert status == 200 and headers.get("transfer-encoding") == "chunked"
+    assert got == b"part 0\npart 1\npart 2\npart 3\n"
+    # 10 MiB through a 1 MiB window: send() waits for the client instead of blocking the loop.
+    status, _, got = request(plain, "GET", "/big?40")
+    assert status == 200 and len(got) == 40 * 256 * 1024 and set(got) == {ord("x")}
+
+
+def test_head_gets_no_body(plain):
+    status, headers, got = request(plain, "HEAD", "/pid")
+    assert status == 200 and got == b"" and int(headers["content-length"]) > 0
+
+
+def test_many_slow_requests_in_flight_on_one_worker(plain):
+    # /gather answers only once 12 requests wait in it at the same time: the one worker's loop must
+    # run them concurrently (a serial worker would answer "not concurrent" after a minute).
+    with ThreadPoolExecutor(12) as ex:
+        results = list(ex.map(lambda _: request(plain, "GET", "/gather?12", timeout=90), range(12)))
+    assert [(s, b) for s, _, b in results] == [(200, b"met")] * 12
+
+
+def test_application_errors(plain, capfd):
+    status, _, body = request(plain, "GET", "/raise-before")
+    assert status == 500 and b"Traceback" not in body
+    status, _, _ = request(plain, "GET", "/no-response")
+    assert status == 500
+    status, _, _ = request(plain, "GET", "/bad-message")
+    assert status == 500
+    # After the head went out, the connection is cut: the client sees an incomplete body.
+    conn = http.client.HTTPConnection(*address(plain), timeout=30)
+    conn.request("GET", "/raise-after")
+    r = conn.getresponse()
+    assert r.status == 200
+    with pytest.raises(http.client.IncompleteRead):
+        r.read()
+    conn.close()
+    assert request(plain, "GET", "/pid")[0] == 200  # the worker goes on
+    err = capfd.readouterr().err
+    assert "ValueError: broken before the response" in err
+    assert "returned without sending a response" in err
+    assert "status" in err and "TypeError" in err
+    assert "cut short" in err
+
+
+def test_disconnect_reaches_the_application(plain):
+    with socket.create_connection(address(plain), timeout=10) as s:
+        s.sendall(b"GET /disconnect HTTP/1.1\r\nHost: x\r\n\r\n")
+    for _ in range(600):
+        status, _, body = request(plain, "GET", "/seen")
+        if json.loads(body).get("disconnect"):
+            break
+        threading.Event().wait(0.05)
+    assert json.loads(body) == {"disconnect": "http.disconnect"}
+
+
+def test_timeout_cancels_the_task():
+    with manygil.Server("serve_apps.asgi_plain:app", workers=1, bind="127.0.0.1:0", timeout=0.3) as server:
+        status, _, _ = request(server, "GET", "/sleep?30")
+        assert status == 504
+        assert request(server, "GET", "/sleep?0")[0] == 200  # the loop goes on
+
+
+def test_front_end_refuses_bad_input(plain):
+    assert raw(plain, b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab").startswith(
+        b"HTTP/1.1 400")
+    assert raw(plain, b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\n").startswith(
+        b"HTTP/1.1 413")
+
+
+def test_lifespan_unsupported_is_served_anyway():
+    with manygil.Server("serve_apps.asgi_plain:no_lifespan", workers=2, bind="127.0.0.1:0") as server:
+        assert request(server, "GET", "/")[2] == b"no lifespan: False"
+
+
+@pytest.mark.parametrize("app, message", [("failing_startup", "the database is not there"),
+                                          ("raising_startup", "startup blew up")])
+def test_lifespan_startup_failure_stops_the_server(app, message):
+    with pytest.raises(AppLoadError, match=message):
+        manygil.Server(f"serve_apps.asgi_plain:{app}", workers=2, bind="127.0.0.1:0")
+
+
+def test_lifespan_startup_failure_exits_the_command():
+    proc = __import__("subprocess").run([sys.executable, "-m", "manygil", "serve", "serve_apps.asgi_plain:failing_startup",
+                                         "--workers", "1", "--bind", "127.0.0.1:0"], cwd=APPS, capture_output=True,
+                                        text=True, timeout=120)
+    assert proc.returncode != 0
+    assert "the database is not there" in proc.stderr
+
+
+def test_max_requests_does_not_apply():
+    with pytest.raises(ValueError, match="max_requests"):
+        manygil.Server("serve_apps.asgi_plain:app", workers=1, bind="127.0.0.1:0", max_requests=10)
+
+
+def test_sigterm_finishes_requests_in_flight_and_runs_lifespan_shutdown(tmp_path):
+    marker = tmp_path / "shutdown"
+    env = dict(os.environ, ASGI_SHUTDOWN_MARKER=str(marker))
+    with Served("serve_apps.asgi_plain:app", "--access-log", env=env) as served:
+        assert any("ASGI" in line for line in served.lines)
+        result = {}
+
+        def slow():
+            result["reply"] = served.request("GET", "/sleep?1.5")
+
+        t = threading.Thread(target=slow)
+        t.start()
+        for _ in range(200):  # until the access log... has not got it: wait for the request to be in flight
+            if served.request("GET", "/pid")[0] == 200:
+                break
+        threading.Event().wait(0.3)
+        served.proc.send_signal(signal.SIGTERM)
+        t.join(60)
+        assert served.stop() == 0
+    assert result["reply"][0] == 200 and result["reply"][2] == b"slept"
+    assert marker.read_text().count("shutdown") == 2  # both workers ran lifespan shutdown
+
+
+def test_starlette():
+    httpx = pytest.importorskip("httpx")
+    with manygil.Server("serve_apps.starlette_app:app", workers=2, bind="127.0.0.1:0") as server:
+        host, port = address(server)
+        with httpx.Client(base_url=f"http://{host}:{port}", timeout=30) as client:
+            page = client.get("/")
+            assert page.status_code == 200 and "<li>ONE</li>" in page.text
+            assert client.get("/hello").text == "Hello, world!"
+            data = client.post("/json?a=1").json()
+            assert data["method"] == "POST" and data["query"] == {"a": "1"} and isinstance(data["worker"], int)
+            body = os.urandom(200_000)
+            echoed = client.post("/echo", content=body)
+            assert echoed.content == body and echoed.headers["x-length"] == str(len(body))
+            with client.stream("GET", "/stream?n=4") as r:
+                assert list(r.iter_lines()) == [f"chunk {i}" for i in range(4)]
+            for i in range(4):
+                assert client.get(f"/background?what=w{i}").text == "queued"
+            seen: set[str] = set()
+            for _ in range(200):  # each worker reports its own
+                seen |= set(client.get("/done").json())
+                if len(seen) == 4:
+                    break
+            assert seen == {"w0", "w1", "w2", "w3"}
+
+
+def test_django_asgi():
+    with manygil.Server("serve_apps.django_asgi_app:application", workers=2, bind="127.0.0.1:0") as server:
+        assert server.interface == "asgi"
+        status, _, body = request(server, "GET", "/?name=ada")
+        assert status == 200 and body == b"hello from django asgi, ada"
+        status, _, body = request(server, "POST", "/echo/x1", body=b"payload")
+        assert status == 200 and json.loads(body) == {"method": "POST", "body": "payload", "name": "x1"}
+        assert request(server, "GET", "/slow")[2] == b"slow async view"
+        assert request(server, "GET", "/missing")[0] == 404
+
+
+def test_quart():
+    with manygil.Server("serve_apps.quart_app:app", workers=2, bind="127.0.0.1:0") as server:
+        assert server.interface == "asgi"
+        assert request(server, "GET", "/")[2] == b"hello from quart"
+        status, _, body = request(server, "POST", "/json", body=b'{"a": [1, 2]}',
+                                  headers={"Content-Type": "application/json"})
+        assert status == 200 and json.loads(body) == {"got": {"a": [1, 2]}, "method": "POST"}
