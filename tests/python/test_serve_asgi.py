@@ -7,8 +7,10 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import shutil
 import signal
 import socket
+import ssl
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -264,3 +266,45 @@ def test_quart():
         status, _, body = request(server, "POST", "/json", body=b'{"a": [1, 2]}',
                                   headers={"Content-Type": "application/json"})
         assert status == 200 and json.loads(body) == {"got": {"a": [1, 2]}, "method": "POST"}
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="the openssl command makes the test certificate")
+def test_tls_scheme_and_proxy_headers(tmp_path):
+    from test_serve_tls import make_key_and_cert
+
+    key, cert = make_key_and_cert(tmp_path, "server")
+    with manygil.Server("serve_apps.asgi_plain:app", workers=1, bind="127.0.0.1:0", certfile=cert,
+                        keyfile=key) as server:
+        conn = http.client.HTTPSConnection(*address(server), timeout=30,
+                                           context=ssl.create_default_context(cafile=str(cert)))
+        conn.request("GET", "/scope")
+        scope = json.loads(conn.getresponse().read())
+        conn.close()
+        assert scope["scheme"] == "https"
+    # From a trusted proxy (127.0.0.1 by default), X-Forwarded-For / -Proto set client and scheme.
+    with manygil.Server("serve_apps.asgi_plain:app", workers=1, bind="127.0.0.1:0") as server:
+        _, _, body = request(server, "GET", "/scope", headers={"X-Forwarded-For": "203.0.113.9",
+                                                               "X-Forwarded-Proto": "https"})
+        scope = json.loads(body)
+        assert scope["client"] == ["203.0.113.9", 0] and scope["scheme"] == "https"
+
+
+def test_access_log_and_stats(capfd):
+    with manygil.Server("serve_apps.asgi_plain:app", workers=2, bind="127.0.0.1:0", access_log=True) as server:
+        for _ in range(5):
+            assert request(server, "GET", "/pid?x=1")[0] == 200
+        stats = server.stats()
+        assert stats["requests"] >= 5 and stats["responses"] >= 5 and stats["pending"] == 0
+        assert len(stats["pool"]["workers"]) == 2
+    err = capfd.readouterr().err
+    assert err.count('"GET /pid?x=1 HTTP/1.1" 200') == 5
+
+
+def test_forced_interface():
+    # --interface wsgi on an ASGI application: WSGI calls it with (environ, start_response), which
+    # returns a coroutine, not an iterable of bytes: 500, not a hang.
+    with manygil.Server("serve_apps.asgi_plain:app", workers=1, bind="127.0.0.1:0", interface="wsgi") as server:
+        assert server.interface == "wsgi"
+        assert request(server, "GET", "/pid")[0] == 500
+    with pytest.raises(ValueError, match="interface"):
+        manygil.Server("serve_apps.asgi_plain:app", workers=1, bind="127.0.0.1:0", interface="rsgi")
