@@ -2,6 +2,12 @@
 // new requests and of wake-ups for requests it has in flight (a stream's window has room again, the
 // client hung up), signalled through an eventfd the loop reads (loop.add_reader). Plain C++: the I/O
 // threads never take a GIL; the loop drains the inbox with its own GIL held (src/asgi/worker.cpp).
+//
+// WebSockets (the ASGI websocket.* events, once the front end has its own connection kind) fit the
+// same shape: a second kind of Arrival (the upgraded connection's handle instead of a Responder),
+// turned by drain() into a WebSocketCall beside HttpCall, and messages from the client pushed like
+// wake() (the call's id, the message queued on the call's C++ side): the loop's receive() takes them
+// without a GIL ever being taken on the I/O thread, as http.disconnect is told today.
 #pragma once
 
 #include <atomic>

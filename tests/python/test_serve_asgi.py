@@ -308,3 +308,14 @@ def test_forced_interface():
         assert request(server, "GET", "/pid")[0] == 500
     with pytest.raises(ValueError, match="interface"):
         manygil.Server("serve_apps.asgi_plain:app", workers=1, bind="127.0.0.1:0", interface="rsgi")
+
+
+def test_lifespan_modes():
+    # on: an application without lifespan support cannot start; off: lifespan never runs (no state).
+    with pytest.raises(AppLoadError, match="does not support the ASGI lifespan protocol"):
+        manygil.Server("serve_apps.asgi_plain:no_lifespan", workers=1, bind="127.0.0.1:0", lifespan="on")
+    with manygil.Server("serve_apps.asgi_plain:app", workers=1, bind="127.0.0.1:0", lifespan="off") as server:
+        scope = json.loads(request(server, "GET", "/scope")[2])
+        assert scope["state"] == {}  # the app's own default: the scope has no "state"
+    with pytest.raises(ValueError, match="lifespan"):
+        manygil.Server("serve_apps.asgi_plain:app", workers=1, bind="127.0.0.1:0", lifespan="sometimes")
