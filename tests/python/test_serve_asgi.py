@@ -319,3 +319,20 @@ def test_lifespan_modes():
         assert scope["state"] == {}  # the app's own default: the scope has no "state"
     with pytest.raises(ValueError, match="lifespan"):
         manygil.Server("serve_apps.asgi_plain:app", workers=1, bind="127.0.0.1:0", lifespan="sometimes")
+
+
+def test_pipelined_requests_and_http10_streaming(plain):
+    with socket.create_connection(address(plain), timeout=30) as s:
+        s.sendall(b"GET /sleep?0.2 HTTP/1.1\r\nHost: x\r\n\r\nGET /pid HTTP/1.1\r\nHost: x\r\n\r\n"
+                  b"GET /sleep?0 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    # Answered in order, though the first takes longest.
+    assert data.count(b"HTTP/1.1 200") == 3
+    first = data.index(b"\r\n\r\n") + 4
+    assert data[first:first + 5] == b"slept" and data.endswith(b"slept")
+    # HTTP/1.0 has no chunked encoding: a streamed body goes until the connection closes.
+    reply = raw(plain, b"GET /stream?3 HTTP/1.0\r\n\r\n")
+    assert reply.startswith(b"HTTP/1.1 200") and b"chunked" not in reply
+    assert reply.endswith(b"part 0\npart 1\npart 2\n")
