@@ -12,9 +12,10 @@
 // the response is complete; `send()`'s messages are checked and turned into the response in C++
 // (http.response.start, http.response.body with more_body streaming). A streamed body never blocks
 // the loop: past Responder::kStreamWindow unsent bytes `await send()` waits for the I/O thread to
-// say the client caught up. After the client has gone, sends are ignored. The loop itself (the
-// per-request tasks, lifespan) is the Python package's manygil._asgi, reached through its package
-// hook "asgi.serve": the workers must have imported the manygil package (`manygil serve` does).
+// say the client caught up. After the client has gone, sends are dropped (nothing raises). The
+// loop itself (the per-request tasks, lifespan) is the Python package's manygil._asgi, reached
+// through its package hook "asgi.serve": the workers must have imported the manygil package
+// (`manygil serve` does).
 //
 // Lifespan (AsgiOptions::lifespan): each worker runs `lifespan.startup` before it takes requests
 // and `lifespan.shutdown` when the handler stops; `scope["state"]` is that worker's lifespan state,

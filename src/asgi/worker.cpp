@@ -374,10 +374,8 @@ PyObject* call_send(PyObject* op, PyObject* m) {
     PyRef more_ref(more_obj);
     int more = more_obj ? PyObject_IsTrue(more_obj) : 0;
     if (more < 0) return nullptr;
-    if (c.gone->load()) {  // nobody to send it to: ignored
-        if (!more) c.complete = true;
-        return PyLong_FromLong(more ? 0 : 2);
-    }
+    // After the client has gone, what is sent is dropped by the I/O thread (or the stream says Gone):
+    // nothing raises. (A client that only half-closed its side still gets the response.)
     if (!c.streaming) {
         http::Response r;
         r.status = c.status;
