@@ -183,7 +183,9 @@ PyType_Slot worker_slots[] = {
     {0, nullptr},
 };
 
-PyType_Spec worker_spec = {"manygil.asgi.Worker", sizeof(WorkerObject), 0, Py_TPFLAGS_DEFAULT, worker_slots};
+// Made only by the handler (new_worker), never from Python.
+PyType_Spec worker_spec = {"manygil.asgi.Worker", sizeof(WorkerObject), 0,
+                           Py_TPFLAGS_DEFAULT | Py_TPFLAGS_DISALLOW_INSTANTIATION, worker_slots};
 
 // ---- HttpCall ----
 
@@ -488,7 +490,9 @@ PyType_Slot call_slots[] = {
     {0, nullptr},
 };
 
-PyType_Spec call_spec = {"manygil.asgi.HttpCall", sizeof(CallObject), 0, Py_TPFLAGS_DEFAULT, call_slots};
+// Made only by Worker.drain(), never from Python.
+PyType_Spec call_spec = {"manygil.asgi.HttpCall", sizeof(CallObject), 0,
+                         Py_TPFLAGS_DEFAULT | Py_TPFLAGS_DISALLOW_INSTANTIATION, call_slots};
 
 void free_types(PyObject* capsule) { delete static_cast<Types*>(PyCapsule_GetPointer(capsule, "manygil.asgi.types")); }
 
