@@ -95,8 +95,10 @@ public:
     // On an I/O thread: queues the request in a worker's inbox and wakes its loop. Never blocks; no
     // GIL. Requests that arrive before a worker has started wait in its inbox.
     void handle(http::Request request, http::Responder responder) override;
-    // 0: a worker works on any number of requests at once.
-    std::size_t capacity() const noexcept override { return 0; }
+    // The pool's workers. A worker's loop takes any number of requests at once, but runs one
+    // piece of Python at a time: with more requests out than workers, the I/O threads run
+    // SCHED_BATCH (http.hpp) and do not preempt a loop mid-request.
+    std::size_t capacity() const noexcept override;
 
     // Every worker's loop cancels what it still runs (call it after Server::stop(), which lets the
     // requests in flight finish), runs lifespan shutdown and ends its job. Blocks until all have;

@@ -211,6 +211,8 @@ AsgiHandler::AsgiHandler(Pool& pool, AsgiOptions options) {
 
 AsgiHandler::~AsgiHandler() { stop(); }
 
+std::size_t AsgiHandler::capacity() const noexcept { return shared_->inboxes.size(); }
+
 std::optional<std::string> AsgiHandler::wait_started() {
     std::unique_lock lock(shared_->mu);
     shared_->cv.wait(lock, [&] { return shared_->failure || shared_->started >= shared_->inboxes.size(); });
