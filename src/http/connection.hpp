@@ -6,7 +6,9 @@
 // A connection's states: Reading (reading and parsing the next request) -> Dispatched (a request is
 // with the Handler, or waits for room: backpressure) -> Writing (the response, from `out`, then its
 // file range) -> Reading again on keep-alive, or Lingering (final response written, write side shut,
-// input dropped until EOF) -> closed. The transitions are IoThread's (connection.cpp).
+// input dropped until EOF) -> closed; or, for an accepted WebSocket upgrade, Dispatched -> WebSocket
+// -> Writing (the close frame) -> Lingering. The transitions are IoThread's (connection.cpp,
+// websocket_io.cpp).
 #pragma once
 
 #include <condition_variable>
@@ -22,6 +24,7 @@
 #include "http/response_head.hpp"
 #include "http/server_state.hpp"
 #include "http/tls.hpp"
+#include "http/websocket.hpp"
 #include "manygil/http.hpp"
 
 namespace manygil::http {
@@ -52,12 +55,13 @@ struct StreamState {
 
 // What a Responder posts to the I/O thread.
 struct Completion {
-    enum class Kind { Response, Chunk, Finish, Abort };
+    enum class Kind { Response, Chunk, Finish, Abort, WebSocket };
     std::uint64_t connection = 0;
     Kind kind = Kind::Response;
     Response response;                    // Kind::Response
     std::string bytes;                    // Kind::Chunk
     std::shared_ptr<StreamState> stream;  // a streamed Kind::Response
+    std::shared_ptr<WebSocketOp> websocket;  // Kind::WebSocket (websocket_io.cpp)
 };
 
 struct Connection {
@@ -66,6 +70,7 @@ struct Connection {
         Dispatched,  // a request is with the Handler (or waiting for capacity)
         Writing,     // writing the response
         Lingering,   // final response written, write side shut: dropping input until EOF
+        WebSocket,   // upgraded: frames both ways (websocket_io.cpp)
     };
 
     Connection(int fd_, std::uint64_t id_, const Limits& limits) : fd(fd_), id(id_), parser(limits) {}
@@ -97,6 +102,8 @@ struct Connection {
     std::unique_ptr<TlsSession> tls;
     bool tls_read_wants_write = false, tls_write_wants_read = false;
     Clock::time_point opened = Clock::now();  // the handshake must be done header_timeout after it
+    // A WebSocket upgrade request (set when dispatched) and, once accepted, the WebSocket.
+    std::unique_ptr<WebSocketSession> ws;
 };
 
 }  // namespace manygil::http

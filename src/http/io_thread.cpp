@@ -151,13 +151,16 @@ void IoThread::begin_stop() {
     for (int l : listeners_) ::close(l);  // new connections are refused from now on
     listeners_.clear();
     listening_ = false;
-    std::vector<Connection*> idle;
+    std::vector<Connection*> idle, websockets;
     for (auto& [fd, c] : by_fd_) {
+        if (c->state == Connection::State::WebSocket) websockets.push_back(c.get());
         if (c->state == Connection::State::Reading && !c->parser.mid_request() && c->in_pos == c->in.size()) {
             idle.push_back(c.get());
         }
     }
     for (Connection* c : idle) close(*c);
+    // Open WebSockets: close 1001, and the client's answer awaited while the grace lasts.
+    for (Connection* c : websockets) ws_begin_close(*c, 1001, "the server is shutting down");
 }
 
 void IoThread::accept_all() {
@@ -208,6 +211,7 @@ void IoThread::accept_all() {
 
 void IoThread::close(Connection& c) {
     if (c.stream) c.stream->close();  // its producer stops
+    if (c.ws) ws_closed(c);           // its listener hears on_close, if it has not
     if (c.tls) c.tls->shutdown();      // best effort: close_notify unless the session failed
     int fd = c.fd;
     by_id_.erase(c.id);
