@@ -115,14 +115,14 @@ bool sendable_close_code(int code) noexcept {
     return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) || (code >= 3000 && code <= 4999);
 }
 
-std::size_t FrameScanner::scan(const unsigned char* data, std::size_t n) noexcept {
+void FrameScanner::scan(const unsigned char* data, std::size_t n) noexcept {
     std::size_t i = 0;
     while (i < n && !why_) {
-        if (in_payload_) {
+        if (left_ > 0) {  // payload: skipped, certified as it goes
             std::uint64_t skip = std::min<std::uint64_t>(left_, n - i);
             i += static_cast<std::size_t>(skip);
             left_ -= skip;
-            if (left_ == 0) in_payload_ = false;
+            certified_ += skip;
             continue;
         }
         header_[have_++] = data[i++];
@@ -141,14 +141,11 @@ std::size_t FrameScanner::scan(const unsigned char* data, std::size_t n) noexcep
         else if (control && len7 > 125) why_ = "a control frame over 125 bytes";
         else if (len7 == 127 && (length >> 63)) why_ = "a payload length over 2^63";
         else if ((len7 == 126 && length < 126) || (len7 == 127 && length < 65536)) why_ = "a payload length not in its shortest form";
-        // Everything before this header is fine; the header may have begun in an earlier call (then
-        // nothing of this one goes through).
-        if (why_) return have_ <= i ? i - have_ : 0;
+        if (why_) return;  // certified_ stays at this header's first byte
+        certified_ += have_;
         have_ = 0;
         left_ = length;
-        in_payload_ = left_ > 0;
     }
-    return why_ ? 0 : n;
 }
 
 // ---- The handle ----------------------------------------------------------------------------------

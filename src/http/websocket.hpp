@@ -72,11 +72,15 @@ bool sendable_close_code(int code) noexcept;
 // Reads client frame headers as bytes arrive, before wslay does, for the header rules wslay would
 // refuse without a close code (RFC 6455 5.2, 5.5): a control frame fragmented or over 125 bytes, a
 // 64-bit length with its top bit set, a length not in its shortest form. Incremental: any pieces.
+// A header's bytes are certified only once the whole header is in and good, so wslay never sees a
+// part of a bad one.
 class FrameScanner {
 public:
-    // Scans `n` more bytes; returns how many of them come before the first bad frame header (n if
-    // none is bad). Once bad() it scans nothing more.
-    std::size_t scan(const unsigned char* data, std::size_t n) noexcept;
+    // Scans `n` more bytes of the stream. Once bad() it scans nothing more.
+    void scan(const unsigned char* data, std::size_t n) noexcept;
+    // How many bytes from the stream's start are known to hold no bad header (when bad(): up to the
+    // bad header's first byte).
+    std::uint64_t certified() const noexcept { return certified_; }
     bool bad() const noexcept { return why_ != nullptr; }
     const char* why() const noexcept { return why_; }
 
@@ -84,7 +88,7 @@ private:
     unsigned char header_[14] = {};
     std::size_t have_ = 0;    // header bytes collected
     std::uint64_t left_ = 0;  // payload bytes still to skip
-    bool in_payload_ = false;
+    std::uint64_t certified_ = 0;
     const char* why_ = nullptr;
 };
 
@@ -104,8 +108,8 @@ struct WebSocketSession {
     IoThread* io = nullptr;                       // for wslay's callbacks
     Connection* conn = nullptr;                   // the owner, for wslay's callbacks
     FrameScanner scanner;
-    std::size_t scan_pos = 0;                  // Connection::in scanned up to here
-    std::size_t bad_at = std::string::npos;    // Connection::in: the first bad frame header
+    std::size_t scan_pos = 0;  // Connection::in scanned up to here
+    std::uint64_t in_base = 0; // the stream offset of Connection::in[0] (FrameScanner counts from the start)
     std::size_t credit = 0;                    // queued bytes put into Connection::out, not yet written
     bool open = false;            // accepted, and on_close not yet delivered
     bool close_sent = false;      // a close frame is queued or sent (nothing after it)

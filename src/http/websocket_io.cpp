@@ -44,7 +44,8 @@ struct WebSocketCallbacks {
     static ssize_t recv(wslay_event_context_ptr ctx, std::uint8_t* buf, std::size_t len, int, void* user) {
         auto& s = *static_cast<WebSocketSession*>(user);
         Connection& c = *s.conn;
-        std::size_t end = s.bad_at == std::string::npos ? c.in.size() : s.bad_at;
+        // Up to what FrameScanner has certified: a header still incomplete, or bad, waits.
+        std::size_t end = static_cast<std::size_t>(std::min<std::uint64_t>(c.in.size(), s.scanner.certified() - s.in_base));
         if (c.in_pos >= end || paused(s)) {
             wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
             return -1;
@@ -151,7 +152,8 @@ void IoThread::ws_accept(Connection& c, WebSocketOp& op) {
     s.conn = &c;
     s.listener = std::move(op.listener);
     s.open = true;
-    s.scan_pos = c.in_pos;  // bytes after the upgrade request are the first frames
+    c.in.erase(0, c.in_pos);  // bytes after the upgrade request are the first frames
+    c.in_pos = 0;
     s.last_ping = Clock::now();
     c.state = Connection::State::WebSocket;
     c.keep_alive = false;
@@ -176,13 +178,12 @@ void IoThread::ws_pump(Connection& c) {
     for (;;) {
         if (s.finishing) return;
         // New bytes: their frame headers checked first, then wslay takes them (up to a bad header).
-        if (s.scan_pos < c.in.size() && !s.scanner.bad()) {
-            std::size_t ok = s.scanner.scan(reinterpret_cast<const unsigned char*>(c.in.data()) + s.scan_pos,
-                                            c.in.size() - s.scan_pos);
-            if (s.scanner.bad()) s.bad_at = s.scan_pos + ok;
+        if (s.scan_pos < c.in.size()) {
+            s.scanner.scan(reinterpret_cast<const unsigned char*>(c.in.data()) + s.scan_pos, c.in.size() - s.scan_pos);
             s.scan_pos = c.in.size();
         }
-        if (c.in_pos < c.in.size() && !paused(s)) {
+        const std::size_t certified_end = static_cast<std::size_t>(std::min<std::uint64_t>(c.in.size(), s.scanner.certified() - s.in_base));
+        if (c.in_pos < certified_end && !paused(s)) {
             int r = wslay_event_recv(s.ctx);
             if (s.listener_failed) return ws_fail(c, 1011, "the application's listener failed", 1011);
             if (wslay_event_get_close_received(s.ctx)) return ws_finish(c);  // on_close was delivered
@@ -193,11 +194,12 @@ void IoThread::ws_pump(Connection& c) {
                 if (code == WSLAY_CODE_NO_STATUS_RCVD || code == WSLAY_CODE_ABNORMAL_CLOSURE) code = 1002;
                 return ws_fail(c, code, why_failed(code), code);
             }
-            if (s.bad_at != std::string::npos && c.in_pos == s.bad_at) {
-                return ws_fail(c, 1002, std::string("a protocol error: ") + s.scanner.why(), 1002);
-            }
         }
-        if (c.in_pos == c.in.size() && s.bad_at == std::string::npos) {
+        if (s.scanner.bad() && c.in_pos == certified_end) {
+            return ws_fail(c, 1002, std::string("a protocol error: ") + s.scanner.why(), 1002);
+        }
+        if (c.in_pos == c.in.size()) {
+            s.in_base += c.in.size();
             c.in.clear();
             c.in_pos = s.scan_pos = 0;
         }
