@@ -103,7 +103,7 @@ tsan: bootstrap
 FUZZ_BUILD := build-fuzz
 CXX_FOR_SAN ?= g++
 FUZZ_SECONDS ?= 20
-FUZZERS := fuzz_payload_value fuzz_payload_python fuzz_http_request
+FUZZERS := fuzz_payload_value fuzz_payload_python fuzz_http_request fuzz_websocket_frames
 FUZZ_FLAGS := -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 fuzz: bootstrap
 	@CC=clang-14 CXX=clang++-14 $(CMAKE) -S . -B $(FUZZ_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
