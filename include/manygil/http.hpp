@@ -42,6 +42,7 @@
 // Responder::send_chunk), since the workers answering requests may need it.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -223,8 +224,10 @@ struct WebSocketState;  // internal: what a WebSocket handle and its I/O thread 
 
 // One WebSocket upgrade request, handed to Handler::handle_websocket(): accept() or deny() it, then
 // (accepted) send() and close(). Movable, not copyable. Every member never blocks and may be called
-// from any thread; send() and consumed() even from several at once, the others from one at a time. It
-// may outlive the connection and the Server: what it sends then is dropped (send() says Gone).
+// from any thread: send(), consumed() and close() even from several threads at once (a reader acking
+// while a writer sends); accept(), deny(), moving and destroying it from one thread with no other
+// call running. It may outlive the connection and the Server: what it sends then is dropped (send()
+// says Gone). It keeps the I/O thread's state alive (not the Server) until destroyed.
 // Destroyed without accept() or deny(), it answers the request 500; destroyed while open without
 // close(), it closes the connection with 1011.
 class WebSocket {
@@ -237,7 +240,7 @@ public:
 
     WebSocket() = default;
     WebSocket(std::shared_ptr<IoThread> io, std::uint64_t connection, std::shared_ptr<WebSocketState> state);
-    WebSocket(WebSocket&&) noexcept = default;
+    WebSocket(WebSocket&& other) noexcept;
     WebSocket& operator=(WebSocket&& other) noexcept;  // ends what this one held first, as ~WebSocket
     WebSocket(const WebSocket&) = delete;
     WebSocket& operator=(const WebSocket&) = delete;
@@ -263,7 +266,7 @@ public:
     // Acknowledges `bytes` of delivered messages (receive backpressure: WebSocketOptions::receive_window).
     void consumed(std::size_t bytes);
     // Whether accept() or deny() is still due.
-    bool pending() const noexcept { return stage_ == Stage::Pending; }
+    bool pending() const noexcept { return stage_.load() == Stage::Pending; }
 
 private:
     enum class Stage { Pending, Accepted, Done };
@@ -272,7 +275,7 @@ private:
     std::shared_ptr<IoThread> io_;
     std::uint64_t connection_ = 0;
     std::shared_ptr<WebSocketState> state_;
-    Stage stage_ = Stage::Done;
+    std::atomic<Stage> stage_{Stage::Done};  // send() on one thread may race close() on another
 };
 
 // Gets each complete request, on an I/O thread. Must not block (other connections wait meanwhile):

@@ -123,6 +123,14 @@ void IoThread::run(std::size_t index) noexcept {
     }
     for (Completion& completion : dropped) {
         if (completion.stream) completion.stream->close();
+        // A WebSocket accepted too late: its listener still hears on_close, exactly once.
+        if (completion.websocket && completion.websocket->listener) {
+            try {
+                completion.websocket->listener->on_close(1001, "the server stopped");
+            } catch (const std::exception& e) {
+                shared_->log(LogLevel::error, std::string("manygil serve: a WebSocket listener failed: ") + e.what());
+            }
+        }
     }
     while (!by_fd_.empty()) close(*by_fd_.begin()->second);
 }

@@ -153,13 +153,17 @@ void FrameScanner::scan(const unsigned char* data, std::size_t n) noexcept {
 WebSocket::WebSocket(std::shared_ptr<IoThread> io, std::uint64_t connection, std::shared_ptr<WebSocketState> state)
     : io_(std::move(io)), connection_(connection), state_(std::move(state)), stage_(Stage::Pending) {}
 
+WebSocket::WebSocket(WebSocket&& other) noexcept
+    : io_(std::move(other.io_)), connection_(other.connection_), state_(std::move(other.state_)),
+      stage_(other.stage_.exchange(Stage::Done)) {}
+
 WebSocket& WebSocket::operator=(WebSocket&& other) noexcept {
     if (this != &other) {
         release();
         io_ = std::move(other.io_);
         connection_ = other.connection_;
         state_ = std::move(other.state_);
-        stage_ = std::exchange(other.stage_, Stage::Done);
+        stage_.store(other.stage_.exchange(Stage::Done));
     }
     return *this;
 }
@@ -169,18 +173,21 @@ WebSocket::~WebSocket() { release(); }
 void WebSocket::release() noexcept {
     if (!io_) return;
     try {
-        if (stage_ == Stage::Pending) deny(Response(500, "the WebSocket upgrade was dropped by its handler\n"));
-        else if (stage_ == Stage::Accepted) close(1011, "the WebSocket was dropped by its handler");
+        Stage stage = stage_.load();
+        if (stage == Stage::Pending) deny(Response(500, "the WebSocket upgrade was dropped by its handler\n"));
+        else if (stage == Stage::Accepted) close(1011, "the WebSocket was dropped by its handler");
     } catch (...) {  // allocation failure: nothing to answer with
     }
     io_.reset();
-    stage_ = Stage::Done;
+    stage_.store(Stage::Done);
 }
 
 void WebSocket::accept(std::shared_ptr<WebSocketListener> listener, std::string subprotocol, std::vector<Header> headers) {
-    if (stage_ != Stage::Pending) throw std::logic_error("WebSocket::accept: the upgrade was already answered");
     if (!listener) throw std::invalid_argument("WebSocket::accept: a null listener");
-    stage_ = Stage::Accepted;
+    Stage pending = Stage::Pending;
+    if (!stage_.compare_exchange_strong(pending, Stage::Accepted)) {
+        throw std::logic_error("WebSocket::accept: the upgrade was already answered");
+    }
     Completion c;
     c.connection = connection_;
     c.kind = Completion::Kind::WebSocket;
@@ -198,20 +205,21 @@ void WebSocket::accept(std::shared_ptr<WebSocketListener> listener, std::string 
 }
 
 void WebSocket::deny(Response response) {
-    if (stage_ != Stage::Pending) throw std::logic_error("WebSocket::deny: the upgrade was already answered");
-    stage_ = Stage::Done;
+    Stage pending = Stage::Pending;
+    if (!stage_.compare_exchange_strong(pending, Stage::Done)) {
+        throw std::logic_error("WebSocket::deny: the upgrade was already answered");
+    }
     state_->gone.store(true);
     response.close = true;
     response.stream = false;
     Completion c;
     c.connection = connection_;
     c.response = std::move(response);
-    std::shared_ptr<IoThread> io = std::move(io_);
-    io->post(std::move(c));
+    io_->post(std::move(c));
 }
 
 WebSocket::SendResult WebSocket::send(bool text, std::string data) {
-    if (stage_ != Stage::Accepted || state_->gone.load()) return SendResult::Gone;
+    if (stage_.load() != Stage::Accepted || state_->gone.load()) return SendResult::Gone;
     std::size_t n = data.size();
     std::size_t queued = state_->queued.fetch_add(n) + n;
     bool full = queued > state_->send_window;
@@ -237,8 +245,8 @@ void WebSocket::close(int code, std::string reason) {
                                     " is not a close code a server may send (1000-1003, 1007-1014, 3000-4999)");
     }
     if (reason.size() > 123) throw std::invalid_argument("WebSocket::close: the reason is over 123 bytes");
-    if (stage_ != Stage::Accepted) return;
-    stage_ = Stage::Done;
+    Stage accepted = Stage::Accepted;
+    if (!stage_.compare_exchange_strong(accepted, Stage::Done)) return;  // not open: a no-op
     Completion c;
     c.connection = connection_;
     c.kind = Completion::Kind::WebSocket;
