@@ -23,8 +23,10 @@ namespace {
 
 constexpr std::size_t kReadChunk = 64 * 1024;
 
+// Receive backpressure: the listener has more than receive_window unacknowledged. Not once the server
+// has sent its close frame: the client's answer must be read (what comes before it is still delivered).
 bool paused(const WebSocketSession& s) noexcept {
-    return s.state->receive_window && s.state->unconsumed.load() > s.state->receive_window;
+    return !s.close_sent && s.state->receive_window && s.state->unconsumed.load() > s.state->receive_window;
 }
 
 const char* why_failed(int code) noexcept {
@@ -308,7 +310,10 @@ void IoThread::ws_begin_close(Connection& c, int code, const std::string& reason
                             std::min<std::size_t>(reason.size(), 123));
     s.close_sent = true;
     s.close_sent_at = Clock::now();
+    std::uint64_t id = c.id;
     ws_send_out(c);
+    // Reading again if receive backpressure had stopped it: the client's close frame is due.
+    if (by_id_.find(id) != by_id_.end() && c.state == Connection::State::WebSocket) ws_pump(c);
 }
 
 void IoThread::ws_finish(Connection& c) {
@@ -344,6 +349,12 @@ void IoThread::ws_sweep(Connection& c, Clock::time_point now) {
         return close(c);
     }
     if (o.ping_interval.count() <= 0 || !s.open || s.close_sent) return;
+    if (paused(s)) {
+        // Not reading: a pong could not be seen. A slow application must not cost the client its
+        // connection; the clock starts again once reading resumes.
+        s.ping_sent_at = s.last_ping = now;
+        return;
+    }
     if (s.ping_outstanding && now - s.ping_sent_at > o.ping_timeout) {
         return ws_fail(c, 1011, "no pong within ping_timeout", 1006);
     }

@@ -676,6 +676,42 @@ TEST(WebSocketServer, ReceiveBackpressureStopsReadingAnUnacknowledgingListener) 
     acker.join();
 }
 
+// A connection stopped by receive backpressure still completes the close handshake: once the server
+// has sent its close (here stop()'s 1001), it reads again, past the window, to find the client's.
+TEST(WebSocketServer, AClosingServerReadsPastTheWindowForTheClientsClose) {
+    WsHandler h;
+    ServerOptions o = options();
+    o.websocket.receive_window = 32 * 1024;
+    auto server = std::make_unique<Server>(o, h);
+    Client c(server->addresses()[0]);
+    c.upgrade("/hold");
+    fcntl(c.fd, F_SETFL, fcntl(c.fd, F_GETFL) | O_NONBLOCK);
+    std::string msg = frame(2, std::string(16 * 1024, 'm'));
+    std::string pending;
+    for (int idle = 0; idle < 20;) {  // until the server stops reading and the buffers are full
+        if (pending.empty()) pending = msg;
+        ssize_t n = ::send(c.fd, pending.data(), pending.size(), MSG_NOSIGNAL);
+        if (n > 0) {
+            pending.erase(0, static_cast<std::size_t>(n));
+            idle = 0;
+        } else {
+            ++idle;
+            std::this_thread::sleep_for(20ms);
+        }
+    }
+    std::thread stopper([&] { server->stop(20s); });
+    fcntl(c.fd, F_SETFL, fcntl(c.fd, F_GETFL) & ~O_NONBLOCK);
+    Frame f = c.next();
+    EXPECT_EQ(f.opcode, 8);
+    EXPECT_EQ(f.close_code(), 1001);
+    send_all(c.fd, pending + frame(8, close_payload(1001)));
+    EXPECT_TRUE(c.eof());
+    stopper.join();
+    std::lock_guard lock(h.events.mu);
+    ASSERT_EQ(h.events.closes.size(), 1u);
+    EXPECT_EQ(h.events.closes[0].first, 1001) << "the client's close frame was read";
+}
+
 // send() over send_window answers QueueFull (queued anyway); the sender waits for on_writable(),
 // which fires once the client has read enough for the queue to drain below half; every message
 // arrives. The flood is larger than the kernel's socket buffers, so the queue does stay full while
@@ -729,6 +765,8 @@ TEST(WebSocketServer, SendQueueFullThenWritable) {
         ASSERT_EQ(f.payload.size(), 64u * 1024);
     }
     EXPECT_EQ(h.listener->sent.load(), kFloodMessages);
+    // The last on_writable() may follow the client's read of the last bytes by a moment.
+    for (int i = 0; i < 1000 && h.listener->writable.load() < h.listener->full.load(); ++i) std::this_thread::sleep_for(10ms);
     EXPECT_GE(h.listener->writable.load(), 1);
     EXPECT_EQ(h.listener->writable.load(), h.listener->full.load()) << "one on_writable per QueueFull";
 }
