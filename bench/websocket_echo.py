@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -54,12 +55,20 @@ def start(name: str) -> tuple[subprocess.Popen, str]:
                str(port), "--log-level", "warning", "websocket_apps:asgi_echo"]
     else:
         cmd = [sys.executable, str(HERE / "websocket_apps.py"), str(port)]
-    proc = subprocess.Popen(cmd, cwd=HERE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd, cwd=HERE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, process_group=0)
+    try:
+        return proc, wait_listening(name, proc, port)
+    except BaseException:
+        stop(proc)
+        raise
+
+
+def wait_listening(name: str, proc: subprocess.Popen, port: int) -> str:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return proc, f"127.0.0.1:{port}"
+            return f"127.0.0.1:{port}"
         except OSError:
             if proc.poll() is not None:
                 raise RuntimeError(f"{name} exited with {proc.returncode}")
@@ -85,6 +94,8 @@ def tree_rss_kib(pid: int) -> int:
 
 
 def stop(proc: subprocess.Popen) -> None:
+    """manygil's echo server stops when its stdin closes; the others get SIGTERM, their process group
+    (granian's worker too) SIGKILL if they are still there after 20 s."""
     if proc.stdin:
         proc.stdin.close()
     else:
@@ -92,8 +103,15 @@ def stop(proc: subprocess.Popen) -> None:
     try:
         proc.wait(timeout=20)
     except subprocess.TimeoutExpired:
+        pass
+    if not proc.stdin:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # whatever of the group is left
+        except ProcessLookupError:
+            pass
+    if proc.poll() is None:
         proc.kill()
-        proc.wait()
+    proc.wait()
 
 
 def main() -> None:
