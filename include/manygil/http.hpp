@@ -203,8 +203,9 @@ struct WebSocketOptions {
 
 // Receives one accepted WebSocket's events, on the connection's I/O thread, one at a time. Every
 // callback must not block (other connections wait meanwhile): hand the event on (a queue, an eventfd)
-// and return. An exception it throws is logged and the connection closed with 1011. The front end
-// holds the listener (shared_ptr) from WebSocket::accept() until on_close() has returned.
+// and return. An exception from on_message() is logged and the connection closed with 1011; from the
+// others, logged. The front end holds the listener (shared_ptr) from WebSocket::accept() until
+// on_close() has returned, so a listener that holds its own WebSocket is freed then.
 class WebSocketListener {
 public:
     virtual ~WebSocketListener() = default;
@@ -248,8 +249,9 @@ public:
 
     // Sends "101 Switching Protocols" (with Sec-WebSocket-Protocol: `subprotocol` unless empty, and
     // `headers`, minus any Connection, Upgrade or Sec-WebSocket-Accept among them); events go to
-    // `listener` from then on. If the connection is already gone (or the server stopped), the listener
-    // gets on_close(1006) at once (on the I/O thread; on this one when the server has stopped). Throws
+    // `listener` from then on. If the connection is already gone, the listener gets on_close(1006) at
+    // once on the I/O thread (1001 if the server stopped meanwhile; on this thread when it had stopped
+    // before accept() was called). Throws
     // std::logic_error if it was accepted or denied already, std::invalid_argument for a null listener.
     void accept(std::shared_ptr<WebSocketListener> listener, std::string subprotocol = {},
                 std::vector<Header> headers = {});

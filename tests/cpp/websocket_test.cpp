@@ -142,6 +142,21 @@ public:
             b->ws.accept(b);
             return;
         }
+        if (path == "/throw") {
+            struct Thrower : EchoListener {
+                using EchoListener::EchoListener;
+                void on_message(bool, std::string) override { throw std::runtime_error("the listener broke"); }
+            };
+            auto t = std::make_shared<Thrower>(events);
+            t->ws = std::move(*handle);
+            t->ws.accept(t);
+            return;
+        }
+        if (path == "/forget") {  // accepted, then the handle is dropped: close 1011
+            WebSocket local = std::move(*handle);
+            local.accept(std::make_shared<EchoListener>(events));
+            return;
+        }
         if (path == "/close") {
             struct Closer : EchoListener {
                 using EchoListener::EchoListener;
@@ -582,6 +597,33 @@ TEST(WebSocketServer, TheServerClosesWithTheApplicationsCode) {
     EXPECT_THROW(none.close(1006), std::invalid_argument);
     EXPECT_THROW(none.close(1000, std::string(124, 'r')), std::invalid_argument);
     EXPECT_EQ(none.send(true, "x"), WebSocket::SendResult::Gone);
+}
+
+TEST(WebSocketServer, AFailingListenerOrAForgottenHandleClosesWith1011) {
+    WsHandler h;
+    std::vector<std::string> lines;
+    std::mutex lines_mu;
+    ServerOptions o = options();
+    o.log = [&](std::string_view line) {
+        std::lock_guard lock(lines_mu);
+        lines.emplace_back(line);
+    };
+    Server server(o, h);
+    for (const char* path : {"/throw", "/forget"}) {
+        SCOPED_TRACE(path);
+        Client c(server.addresses()[0]);
+        ASSERT_EQ(c.upgrade(path).rfind("HTTP/1.1 101", 0), 0u);
+        c.send(frame(1, "hello"));
+        Frame f = c.next();
+        EXPECT_EQ(f.opcode, 8);
+        EXPECT_EQ(f.close_code(), 1011);
+        c.send(frame(8, close_payload(1011)));
+        EXPECT_TRUE(c.eof());
+    }
+    std::lock_guard lock(lines_mu);
+    bool logged = false;
+    for (auto& l : lines) logged |= l.find("a WebSocket listener failed: the listener broke") != std::string::npos;
+    EXPECT_TRUE(logged);
 }
 
 TEST(WebSocketServer, StopSends1001AndAwaitsTheClientsClose) {
