@@ -342,8 +342,9 @@ struct ServerStats {
     std::uint64_t requests = 0, responses = 0;
     std::uint64_t rejected = 0;  // answered 4xx/5xx by the front end itself
     std::uint64_t pending = 0;   // with the Handler now (WebSocket upgrades until accepted or denied)
-    std::uint64_t websockets_accepted = 0, websockets_open = 0;
-    std::uint64_t websocket_messages_in = 0, websocket_messages_out = 0;
+    std::uint64_t websockets_accepted = 0, websockets_open = 0;  // upgrades accepted (101), open now
+    std::uint64_t websocket_messages_in = 0;   // whole messages delivered to listeners
+    std::uint64_t websocket_messages_out = 0;  // messages send() queued on an open connection
 };
 
 class Server {
