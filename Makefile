@@ -57,7 +57,8 @@ check: build-cpp build-python
 	@$(VENV)/bin/python -m pytest -q tests/python --ignore=tests/python/test_soak.py -m "not slow"
 
 # The C++ tests and the Python suite under AddressSanitizer + UndefinedBehaviorSanitizer: the core,
-# its tests and the extension are built instrumented into $(SAN_BUILD); CPython is not, so the
+# its tests and the extension are built instrumented into $(SAN_BUILD) (test_websocket.py's echo
+# server too); CPython is not, so the
 # runtime is preloaded into the interpreter, and PYTHONMALLOC=malloc lets ASan see Python's objects.
 # Leak detection is off: CPython itself keeps memory at exit and for every ended sub-interpreter
 # (the soak tests measure leaks instead, and are skipped here: ASan changes RSS).
@@ -75,6 +76,7 @@ sanitize: bootstrap
 	@rm -rf $(SAN_BUILD)/pkg && mkdir -p $(SAN_BUILD)/pkg && cp -r python/manygil $(SAN_BUILD)/pkg/ && \
 	    cp $(SAN_BUILD)/_core*.so $(SAN_BUILD)/pkg/manygil/
 	@$(SAN_ENV) PYTHONMALLOC=malloc PYTHONPATH=$(abspath $(SAN_BUILD)/pkg) \
+	    MANYGIL_WEBSOCKET_ECHO_SERVER=$(abspath $(SAN_BUILD)/tests/cpp/websocket_echo_server) \
 	    LD_PRELOAD="$$($(CXX_FOR_SAN) -print-file-name=libasan.so) $$($(CXX_FOR_SAN) -print-file-name=libubsan.so)" \
 	    $(VENV)/bin/python -m pytest -q -p no:cacheprovider tests/python --ignore=tests/python/test_soak.py
 	@echo "[sanitize] C++ tests and pytest passed under ASan+UBSan"
@@ -103,7 +105,7 @@ tsan: bootstrap
 FUZZ_BUILD := build-fuzz
 CXX_FOR_SAN ?= g++
 FUZZ_SECONDS ?= 20
-FUZZERS := fuzz_payload_value fuzz_payload_python fuzz_http_request
+FUZZERS := fuzz_payload_value fuzz_payload_python fuzz_http_request fuzz_websocket_frames
 FUZZ_FLAGS := -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 fuzz: bootstrap
 	@CC=clang-14 CXX=clang++-14 $(CMAKE) -S . -B $(FUZZ_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \

@@ -69,9 +69,10 @@ debian_build_deps=(build-essential pkg-config libssl-dev libffi-dev zlib1g-dev l
   libsqlite3-dev libreadline-dev uuid-dev libgdbm-dev libncurses-dev libexpat1-dev xz-utils)
 test_deps=(libgtest-dev libgmock-dev clang-14 libclang-rt-14-dev)  # GoogleTest; clang + libFuzzer for make fuzz
 # llhttp (Node's HTTP/1.1 parser): Debian ships its C sources in node-llhttp; the HTTP front end
-# (src/http/) compiles them in. curl: the serve tests' second HTTP client; wrk: make bench's load
-# generator (bench/serve.py).
-build_deps=(node-llhttp curl wrk)
+# (src/http/) compiles them in. libwslay-dev: WebSocket framing (RFC 6455) for the same front end
+# (src/http/websocket*.cpp), found with pkg-config. curl: the serve tests' second HTTP client; wrk:
+# make bench's load generator (bench/serve.py).
+build_deps=(node-llhttp libwslay-dev curl wrk)
 # PostgreSQL's server (initdb, pg_ctl, postgres, psql in /usr/lib/postgresql/<version>/bin) and libpq:
 # the Django and Flask + SQLAlchemy tests and benchmarks start a throwaway cluster of their own
 # (tests/python/temp_postgres.py); psycopg's pure-Python implementation loads libpq5 through ctypes.

@@ -29,10 +29,20 @@
 // everything ready by then in one pass. Otherwise they run SCHED_OTHER and answer at once, even on
 // cores busy with other processes.
 //
+// WebSockets (RFC 6455), for a Handler whose accepts_websockets() says so: a valid upgrade request
+// goes to Handler::handle_websocket() with a WebSocket, which accepts (101) or denies it; from then on
+// the connection's I/O thread frames, unmasks, reassembles and checks messages (wslay underneath),
+// answers pings, and hands whole messages to a WebSocketListener. Protocol errors close the connection
+// with the RFC's code before the application sees anything: 1002 (an unmasked client frame, a
+// reserved bit, an unknown opcode, a fragmented or over-125-byte control frame, a continuation out of
+// place), 1007 (invalid UTF-8 in a text message), 1009 (a message over WebSocketOptions::max_message).
+// docs/http.md lists what the front end answers and why.
+//
 // Nothing here needs or takes a GIL; hold none across the calls that block (Server::stop,
 // Responder::send_chunk), since the workers answering requests may need it.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -181,6 +191,108 @@ private:
     std::shared_ptr<StreamState> stream_;  // set while streaming
 };
 
+// ---- WebSockets (RFC 6455) ----------------------------------------------------------------------
+
+// What a WebSocket connection may do (ServerOptions::websocket).
+struct WebSocketOptions {
+    // A received message (all its fragments) over this: the connection is closed with 1009.
+    std::size_t max_message = std::size_t{16} << 20;
+    // Receive backpressure: while more than this many bytes of delivered messages have not been
+    // acknowledged (WebSocket::consumed), the I/O thread stops reading the socket (the client's sends
+    // then block in its kernel buffers). One message may take it past the window. 0: no limit (nothing
+    // needs acknowledging).
+    std::size_t receive_window = std::size_t{1} << 20;
+    // Send backpressure: WebSocket::send() answers QueueFull once more than this many bytes it was
+    // given are not yet written to the socket (they are queued anyway).
+    std::size_t send_window = std::size_t{1} << 20;
+    // The server pings an open connection this often (0: never); a connection with no pong within
+    // ping_timeout of a ping is closed (1011 sent; the listener sees 1006).
+    std::chrono::milliseconds ping_interval{20'000};
+    std::chrono::milliseconds ping_timeout{20'000};
+    // How long a close the server sent (WebSocket::close, Server::stop) waits for the client's close
+    // frame before the connection is dropped.
+    std::chrono::milliseconds close_timeout{10'000};
+};
+
+// Receives one accepted WebSocket's events, on the connection's I/O thread, one at a time. Every
+// callback must not block (other connections wait meanwhile): hand the event on (a queue, an eventfd)
+// and return. An exception from on_message() is logged and the connection closed with 1011; from the
+// others, logged. The front end holds the listener (shared_ptr) from WebSocket::accept() until
+// on_close() has returned, so a listener that holds its own WebSocket is freed then.
+class WebSocketListener {
+public:
+    virtual ~WebSocketListener() = default;
+    // One whole message (fragments reassembled, unmasked; text is valid UTF-8). Its size counts
+    // against WebSocketOptions::receive_window until WebSocket::consumed() acknowledges it.
+    virtual void on_message(bool text, std::string data) = 0;
+    // Exactly once, last: the code of the client's close frame (1005 when it had none), the code the
+    // server failed the connection with (1002, 1007, 1009, 1011), 1006 when the connection dropped
+    // without a close frame, or 1001 when it dropped while the server stops. `reason` is the close
+    // frame's reason, or why the server closed it.
+    virtual void on_close(int code, std::string reason) = 0;
+    // send() answered QueueFull, and the queue has since drained below half of send_window.
+    virtual void on_writable() {}
+};
+
+struct WebSocketState;  // internal: what a WebSocket handle and its I/O thread share
+
+// One WebSocket upgrade request, handed to Handler::handle_websocket(): accept() or deny() it, then
+// (accepted) send() and close(). Movable, not copyable. Every member never blocks and may be called
+// from any thread: send(), consumed() and close() even from several threads at once (a reader acking
+// while a writer sends); accept(), deny(), moving and destroying it from one thread with no other
+// call running. It may outlive the connection and the Server: what it sends then is dropped (send()
+// says Gone). It keeps the I/O thread's state alive (not the Server) until destroyed.
+// Destroyed without accept() or deny(), it answers the request 500; destroyed while open without
+// close(), it closes the connection with 1011.
+class WebSocket {
+public:
+    enum class SendResult {
+        Sent,       // queued under send_window
+        QueueFull,  // queued, but over send_window: wait for on_writable() before sending more
+        Gone,       // dropped: not accepted, closed, or the connection is gone
+    };
+
+    WebSocket() = default;
+    WebSocket(std::shared_ptr<IoThread> io, std::uint64_t connection, std::shared_ptr<WebSocketState> state);
+    WebSocket(WebSocket&& other) noexcept;
+    WebSocket& operator=(WebSocket&& other) noexcept;  // ends what this one held first, as ~WebSocket
+    WebSocket(const WebSocket&) = delete;
+    WebSocket& operator=(const WebSocket&) = delete;
+    ~WebSocket();
+
+    // Sends "101 Switching Protocols" (with Sec-WebSocket-Protocol: `subprotocol` unless empty, and
+    // `headers`, minus any Connection, Upgrade or Sec-WebSocket-Accept among them); events go to
+    // `listener` from then on. If the connection is already gone, the listener gets on_close(1006) at
+    // once on the I/O thread (1001 if the server stopped meanwhile; on this thread when it had stopped
+    // before accept() was called). Throws
+    // std::logic_error if it was accepted or denied already, std::invalid_argument for a null listener.
+    void accept(std::shared_ptr<WebSocketListener> listener, std::string subprotocol = {},
+                std::vector<Header> headers = {});
+    // Answers the upgrade request with `response` instead (403 is what ASGI's close-before-accept
+    // means); the connection closes after it. Throws std::logic_error if accepted or denied already.
+    void deny(Response response);
+    // Queues one message (text must be UTF-8: not checked). See SendResult.
+    SendResult send(bool text, std::string data);
+    // Starts the close handshake: a close frame with `code` and `reason`; the listener's on_close()
+    // follows when the client answers (or close_timeout passes). Nothing is sent after it. Throws
+    // std::invalid_argument for a code a server may not send (RFC 6455 7.4: 1000-1003, 1007-1014,
+    // 3000-4999 only) or a reason over 123 bytes. A no-op if not open.
+    void close(int code = 1000, std::string reason = {});
+    // Acknowledges `bytes` of delivered messages (receive backpressure: WebSocketOptions::receive_window).
+    void consumed(std::size_t bytes);
+    // Whether accept() or deny() is still due.
+    bool pending() const noexcept { return stage_.load() == Stage::Pending; }
+
+private:
+    enum class Stage { Pending, Accepted, Done };
+    void release() noexcept;
+
+    std::shared_ptr<IoThread> io_;
+    std::uint64_t connection_ = 0;
+    std::shared_ptr<WebSocketState> state_;
+    std::atomic<Stage> stage_{Stage::Done};  // send() on one thread may race close() on another
+};
+
 // Gets each complete request, on an I/O thread. Must not block (other connections wait meanwhile):
 // hand the request on and answer through the Responder later, from any thread. An exception it throws
 // is logged and the request answered 500.
@@ -191,6 +303,14 @@ public:
     // How many requests it works on at once (a pool's workers); 0: unbounded or unknown. Read by
     // the I/O threads when the Server starts.
     virtual std::size_t capacity() const noexcept { return 0; }
+    // Whether WebSocket upgrade requests go to handle_websocket() (checked by the front end first: GET,
+    // HTTP/1.1, Upgrade: websocket, a Connection "upgrade" token, Sec-WebSocket-Version 13, a
+    // Sec-WebSocket-Key of 16 bytes in base64; 400 otherwise, 426 for another version). False (the
+    // default): they go to handle() as ordinary requests (WSGI).
+    virtual bool accepts_websockets() const noexcept { return false; }
+    // A valid WebSocket upgrade request, on an I/O thread; must not block, like handle(). The default
+    // denies it (403). An exception it throws is logged and the request answered 500.
+    virtual void handle_websocket(Request request, WebSocket websocket);
 };
 
 // A certificate and its private key, for TLS on every listening address.
@@ -225,6 +345,8 @@ struct ServerOptions {
     std::function<void(std::string_view)> log;
     // Lines less important than this are dropped (LogLevel); the access log is not filtered.
     LogLevel log_level = LogLevel::info;
+    // WebSocket connections (Handler::accepts_websockets()).
+    WebSocketOptions websocket;
 };
 
 // Counters, read without locks (each exact, the set not one instant).
@@ -232,7 +354,10 @@ struct ServerStats {
     std::uint64_t connections_accepted = 0, connections_open = 0;
     std::uint64_t requests = 0, responses = 0;
     std::uint64_t rejected = 0;  // answered 4xx/5xx by the front end itself
-    std::uint64_t pending = 0;   // with the Handler now
+    std::uint64_t pending = 0;   // with the Handler now (WebSocket upgrades until accepted or denied)
+    std::uint64_t websockets_accepted = 0, websockets_open = 0;  // upgrades accepted (101), open now
+    std::uint64_t websocket_messages_in = 0;   // whole messages delivered to listeners
+    std::uint64_t websocket_messages_out = 0;  // messages send() queued on an open connection
 };
 
 class Server {
@@ -254,7 +379,8 @@ public:
 
     // Graceful stop: no more connections accepted (the listeners close); idle connections closed;
     // requests in flight (with the Handler, being read, or streaming) answered with
-    // "Connection: close" while `grace` lasts; then every connection closes and the I/O threads end.
+    // "Connection: close" while `grace` lasts; open WebSockets sent close 1001 and their close
+    // handshake awaited while it lasts; then every connection closes and the I/O threads end.
     // Blocks until they have: hold no GIL the Handler's answers need. Call from one thread;
     // idempotent.
     void stop(std::chrono::milliseconds grace);

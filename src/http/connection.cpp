@@ -24,6 +24,7 @@ constexpr std::size_t kReadChunk = 64 * 1024;
 }  // namespace
 
 void IoThread::pump(Connection& c) {
+    if (c.state == Connection::State::WebSocket) return ws_pump(c);
     thread_local std::string chunk(kReadChunk, '\0');
     for (;;) {
         if (c.state == Connection::State::Lingering) {
@@ -119,6 +120,7 @@ void IoThread::dispatch(Connection& c, Request request) {
         if (shared_->access_format->needs_request_headers()) r.request_headers = request.headers;
         r.started = Clock::now();
     }
+    if (!prepare_websocket(c, request)) return;  // a bad upgrade request: answered
     if (shared_->pending.load() >= shared_->options.max_pending || !waiting_.empty()) {
         c.waiting = std::move(request);
         waiting_.push_back(c.id);
@@ -131,7 +133,8 @@ void IoThread::hand_over(Connection& c, Request request) {
     shared_->pending.fetch_add(1);
     c.handed_over = Clock::now();
     try {
-        shared_->handler->handle(std::move(request), Responder(shared_from_this(), c.id));
+        if (c.ws) shared_->handler->handle_websocket(std::move(request), WebSocket(shared_from_this(), c.id, c.ws->state));
+        else shared_->handler->handle(std::move(request), Responder(shared_from_this(), c.id));
     } catch (const std::exception& e) {
         // The Responder, destroyed while unwinding, has answered 500.
         shared_->log(LogLevel::error, std::string("manygil serve: the request handler failed: ") + e.what());
@@ -196,6 +199,7 @@ void IoThread::complete(Completion completion) {
                 if (c->hangup) c->tell_gone();
             }
             return;
+        case Kind::WebSocket: return websocket_op(completion.connection, *completion.websocket);
         case Kind::Finish:
         case Kind::Abort:
             shared_->pending.fetch_sub(1);

@@ -6,7 +6,9 @@
 // A connection's states: Reading (reading and parsing the next request) -> Dispatched (a request is
 // with the Handler, or waits for room: backpressure) -> Writing (the response, from `out`, then its
 // file range) -> Reading again on keep-alive, or Lingering (final response written, write side shut,
-// input dropped until EOF) -> closed. The transitions are IoThread's (connection.cpp).
+// input dropped until EOF) -> closed; or, for an accepted WebSocket upgrade, Dispatched -> WebSocket
+// -> Writing (the close frame) -> Lingering. The transitions are IoThread's (connection.cpp,
+// websocket_io.cpp).
 #pragma once
 
 #include <condition_variable>
@@ -23,6 +25,7 @@
 #include "http/response_head.hpp"
 #include "http/server_state.hpp"
 #include "http/tls.hpp"
+#include "http/websocket.hpp"
 #include "manygil/http.hpp"
 
 namespace manygil::http {
@@ -63,13 +66,14 @@ struct StreamState {
 
 // What a Responder posts to the I/O thread.
 struct Completion {
-    enum class Kind { Response, Chunk, Finish, Abort, Watch };
+    enum class Kind { Response, Chunk, Finish, Abort, Watch, WebSocket };
     std::uint64_t connection = 0;
     Kind kind = Kind::Response;
     Response response;                    // Kind::Response
     std::string bytes;                    // Kind::Chunk
     std::shared_ptr<StreamState> stream;  // a streamed Kind::Response
     std::function<void()> gone;           // Kind::Watch (Responder::on_gone)
+    std::shared_ptr<WebSocketOp> websocket;  // Kind::WebSocket (websocket_io.cpp)
 };
 
 struct Connection {
@@ -78,6 +82,7 @@ struct Connection {
         Dispatched,  // a request is with the Handler (or waiting for capacity)
         Writing,     // writing the response
         Lingering,   // final response written, write side shut: dropping input until EOF
+        WebSocket,   // upgraded: frames both ways (websocket_io.cpp)
     };
 
     Connection(int fd_, std::uint64_t id_, const Limits& limits) : fd(fd_), id(id_), parser(limits) {}
@@ -118,6 +123,8 @@ struct Connection {
             tell();
         }
     }
+    // A WebSocket upgrade request (set when dispatched) and, once accepted, the WebSocket.
+    std::unique_ptr<WebSocketSession> ws;
 };
 
 }  // namespace manygil::http

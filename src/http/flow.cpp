@@ -72,6 +72,7 @@ void IoThread::flush(Connection& c) {
             c.stream->release(c.stream_credit);  // written: the producer may queue more
             c.stream_credit = 0;
         }
+        if (c.ws) ws_written(c);  // a WebSocket's queued messages are out: its sender may go on
         if (!c.tls || !c.file_response) break;
         // TLS: no sendfile; the file's next piece goes through `out` like any bytes.
         FileRange& f = *c.file_response->file;
@@ -118,7 +119,7 @@ void IoThread::flush(Connection& c) {
 
 void IoThread::sweep(Clock::time_point now) {
     const ServerOptions& o = shared_->options;
-    std::vector<Connection*> expired, late, stuck;
+    std::vector<Connection*> expired, late, stuck, websockets;
     for (auto& [fd, cp] : by_fd_) {
         Connection& c = *cp;
         switch (c.state) {
@@ -140,6 +141,7 @@ void IoThread::sweep(Clock::time_point now) {
             case Connection::State::Lingering:
                 if (now - c.last_activity > kLinger) expired.push_back(&c);
                 break;
+            case Connection::State::WebSocket: websockets.push_back(&c); break;  // pings, the close handshake
             case Connection::State::Dispatched:  // the Handler's answer will come, unless it is stuck
                 if (o.response_timeout.count() > 0 && !c.waiting && c.handed_over != Clock::time_point{} &&
                     now - c.handed_over > o.response_timeout) {
@@ -149,6 +151,7 @@ void IoThread::sweep(Clock::time_point now) {
         }
     }
     for (Connection* c : expired) close(*c);
+    for (Connection* c : websockets) ws_sweep(*c, now);  // may close c, never another
     for (Connection* c : stuck) {
         // Answered now and closed after; the Handler's late answer finds the connection no longer
         // Dispatched and is dropped (complete()).

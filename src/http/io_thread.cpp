@@ -124,6 +124,14 @@ void IoThread::run(std::size_t index) noexcept {
     }
     for (Completion& completion : dropped) {
         if (completion.stream) completion.stream->close();
+        // A WebSocket accepted too late: its listener still hears on_close, exactly once.
+        if (completion.websocket && completion.websocket->listener) {
+            try {
+                completion.websocket->listener->on_close(1001, "the server stopped");
+            } catch (const std::exception& e) {
+                shared_->log(LogLevel::error, std::string("manygil serve: a WebSocket listener failed: ") + e.what());
+            }
+        }
     }
     while (!by_fd_.empty()) close(*by_fd_.begin()->second);
 }
@@ -152,13 +160,16 @@ void IoThread::begin_stop() {
     for (int l : listeners_) ::close(l);  // new connections are refused from now on
     listeners_.clear();
     listening_ = false;
-    std::vector<Connection*> idle;
+    std::vector<Connection*> idle, websockets;
     for (auto& [fd, c] : by_fd_) {
+        if (c->state == Connection::State::WebSocket) websockets.push_back(c.get());
         if (c->state == Connection::State::Reading && !c->parser.mid_request() && c->in_pos == c->in.size()) {
             idle.push_back(c.get());
         }
     }
     for (Connection* c : idle) close(*c);
+    // Open WebSockets: close 1001, and the client's answer awaited while the grace lasts.
+    for (Connection* c : websockets) ws_begin_close(*c, 1001, "the server is shutting down");
 }
 
 void IoThread::accept_all() {
@@ -210,6 +221,7 @@ void IoThread::accept_all() {
 void IoThread::close(Connection& c) {
     if (c.stream) c.stream->close();  // its producer stops
     c.tell_gone();
+    if (c.ws) ws_closed(c);           // its listener hears on_close, if it has not
     if (c.tls) c.tls->shutdown();      // best effort: close_notify unless the session failed
     int fd = c.fd;
     by_id_.erase(c.id);

@@ -7,7 +7,7 @@
 // policy, stopping, closing), connection.cpp (one connection's HTTP/1 state machine: parse,
 // dispatch to the Handler, the answer, streams, rejections), flow.cpp (backpressure: requests that
 // wait for room in max_pending; writing out with send, sendfile or TLS, a stream's window; the
-// timeouts the sweep enforces).
+// timeouts the sweep enforces), websocket_io.cpp (WebSocket upgrades and connections).
 #pragma once
 
 #include <cstddef>
@@ -25,6 +25,8 @@
 #include "manygil/http.hpp"
 
 namespace manygil::http {
+
+struct WebSocketCallbacks;  // websocket_io.cpp: wslay's callbacks into the I/O thread
 
 class IoThread : public std::enable_shared_from_this<IoThread> {
 public:
@@ -59,6 +61,7 @@ public:
     const std::vector<int>& listeners() const { return listeners_; }
 
 private:
+    friend struct WebSocketCallbacks;
     void add(int fd, std::uint32_t events);
 
     // io_thread.cpp: the loop, accepting, stopping, closing.
@@ -81,6 +84,20 @@ private:
     void retry_waiting();
     void flush(Connection& c);
     void sweep(Clock::time_point now);
+    // websocket_io.cpp: WebSocket upgrades and connections.
+    bool prepare_websocket(Connection& c, const Request& request);
+    void websocket_op(std::uint64_t connection, WebSocketOp& op);
+    void ws_accept(Connection& c, WebSocketOp& op);
+    void ws_pump(Connection& c);
+    void ws_send_out(Connection& c);
+    void ws_written(Connection& c);
+    void ws_fail(Connection& c, int code, const std::string& why, int notify_code);
+    void ws_begin_close(Connection& c, int code, const std::string& reason);
+    void ws_finish(Connection& c);
+    void ws_notify_close(Connection& c, int code, std::string reason);
+    void ws_sweep(Connection& c, Clock::time_point now);
+    void ws_closed(Connection& c);
+    void ws_received(Connection& c, int opcode, const unsigned char* data, std::size_t length, int status);
 
     std::shared_ptr<Server::Shared> shared_;
     std::vector<int> listeners_;

@@ -64,6 +64,10 @@ ServerStats Server::stats() const {
     s.responses = shared_->responses.load();
     s.rejected = shared_->rejected.load();
     s.pending = shared_->pending.load();
+    s.websockets_accepted = shared_->ws_accepted.load();
+    s.websockets_open = shared_->ws_open.load();
+    s.websocket_messages_in = shared_->ws_in.load();
+    s.websocket_messages_out = shared_->ws_out.load();
     return s;
 }
 

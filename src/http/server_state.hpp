@@ -30,6 +30,7 @@ struct Server::Shared {
     std::atomic<long long> grace_ms{0};
     std::atomic<std::uint64_t> next_connection{1};
     std::atomic<std::uint64_t> accepted{0}, open{0}, requests{0}, responses{0}, rejected{0};
+    std::atomic<std::uint64_t> ws_accepted{0}, ws_open{0}, ws_in{0}, ws_out{0};
 
     void log(LogLevel level, std::string_view line) const {
         if (level >= options.log_level) write_line(line);

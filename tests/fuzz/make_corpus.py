@@ -42,6 +42,41 @@ HTTP_SEEDS = [
 ]
 
 
+def ws_frame(opcode: int, payload: bytes, fin: bool = True, mask: bool = True, rsv: int = 0) -> bytes:
+    head = bytes([(0x80 if fin else 0) | (rsv << 4) | opcode])
+    m = 0x80 if mask else 0
+    n = len(payload)
+    if n < 126:
+        head += bytes([m | n])
+    elif n < 65536:
+        head += bytes([m | 126]) + n.to_bytes(2, "big")
+    else:
+        head += bytes([m | 127]) + n.to_bytes(8, "big")
+    key = b"\x12\x34\x56\x78"
+    if not mask:
+        return head + payload
+    return head + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+
+
+# Client frame streams for fuzz_websocket_frames: whole messages, fragments with pings between,
+# closes, and each protocol error the front end answers.
+WS_SEEDS = [
+    ws_frame(1, b"hello") + ws_frame(2, b"\x00\xff") + ws_frame(8, b"\x03\xe8bye"),
+    ws_frame(1, b"one ", fin=False) + ws_frame(9, b"p") + ws_frame(0, b"two", fin=False) + ws_frame(0, b"!"),
+    ws_frame(2, b"x" * 300) + ws_frame(10, b"pong"),
+    ws_frame(1, b"unmasked", mask=False),
+    ws_frame(3, b"bad opcode"),
+    ws_frame(1, b"rsv", rsv=4),
+    ws_frame(9, b"fragmented ping", fin=False),
+    ws_frame(9, b"p" * 126),
+    ws_frame(1, "caf\u00e9".encode()[:4], fin=False) + ws_frame(0, "caf\u00e9".encode()[4:]),
+    ws_frame(1, b"\xc3\x28"),
+    ws_frame(2, b"y" * 3000),
+    ws_frame(8, b"\x03\xee"),
+    ws_frame(0, b"lonely continuation"),
+]
+
+
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
     for target in ("fuzz_payload_value", "fuzz_payload_python"):
@@ -55,6 +90,11 @@ def main():
     os.makedirs(out, exist_ok=True)
     for request in HTTP_SEEDS:
         data = bytes([7]) + request  # the first byte picks the piece size
+        with open(os.path.join(out, hashlib.sha1(data).hexdigest()[:16]), "wb") as f:
+            f.write(data)
+    out = os.path.join(here, "corpus", "fuzz_websocket_frames")
+    os.makedirs(out, exist_ok=True)
+    for data in WS_SEEDS:
         with open(os.path.join(out, hashlib.sha1(data).hexdigest()[:16]), "wb") as f:
             f.write(data)
 
