@@ -148,6 +148,21 @@ def stop(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
+def keep_best(best: dict, key: tuple[str, str], m: dict[str, float], most: tuple[str, ...] = ("rss_mib", "pss_mib")) -> None:
+    """Keeps, per (server, workload), the round with the most req/s; the fields in `most` (memory,
+    connections) keep the most any round saw instead."""
+    peak = {f: max(m[f], best.get(key, {}).get(f, 0)) for f in most}
+    if key not in best or m["rps"] > best[key]["rps"]:
+        best[key] = m
+    best[key].update(peak)
+
+
+def write_json(path: str | None, best: dict) -> None:
+    """The best rounds as a JSON list of {"server", "workload", measurements...}, if a path is given."""
+    if path:
+        Path(path).write_text(json.dumps([{"server": s, "workload": w, **m} for (s, w), m in best.items()], indent=1))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3)
@@ -181,12 +196,7 @@ def main() -> int:
             order = servers[r % len(servers):] + servers[:r % len(servers)]
             for s in order:
                 m = measure(s, w, args.duration, args.connections)
-                key = (s, w)
-                mem = max(m["rss_mib"], best.get(key, {}).get("rss_mib", 0)), \
-                    max(m["pss_mib"], best.get(key, {}).get("pss_mib", 0))
-                if key not in best or m["rps"] > best[key]["rps"]:
-                    best[key] = m
-                best[key]["rss_mib"], best[key]["pss_mib"] = mem
+                keep_best(best, (s, w), m)
                 print(f"round {r + 1}: {w:6} {s:17} {m['rps']:9.0f} req/s  p50 {m['p50_ms']:6.2f} ms  "
                       f"p99 {m['p99_ms']:6.2f} ms  RSS {m['rss_mib']:5.0f} MiB  PSS {m['pss_mib']:5.0f} MiB"
                       + (f"  non-2xx {m['non_2xx']}" if m["non_2xx"] else ""), flush=True)
@@ -200,9 +210,7 @@ def main() -> int:
             print(f"{w:8} {s:17} {m['rps']:9.0f} {m['p50_ms']:7.2f} {m['p99_ms']:7.2f} {m['rss_mib']:8.0f}"
                   f" {m['pss_mib']:8.0f} {ratio('granian'):>10} {ratio('gunicorn-sync'):>16}"
                   + (f" {ratio('manygil-base'):>15}" if BASELINE else ""))
-    if args.json:
-        Path(args.json).write_text(json.dumps([{"server": s, "workload": w, **m} for (s, w), m in best.items()],
-                                              indent=1))
+    write_json(args.json, best)
     return 0
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import os
 import shutil
 import subprocess
@@ -25,7 +24,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from serve import free_port, run_wrk, stop, wait_ready  # noqa: E402  (bench/serve.py's harness)
+from serve import free_port, keep_best, run_wrk, stop, wait_ready, write_json  # noqa: E402  (bench/serve.py's harness)
 
 HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
@@ -90,12 +89,7 @@ def main() -> int:
                 except (RuntimeError, subprocess.CalledProcessError) as e:
                     print(f"round {r + 1}: {w:9} {s:17} failed: {e}", flush=True)
                     continue
-                key = (s, w)
-                mem = max(m["rss_mib"], best.get(key, {}).get("rss_mib", 0)), \
-                    max(m["pss_mib"], best.get(key, {}).get("pss_mib", 0))
-                if key not in best or m["rps"] > best[key]["rps"]:
-                    best[key] = m
-                best[key]["rss_mib"], best[key]["pss_mib"] = mem
+                keep_best(best, (s, w), m)
                 print(f"round {r + 1}: {w:9} {s:17} {m['rps']:9.0f} req/s  p50 {m['p50_ms']:6.2f} ms  "
                       f"p99 {m['p99_ms']:6.2f} ms  RSS {m['rss_mib']:5.0f} MiB  PSS {m['pss_mib']:5.0f} MiB"
                       + (f"  non-2xx {m['non_2xx']}" if m["non_2xx"] else ""), flush=True)
@@ -111,9 +105,7 @@ def main() -> int:
             ratio = lambda peer: (f"{m['rps'] / best[(peer, w)]['rps']:.2f}x" if (peer, w) in best else "-")  # noqa: E731
             print(f"{w:9} {s:17} {m['rps']:9.0f} {m['p50_ms']:7.2f} {m['p99_ms']:7.2f} {m['rss_mib']:8.0f}"
                   f" {m['pss_mib']:8.0f} {ratio('granian'):>10} {ratio('uvicorn'):>10}")
-    if args.json:
-        Path(args.json).write_text(json.dumps([{"server": s, "workload": w, **m} for (s, w), m in best.items()],
-                                              indent=1))
+    write_json(args.json, best)
     return 0
 
 

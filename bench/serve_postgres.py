@@ -22,7 +22,6 @@ Uses bench/serve.py's wait_ready, run_wrk and stop.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import subprocess
@@ -31,7 +30,7 @@ import threading
 import time
 from pathlib import Path
 
-from serve import commands, free_port, run_wrk, stop, tree, wait_ready
+from serve import commands, free_port, keep_best, run_wrk, stop, tree, wait_ready, write_json
 
 HERE = Path(__file__).resolve().parent
 APPS = HERE.parent / "tests" / "python"  # serve_apps/ and temp_postgres.py
@@ -223,12 +222,7 @@ def main() -> int:
                 order = servers[r % len(servers):] + servers[:r % len(servers)]
                 for s in order:
                     m = measure(pg, s, w, args.duration, args.connections)
-                    key = (s, w)
-                    rss = max(m["rss_mib"], best.get(key, {}).get("rss_mib", 0))
-                    conns = max(m["db_connections"], best.get(key, {}).get("db_connections", 0))
-                    if key not in best or m["rps"] > best[key]["rps"]:
-                        best[key] = m
-                    best[key]["rss_mib"], best[key]["db_connections"] = rss, conns
+                    keep_best(best, (s, w), m, most=("rss_mib", "db_connections"))
                     print(f"round {r + 1}: {w:16} {s:17} {m['rps']:8.0f} req/s  p50 {m['p50_ms']:6.2f} ms  "
                           f"p99 {m['p99_ms']:7.2f} ms  RSS {m['rss_mib']:5.0f} MiB  db conns {m['db_connections']:3}  "
                           f"CPU/req server {m['server_cpu_ms']:.2f} ms, db {m['db_cpu_ms']:.2f} ms"
@@ -253,9 +247,7 @@ def main() -> int:
             ceiling = os.cpu_count() / (f["app_cpu_ms"] + f["db_cpu_ms"]) * 1000
             vs = f" = {ceiling / peer['rps']:.2f}x gunicorn sync" if peer else ""
             print(f"  {w} ({impl} implementations): {ceiling:.0f} req/s{vs}")
-    if args.json:
-        Path(args.json).write_text(json.dumps([{"server": s, "workload": w, **m} for (s, w), m in best.items()],
-                                              indent=1))
+    write_json(args.json, best)
     return 0
 
 

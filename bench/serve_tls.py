@@ -15,7 +15,6 @@ p50/p99 latency). Memory is the whole process tree's RSS after the run, the most
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import socket
 import ssl
@@ -26,7 +25,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from serve import free_port, run_wrk, stop, wait_ready  # noqa: E402  (bench/serve.py's helpers)
+from serve import free_port, run_wrk, stop, wait_ready, write_json  # noqa: E402  (bench/serve.py's helpers)
 
 BIN = Path(sys.executable).parent
 WORKLOADS = {"hello": "serve_apps:hello", "json": "serve_apps:json_app"}
@@ -125,9 +124,7 @@ def main() -> int:
             vs_plain = f"{m['rps'] / best[plain]['rps']:.2f}x" if "-tls" in s and plain in best else "-"
             print(f"{w:8} {s:15} {m['rps']:9.0f} {m['p50_ms']:7.2f} {m['p99_ms']:7.2f} {m['rss_mib']:8.0f}"
                   f" {vs_granian:>10} {vs_plain:>11}  {m['tls']}")
-    if args.json:
-        Path(args.json).write_text(json.dumps([{"server": s, "workload": w, **m} for (s, w), m in best.items()],
-                                              indent=1))
+    write_json(args.json, best)
     return 0
 
 

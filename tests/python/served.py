@@ -1,17 +1,44 @@
 """`manygil serve` as users start it, for the tests that drive the CLI: a child process on a free port,
-its stderr collected, requests over http.client, stopped with SIGTERM."""
+its stderr collected, requests over http.client, stopped with SIGTERM. And what the tests of an
+in-process `manygil.Server` share: its address, and raw bytes sent to it."""
 
 from __future__ import annotations
 
 import http.client
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
 from pathlib import Path
 
 APPS = Path(__file__).parent
+
+
+def address(server) -> tuple[str, int]:
+    """The first address a manygil.Server listens on, as (host, port)."""
+    host, port = server.addresses[0].rsplit(":", 1)
+    return host, int(port)
+
+
+def raw(server, data: bytes, *, read_until_close: bool = True, timeout: float = 10.0) -> bytes:
+    """Sends `data` on a new connection to a manygil.Server; returns what came back until the server
+    closed (or reset) the connection or `timeout` passed without a byte, or only the first read."""
+    with socket.create_connection(address(server), timeout=timeout) as s:
+        s.sendall(data)
+        if not read_until_close:
+            return s.recv(65536)
+        chunks = []
+        while True:
+            try:
+                chunk = s.recv(65536)
+            except (ConnectionResetError, TimeoutError):
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        return b"".join(chunks)
 
 
 class Served:

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 import manygil
+from served import address, raw
 
 APPS = Path(__file__).parent
 if str(APPS) not in sys.path:
@@ -29,8 +30,7 @@ if str(APPS) not in sys.path:
 
 
 def connect(server: manygil.Server) -> http.client.HTTPConnection:
-    host, port = server.addresses[0].rsplit(":", 1)
-    return http.client.HTTPConnection(host, int(port), timeout=30)
+    return http.client.HTTPConnection(*address(server), timeout=30)
 
 
 def request(server, method, path, body=None, headers=None):
@@ -41,24 +41,6 @@ def request(server, method, path, body=None, headers=None):
         return r.status, dict(r.getheaders()), r.read()
     finally:
         conn.close()
-
-
-def raw(server, data: bytes, *, read_until_close=True, timeout=10.0) -> bytes:
-    host, port = server.addresses[0].rsplit(":", 1)
-    with socket.create_connection((host, int(port)), timeout=timeout) as s:
-        s.sendall(data)
-        if not read_until_close:
-            return s.recv(65536)
-        chunks = []
-        while True:
-            try:
-                chunk = s.recv(65536)
-            except (ConnectionResetError, TimeoutError):
-                break
-            if not chunk:
-                break
-            chunks.append(chunk)
-        return b"".join(chunks)
 
 
 def read_responses(sock: socket.socket, count: int) -> list[bytes]:

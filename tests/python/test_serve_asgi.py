@@ -21,16 +21,11 @@ import pytest
 import manygil
 from manygil._serve import AppLoadError
 
-from served import Served
+from served import Served, address, raw
 
 APPS = Path(__file__).parent
 if str(APPS) not in sys.path:
     sys.path.insert(0, str(APPS))  # serve_apps, importable by the workers too (they copy sys.path)
-
-
-def address(server: manygil.Server) -> tuple[str, int]:
-    host, port = server.addresses[0].rsplit(":", 1)
-    return host, int(port)
 
 
 def request(server, method, path, body=None, headers=None, timeout=30):
@@ -41,21 +36,6 @@ def request(server, method, path, body=None, headers=None, timeout=30):
         return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
     finally:
         conn.close()
-
-
-def raw(server, data: bytes, timeout=10.0) -> bytes:
-    with socket.create_connection(address(server), timeout=timeout) as s:
-        s.sendall(data)
-        chunks = []
-        while True:
-            try:
-                chunk = s.recv(65536)
-            except (ConnectionResetError, TimeoutError):
-                break
-            if not chunk:
-                break
-            chunks.append(chunk)
-        return b"".join(chunks)
 
 
 @pytest.fixture(scope="module")
