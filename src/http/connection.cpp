@@ -21,11 +21,17 @@ namespace {
 // What one recv() (or TLS read) takes at most.
 constexpr std::size_t kReadChunk = 64 * 1024;
 
+// The I/O thread's one read buffer: bytes go from it into the connection's `in` at once.
+std::string& read_buffer() {
+    thread_local std::string chunk(kReadChunk, '\0');
+    return chunk;
+}
+
 }  // namespace
 
 void IoThread::pump(Connection& c) {
     if (c.state == Connection::State::WebSocket) return ws_pump(c);
-    thread_local std::string chunk(kReadChunk, '\0');
+    std::string& chunk = read_buffer();
     for (;;) {
         if (c.state == Connection::State::Lingering) {
             ssize_t n = ::recv(c.fd, chunk.data(), chunk.size(), 0);
@@ -60,42 +66,54 @@ void IoThread::pump(Connection& c) {
             }
         }
         if (!c.readable) return;
-        if (c.tls) {
-            // The handshake first; then records, each read whole (so a short read says nothing about
-            // the socket: read on until WantRead).
-            TlsSession::Result r = c.tls->established() ? c.tls->read(chunk.data(), chunk.size()) : c.tls->handshake();
-            switch (r.status) {
-                case TlsSession::Status::Ok:
-                    if (r.bytes) {
-                        c.last_activity = Clock::now();
-                        c.in.append(chunk.data(), r.bytes);
-                    }
-                    continue;
-                case TlsSession::Status::WantRead: c.readable = false; return;
-                case TlsSession::Status::WantWrite: c.tls_read_wants_write = true; return;
-                case TlsSession::Status::PlainHttp:
-                    c.tls.reset();  // answered in the clear, then closed
-                    return reject(c, 400, "a plain HTTP request on a TLS port (use https://)");
-                case TlsSession::Status::Closed:
-                case TlsSession::Status::Failed: return close(c);
-            }
+        switch (read_some(c)) {
+            case ReadStep::More: continue;
+            case ReadStep::Stop: return;
+            case ReadStep::PlainHttp:
+                c.tls.reset();  // answered in the clear, then closed
+                return reject(c, 400, "a plain HTTP request on a TLS port (use https://)");
+            case ReadStep::Closed:
+                return close(c);  // the client closed (between requests, or mid-request: nothing to answer) or failed
         }
-        ssize_t n = ::recv(c.fd, chunk.data(), chunk.size(), 0);
-        if (n > 0) {
-            c.last_activity = Clock::now();
-            c.in.append(chunk.data(), static_cast<std::size_t>(n));
-            // A short read emptied the socket: bytes arriving later raise a new edge, so there is no
-            // need for a recv() that would only say EAGAIN.
-            if (static_cast<std::size_t>(n) < chunk.size() && !c.hangup) c.readable = false;
-            continue;
-        }
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            c.readable = false;
-            return;
-        }
-        return close(c);  // the client closed (between requests, or mid-request: nothing to answer) or failed
     }
+}
+
+IoThread::ReadStep IoThread::read_some(Connection& c) {
+    std::string& chunk = read_buffer();
+    if (c.tls) {
+        // The handshake first; then records, each read whole (so a short read says nothing about
+        // the socket: read on until WantRead).
+        TlsSession::Result r = c.tls->established() ? c.tls->read(chunk.data(), chunk.size()) : c.tls->handshake();
+        switch (r.status) {
+            case TlsSession::Status::Ok:
+                if (r.bytes) {
+                    c.last_activity = Clock::now();
+                    c.in.append(chunk.data(), r.bytes);
+                }
+                return ReadStep::More;
+            case TlsSession::Status::WantRead: c.readable = false; return ReadStep::Stop;
+            case TlsSession::Status::WantWrite: c.tls_read_wants_write = true; return ReadStep::Stop;
+            case TlsSession::Status::PlainHttp: return ReadStep::PlainHttp;
+            case TlsSession::Status::Closed:
+            case TlsSession::Status::Failed: return ReadStep::Closed;
+        }
+        return ReadStep::Closed;
+    }
+    ssize_t n = ::recv(c.fd, chunk.data(), chunk.size(), 0);
+    if (n > 0) {
+        c.last_activity = Clock::now();
+        c.in.append(chunk.data(), static_cast<std::size_t>(n));
+        // A short read emptied the socket: bytes arriving later raise a new edge, so there is no
+        // need for a recv() that would only say EAGAIN.
+        if (static_cast<std::size_t>(n) < chunk.size() && !c.hangup) c.readable = false;
+        return ReadStep::More;
+    }
+    if (n < 0 && errno == EINTR) return ReadStep::More;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        c.readable = false;
+        return ReadStep::Stop;
+    }
+    return ReadStep::Closed;
 }
 
 void IoThread::dispatch(Connection& c, Request request) {

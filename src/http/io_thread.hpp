@@ -72,6 +72,11 @@ private:
     void close(Connection& c);
     // connection.cpp: the HTTP/1 state machine of one connection.
     void pump(Connection& c);
+    // One read from the socket (or TLS record, or handshake step) into c.in, for both state machines
+    // (pump, ws_pump): More (read on), Stop (nothing more to read now: c.readable or the TLS flags
+    // say why), PlainHttp (plain HTTP on a TLS port), Closed (the client closed or failed: close it).
+    enum class ReadStep { More, Stop, PlainHttp, Closed };
+    ReadStep read_some(Connection& c);
     void dispatch(Connection& c, Request request);
     void hand_over(Connection& c, Request request);
     void complete(Completion completion);

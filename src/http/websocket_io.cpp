@@ -21,8 +21,6 @@ namespace manygil::http {
 
 namespace {
 
-constexpr std::size_t kReadChunk = 64 * 1024;
-
 // Receive backpressure: the listener has more than receive_window unacknowledged. Not once the server
 // has sent its close frame: the client's answer must be read (what comes before it is still delivered).
 bool paused(const WebSocketSession& s) noexcept {
@@ -174,7 +172,6 @@ void IoThread::ws_accept(Connection& c, WebSocketOp& op) {
 }
 
 void IoThread::ws_pump(Connection& c) {
-    thread_local std::string chunk(kReadChunk, '\0');
     WebSocketSession& s = *c.ws;
     const std::uint64_t id = c.id;
     for (;;) {
@@ -210,33 +207,12 @@ void IoThread::ws_pump(Connection& c) {
             if (by_id_.find(id) == by_id_.end()) return;
         }
         if (paused(s) || !c.readable) return;  // consumed() resumes; a new edge resumes
-        if (c.tls) {
-            TlsSession::Result r = c.tls->read(chunk.data(), chunk.size());
-            switch (r.status) {
-                case TlsSession::Status::Ok:
-                    if (r.bytes) {
-                        c.last_activity = Clock::now();
-                        c.in.append(chunk.data(), r.bytes);
-                    }
-                    continue;
-                case TlsSession::Status::WantRead: c.readable = false; return;
-                case TlsSession::Status::WantWrite: c.tls_read_wants_write = true; return;
-                default: return close(c);  // the client left without a close frame: on_close(1006)
-            }
+        switch (read_some(c)) {
+            case ReadStep::More: continue;
+            case ReadStep::Stop: return;
+            case ReadStep::PlainHttp:  // (not after a handshake)
+            case ReadStep::Closed: return close(c);  // the client left without a close frame: on_close(1006)
         }
-        ssize_t n = ::recv(c.fd, chunk.data(), chunk.size(), 0);
-        if (n > 0) {
-            c.last_activity = Clock::now();
-            c.in.append(chunk.data(), static_cast<std::size_t>(n));
-            if (static_cast<std::size_t>(n) < chunk.size() && !c.hangup) c.readable = false;
-            continue;
-        }
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            c.readable = false;
-            return;
-        }
-        return close(c);  // EOF or an error without a close frame: on_close(1006)
     }
 }
 
