@@ -99,6 +99,11 @@ public:
     // piece of Python at a time: with more requests out than workers, the I/O threads run
     // SCHED_BATCH (http.hpp) and do not preempt a loop mid-request.
     std::size_t capacity() const noexcept override;
+    // WebSocket upgrade requests go to the workers too (ASGI's websocket scope).
+    bool accepts_websockets() const noexcept override { return true; }
+    // On an I/O thread: queues the upgrade request like handle() (the least loaded worker; an open
+    // WebSocket counts as in flight until its application returns). Never blocks; no GIL.
+    void handle_websocket(http::Request request, http::WebSocket websocket) override;
 
     // Every worker's loop cancels what it still runs (call it after Server::stop(), which lets the
     // requests in flight finish), runs lifespan shutdown and ends its job. Blocks until all have;

@@ -1,7 +1,8 @@
 """The event loop of an ASGI worker (manygil/asgi.hpp), run in each worker interpreter by the C++
 AsgiHandler through the package hook "asgi.serve". What is per request and hot (the scope, checking
 ``send()``'s messages, building the response, the inbox) is C++ (src/asgi/); this is the asyncio
-side: one task per request, the lifespan protocol, the timeout, and the wake-ups the I/O thread posts.
+side: one task per request or WebSocket connection, the lifespan protocol, the timeout (HTTP only), and
+the wake-ups the I/O thread posts.
 
 Also ``is_asgi(app)``: whether ``--interface auto`` takes an application for ASGI.
 """
@@ -79,7 +80,10 @@ async def _main(worker: Any, app: Any, mode: str, timeout: float | None) -> None
     def on_inbox() -> None:
         calls, woken, stop = worker.drain()
         for call in calls:
-            task = loop.create_task(_request(app, call, scope_state, timeout, loop))
+            if call.is_websocket():  # --timeout does not apply: a WebSocket lives as long as it is used
+                task = loop.create_task(_websocket(app, call, scope_state, loop))
+            else:
+                task = loop.create_task(_request(app, call, scope_state, timeout, loop))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
         for call in woken:
@@ -153,6 +157,41 @@ async def _request(app: Any, call: Any, state: dict[str, Any] | None, timeout: f
     finally:
         if timer is not None:
             timer.cancel()
+        _wake(call)
+
+
+async def _websocket(app: Any, call: Any, state: dict[str, Any] | None, loop: asyncio.AbstractEventLoop) -> None:
+    """One WebSocket connection (asgiref's websocket.* events; the checks and the connection's state
+    are C++: HttpCall's WebSocket side)."""
+    async def receive() -> dict[str, Any]:
+        message = call.receive()
+        while message is None:
+            waiter = loop.create_future()
+            call.park(waiter)
+            await waiter
+            message = call.receive()
+        return message
+
+    async def send(message: dict[str, Any]) -> None:
+        outcome = call.send(message)
+        if outcome == 1:  # over the send window: wait until the client has read enough
+            while call.blocked():
+                waiter = loop.create_future()
+                call.park(waiter)
+                await waiter
+        elif outcome == 2:  # denied: a receive() waiting says websocket.disconnect
+            _wake(call)
+
+    try:
+        await app(call.scope(state), receive, send)
+    except asyncio.CancelledError:
+        call.fail(503, "the server stopped while the WebSocket was open")
+        raise
+    except Exception:
+        call.fail(403, "the application raised an exception:\n" + traceback.format_exc().rstrip("\n"))
+    else:
+        call.finish()
+    finally:
         _wake(call)
 
 
