@@ -190,6 +190,25 @@ def test_starlette_echo_and_broadcast():
         run(go())
 
 
+def test_starlette_broadcast_across_workers_through_a_shared_dict():
+    # Two workers: the second connection goes to the other (least loaded) worker, whose interpreter
+    # shares nothing with the first's but the SharedDict.
+    with Served("serve_apps.starlette_ws_app:app", "--workers", "2") as served:
+        async def go():
+            a = await connect(url(served, "/shared-room"))
+            where_a = await a.recv()
+            b = await connect(url(served, "/shared-room"))
+            where_b = await b.recv()
+            assert where_a != where_b  # one connection per worker
+            await a.send("from a")
+            assert await a.recv() == "from a" and await b.recv() == "from a"
+            await b.send("from b")
+            assert await a.recv() == "from b" and await b.recv() == "from b"
+            await a.close()
+            await b.close()
+        run(go())
+
+
 def test_sigterm_closes_1001_and_the_application_sees_it(tmp_path):
     seen = tmp_path / "seen"
     served = Served("serve_apps.asgi_websocket:app", "--workers", "2")
