@@ -7,10 +7,14 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
+import ssl
 from pathlib import Path
 
 import pytest
+
+import manygil
 
 websockets = pytest.importorskip("websockets", reason="the websockets client is in requirements-dev.txt")
 from websockets.asyncio.client import connect  # noqa: E402
@@ -66,6 +70,25 @@ def test_echo_text_and_bytes_and_the_scope(plain):
         assert isinstance(scope["state"]["pid"], int)  # the lifespan state, shallow-copied
         assert scope["extensions"] == {"websocket.http.response": {}}
     run(go())
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="the openssl command makes the test certificate")
+def test_wss_scope_scheme_and_root_path(tmp_path):
+    from test_serve_tls import make_key_and_cert
+
+    key, cert = make_key_and_cert(tmp_path, "server")
+    with manygil.Server("serve_apps.asgi_websocket:app", workers=1, bind="127.0.0.1:0", certfile=str(cert),
+                        keyfile=str(key), root_path="/api") as server:
+        port = server.addresses[0].rsplit(":", 1)[1]
+        ctx = ssl.create_default_context(cafile=str(cert))
+
+        async def go():
+            async with connect(f"wss://localhost:{port}/echo", ssl=ctx) as ws:  # a proxy stripped /api
+                await ws.send("scope")
+                return json.loads(await ws.recv())
+        scope = run(go())
+    assert scope["scheme"] == "wss"
+    assert scope["root_path"] == "/api" and scope["path"] == "/api/echo"
 
 
 def test_subprotocol_negotiation(plain):

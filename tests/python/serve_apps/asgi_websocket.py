@@ -31,7 +31,7 @@ async def app(scope, receive, send):
     assert scope["type"] == "websocket", scope["type"]
     if RELEASE is None:
         RELEASE = asyncio.Event()
-    path = scope["path"]
+    path = scope["path"][len(scope["root_path"]):]  # routed below the mount point
     first = await receive()
     assert first["type"] == "websocket.connect", first
     if path == "/deny":
