@@ -42,7 +42,7 @@
 // websocket.http.response.start/body (the denial extension: that response instead). An application
 // that returns or raises before accepting -> 403; after accepting, an exception -> close 1011,
 // returning without closing -> close 1000; cancelled by stop() -> 1001. AsgiOptions::timeout does
-// not apply to WebSockets. Server::stop() closes open WebSockets with 1001 first: the applications
+// not apply to WebSockets (a Server's response_timeout still answers an upgrade not accepted in time). Server::stop() closes open WebSockets with 1001 first: the applications
 // see websocket.disconnect and may finish before stop() cancels what remains.
 //
 // The handler's jobs occupy every worker of the pool until stop(): give it a pool of its own.

@@ -717,11 +717,12 @@ PyObject* ws_send(Call& c, PyObject* m, std::string_view kind) {
 }
 
 // fail(status, text) for a WebSocket: `status` (403 for an exception, 503 when the server stops)
-// answers an upgrade not accepted yet; an open one is closed 1011 (1001 when the server stops).
+// answers an upgrade not accepted yet (500 for an exception amid a denial response); an open one is closed 1011 (1001 when the server stops).
 void ws_fail(Call& c, int status, const std::string& why) {
     switch (c.stage) {
         case WsStage::Connecting:
         case WsStage::Denying:
+            if (c.stage == WsStage::Denying && status == 403) status = 500;  // a denial response half sent
             log_call(c, http::LogLevel::error,
                      "manygil serve: " + std::to_string(status) + " for " + describe_websocket(c) + ": " + why);
             ws_deny(c, http::Response(status, std::string(http::reason_phrase(status)) + "\n"));

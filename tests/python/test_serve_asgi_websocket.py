@@ -102,7 +102,8 @@ def test_subprotocol_negotiation(plain):
     run(go())
 
 
-@pytest.mark.parametrize("path, status", [("/deny", 403), ("/raise-before", 403), ("/return-before", 403)])
+@pytest.mark.parametrize("path, status", [("/deny", 403), ("/raise-before", 403), ("/return-before", 403),
+                                          ("/raise-mid-denial", 500)])
 def test_refused_before_accept_is_an_http_answer(plain, path, status):
     async def go():
         with pytest.raises(InvalidStatus) as info:
@@ -120,6 +121,28 @@ def test_denial_response_extension(plain):
         r = info.value.response
         assert r.status_code == 418 and r.headers["x-why"] == "teapot" and r.body == b"not here"
     run(go())
+
+
+def test_timeout_does_not_apply_once_accepted():
+    with manygil.Server("serve_apps.asgi_websocket:app", workers=1, bind="127.0.0.1:0", timeout=0.2) as server:
+        host, port = server.addresses[0].rsplit(":", 1)
+
+        async def go():
+            async with connect(f"ws://{host}:{port}/echo") as ws:
+                await asyncio.sleep(1.0)  # idle for five timeouts: still open
+                await ws.send("still here")
+                assert await ws.recv() == "still here"
+            # Until it is accepted, an upgrade is a request like any other: the front end answers 504
+            # half a second past the timeout.
+            with pytest.raises(InvalidStatus) as info:
+                async with connect(f"ws://{host}:{port}/slow-accept?s=1.5"):
+                    pass
+            assert info.value.response.status_code == 504
+            await asyncio.sleep(2.0)  # the late accept() finds the connection gone; the worker goes on
+            async with connect(f"ws://{host}:{port}/echo") as ws:
+                await ws.send("after")
+                assert await ws.recv() == "after"
+        run(go())
 
 
 def test_exception_after_accept_closes_1011_and_returning_closes_1000(plain):

@@ -46,6 +46,11 @@ async def app(scope, receive, send):
         raise ValueError("refused by raising")
     if path == "/return-before":
         return
+    if path == "/raise-mid-denial":
+        await send({"type": "websocket.http.response.start", "status": 418, "headers": []})
+        raise ValueError("broken amid the denial response")
+    if path == "/slow-accept":
+        await asyncio.sleep(float(parse_qs(scope["query_string"].decode())["s"][0]))
     offered = scope["subprotocols"]
     chosen = "superchat" if "superchat" in offered else (offered[0] if offered else None)
     await send({"type": "websocket.accept", "subprotocol": chosen, "headers": [(b"x-served-by", b"manygil-test")]})
