@@ -42,8 +42,9 @@
 // websocket.http.response.start/body (the denial extension: that response instead). An application
 // that returns or raises before accepting -> 403; after accepting, an exception -> close 1011,
 // returning without closing -> close 1000; cancelled by stop() -> 1001. AsgiOptions::timeout does
-// not apply to WebSockets (a Server's response_timeout still answers an upgrade not accepted in time). Server::stop() closes open WebSockets with 1001 first: the applications
-// see websocket.disconnect and may finish before stop() cancels what remains.
+// not apply to WebSockets (a Server's response_timeout still answers an upgrade not accepted in time). Server::stop() closes open WebSockets with 1001 first: stop() then gives
+// their tasks up to 5 s (manygil._asgi.WEBSOCKET_FINISH_SECONDS) to take websocket.disconnect and
+// return before it cancels what remains.
 //
 // The handler's jobs occupy every worker of the pool until stop(): give it a pool of its own.
 //

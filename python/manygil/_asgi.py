@@ -22,6 +22,10 @@ __all__ = ["is_asgi", "probe", "serve"]
 # http::LogLevel's order, for Worker.log().
 _INFO, _WARNING, _ERROR = 1, 2, 3
 
+# When the handler stops, the front end has already closed every WebSocket (1001): their tasks get
+# this long to take websocket.disconnect and return before what still runs is cancelled.
+WEBSOCKET_FINISH_SECONDS = 5.0
+
 
 def is_asgi(app: Any) -> bool:
     """An ASGI 3 application: a coroutine function, or an object whose ``__call__`` is one, taking
@@ -75,6 +79,7 @@ async def _main(worker: Any, app: Any, mode: str, timeout: float | None) -> None
         return
     scope_state = state if life.supported else None
     tasks: set[asyncio.Task[None]] = set()
+    websockets: set[asyncio.Task[None]] = set()
     stopping = loop.create_future()
 
     def on_inbox() -> None:
@@ -82,6 +87,8 @@ async def _main(worker: Any, app: Any, mode: str, timeout: float | None) -> None
         for call in calls:
             if call.is_websocket():  # --timeout does not apply: a WebSocket lives as long as it is used
                 task = loop.create_task(_websocket(app, call, scope_state, loop))
+                websockets.add(task)
+                task.add_done_callback(websockets.discard)
             else:
                 task = loop.create_task(_request(app, call, scope_state, timeout, loop))
             tasks.add(task)
@@ -95,6 +102,8 @@ async def _main(worker: Any, app: Any, mode: str, timeout: float | None) -> None
     try:
         on_inbox()  # requests that came while lifespan startup ran
         await stopping
+        if websockets:  # the inbox still watched: their close events reach them
+            await asyncio.wait(set(websockets), timeout=WEBSOCKET_FINISH_SECONDS)
     finally:
         loop.remove_reader(worker.fileno())
     # The front end has stopped (the requests in flight had their grace): what still runs is cancelled.

@@ -59,6 +59,9 @@ async def app(scope, receive, send):
             message = await receive()
             if message["type"] == "websocket.disconnect":
                 _note(scope, f"{message['code']} {message.get('reason', '')}")
+                if parse_qs(scope["query_string"].decode()).get("linger"):
+                    await asyncio.sleep(0.3)  # cleanup that takes a while: not cut short by a graceful stop
+                    _note(scope, "finished")
                 return
             text = message.get("text")
             if text == "scope":
