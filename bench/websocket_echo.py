@@ -1,4 +1,4 @@
-"""WebSocket echo messages/s: manygil's C++ front end against granian and the `websockets` library, in
+"""WebSocket echo messages/s: manygil's C++ front end and its ASGI binding against granian and the `websockets` library, in
 one run (issue 26, point 6's WebSocket row, front-end half).
 
   python bench/websocket_echo.py [--rounds 3] [--duration 5] [--connections 64] [--size 64] [--json PATH]
@@ -10,6 +10,8 @@ echo, send the next). Servers, one process each:
   manygil      tests/cpp/websocket_echo_server: the C++ front end (1 I/O thread, wslay) with an echo
                listener written in C++: the front end's own ceiling, no Python. The ASGI binding
                (issue 26's src/asgi) adds a worker interpreter's event loop on top of this.
+  manygil-asgi `manygil serve --interface asgi --workers 1` with the same raw ASGI echo app as granian:
+               the front end plus one worker interpreter's asyncio loop (src/asgi, manygil._asgi).
   granian      granian --interface asgi --workers 1, a raw ASGI echo app (bench/websocket_apps.py):
                Rust I/O plus the Python app on its event loop.
   websockets   the `websockets` library's asyncio server, pure Python, 1 process.
@@ -50,7 +52,10 @@ def start(name: str) -> tuple[subprocess.Popen, str]:
                                 text=True)
         return proc, proc.stdout.readline().split()[1]
     port = free_port()
-    if name == "granian":
+    if name == "manygil-asgi":
+        cmd = [sys.executable, "-m", "manygil", "serve", "websocket_apps:asgi_echo", "--interface", "asgi",
+               "--workers", "1", "--bind", f"127.0.0.1:{port}", "--log-level", "warning"]
+    elif name == "granian":
         cmd = [str(BIN / "granian"), "--interface", "asgi", "--workers", "1", "--host", "127.0.0.1", "--port",
                str(port), "--log-level", "warning", "websocket_apps:asgi_echo"]
     else:
@@ -125,7 +130,7 @@ def main() -> None:
     for tool in (CLIENT, ECHO):
         if not tool.exists():
             sys.exit(f"{tool} is not built: run `make build-cpp`")
-    names = ["manygil", "granian", "websockets"]
+    names = ["manygil", "manygil-asgi", "granian", "websockets"]
     best: dict[str, dict] = {}
     for r in range(args.rounds):
         order = names[r % len(names):] + names[:r % len(names)]
@@ -156,6 +161,9 @@ def main() -> None:
         b = best[name]
         ratio = f"{b['msgs_per_s'] / base:.2f}x" if base else "-"
         print(f"{name:12s} {b['msgs_per_s']:10.0f} {ratio:>11s} {b['p50_us']:8.0f} {b['p99_us']:8.0f} {b['rss_mib']:8.0f}")
+    if "manygil-asgi" in best and "granian" in best:
+        print(f"manygil-asgi vs granian (both a Python ASGI app on one worker): "
+              f"{best['manygil-asgi']['msgs_per_s'] / best['granian']['msgs_per_s']:.2f}x")
     if args.json:
         Path(args.json).write_text(json.dumps(best, indent=2))
 

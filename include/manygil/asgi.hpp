@@ -1,4 +1,4 @@
-// manygil::asgi::AsgiHandler: serves an ASGI 3.0 application (HTTP and lifespan, asgiref's
+// manygil::asgi::AsgiHandler: serves an ASGI 3.0 application (HTTP, WebSocket and lifespan, asgiref's
 // specs/www.rst and lifespan.rst) on a Pool's own-GIL workers, behind http.hpp's Server. Each worker
 // interpreter runs ONE asyncio event loop for as long as the handler serves (asyncio's own loop:
 // uvloop refuses sub-interpreters), with many requests in flight on it: a slow `await` in one does
@@ -28,6 +28,23 @@
 // AsgiOptions::timeout has its task cancelled -> 504 if nothing was sent yet, else cut; an
 // application that returns without a complete response -> 500, or cut. A worker whose job the pool
 // refuses (shut down) answers 503.
+//
+// WebSockets (asgiref's websocket.* events, spec 2.4): accepts_websockets() is true, and an upgrade
+// request goes to the least loaded worker like a request (an open WebSocket counts as in flight
+// until its application returns). The scope adds `subprotocols` (Sec-WebSocket-Protocol's tokens),
+// scheme ws / wss, and extensions {"websocket.http.response": {}}. receive(): websocket.connect,
+// then each message (text or bytes) -- the front end's receive window (WebSocketOptions) counts a
+// message until the application has received it (WebSocket::consumed then), so a slow consumer
+// stops its own socket being read and nobody else's -- then websocket.disconnect with the close code
+// the listener heard. send(): websocket.accept (subprotocol, headers), websocket.send (past the send
+// window `await send()` waits for on_writable() through the inbox, never blocking the loop; after
+// the client has gone it raises ConnectionResetError), websocket.close (before accept: 403),
+// websocket.http.response.start/body (the denial extension: that response instead). An application
+// that returns or raises before accepting -> 403; after accepting, an exception -> close 1011,
+// returning without closing -> close 1000; cancelled by stop() -> 1001. AsgiOptions::timeout does
+// not apply to WebSockets (a Server's response_timeout still answers an upgrade not accepted in time). Server::stop() closes open WebSockets with 1001 first: stop() then gives
+// their tasks up to 5 s (manygil._asgi.WEBSOCKET_FINISH_SECONDS) to take websocket.disconnect and
+// return before it cancels what remains.
 //
 // The handler's jobs occupy every worker of the pool until stop(): give it a pool of its own.
 //
@@ -99,6 +116,11 @@ public:
     // piece of Python at a time: with more requests out than workers, the I/O threads run
     // SCHED_BATCH (http.hpp) and do not preempt a loop mid-request.
     std::size_t capacity() const noexcept override;
+    // WebSocket upgrade requests go to the workers too (ASGI's websocket scope).
+    bool accepts_websockets() const noexcept override { return true; }
+    // On an I/O thread: queues the upgrade request like handle() (the least loaded worker; an open
+    // WebSocket counts as in flight until its application returns). Never blocks; no GIL.
+    void handle_websocket(http::Request request, http::WebSocket websocket) override;
 
     // Every worker's loop cancels what it still runs (call it after Server::stop(), which lets the
     // requests in flight finish), runs lifespan shutdown and ends its job. Blocks until all have;

@@ -1,7 +1,8 @@
 """The event loop of an ASGI worker (manygil/asgi.hpp), run in each worker interpreter by the C++
 AsgiHandler through the package hook "asgi.serve". What is per request and hot (the scope, checking
 ``send()``'s messages, building the response, the inbox) is C++ (src/asgi/); this is the asyncio
-side: one task per request, the lifespan protocol, the timeout, and the wake-ups the I/O thread posts.
+side: one task per request or WebSocket connection, the lifespan protocol, the timeout (HTTP only), and
+the wake-ups the I/O thread posts.
 
 Also ``is_asgi(app)``: whether ``--interface auto`` takes an application for ASGI.
 """
@@ -20,6 +21,10 @@ __all__ = ["is_asgi", "probe", "serve"]
 
 # http::LogLevel's order, for Worker.log().
 _INFO, _WARNING, _ERROR = 1, 2, 3
+
+# When the handler stops, the front end has already closed every WebSocket (1001): their tasks get
+# this long to take websocket.disconnect and return before what still runs is cancelled.
+WEBSOCKET_FINISH_SECONDS = 5.0
 
 
 def is_asgi(app: Any) -> bool:
@@ -74,12 +79,18 @@ async def _main(worker: Any, app: Any, mode: str, timeout: float | None) -> None
         return
     scope_state = state if life.supported else None
     tasks: set[asyncio.Task[None]] = set()
+    websockets: set[asyncio.Task[None]] = set()
     stopping = loop.create_future()
 
     def on_inbox() -> None:
         calls, woken, stop = worker.drain()
         for call in calls:
-            task = loop.create_task(_request(app, call, scope_state, timeout, loop))
+            if call.is_websocket():  # --timeout does not apply: a WebSocket lives as long as it is used
+                task = loop.create_task(_websocket(app, call, scope_state, loop))
+                websockets.add(task)
+                task.add_done_callback(websockets.discard)
+            else:
+                task = loop.create_task(_request(app, call, scope_state, timeout, loop))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
         for call in woken:
@@ -91,6 +102,8 @@ async def _main(worker: Any, app: Any, mode: str, timeout: float | None) -> None
     try:
         on_inbox()  # requests that came while lifespan startup ran
         await stopping
+        if websockets:  # the inbox still watched: their close events reach them
+            await asyncio.wait(set(websockets), timeout=WEBSOCKET_FINISH_SECONDS)
     finally:
         loop.remove_reader(worker.fileno())
     # The front end has stopped (the requests in flight had their grace): what still runs is cancelled.
@@ -153,6 +166,41 @@ async def _request(app: Any, call: Any, state: dict[str, Any] | None, timeout: f
     finally:
         if timer is not None:
             timer.cancel()
+        _wake(call)
+
+
+async def _websocket(app: Any, call: Any, state: dict[str, Any] | None, loop: asyncio.AbstractEventLoop) -> None:
+    """One WebSocket connection (asgiref's websocket.* events; the checks and the connection's state
+    are C++: HttpCall's WebSocket side)."""
+    async def receive() -> dict[str, Any]:
+        message = call.receive()
+        while message is None:
+            waiter = loop.create_future()
+            call.park(waiter)
+            await waiter
+            message = call.receive()
+        return message
+
+    async def send(message: dict[str, Any]) -> None:
+        outcome = call.send(message)
+        if outcome == 1:  # over the send window: wait until the client has read enough
+            while call.blocked():
+                waiter = loop.create_future()
+                call.park(waiter)
+                await waiter
+        elif outcome == 2:  # denied: a receive() waiting says websocket.disconnect
+            _wake(call)
+
+    try:
+        await app(call.scope(state), receive, send)
+    except asyncio.CancelledError:
+        call.fail(503, "the server stopped while the WebSocket was open")
+        raise
+    except Exception:
+        call.fail(403, "the application raised an exception:\n" + traceback.format_exc().rstrip("\n"))
+    else:
+        call.finish()
+    finally:
         _wake(call)
 
 

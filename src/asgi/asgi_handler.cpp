@@ -219,12 +219,12 @@ std::optional<std::string> AsgiHandler::wait_started() {
     return shared_->failure;
 }
 
-void AsgiHandler::handle(http::Request request, http::Responder responder) {
-    std::string scheme = request.tls ? "https" : shared_->options.url_scheme;  // a trusted proxy's word overrides
-    wsgi::apply_proxy_headers(request, shared_->options.forwarded_allow_ips, scheme);
-    // The worker with the fewest requests in flight; ties go round, from a moving start.
+namespace {
+
+// The worker with the fewest requests in flight (ties go round, from a moving start), or null when
+// none serves. I/O thread.
+detail::Inbox* least_loaded(const std::vector<std::shared_ptr<detail::Inbox>>& inboxes) {
     thread_local std::size_t turn = 0;
-    const auto& inboxes = shared_->inboxes;
     detail::Inbox* best = nullptr;
     std::size_t least = std::numeric_limits<std::size_t>::max() / 2;
     for (std::size_t i = 0; i < inboxes.size(); ++i) {
@@ -236,12 +236,42 @@ void AsgiHandler::handle(http::Request request, http::Responder responder) {
         }
     }
     ++turn;
+    return best;
+}
+
+}  // namespace
+
+void AsgiHandler::handle(http::Request request, http::Responder responder) {
+    std::string scheme = request.tls ? "https" : shared_->options.url_scheme;  // a trusted proxy's word overrides
+    wsgi::apply_proxy_headers(request, shared_->options.forwarded_allow_ips, scheme);
+    detail::Inbox* best = least_loaded(shared_->inboxes);
     if (!best) {
         responder.send(http::Response(503, "Service Unavailable: no ASGI worker is serving\n"));
         return;
     }
     best->in_flight.fetch_add(1);
-    best->push(detail::Arrival{std::move(request), std::move(responder), std::move(scheme)});
+    detail::Arrival a;
+    a.request = std::move(request);
+    a.responder = std::move(responder);
+    a.scheme = std::move(scheme);
+    best->push(std::move(a));
+}
+
+void AsgiHandler::handle_websocket(http::Request request, http::WebSocket websocket) {
+    std::string scheme = request.tls ? "https" : shared_->options.url_scheme;  // the scope says wss / ws
+    wsgi::apply_proxy_headers(request, shared_->options.forwarded_allow_ips, scheme);
+    detail::Inbox* best = least_loaded(shared_->inboxes);
+    if (!best) {
+        websocket.deny(http::Response(503, "Service Unavailable: no ASGI worker is serving\n"));
+        return;
+    }
+    best->in_flight.fetch_add(1);
+    detail::Arrival a;
+    a.request = std::move(request);
+    a.scheme = std::move(scheme);
+    a.websocket = std::move(websocket);
+    a.is_websocket = true;
+    best->push(std::move(a));
 }
 
 void AsgiHandler::stop() {

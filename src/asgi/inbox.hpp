@@ -3,11 +3,10 @@
 // client hung up), signalled through an eventfd the loop reads (loop.add_reader). Plain C++: the I/O
 // threads never take a GIL; the loop drains the inbox with its own GIL held (src/asgi/worker.cpp).
 //
-// WebSockets (the ASGI websocket.* events, once the front end has its own connection kind) fit the
-// same shape: a second kind of Arrival (the upgraded connection's handle instead of a Responder),
-// turned by drain() into a WebSocketCall beside HttpCall, and messages from the client pushed like
-// wake() (the call's id, the message queued on the call's C++ side): the loop's receive() takes them
-// without a GIL ever being taken on the I/O thread, as http.disconnect is told today.
+// WebSockets fit the same shape: an Arrival holds the upgraded connection's WebSocket handle instead
+// of a Responder, drain() turns it into a call like an HTTP request's, and its listener's events
+// (a message, the close, room to send again) are queued on the call's C++ side and announced with
+// wake(): the loop's receive() takes them without a GIL ever being taken on the I/O thread.
 #pragma once
 
 #include <atomic>
@@ -24,11 +23,13 @@
 
 namespace manygil::asgi::detail {
 
-// A request on its way to a worker.
+// A request (or a WebSocket upgrade request) on its way to a worker.
 struct Arrival {
     http::Request request;
-    http::Responder responder;
+    http::Responder responder;  // an HTTP request's
     std::string scheme;  // scope["scheme"]: the options', "https" over TLS, or a trusted proxy's
+    http::WebSocket websocket;  // an upgrade request's (then `responder` is empty)
+    bool is_websocket = false;
 };
 
 class Inbox {
@@ -43,7 +44,7 @@ public:
 
     // Any thread, no GIL. Each wakes the loop if it was not already due to drain.
     void push(Arrival arrival);
-    void wake(std::uint64_t call);  // the request `call` has news (window room, client gone)
+    void wake(std::uint64_t call);  // the call `call` has news (window room, client gone, a message)
     void request_stop();
 
     // The worker's loop: everything queued since the last drain (and the eventfd reset).

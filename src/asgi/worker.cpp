@@ -2,6 +2,9 @@
 
 #include <atomic>
 #include <cstdio>
+#include <deque>
+#include <mutex>
+#include <stdexcept>
 #include <new>
 #include <string_view>
 #include <unordered_map>
@@ -24,7 +27,55 @@ namespace {
 struct Types {
     PyRef worker, call;
     PyRef k_type, k_body, k_more_body, k_status, k_headers, http_request, http_disconnect;
+    PyRef k_text, k_bytes, k_code, k_reason, k_subprotocol, ws_connect, ws_receive, ws_disconnect;
 };
+
+// What a WebSocket's listener (I/O thread) hands the worker's loop: messages, the close, room to
+// send again. Each event is then announced through the inbox (Inbox::wake with the call's id).
+struct WsEvents {
+    std::mutex mu;
+    std::deque<std::pair<bool, std::string>> messages;  // (mu) (text?, data), oldest first
+    bool closed = false;                                // (mu) on_close came
+    int code = 1006;                                    // (mu)
+    std::string reason;                                 // (mu)
+    std::atomic<bool> full{false};  // send() answered QueueFull and on_writable() has not come since
+};
+
+class WsListener final : public http::WebSocketListener {
+public:
+    WsListener(std::shared_ptr<WsEvents> events, std::shared_ptr<Inbox> inbox, std::uint64_t id)
+        : events_(std::move(events)), inbox_(std::move(inbox)), id_(id) {}
+    void on_message(bool text, std::string data) override {
+        {
+            std::lock_guard lock(events_->mu);
+            events_->messages.emplace_back(text, std::move(data));
+        }
+        inbox_->wake(id_);
+    }
+    void on_close(int code, std::string reason) override {
+        {
+            std::lock_guard lock(events_->mu);
+            events_->closed = true;
+            events_->code = code;
+            events_->reason = std::move(reason);
+        }
+        events_->full.store(false);
+        inbox_->wake(id_);
+    }
+    void on_writable() override {
+        events_->full.store(false);
+        inbox_->wake(id_);
+    }
+
+private:
+    std::shared_ptr<WsEvents> events_;
+    std::shared_ptr<Inbox> inbox_;
+    std::uint64_t id_;
+};
+
+// A WebSocket call's progress through ASGI: websocket.connect given, then accepted (open), denied
+// (websocket.close or a denial response before accept), or closed by the application.
+enum class WsStage { Connecting, Denying, Open, Closed };
 
 struct WorkerState {
     std::shared_ptr<AsgiShared> shared;
@@ -54,6 +105,14 @@ struct Call {
     bool finished = false;    // fail() or finish(): out of the worker's in-flight count
     int status = 0;
     std::vector<http::Header> headers;
+    // A WebSocket's (is_websocket):
+    bool is_websocket = false;
+    http::WebSocket websocket;
+    std::shared_ptr<WsEvents> events;
+    WsStage stage = WsStage::Connecting;
+    bool connect_given = false;  // websocket.connect was received
+    bool accepted = false;       // websocket.accept went out (the stage may be Closed since)
+    std::string denial_body;     // websocket.http.response.body so far
 };
 
 struct CallObject {
@@ -113,6 +172,13 @@ PyObject* new_call(PyObject* worker, Arrival arrival) {
     call->responder = std::move(arrival.responder);
     call->scheme = std::move(arrival.scheme);
     call->worker = PyRef::borrow(worker);
+    if (arrival.is_websocket) {
+        call->is_websocket = true;
+        call->websocket = std::move(arrival.websocket);
+        call->events = std::make_shared<WsEvents>();
+        w.calls.emplace(call->id, op);
+        return op;
+    }
     // The client hanging up before the response is complete: receive() says http.disconnect and
     // sends are ignored from then on.
     call->responder.on_gone([gone = call->gone, inbox = w.inbox, id = call->id] {
@@ -215,7 +281,9 @@ void call_dealloc(PyObject* op) {
 PyObject* call_scope(PyObject* op, PyObject* state) {
     Call& c = call_of(op);
     try {
-        return build_scope(c.request, c.scheme, worker_of(c.worker.get()).shared->options.root_path, state).release();
+        return build_scope(c.request, c.scheme, worker_of(c.worker.get()).shared->options.root_path, state,
+                           c.is_websocket)
+            .release();
     } catch (const std::exception&) {
         if (!PyErr_Occurred()) PyErr_SetString(PyExc_RuntimeError, "cannot build the ASGI scope");
         return nullptr;
@@ -229,8 +297,12 @@ PyObject* message(PyObject* type_value) {
     return d;
 }
 
+PyObject* ws_receive(Call& c);
+PyObject* ws_send(Call& c, PyObject* m, std::string_view kind);
+
 PyObject* call_receive(PyObject* op, PyObject*) {
     Call& c = call_of(op);
+    if (c.is_websocket) return ws_receive(c);
     Types& t = types();
     if (!c.body_given) {
         c.body_given = true;
@@ -273,6 +345,42 @@ bool bytes_of(PyObject* v, const char* what, std::string& out) {
     return false;
 }
 
+// headers: an iterable of (name, value) bytes pairs, checked (names HTTP tokens, values without
+// line breaks or NUL) into `parsed`. False with a Python error.
+bool parse_headers(PyObject* headers, std::vector<http::Header>& parsed) {
+    PyRef it(PyObject_GetIter(headers));
+    if (!it) return false;
+    for (Py_ssize_t i = 0;; ++i) {
+        PyRef item(PyIter_Next(it.get()));
+        if (!item) return !PyErr_Occurred();
+        PyRef pair(PySequence_Fast(item.get(), "ASGI send(): each header must be a (name, value) pair"));
+        if (!pair) return false;
+        if (PySequence_Fast_GET_SIZE(pair.get()) != 2) {
+            PyErr_Format(PyExc_ValueError, "ASGI send(): header %zd is not a (name, value) pair", i);
+            return false;
+        }
+        http::Header h;
+        if (!bytes_of(PySequence_Fast_GET_ITEM(pair.get(), 0), "a header name", h.name) ||
+            !bytes_of(PySequence_Fast_GET_ITEM(pair.get(), 1), "a header value", h.value)) {
+            return false;
+        }
+        bool name_ok = !h.name.empty();
+        for (unsigned char ch : h.name) name_ok = name_ok && token_char(ch);
+        if (!name_ok) {
+            PyErr_Format(PyExc_ValueError, "ASGI send(): the header name %R is not an HTTP token",
+                         PySequence_Fast_GET_ITEM(pair.get(), 0));
+            return false;
+        }
+        if (h.value.find_first_of(std::string_view("\r\n\0", 3)) != std::string::npos) {
+            PyErr_Format(PyExc_ValueError, "ASGI send(): the value of header %R holds a line break or NUL",
+                         PySequence_Fast_GET_ITEM(pair.get(), 0));
+            return false;
+        }
+        parsed.push_back(std::move(h));
+    }
+}
+
+// http.response.start (or websocket.http.response.start): status and headers into `c`.
 bool parse_start(Call& c, PyObject* m) {
     Types& t = types();
     PyObject* status = nullptr;
@@ -291,41 +399,7 @@ bool parse_start(Call& c, PyObject* m) {
     if (get_item(m, t.k_headers.get(), &headers) < 0) return false;
     PyRef headers_ref(headers);
     std::vector<http::Header> parsed;
-    if (headers) {
-        PyRef it(PyObject_GetIter(headers));
-        if (!it) return false;
-        for (Py_ssize_t i = 0;; ++i) {
-            PyRef item(PyIter_Next(it.get()));
-            if (!item) {
-                if (PyErr_Occurred()) return false;
-                break;
-            }
-            PyRef pair(PySequence_Fast(item.get(), "ASGI send(): each header must be a (name, value) pair"));
-            if (!pair) return false;
-            if (PySequence_Fast_GET_SIZE(pair.get()) != 2) {
-                PyErr_Format(PyExc_ValueError, "ASGI send(): header %zd is not a (name, value) pair", i);
-                return false;
-            }
-            http::Header h;
-            if (!bytes_of(PySequence_Fast_GET_ITEM(pair.get(), 0), "a header name", h.name) ||
-                !bytes_of(PySequence_Fast_GET_ITEM(pair.get(), 1), "a header value", h.value)) {
-                return false;
-            }
-            bool name_ok = !h.name.empty();
-            for (unsigned char ch : h.name) name_ok = name_ok && token_char(ch);
-            if (!name_ok) {
-                PyErr_Format(PyExc_ValueError, "ASGI send(): the header name %R is not an HTTP token",
-                             PySequence_Fast_GET_ITEM(pair.get(), 0));
-                return false;
-            }
-            if (h.value.find_first_of(std::string_view("\r\n\0", 3)) != std::string::npos) {
-                PyErr_Format(PyExc_ValueError, "ASGI send(): the value of header %R holds a line break or NUL",
-                             PySequence_Fast_GET_ITEM(pair.get(), 0));
-                return false;
-            }
-            parsed.push_back(std::move(h));
-        }
-    }
+    if (headers && !parse_headers(headers, parsed)) return false;
     c.started = true;
     c.status = static_cast<int>(code);
     c.headers = std::move(parsed);
@@ -345,6 +419,7 @@ PyObject* call_send(PyObject* op, PyObject* m) {
         return nullptr;
     }
     std::string_view kind = name;
+    if (c.is_websocket) return ws_send(c, m, kind);
     if (kind == "http.response.start") {
         if (c.started) {
             PyErr_SetString(PyExc_RuntimeError, "ASGI send(): http.response.start was already sent");
@@ -424,6 +499,282 @@ PyObject* call_unpark(PyObject* op, PyObject*) {
 
 std::string describe_request(const Call& c) { return c.request.method + " " + c.request.target; }
 
+// ---- WebSocket calls (ASGI's websocket.* events) ----
+
+std::string describe_websocket(const Call& c) { return "WebSocket " + c.request.target; }
+
+// A message dict {"type": type} plus one more key (or none).
+PyObject* message_with(PyObject* type_value, PyObject* key, PyRef value) {
+    PyRef m(message(type_value));
+    if (!m) return nullptr;
+    if (key) {
+        if (!value || PyDict_SetItem(m.get(), key, value.get()) < 0) return nullptr;
+    }
+    return m.release();
+}
+
+// receive(): websocket.connect first; then each message the client sent (acknowledged to the front
+// end as it is taken: receive backpressure); then websocket.disconnect with the close code. None:
+// wait (park a future).
+PyObject* ws_receive(Call& c) {
+    Types& t = types();
+    if (!c.connect_given) {
+        c.connect_given = true;
+        return message(t.ws_connect.get());
+    }
+    std::pair<bool, std::string> next;
+    bool have = false, closed = false;
+    int code = 1006;
+    std::string reason;
+    {
+        std::lock_guard lock(c.events->mu);
+        if (!c.events->messages.empty()) {
+            next = std::move(c.events->messages.front());
+            c.events->messages.pop_front();
+            have = true;
+        } else if (c.events->closed) {
+            closed = true;
+            code = c.events->code;
+            reason = c.events->reason;
+        }
+    }
+    if (have) {
+        c.websocket.consumed(next.second.size());
+        const std::string& d = next.second;
+        if (next.first) {
+            return message_with(t.ws_receive.get(), t.k_text.get(),
+                                PyRef(PyUnicode_DecodeUTF8(d.data(), static_cast<Py_ssize_t>(d.size()), "replace")));
+        }
+        return message_with(t.ws_receive.get(), t.k_bytes.get(),
+                            PyRef(PyBytes_FromStringAndSize(d.data(), static_cast<Py_ssize_t>(d.size()))));
+    }
+    // Denied before accept: no connection ever opened (1006, as the client sees it).
+    if (!closed && !c.accepted && (c.stage == WsStage::Closed)) closed = true;
+    if (!closed) Py_RETURN_NONE;
+    PyRef m(message_with(t.ws_disconnect.get(), t.k_code.get(), PyRef(PyLong_FromLong(code))));
+    PyRef r(PyUnicode_DecodeUTF8(reason.data(), static_cast<Py_ssize_t>(reason.size()), "replace"));
+    if (!m || !r || PyDict_SetItem(m.get(), t.k_reason.get(), r.get()) < 0) return nullptr;
+    return m.release();
+}
+
+// m[key] as a str, or "" when absent or None. False with a Python error.
+bool optional_str(PyObject* m, PyObject* key, const char* what, std::string& out) {
+    PyObject* v = nullptr;
+    if (get_item(m, key, &v) < 0) return false;
+    PyRef ref(v);
+    out.clear();
+    if (!v || v == Py_None) return true;
+    if (!PyUnicode_Check(v)) {
+        PyErr_Format(PyExc_TypeError, "ASGI send(): %s must be a str, not %.100s", what, Py_TYPE(v)->tp_name);
+        return false;
+    }
+    Py_ssize_t n;
+    const char* text = PyUnicode_AsUTF8AndSize(v, &n);
+    if (!text) return false;
+    out.assign(text, static_cast<std::size_t>(n));
+    return true;
+}
+
+void ws_deny(Call& c, http::Response response) {
+    try {
+        c.websocket.deny(std::move(response));
+    } catch (const std::exception&) {  // already answered: nothing more to say
+    }
+    c.stage = WsStage::Closed;
+}
+
+// send(message) -> 0 go on, 1 wait (the send window is full: wait while blocked()).
+PyObject* ws_send(Call& c, PyObject* m, std::string_view kind) {
+    Types& t = types();
+    if (kind == "websocket.accept") {
+        if (c.stage != WsStage::Connecting) {
+            PyErr_SetString(PyExc_RuntimeError, "ASGI send(): websocket.accept after the WebSocket was accepted, "
+                                                "closed or denied");
+            return nullptr;
+        }
+        std::string subprotocol;
+        if (!optional_str(m, t.k_subprotocol.get(), "'subprotocol'", subprotocol)) return nullptr;
+        PyObject* headers = nullptr;
+        if (get_item(m, t.k_headers.get(), &headers) < 0) return nullptr;
+        PyRef headers_ref(headers);
+        std::vector<http::Header> parsed;
+        if (headers && !parse_headers(headers, parsed)) return nullptr;
+        WorkerState& w = worker_of(c.worker.get());
+        try {
+            c.websocket.accept(std::make_shared<WsListener>(c.events, w.inbox, c.id), std::move(subprotocol),
+                               std::move(parsed));
+        } catch (const std::exception& e) {
+            PyErr_Format(PyExc_RuntimeError, "ASGI send(): websocket.accept failed: %s", e.what());
+            return nullptr;
+        }
+        c.stage = WsStage::Open;
+        c.accepted = true;
+        return PyLong_FromLong(0);
+    }
+    if (kind == "websocket.send") {
+        if (c.stage != WsStage::Open) {
+            PyErr_SetString(PyExc_RuntimeError, c.stage == WsStage::Closed
+                                                    ? "ASGI send(): websocket.send after websocket.close"
+                                                    : "ASGI send(): websocket.send before websocket.accept");
+            return nullptr;
+        }
+        PyObject *bytes_obj = nullptr, *text_obj = nullptr;
+        if (get_item(m, t.k_bytes.get(), &bytes_obj) < 0) return nullptr;
+        PyRef bytes_ref(bytes_obj);
+        if (get_item(m, t.k_text.get(), &text_obj) < 0) return nullptr;
+        PyRef text_ref(text_obj);
+        bool has_bytes = bytes_obj && bytes_obj != Py_None, has_text = text_obj && text_obj != Py_None;
+        if (has_bytes == has_text) {
+            PyErr_SetString(PyExc_ValueError, "ASGI send(): websocket.send needs exactly one of 'bytes' and 'text'");
+            return nullptr;
+        }
+        std::string data;
+        if (has_bytes) {
+            if (!bytes_of(bytes_obj, "'bytes'", data)) return nullptr;
+        } else {
+            if (!optional_str(m, t.k_text.get(), "'text'", data)) return nullptr;
+        }
+        // Set before the send: on_writable() (which clears it) can only follow a QueueFull.
+        c.events->full.store(true);
+        http::WebSocket::SendResult r = c.websocket.send(has_text, std::move(data));
+        if (r != http::WebSocket::SendResult::QueueFull) c.events->full.store(false);
+        if (r == http::WebSocket::SendResult::Gone) {
+            // asgiref spec 2.4: a send on a closed connection raises an OSError subclass.
+            PyErr_SetString(PyExc_ConnectionResetError, "ASGI send(): the WebSocket is closed (the client has gone)");
+            return nullptr;
+        }
+        return PyLong_FromLong(r == http::WebSocket::SendResult::QueueFull ? 1 : 0);
+    }
+    if (kind == "websocket.close") {
+        PyObject* code_obj = nullptr;
+        if (get_item(m, t.k_code.get(), &code_obj) < 0) return nullptr;
+        PyRef code_ref(code_obj);
+        long code = 1000;
+        if (code_obj && code_obj != Py_None) {
+            if (!PyLong_Check(code_obj)) {
+                PyErr_Format(PyExc_TypeError, "ASGI send(): websocket.close's 'code' must be an int, not %.100s",
+                             Py_TYPE(code_obj)->tp_name);
+                return nullptr;
+            }
+            code = PyLong_AsLong(code_obj);
+            if (code == -1 && PyErr_Occurred()) return nullptr;
+        }
+        std::string reason;
+        if (!optional_str(m, t.k_reason.get(), "'reason'", reason)) return nullptr;
+        if (c.stage == WsStage::Connecting) {  // close before accept: the upgrade is refused
+            ws_deny(c, http::Response(403, "Forbidden\n"));
+            return PyLong_FromLong(2);
+        }
+        if (c.stage != WsStage::Open) return PyLong_FromLong(0);  // closed already: nothing to do
+        if (code < 0 || code > 65535) code = 0;  // rejected just below
+        try {
+            c.websocket.close(static_cast<int>(code), std::move(reason));
+        } catch (const std::invalid_argument& e) {
+            PyErr_Format(PyExc_ValueError, "ASGI send(): websocket.close: %s", e.what());
+            return nullptr;
+        }
+        c.stage = WsStage::Closed;
+        return PyLong_FromLong(0);
+    }
+    if (kind == "websocket.http.response.start") {
+        if (c.stage != WsStage::Connecting) {
+            PyErr_SetString(PyExc_RuntimeError, "ASGI send(): websocket.http.response.start after the WebSocket "
+                                                "was accepted, closed or denied");
+            return nullptr;
+        }
+        if (!parse_start(c, m)) return nullptr;
+        c.stage = WsStage::Denying;
+        return PyLong_FromLong(0);
+    }
+    if (kind == "websocket.http.response.body") {
+        if (c.stage != WsStage::Denying) {
+            PyErr_SetString(PyExc_RuntimeError,
+                            "ASGI send(): websocket.http.response.body without websocket.http.response.start");
+            return nullptr;
+        }
+        PyObject* body_obj = nullptr;
+        if (get_item(m, t.k_body.get(), &body_obj) < 0) return nullptr;
+        PyRef body_ref(body_obj);
+        std::string body;
+        if (body_obj && !bytes_of(body_obj, "'body'", body)) return nullptr;
+        PyObject* more_obj = nullptr;
+        if (get_item(m, t.k_more_body.get(), &more_obj) < 0) return nullptr;
+        PyRef more_ref(more_obj);
+        int more = more_obj ? PyObject_IsTrue(more_obj) : 0;
+        if (more < 0) return nullptr;
+        c.denial_body += body;
+        if (more) return PyLong_FromLong(0);
+        http::Response r;
+        r.status = c.status;
+        r.headers = std::move(c.headers);
+        r.body = std::move(c.denial_body);
+        ws_deny(c, std::move(r));
+        return PyLong_FromLong(2);
+    }
+    PyErr_Format(PyExc_ValueError, "ASGI send(): unexpected message type '%.100s' for a WebSocket connection",
+                 std::string(kind).c_str());
+    return nullptr;
+}
+
+// fail(status, text) for a WebSocket: `status` (403 for an exception, 503 when the server stops)
+// answers an upgrade not accepted yet (500 for an exception amid a denial response); an open one is closed 1011 (1001 when the server stops).
+void ws_fail(Call& c, int status, const std::string& why) {
+    switch (c.stage) {
+        case WsStage::Connecting:
+        case WsStage::Denying:
+            if (c.stage == WsStage::Denying && status == 403) status = 500;  // a denial response half sent
+            log_call(c, http::LogLevel::error,
+                     "manygil serve: " + std::to_string(status) + " for " + describe_websocket(c) + ": " + why);
+            ws_deny(c, http::Response(status, std::string(http::reason_phrase(status)) + "\n"));
+            return;
+        case WsStage::Open: {
+            bool gone;
+            {
+                std::lock_guard lock(c.events->mu);
+                gone = c.events->closed;
+            }
+            log_call(c, gone || status == 503 ? http::LogLevel::info : http::LogLevel::error,
+                     "manygil serve: " + describe_websocket(c) + (gone ? " (closed)" : " closed 1011") + ": " + why);
+            if (!gone) c.websocket.close(status == 503 ? 1001 : 1011, status == 503 ? "server stopping" : "");
+            c.stage = WsStage::Closed;
+            return;
+        }
+        case WsStage::Closed:
+            log_call(c, http::LogLevel::error, "manygil serve: " + describe_websocket(c) + ": " + why);
+            return;
+    }
+}
+
+// finish() for a WebSocket: not accepted -> 403; a denial response half sent -> 500; open -> close 1000.
+void ws_finish(Call& c) {
+    switch (c.stage) {
+        case WsStage::Connecting:
+            log_call(c, http::LogLevel::info, "manygil serve: 403 for " + describe_websocket(c) +
+                                                  ": the application returned without accepting it");
+            ws_deny(c, http::Response(403, "Forbidden\n"));
+            return;
+        case WsStage::Denying:
+            log_call(c, http::LogLevel::error, "manygil serve: 500 for " + describe_websocket(c) +
+                                                   ": the application returned before its denial response was complete");
+            ws_deny(c, http::Response(500, "Internal Server Error\n"));
+            return;
+        case WsStage::Open:
+            c.websocket.close(1000);
+            c.stage = WsStage::Closed;
+            return;
+        case WsStage::Closed:
+            return;
+    }
+}
+
+// blocked(): a websocket.send is waiting for the client to catch up (park and check again).
+PyObject* call_blocked(PyObject* op, PyObject*) {
+    Call& c = call_of(op);
+    return PyBool_FromLong(c.is_websocket && c.events->full.load());
+}
+
+PyObject* call_is_websocket(PyObject* op, PyObject*) { return PyBool_FromLong(call_of(op).is_websocket); }
+
 // fail(status, text): the application raised (500) or timed out (504).
 PyObject* call_fail(PyObject* op, PyObject* args) {
     int status;
@@ -432,6 +783,10 @@ PyObject* call_fail(PyObject* op, PyObject* args) {
     Call& c = call_of(op);
     leave(c);
     std::string why = text;
+    if (c.is_websocket) {
+        ws_fail(c, status, why);
+        Py_RETURN_NONE;
+    }
     if (c.complete || c.gone->load()) {
         log_call(c, http::LogLevel::error, "manygil serve: " + describe_request(c) + ": " + why);
     } else if (c.streaming) {
@@ -451,6 +806,10 @@ PyObject* call_fail(PyObject* op, PyObject* args) {
 PyObject* call_finish(PyObject* op, PyObject*) {
     Call& c = call_of(op);
     leave(c);
+    if (c.is_websocket) {
+        ws_finish(c);
+        Py_RETURN_NONE;
+    }
     if (c.complete || c.gone->load()) Py_RETURN_NONE;
     if (c.streaming) {
         log_call(c, http::LogLevel::warning, "manygil serve: " + describe_request(c) +
@@ -468,6 +827,7 @@ PyObject* call_finish(PyObject* op, PyObject*) {
 
 PyObject* call_repr(PyObject* op) {
     const Call& c = call_of(op);
+    if (c.is_websocket) return PyUnicode_FromFormat("<manygil.asgi.HttpCall WebSocket %s>", c.request.target.c_str());
     return PyUnicode_FromFormat("<manygil.asgi.HttpCall %s %s>", c.request.method.c_str(), c.request.target.c_str());
 }
 
@@ -479,6 +839,8 @@ PyMethodDef call_methods[] = {
     {"unpark", call_unpark, METH_NOARGS, "unpark() -> the parked futures"},
     {"fail", call_fail, METH_VARARGS, "fail(status, text): answer status if nothing was sent, else cut"},
     {"finish", call_finish, METH_NOARGS, "finish(): the application returned"},
+    {"blocked", call_blocked, METH_NOARGS, "blocked() -> a WebSocket send waits for the client to catch up"},
+    {"is_websocket", call_is_websocket, METH_NOARGS, "is_websocket() -> a WebSocket connection, not an HTTP request"},
     {nullptr, nullptr, 0, nullptr},
 };
 
@@ -508,8 +870,17 @@ Types& types() {
         t->k_headers = PyRef(PyUnicode_InternFromString("headers"));
         t->http_request = PyRef(PyUnicode_InternFromString("http.request"));
         t->http_disconnect = PyRef(PyUnicode_InternFromString("http.disconnect"));
+        t->k_text = PyRef(PyUnicode_InternFromString("text"));
+        t->k_bytes = PyRef(PyUnicode_InternFromString("bytes"));
+        t->k_code = PyRef(PyUnicode_InternFromString("code"));
+        t->k_reason = PyRef(PyUnicode_InternFromString("reason"));
+        t->k_subprotocol = PyRef(PyUnicode_InternFromString("subprotocol"));
+        t->ws_connect = PyRef(PyUnicode_InternFromString("websocket.connect"));
+        t->ws_receive = PyRef(PyUnicode_InternFromString("websocket.receive"));
+        t->ws_disconnect = PyRef(PyUnicode_InternFromString("websocket.disconnect"));
         if (!t->worker || !t->call || !t->k_type || !t->k_body || !t->k_more_body || !t->k_status || !t->k_headers ||
-            !t->http_request || !t->http_disconnect) {
+            !t->http_request || !t->http_disconnect || !t->k_text || !t->k_bytes || !t->k_code || !t->k_reason ||
+            !t->k_subprotocol || !t->ws_connect || !t->ws_receive || !t->ws_disconnect) {
             return nullptr;
         }
         PyObject* capsule = PyCapsule_New(t.get(), "manygil.asgi.types", free_types);

@@ -3,7 +3,9 @@
 //   Worker: its inbox (inbox.hpp). fileno() (the eventfd, for loop.add_reader), drain() -> (new
 //     HttpCalls, HttpCalls with news, stop?), started(error or None) (lifespan startup is over),
 //     log(level, text).
-//   HttpCall: one request. scope(state) -> the scope dict (scope.cpp); receive() -> the next
+//   HttpCall: one request, or one WebSocket connection (is_websocket(): then the messages are the
+//     websocket.* events, fail(403 or 503, text) and finish() deny or close it, and a send() that
+//     answered 1 waits while blocked()). scope(state) -> the scope dict (scope.cpp); receive() -> the next
 //     message, or None while the caller must wait (park a future; it is woken through the inbox);
 //     send(message) -> 0 (go on), 1 (wait: the stream's window is full), 2 (the response is complete:
 //     wake the receivers); park(future) / unpark() -> the parked futures; fail(status, text),
