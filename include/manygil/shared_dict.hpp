@@ -31,7 +31,9 @@
 // because a read then only sets a flag under the shared lock, where LRU must move the entry in a list
 // under an exclusive one, so readers of one shard would contend; it keeps most of LRU's hit rate
 // (memcached and Linux's page cache make the same choice). Expired entries go first. A value that
-// alone exceeds the budget is refused (InvalidArgument), never stored by evicting everything.
+// alone exceeds the budget is refused (InvalidArgument), never stored by evicting everything. A write
+// stores first and evicts after, so while writers run at once the store may stand over the budget by
+// the values they are still evicting for; it is back under once they return.
 //
 // Time to live: per key, counted from the write on the steady clock; an expired key reads as absent
 // and is dropped on the next access to it, by eviction, or by size()/keys()/items().

@@ -54,15 +54,23 @@ void IoThread::pump(Connection& c) {
             }
             if (!was_mid && c.parser.mid_request()) c.request_started = Clock::now();
             switch (c.parser.state()) {
-                case RequestParser::State::Complete: dispatch(c, c.parser.take()); continue;
+                case RequestParser::State::Complete: {
+                    // dispatch() may answer at once (a refused WebSocket upgrade), and writing that
+                    // answer may pump this connection again and close it: then `c` is gone.
+                    const std::uint64_t id = c.id;
+                    dispatch(c, c.parser.take());
+                    if (by_id_.find(id) == by_id_.end()) return;
+                    continue;
+                }
                 case RequestParser::State::Failed: return reject(c, c.parser.error_status(), c.parser.error_reason());
                 case RequestParser::State::Reading: break;
             }
             if (c.parser.wants_continue() && !c.sent_continue) {
                 c.sent_continue = true;
                 c.out += "HTTP/1.1 100 Continue\r\n\r\n";
+                const std::uint64_t id = c.id;  // flush() may close `c`
                 flush(c);
-                if (by_id_.find(c.id) == by_id_.end()) return;
+                if (by_id_.find(id) == by_id_.end()) return;
             }
         }
         if (!c.readable) return;

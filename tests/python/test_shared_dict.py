@@ -140,7 +140,9 @@ def test_the_budget_evicts_and_oversized_values_are_refused(pool):
     cache = SharedDict.named(name, max_bytes=200_000)
     cache["hot"] = "kept"
     used = pool.map(tasks.fill, [name, name], ["a", "b"], [2000, 2000], [1000, 1000])
-    assert all(u <= 200_000 for u in used)
+    # Each worker read the size right after its last write, while the other may have been between a
+    # write and its eviction: over the budget by at most that one value in flight.
+    assert all(u <= 200_000 + 2_000 for u in used)
     stats = cache.stats()
     assert stats["bytes"] <= stats["max_bytes"] == 200_000
     assert stats["evictions"] > 3000
