@@ -64,7 +64,8 @@ void IoThread::pump(Connection& c) {
                 dispatch(c, std::move(request));
                 continue;
             }
-            if (c.parser.head_ready()) {  // streams_request_bodies: hand the request over now
+            if (c.parser.head_ready() && c.parser.state() == RequestParser::State::Reading) {
+                // streams_request_bodies: hand the request over now (a body refused at once is not)
                 bool expects_continue = c.parser.wants_continue();
                 std::uint64_t id = c.id;
                 begin_body(c, c.parser.take_head(), expects_continue);

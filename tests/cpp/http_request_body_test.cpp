@@ -255,6 +255,60 @@ TEST(RequestBodyStream, ABodyOverMaxBodyIsRefused413MidStream) {
     close(fd);
 }
 
+TEST(RequestBodyStream, ABodyRefusedWithItsHeadNeverReachesTheHandler) {
+    Streamer handler;
+    auto o = options();
+    o.limits.max_body = 10;
+    manygil::http::Server server(o, handler);
+    int fd = connect_to(server.addresses()[0]);
+    send_all(fd, "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n20\r\n" + std::string(32, 'y') + "\r\n");
+    std::string answer = manygil::testing::read_until_close(fd);
+    EXPECT_NE(answer.find("HTTP/1.1 413"), std::string::npos) << answer;
+    EXPECT_FALSE(handler.take(100ms));
+    close(fd);
+}
+
+TEST(RequestBodyStream, ABodyWithNoByteForHeaderTimeoutIsRefused408) {
+    Streamer handler;
+    auto o = options();
+    o.header_timeout = 300ms;
+    manygil::http::Server server(o, handler);
+    int fd = connect_to(server.addresses()[0]);
+    send_all(fd, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n" + std::string(10, 'w'));
+    auto held = handler.take();
+    ASSERT_TRUE(held);
+    Reader r{held->request.body_stream};
+    EXPECT_EQ(r.to_end(), RequestBody::Status::Failed);  // the client sends nothing more
+    EXPECT_NE(r.body.error().find("408"), std::string::npos) << r.body.error();
+    std::string answer = manygil::testing::read_until_close(fd);
+    EXPECT_NE(answer.find("HTTP/1.1 408"), std::string::npos) << answer;
+    close(fd);
+}
+
+TEST(RequestBodyStream, AnUploadPausedByItsConsumerIsNotTimedOut) {
+    Streamer handler;
+    auto o = options();
+    o.header_timeout = 200ms;
+    manygil::http::Server server(o, handler);
+    int fd = connect_to(server.addresses()[0]);
+    constexpr std::size_t kTotal = 4u << 20;
+    send_all(fd, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(kTotal) + "\r\n\r\n");
+    std::thread sender([&] { send_all(fd, std::string(kTotal, 'p')); });
+    auto held = handler.take();
+    ASSERT_TRUE(held);
+    Reader r{held->request.body_stream};
+    while (r.step(false, 500ms) == RequestBody::Status::Data) {}
+    ASSERT_EQ(r.last, RequestBody::Status::Waiting);  // paused: over the window, unacknowledged
+    std::this_thread::sleep_for(1s);  // several header_timeouts: the pause is the consumer's
+    r.body.consumed(r.got.size());
+    EXPECT_EQ(r.to_end(true), RequestBody::Status::End) << r.body.error();
+    EXPECT_EQ(r.got.size(), kTotal);
+    sender.join();
+    held->responder.send(Response(200, "kept"));
+    EXPECT_NE(read_until(fd, "kept").find("200 OK"), std::string::npos);
+    close(fd);
+}
+
 TEST(RequestBodyStream, AClientVanishingMidBodyIsHeardByTheConsumer) {
     Streamer handler;
     manygil::http::Server server(options(), handler);
