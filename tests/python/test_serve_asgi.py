@@ -250,6 +250,8 @@ def test_quart():
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="the openssl command makes the test certificate")
 def test_tls_scheme_and_proxy_headers(tmp_path):
+    import hashlib
+
     from test_serve_tls import make_key_and_cert
 
     key, cert = make_key_and_cert(tmp_path, "server")
@@ -259,8 +261,14 @@ def test_tls_scheme_and_proxy_headers(tmp_path):
                                            context=ssl.create_default_context(cafile=str(cert)))
         conn.request("GET", "/scope")
         scope = json.loads(conn.getresponse().read())
-        conn.close()
         assert scope["scheme"] == "https"
+        # A body over TLS streams in pieces too, intact.
+        body = os.urandom(5 << 20)
+        conn.request("POST", "/upload", body=body)
+        got = json.loads(conn.getresponse().read())
+        conn.close()
+        assert got["total"] == len(body) and got["pieces"] > 1
+        assert got["sha256"] == hashlib.sha256(body).hexdigest()
     # From a trusted proxy (127.0.0.1 by default), X-Forwarded-For / -Proto set client and scheme.
     with manygil.Server("serve_apps.asgi_plain:app", workers=1, bind="127.0.0.1:0") as server:
         _, _, body = request(server, "GET", "/scope", headers={"X-Forwarded-For": "203.0.113.9",
