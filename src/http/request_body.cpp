@@ -2,6 +2,7 @@
 // pushes bytes, the end or a failure into the shared RequestBodyState; the consumer reads them from
 // any thread and acknowledges them; acknowledgements that bring a paused connection back under the
 // window post a BodyAck so that its I/O thread reads again. Never touches a Connection.
+#include <algorithm>
 #include <memory>
 #include <mutex>
 #include <utility>
