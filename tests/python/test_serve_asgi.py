@@ -383,6 +383,18 @@ def test_a_body_over_max_body_mid_stream_is_refused_and_the_application_hears_di
     assert request(plain, "GET", "/pid")[0] == 200  # the worker goes on
 
 
+def test_a_client_leaving_mid_upload_is_heard_as_http_disconnect(plain):
+    with socket.create_connection(address(plain), timeout=30) as s:
+        s.sendall(b"POST /upload?left HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n" + b"u" * 5000)
+        threading.Event().wait(0.2)  # let the application take the first piece
+    for _ in range(300):
+        seen = json.loads(request(plain, "GET", "/seen")[2])
+        if "upload?left" in seen:
+            break
+        threading.Event().wait(0.05)
+    assert seen.get("upload?left") == ["http.disconnect", 5000]
+
+
 def test_a_slow_upload_does_not_stall_other_requests(plain):
     # The one worker's loop awaits the upload's next piece without blocking: other requests are
     # answered meanwhile, then the upload completes.

@@ -60,6 +60,7 @@ async def app(scope, receive, send):
         while True:
             message = await receive()
             if message["type"] != "http.request":
+                SEEN["upload?" + scope["query_string"].decode()] = [message["type"], total]
                 return
             piece = message["body"]
             digest.update(piece)
@@ -121,7 +122,7 @@ async def app(scope, receive, send):
             return await respond(send, 500, b"not concurrent")
         return await respond(send, 200, b"met")
     if path == "/seen":
-        return await respond(send, 200, json.dumps({k: v for k, v in SEEN.items() if k == "disconnect"}).encode())
+        return await respond(send, 200, json.dumps({k: v for k, v in SEEN.items() if k == "disconnect" or k.startswith("upload")}).encode())
     if path == "/pid":
         return await respond(send, 200, str(os.getpid()).encode() + b" " + str(id(SEEN)).encode())
     return await respond(send, 404, b"not found")
