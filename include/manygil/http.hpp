@@ -96,7 +96,8 @@ public:
         Data,     // bytes were appended to `out`; more follow
         End,      // the body is complete; its last bytes (possibly none) were appended to `out`
         Failed,   // it cannot complete: error() says why (too large: 413, malformed chunk, a timeout,
-                  // the client went away, the server stopped); bytes that arrived before may be lost
+                  // the client went away, the server stopped); the bytes that arrived before it came
+                  // as Data first
     };
 
     RequestBody() = default;

@@ -49,8 +49,7 @@ RequestBody::Status RequestBody::read(std::string& out) {
     if (!state_) return Status::End;
     std::lock_guard lock(state_->mu);
     RequestBodyState& s = *state_;
-    if (s.failed) return Status::Failed;
-    if (s.data.empty()) return s.ended ? Status::End : Status::Waiting;
+    if (s.data.empty()) return s.failed ? Status::Failed : s.ended ? Status::End : Status::Waiting;
     if (out.empty()) out = std::move(s.data);
     else out += s.data;
     s.data.clear();

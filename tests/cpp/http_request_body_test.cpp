@@ -322,8 +322,10 @@ TEST(RequestBodyStream, AClientVanishingMidBodyIsHeardByTheConsumer) {
     held->responder.on_gone([gone] { gone->store(true); });
     Reader r{held->request.body_stream};
     EXPECT_EQ(r.step(true), RequestBody::Status::Data);
+    send_all(fd, std::string(500, 'r'));
     close(fd);
     EXPECT_EQ(r.to_end(), RequestBody::Status::Failed);
+    EXPECT_EQ(r.got, std::string(1000, 'q') + std::string(500, 'r'));  // what it sent, then the failure
     EXPECT_NE(r.body.error().find("went away"), std::string::npos) << r.body.error();
     for (int i = 0; i < 1000 && !gone->load(); ++i) std::this_thread::sleep_for(10ms);
     EXPECT_TRUE(gone->load());
