@@ -7,9 +7,12 @@
 // The I/O thread hands a request to the worker with the fewest requests in flight by pushing the C++
 // request into that worker's inbox and writing its eventfd, which the loop watches
 // (loop.add_reader): no GIL is taken and nothing is pickled. On the loop, the request's `scope` is
-// built in C++ (src/asgi/scope.cpp), `receive()` gives one `http.request` with the whole body (the
-// front end has buffered it; more_body False), then `http.disconnect` once the client has gone or
-// the response is complete; `send()`'s messages are checked and turned into the response in C++
+// built in C++ (src/asgi/scope.cpp), `receive()` gives the body as it arrives: `http.request` with
+// more_body True for each piece, the last with more_body False (each awaited through the inbox
+// without blocking the loop; bytes the application has not taken count against
+// http::RequestBody::kWindow, past which the front end stops reading that upload), then
+// `http.disconnect` once the client has gone or the response is complete (also instead of the rest
+// of a body that failed: the client left, 413 over --max-body, 408 too slow); `send()`'s messages are checked and turned into the response in C++
 // (http.response.start, http.response.body with more_body streaming). A streamed body never blocks
 // the loop: past Responder::kStreamWindow unsent bytes `await send()` waits for the I/O thread to
 // say the client caught up. After the client has gone, sends are dropped (nothing raises). The
@@ -118,6 +121,8 @@ public:
     std::size_t capacity() const noexcept override;
     // WebSocket upgrade requests go to the workers too (ASGI's websocket scope).
     bool accepts_websockets() const noexcept override { return true; }
+    // Request bodies stream (http.hpp's RequestBody): receive() gives each piece as it arrives.
+    bool streams_request_bodies() const noexcept override { return true; }
     // On an I/O thread: queues the upgrade request like handle() (the least loaded worker; an open
     // WebSocket counts as in flight until its application returns). Never blocks; no GIL.
     void handle_websocket(http::Request request, http::WebSocket websocket) override;

@@ -1,7 +1,9 @@
 // manygil::http: an HTTP/1.1 server front end in C++ (epoll, llhttp), for C++ hosts and for
 // `manygil serve`. Its I/O threads accept connections, read and parse requests and write responses;
 // they never take a GIL and never run application code. Each complete request goes to a Handler,
-// which answers later, from any thread, through the request's Responder. wsgi.hpp's WsgiHandler
+// which answers later, from any thread, through the request's Responder; a Handler that
+// streams_request_bodies() (ASGI) gets a request with a body once its headers are in, the body
+// following through a RequestBody with backpressure (the limits and refusals below still apply). wsgi.hpp's WsgiHandler
 // answers by running a WSGI application on a Pool's own-GIL workers; a C++ host may write its own.
 //
 // Per connection: keep-alive by default on HTTP/1.1; pipelined requests are answered in order (the
@@ -73,14 +75,63 @@ struct Header {
 // ASCII case-insensitive equality (header names). Any thread.
 bool iequals(std::string_view a, std::string_view b) noexcept;
 
-// A request as the front end hands it over: complete (headers and the whole body, chunked bodies
-// decoded), plain C++ data that any thread may move and read.
+struct RequestBodyState;  // internal: what a RequestBody and its I/O thread share
+class IoThread;           // internal: one I/O thread of a Server
+
+// A request body that arrives while the Handler already has the request (Handler::
+// streams_request_bodies()): the connection's I/O thread appends the bytes as they arrive (chunked
+// bodies decoded), then the end, or a failure. Every member never blocks and may be called from any
+// thread (one consumer at a time); copies share one body. It may outlive the connection and the
+// Server.
+//
+// Backpressure: while more than kWindow bytes handed over by read() (or waiting to be read) are not
+// acknowledged with consumed(), the I/O thread stops reading that connection (the client's sends
+// block in its kernel buffers); other connections go on. A consumer that never acknowledges stalls
+// only its own upload (header_timeout does not apply to a paused body; response_timeout does).
+class RequestBody {
+public:
+    static constexpr std::size_t kWindow = 1 << 20;
+    enum class Status {
+        Waiting,  // nothing new yet: when_ready() tells when there is
+        Data,     // bytes were appended to `out`; more follow
+        End,      // the body is complete; its last bytes (possibly none) were appended to `out`
+        Failed,   // it cannot complete: error() says why (too large: 413, malformed chunk, a timeout,
+                  // the client went away, the server stopped); the bytes that arrived before it came
+                  // as Data first
+    };
+
+    RequestBody() = default;
+    explicit RequestBody(std::shared_ptr<RequestBodyState> state) : state_(std::move(state)) {}
+
+    // Appends every byte that has arrived and not been read to `out`. Never blocks. After End or
+    // Failed, it says so again.
+    Status read(std::string& out);
+    // Calls `ready` once, when read() would say something other than Waiting: at once on this thread
+    // if it already would, else later on the I/O thread (no GIL; must not block). A second call before
+    // the first fired replaces it.
+    void when_ready(std::function<void()> ready);
+    // Acknowledges `bytes` that read() handed over (the consumer has taken them): see Backpressure.
+    void consumed(std::size_t bytes);
+    // After Failed: why (for a log line).
+    std::string error() const;
+    // Whether this is a body being streamed (false: a default-constructed handle).
+    explicit operator bool() const noexcept { return state_ != nullptr; }
+
+private:
+    std::shared_ptr<RequestBodyState> state_;
+};
+
+// A request as the front end hands it over: headers and the whole body (chunked bodies decoded) as
+// plain C++ data that any thread may move and read; or, for a Handler that streams_request_bodies()
+// and a request with a body, headers only: `body` empty and the body arriving through `body_stream`.
 struct Request {
     std::string method;  // "GET"
     std::string target;  // the request-target as received: "/path?query"
     int version_major = 1, version_minor = 1;
     std::vector<Header> headers;
     std::string body;
+    // Set when the body streams (Handler::streams_request_bodies(); only for a request with a body).
+    RequestBody body_stream;
     bool keep_alive = true;  // the client wants the connection kept (HTTP/1.1 default, Connection header)
     bool chunked = false;    // the body arrived chunked
     bool tls = false;        // it arrived over TLS (ServerOptions::tls): wsgi.url_scheme "https"
@@ -129,7 +180,6 @@ struct Limits {
     std::size_t max_body = std::size_t{1} << 30;  // 1 GiB: 413 beyond
 };
 
-class IoThread;     // internal: one I/O thread of a Server
 struct StreamState; // internal: a streamed response's window
 
 // How a Handler answers one request. Movable, not copyable; one thread at a time (move it to the
@@ -311,6 +361,18 @@ public:
     // A valid WebSocket upgrade request, on an I/O thread; must not block, like handle(). The default
     // denies it (403). An exception it throws is logged and the request answered 500.
     virtual void handle_websocket(Request request, WebSocket websocket);
+    // Whether a request with a body is handed over as soon as its headers are in, its body following
+    // through Request::body_stream (RequestBody), instead of once the whole body is in. Read by the
+    // I/O threads when the Server starts. The front end's guarantees stay: "100 Continue" is sent
+    // when the request is handed over, if the client expects it; a body over Limits::max_body or a
+    // malformed chunk is answered 413 / 400 by the front end if the Handler has not answered yet (the
+    // body_stream fails; the Handler's later answer is dropped), else the connection closes; no body
+    // byte for header_timeout (unless paused by backpressure) -> 408 the same way; a client that goes
+    // away mid-body fails the body_stream (and Responder::on_gone fires). An answer completed while
+    // the body is still arriving closes the connection after it (the body_stream fails). Pipelined
+    // requests stay in order: the next is parsed after this body has ended and it was answered.
+    // False (the default): bodies arrive whole (WSGI).
+    virtual bool streams_request_bodies() const noexcept { return false; }
 };
 
 // A certificate and its private key, for TLS on every listening address.

@@ -300,10 +300,44 @@ PyObject* message(PyObject* type_value) {
 PyObject* ws_receive(Call& c);
 PyObject* ws_send(Call& c, PyObject* m, std::string_view kind);
 
+// receive() while the body streams (AsgiHandler::streams_request_bodies): what has arrived as one
+// http.request (more_body True), the last bytes with more_body False; None (park) while nothing new
+// has come, the I/O thread waking this call through the inbox when it does. Bytes are acknowledged
+// to the front end as the application takes them (receive backpressure: an application that does
+// not read stops its own upload, nobody else's). A body that fails (the client went away, 413, 408)
+// says http.disconnect: the front end has answered or closed the connection.
+PyObject* streamed_body(Call& c) {
+    Types& t = types();
+    http::RequestBody& body = c.request.body_stream;
+    std::string bytes;
+    http::RequestBody::Status status = body.read(bytes);
+    if (status == http::RequestBody::Status::Waiting) {
+        if (c.gone->load()) return message(t.http_disconnect.get());
+        body.when_ready([inbox = worker_of(c.worker.get()).inbox, id = c.id] { inbox->wake(id); });
+        Py_RETURN_NONE;
+    }
+    if (status == http::RequestBody::Status::Failed) {
+        c.body_given = true;
+        return message(t.http_disconnect.get());
+    }
+    bool last = status == http::RequestBody::Status::End;
+    if (last) c.body_given = true;
+    body.consumed(bytes.size());
+    PyRef data(PyBytes_FromStringAndSize(bytes.data(), static_cast<Py_ssize_t>(bytes.size())));
+    if (!data) return nullptr;
+    PyRef m(message(t.http_request.get()));
+    if (!m || PyDict_SetItem(m.get(), t.k_body.get(), data.get()) < 0 ||
+        PyDict_SetItem(m.get(), t.k_more_body.get(), last ? Py_False : Py_True) < 0) {
+        return nullptr;
+    }
+    return m.release();
+}
+
 PyObject* call_receive(PyObject* op, PyObject*) {
     Call& c = call_of(op);
     if (c.is_websocket) return ws_receive(c);
     Types& t = types();
+    if (!c.body_given && c.request.body_stream) return streamed_body(c);
     if (!c.body_given) {
         c.body_given = true;
         PyRef body(PyBytes_FromStringAndSize(c.request.body.data(), static_cast<Py_ssize_t>(c.request.body.size())));

@@ -43,7 +43,10 @@ void IoThread::pump(Connection& c) {
             }
             return close(c);  // EOF or error
         }
-        if (c.state != Connection::State::Reading) return;  // the next request waits for this answer
+        // The next request waits for this answer; a streamed body goes on arriving meanwhile.
+        bool body_phase = c.body_in && (c.state == Connection::State::Dispatched || c.state == Connection::State::Writing);
+        if (c.state != Connection::State::Reading && !body_phase) return;
+        if (c.body_in && c.body_in->pause_if_full()) return;  // backpressure: a BodyAck resumes it
         if (c.in_pos < c.in.size()) {
             bool was_mid = c.parser.mid_request();
             std::size_t used = c.parser.feed(c.in.data() + c.in_pos, c.in.size() - c.in_pos);
@@ -53,6 +56,34 @@ void IoThread::pump(Connection& c) {
                 c.in_pos = 0;
             }
             if (!was_mid && c.parser.mid_request()) c.request_started = Clock::now();
+            if (c.parser.head_ready() && c.parser.state() == RequestParser::State::Complete) {
+                // The whole body came with the head: handed over whole, as without streaming.
+                Request request = c.parser.take_head();
+                request.body = c.parser.take_body();
+                c.parser.take();
+                const std::uint64_t id = c.id;  // dispatch() may close `c`: see Complete below
+                dispatch(c, std::move(request));
+                if (by_id_.find(id) == by_id_.end()) return;
+                continue;
+            }
+            if (c.parser.head_ready() && c.parser.state() == RequestParser::State::Reading) {
+                // streams_request_bodies: hand the request over now (a body refused at once is not)
+                bool expects_continue = c.parser.wants_continue();
+                std::uint64_t id = c.id;
+                begin_body(c, c.parser.take_head(), expects_continue);
+                if (by_id_.find(id) == by_id_.end()) return;
+            }
+            if (c.parser.streaming_body()) {
+                std::string bytes = c.parser.take_body();
+                bool end = c.parser.state() == RequestParser::State::Complete;
+                if (c.body_in && (!bytes.empty() || end)) c.body_in->push(std::move(bytes), end);
+                if (end) {
+                    c.body_in.reset();
+                    c.parser.take();  // empty: the request went out with its head
+                    if (c.state != Connection::State::Reading) return;  // the next request waits for the answer
+                    continue;
+                }
+            }
             switch (c.parser.state()) {
                 case RequestParser::State::Complete: {
                     // dispatch() may answer at once (a refused WebSocket upgrade), and writing that
@@ -62,7 +93,9 @@ void IoThread::pump(Connection& c) {
                     if (by_id_.find(id) == by_id_.end()) return;
                     continue;
                 }
-                case RequestParser::State::Failed: return reject(c, c.parser.error_status(), c.parser.error_reason());
+                case RequestParser::State::Failed:
+                    if (c.body_in) return refuse_body(c, c.parser.error_status(), c.parser.error_reason());
+                    return reject(c, c.parser.error_status(), c.parser.error_reason());
                 case RequestParser::State::Reading: break;
             }
             if (c.parser.wants_continue() && !c.sent_continue) {
@@ -167,6 +200,36 @@ void IoThread::hand_over(Connection& c, Request request) {
     }
 }
 
+void IoThread::begin_body(Connection& c, Request request, bool expects_continue) {
+    auto state = std::make_shared<RequestBodyState>();
+    state->io = weak_from_this();
+    state->connection = c.id;
+    request.body_stream = RequestBody(state);
+    c.body_in = state;
+    c.body_answered = false;
+    dispatch(c, std::move(request));
+    if (expects_continue && c.state == Connection::State::Dispatched && !c.body_answered) {
+        // The client waits for this before it sends the body (the Handler has the request now).
+        c.out += "HTTP/1.1 100 Continue\r\n\r\n";
+        flush(c);
+    }
+}
+
+void IoThread::refuse_body(Connection& c, int status, const std::string& reason) {
+    std::shared_ptr<RequestBodyState> body = std::move(c.body_in);
+    body->fail(std::to_string(status) + " " + std::string(reason_phrase(status)) + ": " + reason);
+    if (c.state == Connection::State::Dispatched && !c.body_answered) {
+        // Not answered yet: the front end answers; the Handler's late answer finds the connection no
+        // longer Dispatched and is dropped. A request still waiting for room never reaches it.
+        if (c.waiting) c.waiting.reset();
+        return reject(c, status, reason);
+    }
+    shared_->log(LogLevel::info, "manygil serve: closing the connection of " + format_address(c.remote) +
+                                     " (already answered): its request body failed with " + std::to_string(status) +
+                                     ": " + reason);
+    close(c);
+}
+
 void IoThread::complete(Completion completion) {
     using Kind = Completion::Kind;
     auto it = by_id_.find(completion.connection);
@@ -187,7 +250,10 @@ void IoThread::complete(Completion completion) {
                 if (!response.stream) bytes = response.body.size() + (response.file ? response.file->length : 0);
                 shared_->write_line(shared_->access_format->render(*c->access, response.status, bytes, response.headers));
             }
-            bool keep_alive = c->keep_alive && !response.close && !shared_->stopping.load();
+            // A body still arriving when the answer goes out: the connection closes after it (the
+            // rest of the body is not read to find the next request).
+            bool keep_alive = c->keep_alive && !response.close && !shared_->stopping.load() && !c->body_in;
+            c->body_answered = true;
             if (!response.stream) return write_response(*c, std::move(response), keep_alive);
             // A stream: its framing follows from the application's headers and the client's version.
             c->stream = std::move(completion.stream);
@@ -226,6 +292,10 @@ void IoThread::complete(Completion completion) {
             }
             return;
         case Kind::WebSocket: return websocket_op(completion.connection, *completion.websocket);
+        case Kind::BodyAck:  // a streamed body's consumer caught up: read its connection again
+            if (!c || !c->body_in) return;
+            c->last_activity = Clock::now();  // the pause was the consumer's, not a slow client's
+            return pump(*c);
         case Kind::Finish:
         case Kind::Abort:
             shared_->pending.fetch_sub(1);
@@ -316,6 +386,10 @@ void IoThread::write_response(Connection& c, Response response, bool keep_alive)
 }
 
 void IoThread::finish_response(Connection& c) {
+    if (c.body_in) {
+        c.keep_alive = false;
+        std::exchange(c.body_in, nullptr)->fail("the response was complete before the request body");
+    }
     if (!c.keep_alive) {
         // Let the client read the response before the connection goes: shut our side, drop the
         // rest of what it sends, close on its EOF (or after kLinger). TLS: close_notify first.

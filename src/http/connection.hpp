@@ -64,9 +64,34 @@ struct StreamState {
     }
 };
 
+class IoThread;
+
+// What a RequestBody and its connection's I/O thread share (under mu): bytes arrived and not read,
+// the end or the failure, the consumer's when_ready(), and the backpressure count: bytes pushed and
+// not acknowledged. When that is over RequestBody::kWindow, the I/O thread sets `paused` and stops
+// reading; consumed() bringing it back under posts a BodyAck to resume it.
+struct RequestBodyState {
+    std::weak_ptr<IoThread> io;
+    std::uint64_t connection = 0;
+    mutable std::mutex mu;
+    std::string data;       // (mu) arrived, not read
+    bool ended = false;     // (mu) the body is complete
+    bool failed = false;    // (mu) it cannot complete: `error` says why
+    std::string error;      // (mu)
+    std::size_t unacked = 0;  // (mu) pushed, not consumed()
+    bool paused = false;      // (mu) the I/O thread stopped reading for it
+    std::function<void()> ready;  // (mu) when_ready()
+
+    // I/O thread: more bytes, the end, a failure. Each may call `ready` (outside mu).
+    void push(std::string bytes, bool end);
+    void fail(std::string why);
+    // I/O thread: whether to stop reading now (and remember that it did).
+    bool pause_if_full();
+};
+
 // What a Responder posts to the I/O thread.
 struct Completion {
-    enum class Kind { Response, Chunk, Finish, Abort, Watch, WebSocket };
+    enum class Kind { Response, Chunk, Finish, Abort, Watch, WebSocket, BodyAck };
     std::uint64_t connection = 0;
     Kind kind = Kind::Response;
     Response response;                    // Kind::Response
@@ -125,6 +150,11 @@ struct Connection {
     }
     // A WebSocket upgrade request (set when dispatched) and, once accepted, the WebSocket.
     std::unique_ptr<WebSocketSession> ws;
+    // A request body still arriving after its request went to the Handler (streams_request_bodies),
+    // and whether the Handler has had an answer written for that request (then a refusal of the body
+    // can only close the connection).
+    std::shared_ptr<RequestBodyState> body_in;
+    bool body_answered = false;
 };
 
 }  // namespace manygil::http

@@ -117,9 +117,16 @@ void IoThread::flush(Connection& c) {
     if (c.state == Connection::State::Writing && !c.stream) finish_response(c);
 }
 
+bool IoThread::slow_body(Connection& c, Clock::time_point now) {
+    // A streamed body with no byte for header_timeout, unless its consumer paused it (backpressure).
+    if (!c.body_in || now - c.last_activity <= shared_->options.header_timeout) return false;
+    std::lock_guard lock(c.body_in->mu);
+    return !c.body_in->paused;
+}
+
 void IoThread::sweep(Clock::time_point now) {
     const ServerOptions& o = shared_->options;
-    std::vector<Connection*> expired, late, stuck, websockets;
+    std::vector<Connection*> expired, late, stuck, websockets, slow_bodies;
     for (auto& [fd, cp] : by_fd_) {
         Connection& c = *cp;
         switch (c.state) {
@@ -136,6 +143,10 @@ void IoThread::sweep(Clock::time_point now) {
                 }
                 break;
             case Connection::State::Writing:
+                if (slow_body(c, now)) {
+                    slow_bodies.push_back(&c);
+                    break;
+                }
                 if (now - c.last_activity > o.keep_alive_timeout) expired.push_back(&c);  // a client that stopped reading
                 break;
             case Connection::State::Lingering:
@@ -143,6 +154,10 @@ void IoThread::sweep(Clock::time_point now) {
                 break;
             case Connection::State::WebSocket: websockets.push_back(&c); break;  // pings, the close handshake
             case Connection::State::Dispatched:  // the Handler's answer will come, unless it is stuck
+                if (slow_body(c, now)) {
+                    slow_bodies.push_back(&c);
+                    break;
+                }
                 if (o.response_timeout.count() > 0 && !c.waiting && c.handed_over != Clock::time_point{} &&
                     now - c.handed_over > o.response_timeout) {
                     stuck.push_back(&c);
@@ -157,6 +172,9 @@ void IoThread::sweep(Clock::time_point now) {
         // Dispatched and is dropped (complete()).
         reject(*c, 504, "no response within " + std::to_string(o.response_timeout.count()) +
                             " ms (the worker is still busy with it)");
+    }
+    for (Connection* c : slow_bodies) {
+        refuse_body(*c, 408, "no byte of the request body for " + std::to_string(o.header_timeout.count()) + " ms");
     }
     for (Connection* c : late) {
         reject(*c, 408, "the request did not arrive within " + std::to_string(o.header_timeout.count()) + " ms");

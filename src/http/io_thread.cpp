@@ -190,6 +190,7 @@ void IoThread::accept_all() {
             int one = 1;
             setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
             auto c = std::make_unique<Connection>(fd, shared_->next_connection.fetch_add(1), shared_->options.limits);
+            c->parser.set_streaming(shared_->stream_bodies);
             if (shared_->tls) {
                 try {
                     c->tls = std::make_unique<TlsSession>(*shared_->tls, fd);
@@ -220,6 +221,7 @@ void IoThread::accept_all() {
 
 void IoThread::close(Connection& c) {
     if (c.stream) c.stream->close();  // its producer stops
+    if (c.body_in) std::exchange(c.body_in, nullptr)->fail("the client went away (or the connection closed) mid-body");
     c.tell_gone();
     if (c.ws) ws_closed(c);           // its listener hears on_close, if it has not
     if (c.tls) c.tls->shutdown();      // best effort: close_notify unless the session failed

@@ -79,6 +79,10 @@ private:
     ReadStep read_some(Connection& c);
     void dispatch(Connection& c, Request request);
     void hand_over(Connection& c, Request request);
+    // Streamed request bodies (Handler::streams_request_bodies()): the request goes over with its
+    // head; a body the parser refuses is answered (not answered yet) or closes the connection.
+    void begin_body(Connection& c, Request request, bool expects_continue);
+    void refuse_body(Connection& c, int status, const std::string& reason);
     void complete(Completion completion);
     void stream_chunk(Connection& c, std::string bytes);
     void end_stream(Connection& c, bool abort);
@@ -89,6 +93,7 @@ private:
     void retry_waiting();
     void flush(Connection& c);
     void sweep(Clock::time_point now);
+    bool slow_body(Connection& c, Clock::time_point now);
     // websocket_io.cpp: WebSocket upgrades and connections.
     bool prepare_websocket(Connection& c, const Request& request);
     void websocket_op(std::uint64_t connection, WebSocketOp& op);

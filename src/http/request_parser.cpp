@@ -181,15 +181,21 @@ struct RequestParser::Callbacks {
     static int on_headers_complete(llhttp_t* p) { return self(p).on_headers_complete(); }
     static int on_body(llhttp_t* p, const char* at, std::size_t n) {
         RequestParser& s = self(p);
-        if (s.request_.body.size() + n > s.limits_.max_body) {
+        if (s.body_bytes_ + n > s.limits_.max_body) {
             s.fail(413, "the body is over " + std::to_string(s.limits_.max_body) + " bytes");
             return HPE_USER;
         }
-        s.request_.body.append(at, n);
+        s.body_bytes_ += n;
+        (s.head_ready_ || s.head_taken_ ? s.body_out_ : s.request_.body).append(at, n);
         return 0;
     }
     static int on_message_complete(llhttp_t* p) {
         RequestParser& s = self(p);
+        if (s.head_ready_ || s.head_taken_) {  // a streamed body's end: the head has its keep_alive
+            s.expect_continue_ = false;
+            s.state_ = State::Complete;
+            return HPE_PAUSED;
+        }
         s.request_.keep_alive = llhttp_should_keep_alive(p) != 0 && !s.close_after_;
         if (llhttp_get_upgrade(p)) {  // served as an ordinary request; llhttp parses nothing after it
             s.request_.keep_alive = false;
@@ -314,7 +320,7 @@ int RequestParser::on_headers_complete() {
                           std::to_string(limits_.max_body) + " bytes");
             return HPE_USER;
         }
-        r.body.reserve(static_cast<std::size_t>(p->content_length));
+        if (!streaming_) r.body.reserve(static_cast<std::size_t>(p->content_length));
         if (p->content_length == 0) expect_continue_ = false;
     } else if (!r.chunked) {
         expect_continue_ = false;  // no body to wait for
@@ -333,6 +339,11 @@ int RequestParser::on_headers_complete() {
     // served, then the connection MUST close.
     close_after_ = transfer_encoding && r.version_minor == 0;
     headers_done_ = true;
+    if (streaming_ && !llhttp_get_upgrade(p) && (r.chunked || (content_lengths && p->content_length > 0))) {
+        // Handed over now; keep_alive is known from the headers already.
+        r.keep_alive = llhttp_should_keep_alive(p) != 0 && !close_after_;
+        head_ready_ = true;
+    }
     // An Upgrade (websocket) is not taken up: the request is served as an ordinary one, and the
     // connection closes after it (llhttp stops parsing there).
     return 0;
@@ -384,8 +395,19 @@ std::size_t RequestParser::feed(const char* data, std::size_t n) {
 
 Request RequestParser::take() {
     state_ = State::Reading;
-    started_ = headers_done_ = false;
+    started_ = headers_done_ = head_ready_ = head_taken_ = false;
+    body_bytes_ = 0;
+    body_out_.clear();
     return std::exchange(request_, Request{});
+}
+
+Request RequestParser::take_head() {
+    head_ready_ = false;
+    head_taken_ = true;
+    expect_continue_ = false;  // the connection answers it when it hands the request over
+    Request r = std::exchange(request_, Request{});
+    request_.keep_alive = r.keep_alive;
+    return r;
 }
 
 }  // namespace manygil::http

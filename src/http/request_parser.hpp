@@ -21,6 +21,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "manygil/http.hpp"
 
@@ -56,8 +57,19 @@ public:
     // an interim "100 Continue" before sending the body.
     bool wants_continue() const noexcept { return state_ == State::Reading && expect_continue_; }
 
-    // In state Complete: the request, and the parser is ready for the next one.
+    // In state Complete: the request, and the parser is ready for the next one. After take_head(),
+    // the request's body is complete instead (what take() returns is empty: drop it).
     Request take();
+
+    // Streaming bodies (Handler::streams_request_bodies()): a request with a body is ready once its
+    // headers are in (head_ready(): take_head() it, body empty and keep_alive already decided); its
+    // body bytes then collect in take_body() after each feed(), Limits::max_body still enforced, and
+    // state Complete says the body has ended.
+    void set_streaming(bool on) noexcept { streaming_ = on; }
+    bool head_ready() const noexcept { return head_ready_; }
+    Request take_head();
+    bool streaming_body() const noexcept { return head_taken_; }  // after take_head(), until take()
+    std::string take_body() { return std::exchange(body_out_, std::string()); }
 
     // In state Failed: the status to answer (400, 413, 431, 501) and why, for the log.
     int error_status() const noexcept { return error_status_; }
@@ -76,7 +88,10 @@ private:
     std::unique_ptr<Llhttp> p_;
     State state_ = State::Reading;
     bool started_ = false, headers_done_ = false, expect_continue_ = false, in_value_ = false, upgraded_ = false;
-    bool close_after_ = false;  // the connection closes after this request (RFC 9112 6.1)
+    bool close_after_ = false;
+    bool streaming_ = false, head_ready_ = false, head_taken_ = false;
+    std::size_t body_bytes_ = 0;  // of this request's body so far (max_body)
+    std::string body_out_;        // streamed body bytes not yet taken  // the connection closes after this request (RFC 9112 6.1)
     std::size_t header_bytes_ = 0;
     Request request_;
     int error_status_ = 0;

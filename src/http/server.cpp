@@ -21,6 +21,7 @@ Server::Server(ServerOptions options, Handler& handler) : shared_(std::make_shar
     if (options.max_pending == 0) options.max_pending = 1;
     shared_->options = std::move(options);
     shared_->handler = &handler;
+    shared_->stream_bodies = handler.streams_request_bodies();
     if (shared_->options.access_log) {  // an unknown atom is refused here, before anything listens
         shared_->access_format.emplace(shared_->options.access_log_format.empty()
                                            ? kDefaultAccessLogFormat

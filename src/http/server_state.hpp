@@ -23,6 +23,7 @@ using Clock = std::chrono::steady_clock;
 struct Server::Shared {
     ServerOptions options;
     Handler* handler = nullptr;
+    bool stream_bodies = false;  // handler->streams_request_bodies(), read once at start
     std::optional<AccessLogFormat> access_format;  // set when options.access_log
     std::unique_ptr<TlsContext> tls;               // set when options.tls; read-only once threads run
     std::atomic<std::size_t> pending{0};

@@ -250,6 +250,8 @@ def test_quart():
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="the openssl command makes the test certificate")
 def test_tls_scheme_and_proxy_headers(tmp_path):
+    import hashlib
+
     from test_serve_tls import make_key_and_cert
 
     key, cert = make_key_and_cert(tmp_path, "server")
@@ -259,8 +261,14 @@ def test_tls_scheme_and_proxy_headers(tmp_path):
                                            context=ssl.create_default_context(cafile=str(cert)))
         conn.request("GET", "/scope")
         scope = json.loads(conn.getresponse().read())
-        conn.close()
         assert scope["scheme"] == "https"
+        # A body over TLS streams in pieces too, intact.
+        body = os.urandom(5 << 20)
+        conn.request("POST", "/upload", body=body)
+        got = json.loads(conn.getresponse().read())
+        conn.close()
+        assert got["total"] == len(body) and got["pieces"] > 1
+        assert got["sha256"] == hashlib.sha256(body).hexdigest()
     # From a trusted proxy (127.0.0.1 by default), X-Forwarded-For / -Proto set client and scheme.
     with manygil.Server("serve_apps.asgi_plain:app", workers=1, bind="127.0.0.1:0") as server:
         _, _, body = request(server, "GET", "/scope", headers={"X-Forwarded-For": "203.0.113.9",
@@ -316,3 +324,102 @@ def test_pipelined_requests_and_http10_streaming(plain):
     reply = raw(plain, b"GET /stream?3 HTTP/1.0\r\n\r\n")
     assert reply.startswith(b"HTTP/1.1 200") and b"chunked" not in reply
     assert reply.endswith(b"part 0\npart 1\npart 2\n")
+
+
+def _recv_all(s: socket.socket) -> bytes:
+    data = b""
+    while chunk := s.recv(65536):
+        data += chunk
+    return data
+
+
+def test_body_streams_in_with_more_body(plain):
+    # A body sent in three writes, with pauses, reaches the application in pieces: more_body True on
+    # each until the last.
+    with socket.create_connection(address(plain), timeout=30) as s:
+        s.sendall(b"POST /pieces HTTP/1.1\r\nHost: x\r\nContent-Length: 30\r\nConnection: close\r\n\r\n" + b"a" * 10)
+        for _ in range(2):
+            threading.Event().wait(0.2)  # let the application take the piece before the next one
+            s.sendall(b"b" * 10)
+        reply = _recv_all(s)
+    assert reply.startswith(b"HTTP/1.1 200"), reply
+    pieces = json.loads(reply.split(b"\r\n\r\n", 1)[1])
+    assert sum(n for n, _ in pieces) == 30 and len(pieces) >= 2, pieces
+    assert [more for _, more in pieces] == [True] * (len(pieces) - 1) + [False]
+
+
+def test_a_50_mib_upload_is_read_piece_by_piece_with_memory_bounded():
+    import hashlib
+
+    size, piece = 50 << 20, os.urandom(1 << 20)
+    with manygil.Server("serve_apps.asgi_plain:app", workers=1, bind="127.0.0.1:0", max_body=64 << 20) as server:
+        with socket.create_connection(address(server), timeout=60) as s:
+            s.sendall(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % size)
+            digest = hashlib.sha256()
+            for _ in range(size // len(piece)):
+                s.sendall(piece)
+                digest.update(piece)
+            reply = _recv_all(s)
+    assert reply.startswith(b"HTTP/1.1 200"), reply[:200]
+    got = json.loads(reply.split(b"\r\n\r\n", 1)[1])
+    assert got["total"] == size and got["sha256"] == digest.hexdigest()
+    assert got["pieces"] > 1 and got["biggest"] < size
+    # Buffered whole, the body alone would have grown the process by 50 MiB (twice: C++ and bytes).
+    assert got["grew"] < 20 << 20, got
+
+
+def test_a_body_over_max_body_mid_stream_is_refused_and_the_application_hears_disconnect(plain):
+    # Chunked, so the front end learns the size only as it arrives: 413 once it passes --max-body.
+    with socket.create_connection(address(plain), timeout=30) as s:
+        s.sendall(b"POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+        piece = b"%x\r\n" % (64 << 10) + b"z" * (64 << 10) + b"\r\n"
+        try:
+            for _ in range(40):  # 2.5 MiB > 1 MiB
+                s.sendall(piece)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        reply = _recv_all(s)
+    assert reply.startswith(b"HTTP/1.1 413"), reply[:200]
+    assert request(plain, "GET", "/pid")[0] == 200  # the worker goes on
+
+
+def test_a_client_leaving_mid_upload_is_heard_as_http_disconnect(plain):
+    with socket.create_connection(address(plain), timeout=30) as s:
+        s.sendall(b"POST /upload?left HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n" + b"u" * 5000)
+        threading.Event().wait(0.2)  # let the application take the first piece
+    for _ in range(300):
+        seen = json.loads(request(plain, "GET", "/seen")[2])
+        if "upload?left" in seen:
+            break
+        threading.Event().wait(0.05)
+    assert seen.get("upload?left") == ["http.disconnect", 5000]
+
+
+def test_a_slow_upload_does_not_stall_other_requests(plain):
+    # The one worker's loop awaits the upload's next piece without blocking: other requests are
+    # answered meanwhile, then the upload completes.
+    with socket.create_connection(address(plain), timeout=30) as s:
+        s.sendall(b"POST /pieces HTTP/1.1\r\nHost: x\r\nContent-Length: 20\r\nConnection: close\r\n\r\n" + b"x" * 10)
+        for _ in range(5):
+            assert request(plain, "GET", "/pid")[0] == 200
+        s.sendall(b"y" * 10)
+        reply = _recv_all(s)
+    pieces = json.loads(reply.split(b"\r\n\r\n", 1)[1])
+    assert sum(n for n, _ in pieces) == 20 and pieces[-1][1] is False
+
+
+def test_starlette_request_stream():
+    httpx = pytest.importorskip("httpx")
+    pytest.importorskip("starlette")
+
+    def chunks():
+        for _ in range(32):
+            yield b"s" * (64 << 10)
+
+    with manygil.Server("serve_apps.starlette_app:app", workers=1, bind="127.0.0.1:0") as server:
+        host, port = address(server)
+        with httpx.Client(base_url=f"http://{host}:{port}", timeout=30) as client:
+            got = client.post("/upload", content=chunks()).json()  # chunked
+            assert got["total"] == 32 * (64 << 10) and got["pieces"] >= 1
+            got = client.post("/upload", content=b"t" * 3_000_000).json()
+            assert got["total"] == 3_000_000 and got["pieces"] > 1

@@ -40,6 +40,40 @@ async def app(scope, receive, send):
             if not message.get("more_body"):
                 break
         return await respond(send, 200, body, b"application/octet-stream")
+    if path == "/pieces":
+        # The more_body sequence as received: [[len, more_body], ...].
+        pieces = []
+        while True:
+            message = await receive()
+            assert message["type"] == "http.request", message
+            pieces.append([len(message["body"]), message["more_body"]])
+            if not message["more_body"]:
+                break
+        return await respond(send, 200, json.dumps(pieces).encode(), b"application/json")
+    if path == "/upload":
+        # Reads a large body piece by piece, holding none of it: reports its size, the pieces, a
+        # checksum, and how much the process's resident memory grew meanwhile (the worker never
+        # held the whole body, nor did the front end).
+        import hashlib
+        digest, total, count, biggest = hashlib.sha256(), 0, 0, 0
+        start = peak = rss()
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                SEEN["upload?" + scope["query_string"].decode()] = [message["type"], total]
+                return
+            piece = message["body"]
+            digest.update(piece)
+            total += len(piece)
+            count += 1
+            biggest = max(biggest, len(piece))
+            if count % 16 == 0:
+                peak = max(peak, rss())
+            if not message["more_body"]:
+                break
+        peak = max(peak, rss())
+        out = {"total": total, "pieces": count, "biggest": biggest, "sha256": digest.hexdigest(), "grew": peak - start}
+        return await respond(send, 200, json.dumps(out).encode(), b"application/json")
     if path == "/sleep":
         await asyncio.sleep(float(scope["query_string"] or b"0.5"))
         return await respond(send, 200, b"slept")
@@ -88,10 +122,15 @@ async def app(scope, receive, send):
             return await respond(send, 500, b"not concurrent")
         return await respond(send, 200, b"met")
     if path == "/seen":
-        return await respond(send, 200, json.dumps({k: v for k, v in SEEN.items() if k == "disconnect"}).encode())
+        return await respond(send, 200, json.dumps({k: v for k, v in SEEN.items() if k == "disconnect" or k.startswith("upload")}).encode())
     if path == "/pid":
         return await respond(send, 200, str(os.getpid()).encode() + b" " + str(id(SEEN)).encode())
     return await respond(send, 404, b"not found")
+
+
+def rss():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
 async def respond(send, status, body, content_type=b"text/plain"):

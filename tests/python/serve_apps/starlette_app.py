@@ -35,6 +35,15 @@ async def echo(request):
                              headers={"x-length": str(len(body))})
 
 
+async def upload(request):
+    # request.stream(): the body piece by piece as the front end streams it in.
+    total, pieces = 0, 0
+    async for piece in request.stream():
+        total += len(piece)
+        pieces += 1
+    return JSONResponse({"total": total, "pieces": pieces})
+
+
 async def stream(request):
     async def parts():
         for i in range(int(request.query_params.get("n", "3"))):
@@ -64,6 +73,7 @@ async def lifespan(app):
 
 app = Starlette(routes=[
     Route("/", page), Route("/hello", hello), Route("/json", data, methods=["GET", "POST"]),
-    Route("/echo", echo, methods=["POST"]), Route("/stream", stream), Route("/background", background),
+    Route("/echo", echo, methods=["POST"]), Route("/upload", upload, methods=["POST"]),
+    Route("/stream", stream), Route("/background", background),
     Route("/done", done),
 ], lifespan=lifespan)
