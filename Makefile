@@ -137,6 +137,7 @@ bench: build-python
 	@$(VENV)/bin/python bench/main_call.py
 	@$(VENV)/bin/python bench/data_plane.py
 	@$(VENV)/bin/python bench/shared_dict.py
+	@$(VENV)/bin/python bench/channels_layer.py
 	@$(VENV)/bin/python bench/serve.py
 	@$(VENV)/bin/python bench/serve_asgi.py
 	@$(VENV)/bin/python bench/serve_tls.py
