@@ -62,3 +62,40 @@ TEST(ChannelWaker, AChannelKeepsItsWatchersWakerAlive) {
     ch.send(Value(1));
     EXPECT_TRUE(weak.expired());  // fired: the channel let go
 }
+
+// An event loop's shape under load: one thread arms, waits on the fd, takes the ready tokens and
+// receives (disarming what did not fire), while senders on other threads race it. Every message
+// arrives and no wake-up is lost (a lost one would hang the loop: the test's poll would time out).
+TEST(ChannelWaker, ALoopThreadAndRacingSendersLoseNothing) {
+    using manygil::detail::ChannelAccess;
+    constexpr int kSenders = 3, kEach = 2000;
+    auto waker = std::make_shared<manygil::detail::ChannelWaker>();
+    std::vector<Channel> channels(kSenders);
+    std::vector<std::thread> senders;
+    for (int s = 0; s < kSenders; ++s) {
+        senders.emplace_back([&, s] {
+            for (int i = 0; i < kEach; ++i) channels[s].send(Value(i));
+        });
+    }
+    std::vector<int> next(kSenders, 0);
+    int received = 0;
+    std::uint64_t token = 0;
+    while (received < kSenders * kEach) {
+        std::vector<std::uint64_t> armed;
+        for (int s = 0; s < kSenders; ++s) {
+            ChannelAccess::arm(channels[s], waker, ++token);
+            armed.push_back(token);
+        }
+        ASSERT_TRUE(readable(waker->fd(), 10'000)) << "a wake-up was lost at " << received;
+        waker->take_ready();
+        for (int s = 0; s < kSenders; ++s) {
+            ChannelAccess::disarm(channels[s], waker.get(), armed[static_cast<std::size_t>(s)]);
+            while (auto v = channels[s].recv(std::chrono::duration<double>(0))) {
+                ASSERT_EQ(v->as_int(), next[static_cast<std::size_t>(s)]++);
+                ++received;
+            }
+        }
+    }
+    for (auto& t : senders) t.join();
+    EXPECT_EQ(received, kSenders * kEach);
+}
