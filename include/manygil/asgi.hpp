@@ -49,7 +49,8 @@
 // their tasks up to 5 s (manygil._asgi.WEBSOCKET_FINISH_SECONDS) to take websocket.disconnect and
 // return before it cancels what remains.
 //
-// The handler's jobs occupy every worker of the pool until stop(): give it a pool of its own.
+// The handler's jobs occupy every worker of the pool until stop(): give it a pool of its own (and
+// without PoolOptions::max_tasks_per_worker: the handler recycles its loops itself, max_requests).
 //
 // Typical C++ host:
 //   manygil::Runtime runtime({.python_path = {"/srv/app"}});
@@ -86,6 +87,20 @@ struct AsgiOptions {
     // scope["client"] and scope["scheme"].
     std::vector<std::string> forwarded_allow_ips = {"127.0.0.1", "::1"};
     Lifespan lifespan = Lifespan::Auto;
+    // Recycling (gunicorn's --max-requests, as its uvicorn worker does it): a worker's loop that has
+    // taken this many requests and WebSocket connections (plus up to max_requests_jitter more, drawn
+    // per loop) starts a successor: a new interpreter for its pool slot (WorkerGroup's successor, as
+    // PoolOptions::max_tasks_per_worker), which imports the application and runs lifespan startup
+    // while the old loop serves on. Once it has started, the requests go to it, and the old loop
+    // finishes those it has (no request is refused or dropped), runs lifespan shutdown and ends its
+    // interpreter. Open WebSockets get recycle_grace to end on their own, then are closed 1001 (their
+    // tasks cancelled): a long-lived connection must not keep a retired interpreter alive, which
+    // would defeat the point (a leaking application's memory back). HTTP requests still running then
+    // are cancelled too (503, or a cut stream). A successor whose startup fails is dropped (logged
+    // critical) and the old loop serves on, trying again after another share. 0: never.
+    std::size_t max_requests = 0;
+    std::size_t max_requests_jitter = 0;
+    std::chrono::duration<double> recycle_grace{30.0};
     // Where errors are logged (a line or a traceback, no trailing newline), from worker threads.
     // Default: stderr.
     std::function<void(std::string_view)> log;
