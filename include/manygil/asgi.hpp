@@ -32,6 +32,15 @@
 // application that returns without a complete response -> 500, or cut. A worker whose job the pool
 // refuses (shut down) answers 503.
 //
+// A stuck loop (with AsgiOptions::timeout): a watchdog thread of the handler probes each loop that
+// has requests in flight through its inbox; one that leaves it undrained for the timeout (a request
+// blocking it in C code, or in Python that never awaits) is interrupted (TimeoutError at its next
+// bytecode, in that request; a loop that comes back withdraws the interrupt and serves on). If the
+// interrupt stays pending until the pool replaces the worker as stuck (PoolOptions::
+// replace_stuck_after: give the pool one), a successor loop is posted for the replacement
+// interpreter; it takes the requests the stuck loop never drained (those it had taken get the front
+// end's 504, Server's response_timeout), and the stuck loop retires when its call returns.
+//
 // WebSockets (asgiref's websocket.* events, spec 2.4): accepts_websockets() is true, and an upgrade
 // request goes to the least loaded worker like a request (an open WebSocket counts as in flight
 // until its application returns). The scope adds `subprotocols` (Sec-WebSocket-Protocol's tokens),
@@ -39,7 +48,8 @@
 // then each message (text or bytes) -- the front end's receive window (WebSocketOptions) counts a
 // message until the application has received it (WebSocket::consumed then), so a slow consumer
 // stops its own socket being read and nobody else's -- then websocket.disconnect with the close code
-// the listener heard. send(): websocket.accept (subprotocol, headers), websocket.send (past the send
+// the listener heard (1006 when the client left before the application answered the upgrade: an
+// accept after that goes to a closed connection, and websocket.send raises). send(): websocket.accept (subprotocol, headers), websocket.send (past the send
 // window `await send()` waits for on_writable() through the inbox, never blocking the loop; after
 // the client has gone it raises ConnectionResetError), websocket.close (before accept: 403),
 // websocket.http.response.start/body (the denial extension: that response instead). An application

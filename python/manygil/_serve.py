@@ -98,7 +98,8 @@ class Server:
     WSGI. ``self.interface`` says which. Under ASGI: ``lifespan`` ("auto": run it if the application
     supports it; "on"; "off") runs lifespan startup in every worker before the server listens (a
     failure raises AppLoadError with the application's message) and shutdown at ``stop()``;
-    ``timeout`` cancels the request's task (504 if nothing was sent); ``root_path`` is
+    ``timeout`` cancels the request's task (504 if nothing was sent), and a loop blocked past it
+    (in C code) is interrupted and, if the interrupt cannot reach it, replaced as a stuck WSGI worker is; ``root_path`` is
     scope["root_path"]; ``max_requests`` recycles a worker's loop as gunicorn's uvicorn worker does:
     after that many requests (and WebSocket connections) a new interpreter loads the application and
     runs lifespan startup while the old loop serves on; then it takes the new requests, and the old
