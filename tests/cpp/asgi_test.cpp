@@ -98,10 +98,14 @@ std::string initializer() {
 }
 
 struct Host {
-    explicit Host(std::size_t workers = 2, std::size_t max_requests = 0)
+    explicit Host(std::size_t workers = 2, std::size_t max_requests = 0,
+                  std::chrono::duration<double> recycle_grace = std::chrono::seconds(30))
         : runtime(options()),
           pool(runtime, {.workers = workers, .initializer = manygil::Initializer::source(initializer())}),
-          handler(pool, {.app = "mg_asgi:app", .lifespan = manygil::asgi::Lifespan::On, .max_requests = max_requests}) {
+          handler(pool, {.app = "mg_asgi:app",
+                         .lifespan = manygil::asgi::Lifespan::On,
+                         .max_requests = max_requests,
+                         .recycle_grace = recycle_grace}) {
         if (auto failed = handler.wait_started()) ADD_FAILURE() << *failed;
         server.emplace(manygil::http::ServerOptions{.bind = {"127.0.0.1:0"}, .log = [](std::string_view) {}}, handler);
     }
@@ -184,6 +188,87 @@ TEST(AsgiHandler, RecyclesAWorkersLoopAfterMaxRequestsWithoutLosingOne) {
     std::vector<std::string> n = notes();
     EXPECT_GE(count(n, "startup"), 2u);
     EXPECT_EQ(count(n, "startup"), count(n, "shutdown"));
+}
+
+// A raw WebSocket client's pieces: a masked frame out, a server frame (unmasked) in.
+std::string masked_text(const std::string& payload) {
+    std::string f;
+    f += static_cast<char>(0x81);
+    f += static_cast<char>(0x80 | payload.size());  // short payloads only
+    const char key[4] = {1, 2, 3, 4};
+    f.append(key, 4);
+    for (std::size_t i = 0; i < payload.size(); ++i) f += static_cast<char>(payload[i] ^ key[i % 4]);
+    return f;
+}
+
+bool read_exact(int fd, std::string& out, std::size_t n) {
+    while (out.size() < n) {
+        char buf[4096];
+        ssize_t got = recv(fd, buf, std::min(sizeof buf, n - out.size()), 0);
+        if (got <= 0) return false;
+        out.append(buf, static_cast<std::size_t>(got));
+    }
+    return true;
+}
+
+struct Frame {
+    int opcode = -1;
+    std::string payload;
+};
+
+Frame read_frame(int fd) {
+    std::string head;
+    if (!read_exact(fd, head, 2)) return {};
+    std::size_t len = static_cast<unsigned char>(head[1]) & 0x7f;
+    if (len == 126) {
+        std::string ext;
+        if (!read_exact(fd, ext, 2)) return {};
+        len = (static_cast<unsigned char>(ext[0]) << 8) | static_cast<unsigned char>(ext[1]);
+    }
+    Frame f{static_cast<unsigned char>(head[0]) & 0x0f, {}};
+    if (!read_exact(fd, f.payload, len)) return {};
+    return f;
+}
+
+TEST(AsgiHandler, ARecycledLoopClosesItsOpenWebSocketWith1001AfterTheGrace) {
+    Host host(1, 2, std::chrono::milliseconds(300));
+    int fd = manygil::testing::connect_to(host.address());
+    manygil::testing::send_all(fd, "GET /ws HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                                   "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n");
+    std::string head;
+    while (head.find("\r\n\r\n") == std::string::npos) {
+        char c;
+        ASSERT_EQ(recv(fd, &c, 1, 0), 1) << head;
+        head += c;
+    }
+    ASSERT_EQ(head.rfind("HTTP/1.1 101 ", 0), 0u) << head;
+    manygil::testing::send_all(fd, masked_text("one"));
+    Frame echo = read_frame(fd);
+    EXPECT_EQ(echo.opcode, 1);
+    EXPECT_EQ(echo.payload, "one");
+    // Past the share (the WebSocket counted, then two requests): a new interpreter takes over ...
+    for (int i = 0; i < 2; ++i) {
+        std::string got = round_trip(host.address(), "GET /hello HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n");
+        ASSERT_EQ(got.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << got;
+    }
+    // ... and the old loop, once the grace is over, closes the WebSocket it still holds with 1001
+    // (its task cancelled), then runs lifespan shutdown.
+    Frame close_frame = read_frame(fd);
+    EXPECT_EQ(close_frame.opcode, 8);
+    ASSERT_GE(close_frame.payload.size(), 2u);
+    EXPECT_EQ((static_cast<unsigned char>(close_frame.payload[0]) << 8) | static_cast<unsigned char>(close_frame.payload[1]),
+              1001);
+    close(fd);
+    auto deadline = std::chrono::steady_clock::now() + 30s;
+    while (count(notes(), "shutdown") == 0 && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(10ms);
+    }
+    EXPECT_EQ(count(notes(), "shutdown"), 1u);
+    EXPECT_EQ(count(notes(), "startup"), 2u);
+    EXPECT_EQ(count(notes(), "ws task ended"), 1u);
+    // The new loop serves.
+    std::string got = round_trip(host.address(), "GET /hello HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n");
+    EXPECT_EQ(got.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << got;
 }
 
 }  // namespace

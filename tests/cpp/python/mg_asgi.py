@@ -17,6 +17,18 @@ async def app(scope, receive, send):
                 _mg_asgi_host.note("shutdown")
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+    if scope["type"] == "websocket":  # an echo; the close code it heard is told to the host
+        assert (await receive())["type"] == "websocket.connect"
+        await send({"type": "websocket.accept"})
+        try:
+            while True:
+                message = await receive()
+                if message["type"] == "websocket.disconnect":
+                    _mg_asgi_host.note(f"ws disconnect {message['code']}")
+                    return
+                await send({"type": "websocket.send", "text": message["text"]})
+        finally:
+            _mg_asgi_host.note("ws task ended")
     if scope["path"] == "/hello":
         body = f"hello from {scope['method']} {scope['path']}".encode()
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
