@@ -92,11 +92,12 @@ tsan: bootstrap
 	    -DMANYGIL_BUILD_TESTS=ON -DMANYGIL_BUILD_EXAMPLES=OFF -DMANYGIL_BUILD_EXTENSION=OFF \
 	    "-DCMAKE_C_FLAGS=$(TSAN_FLAGS)" "-DCMAKE_CXX_FLAGS=$(TSAN_FLAGS)" "-DCMAKE_EXE_LINKER_FLAGS=$(TSAN_FLAGS)" \
 	    > $(TSAN_BUILD).configure.log || (cat $(TSAN_BUILD).configure.log; exit 1)
-	@$(CMAKE) --build $(TSAN_BUILD) --target shared_dict_test wake_signal_test > $(TSAN_BUILD).build.log || \
+	@$(CMAKE) --build $(TSAN_BUILD) --target shared_dict_test wake_signal_test channel_waker_test > $(TSAN_BUILD).build.log || \
 	    (tail -40 $(TSAN_BUILD).build.log; exit 1)
 	@TSAN_OPTIONS=halt_on_error=1 $(TSAN_BUILD)/tests/cpp/shared_dict_test --gtest_brief=1
 	@TSAN_OPTIONS=halt_on_error=1 $(TSAN_BUILD)/tests/cpp/wake_signal_test --gtest_brief=1
-	@echo "[tsan] SharedDict and wait tests passed under ThreadSanitizer"
+	@TSAN_OPTIONS=halt_on_error=1 $(TSAN_BUILD)/tests/cpp/channel_waker_test --gtest_brief=1
+	@echo "[tsan] SharedDict, wait and channel wake-up tests passed under ThreadSanitizer"
 
 # libFuzzer on the payload decoder (clang, ASan+UBSan), FUZZ_SECONDS per target, seeded from the
 # committed corpus (tests/fuzz/corpus); what it finds goes to $(FUZZ_BUILD)/corpus, crashes to
@@ -137,6 +138,7 @@ bench: build-python
 	@$(VENV)/bin/python bench/main_call.py
 	@$(VENV)/bin/python bench/data_plane.py
 	@$(VENV)/bin/python bench/shared_dict.py
+	@$(VENV)/bin/python bench/channels_layer.py
 	@$(VENV)/bin/python bench/serve.py
 	@$(VENV)/bin/python bench/serve_asgi.py
 	@$(VENV)/bin/python bench/serve_tls.py

@@ -61,7 +61,7 @@ PyObject* server_new(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
     static const char* kw[] = {"pool", "app", "bind", "io_threads", "backlog", "max_body", "max_header_bytes",
                                "max_pending", "timeout", "header_timeout", "keep_alive_timeout", "access_log",
                                "forwarded_allow_ips", "access_log_format", "log_level", "certfile", "keyfile",
-                               "interface", "lifespan", "root_path", nullptr};
+                               "interface", "lifespan", "root_path", "max_requests", "max_requests_jitter", nullptr};
     PyObject *pool, *bind, *timeout = Py_None, *forwarded = nullptr;
     const char* app;
     const char* access_log_format = nullptr;
@@ -69,14 +69,18 @@ PyObject* server_new(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
     const char *certfile = nullptr, *keyfile = nullptr;
     const char *interface = "wsgi", *lifespan = "auto", *root_path = "";
     Py_ssize_t io_threads = 1, backlog = 1024, max_body = Py_ssize_t{1} << 30, max_header_bytes = 64 * 1024,
-               max_pending = 1024;
+               max_pending = 1024, max_requests = 0, max_requests_jitter = 0;
     double header_timeout = 10.0, keep_alive_timeout = 75.0;
     int access_log = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OsO|$nnnnnOddpOzszzsss:HttpServer", const_cast<char**>(kw),
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OsO|$nnnnnOddpOzszzsssnn:HttpServer", const_cast<char**>(kw),
                                      &pool, &app, &bind, &io_threads, &backlog, &max_body, &max_header_bytes,
                                      &max_pending, &timeout, &header_timeout, &keep_alive_timeout, &access_log,
                                      &forwarded, &access_log_format, &log_level, &certfile, &keyfile, &interface,
-                                     &lifespan, &root_path)) {
+                                     &lifespan, &root_path, &max_requests, &max_requests_jitter)) {
+        return nullptr;
+    }
+    if (max_requests < 0 || max_requests_jitter < 0) {
+        PyErr_SetString(PyExc_ValueError, "max_requests and max_requests_jitter must be >= 0");
         return nullptr;
     }
     std::string_view iface = interface, life = lifespan;
@@ -167,6 +171,8 @@ PyObject* server_new(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
             asgi_options.lifespan = life == "on" ? asgi::Lifespan::On : life == "off" ? asgi::Lifespan::Off
                                                                                      : asgi::Lifespan::Auto;
             asgi_options.log_level = *level;
+            asgi_options.max_requests = static_cast<std::size_t>(max_requests);
+            asgi_options.max_requests_jitter = static_cast<std::size_t>(max_requests_jitter);
             s->asgi = new asgi::AsgiHandler(*target, std::move(asgi_options));
             s->handler = s->asgi;
             std::optional<std::string> failed;

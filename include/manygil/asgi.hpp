@@ -32,6 +32,15 @@
 // application that returns without a complete response -> 500, or cut. A worker whose job the pool
 // refuses (shut down) answers 503.
 //
+// A stuck loop (with AsgiOptions::timeout): a watchdog thread of the handler probes each loop that
+// has requests in flight through its inbox; one that leaves it undrained for the timeout (a request
+// blocking it in C code, or in Python that never awaits) is interrupted (TimeoutError at its next
+// bytecode, in that request; a loop that comes back withdraws the interrupt and serves on). If the
+// interrupt stays pending until the pool replaces the worker as stuck (PoolOptions::
+// replace_stuck_after: give the pool one), a successor loop is posted for the replacement
+// interpreter; it takes the requests the stuck loop never drained (those it had taken get the front
+// end's 504, Server's response_timeout), and the stuck loop retires when its call returns.
+//
 // WebSockets (asgiref's websocket.* events, spec 2.4): accepts_websockets() is true, and an upgrade
 // request goes to the least loaded worker like a request (an open WebSocket counts as in flight
 // until its application returns). The scope adds `subprotocols` (Sec-WebSocket-Protocol's tokens),
@@ -39,7 +48,8 @@
 // then each message (text or bytes) -- the front end's receive window (WebSocketOptions) counts a
 // message until the application has received it (WebSocket::consumed then), so a slow consumer
 // stops its own socket being read and nobody else's -- then websocket.disconnect with the close code
-// the listener heard. send(): websocket.accept (subprotocol, headers), websocket.send (past the send
+// the listener heard (1006 when the client left before the application answered the upgrade: an
+// accept after that goes to a closed connection, and websocket.send raises). send(): websocket.accept (subprotocol, headers), websocket.send (past the send
 // window `await send()` waits for on_writable() through the inbox, never blocking the loop; after
 // the client has gone it raises ConnectionResetError), websocket.close (before accept: 403),
 // websocket.http.response.start/body (the denial extension: that response instead). An application
@@ -49,7 +59,8 @@
 // their tasks up to 5 s (manygil._asgi.WEBSOCKET_FINISH_SECONDS) to take websocket.disconnect and
 // return before it cancels what remains.
 //
-// The handler's jobs occupy every worker of the pool until stop(): give it a pool of its own.
+// The handler's jobs occupy every worker of the pool until stop(): give it a pool of its own (and
+// without PoolOptions::max_tasks_per_worker: the handler recycles its loops itself, max_requests).
 //
 // Typical C++ host:
 //   manygil::Runtime runtime({.python_path = {"/srv/app"}});
@@ -86,6 +97,20 @@ struct AsgiOptions {
     // scope["client"] and scope["scheme"].
     std::vector<std::string> forwarded_allow_ips = {"127.0.0.1", "::1"};
     Lifespan lifespan = Lifespan::Auto;
+    // Recycling (gunicorn's --max-requests, as its uvicorn worker does it): a worker's loop that has
+    // taken this many requests and WebSocket connections (plus up to max_requests_jitter more, drawn
+    // per loop) starts a successor: a new interpreter for its pool slot (WorkerGroup's successor, as
+    // PoolOptions::max_tasks_per_worker), which imports the application and runs lifespan startup
+    // while the old loop serves on. Once it has started, the requests go to it, and the old loop
+    // finishes those it has (no request is refused or dropped), runs lifespan shutdown and ends its
+    // interpreter. Open WebSockets get recycle_grace to end on their own, then are closed 1001 (their
+    // tasks cancelled): a long-lived connection must not keep a retired interpreter alive, which
+    // would defeat the point (a leaking application's memory back). HTTP requests still running then
+    // are cancelled too (503, or a cut stream). A successor whose startup fails is dropped (logged
+    // critical) and the old loop serves on, trying again after another share. 0: never.
+    std::size_t max_requests = 0;
+    std::size_t max_requests_jitter = 0;
+    std::chrono::duration<double> recycle_grace{30.0};
     // Where errors are logged (a line or a traceback, no trailing newline), from worker threads.
     // Default: stderr.
     std::function<void(std::string_view)> log;

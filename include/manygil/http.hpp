@@ -332,6 +332,11 @@ public:
     void consumed(std::size_t bytes);
     // Whether accept() or deny() is still due.
     bool pending() const noexcept { return stage_.load() == Stage::Pending; }
+    // Before accept() or deny(): `gone` is called once, on the I/O thread (or on this one if the
+    // connection is gone already or the server has stopped), if the client hangs up or the connection
+    // closes while the upgrade waits for its answer (as Responder::on_gone). Not called once the
+    // upgrade is answered (the listener's on_close() tells of an accepted one). Must not block.
+    void on_gone(std::function<void()> gone);
 
 private:
     enum class Stage { Pending, Accepted, Done };

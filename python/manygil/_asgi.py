@@ -26,6 +26,9 @@ _INFO, _WARNING, _ERROR = 1, 2, 3
 # this long to take websocket.disconnect and return before what still runs is cancelled.
 WEBSOCKET_FINISH_SECONDS = 5.0
 
+# Worker.drain()'s third item when this loop is to retire (recycling: a successor serves instead).
+_RETIRE = 2
+
 
 def is_asgi(app: Any) -> bool:
     """An ASGI 3 application: a coroutine function, or an object whose ``__call__`` is one, taking
@@ -82,6 +85,8 @@ async def _main(worker: Any, app: Any, mode: str, timeout: float | None) -> None
     websockets: set[asyncio.Task[None]] = set()
     stopping = loop.create_future()
 
+    server_stop = loop.create_future()  # the handler stops (also while retiring)
+
     def on_inbox() -> None:
         calls, woken, stop = worker.drain()
         for call in calls:
@@ -103,24 +108,43 @@ async def _main(worker: Any, app: Any, mode: str, timeout: float | None) -> None
         for call in woken:
             call.wake()
         if stop and not stopping.done():
-            stopping.set_result(None)
+            stopping.set_result(stop)
+        if stop is True and not server_stop.done():
+            server_stop.set_result(None)
 
     worker.bind(loop.create_future)  # for a receive() or send() that must wait
     loop.add_reader(worker.fileno(), on_inbox)
     try:
         on_inbox()  # requests that came while lifespan startup ran
-        await stopping
-        if websockets:  # the inbox still watched: their close events reach them
+        if await stopping == _RETIRE:
+            await _retire(worker, tasks, websockets, server_stop, loop)
+        elif websockets:  # the inbox still watched: their close events reach them
             await asyncio.wait(set(websockets), timeout=WEBSOCKET_FINISH_SECONDS)
     finally:
         loop.remove_reader(worker.fileno())
-    # The front end has stopped (the requests in flight had their grace): what still runs is cancelled.
+    # The front end has stopped (the requests in flight had their grace), or this loop retired: what
+    # still runs is cancelled (an open WebSocket is closed 1001).
     for task in list(tasks):
         task.cancel()
     if tasks:
         await asyncio.gather(*tasks, return_exceptions=True)
     await life.shutdown()
     worker.bind(None)
+
+
+async def _retire(worker: Any, tasks: set[asyncio.Task[None]], websockets: set[asyncio.Task[None]],
+                  server_stop: asyncio.Future[None], loop: asyncio.AbstractEventLoop) -> None:
+    """Recycling (AsgiOptions::max_requests): a successor takes the new requests; this loop lets what it
+    has finish, for up to recycle_grace seconds (the handler stopping cuts that short), the inbox still
+    watched (the last arrivals, the wake-ups of those in flight)."""
+    deadline = loop.time() + worker.recycle_grace()
+    while tasks and not server_stop.done():
+        left = deadline - loop.time()
+        if left <= 0:
+            return
+        await asyncio.wait({*tasks, server_stop}, timeout=left, return_when=asyncio.FIRST_COMPLETED)
+    if server_stop.done() and websockets:  # as a stop does: the front end closed them 1001 already
+        await asyncio.wait(set(websockets), timeout=WEBSOCKET_FINISH_SECONDS)
 
 
 # The application's receive and send are the call's own (C) methods: each returns an awaitable that

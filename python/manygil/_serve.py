@@ -98,9 +98,13 @@ class Server:
     WSGI. ``self.interface`` says which. Under ASGI: ``lifespan`` ("auto": run it if the application
     supports it; "on"; "off") runs lifespan startup in every worker before the server listens (a
     failure raises AppLoadError with the application's message) and shutdown at ``stop()``;
-    ``timeout`` cancels the request's task (504 if nothing was sent); ``root_path`` is
-    scope["root_path"]; ``max_requests`` does not apply (a worker's loop serves until the server
-    stops) and is refused.
+    ``timeout`` cancels the request's task (504 if nothing was sent), and a loop blocked past it
+    (in C code) is interrupted and, if the interrupt cannot reach it, replaced as a stuck WSGI worker is; ``root_path`` is
+    scope["root_path"]; ``max_requests`` recycles a worker's loop as gunicorn's uvicorn worker does:
+    after that many requests (and WebSocket connections) a new interpreter loads the application and
+    runs lifespan startup while the old loop serves on; then it takes the new requests, and the old
+    loop finishes those it has (its open WebSockets get 30 s, then are closed 1001), runs lifespan
+    shutdown and ends (``stats()["pool"]["recycled"]``).
 
     Raises AppLoadError if the application cannot load in a worker, ValueError for a bad option,
     OSError if an address cannot be bound. Use ``stop()`` (or ``with``) to end it.
@@ -143,9 +147,13 @@ class Server:
                     raise type(e)(e.errno, f"cannot read the TLS {what} {os.fspath(path)}: {e.strerror}") from None
         # With a timeout, a worker whose request ignores the interrupt (blocked in C) for
         # STUCK_AFTER more seconds is replaced, so the server keeps its capacity (stats()["pool"]).
+        # The pool recycles WSGI workers itself; ASGI loops are recycled by the handler (each loop is
+        # one long job), so an ASGI server's pool does not count jobs.
+        pool_recycles = bool(max_requests) and interface != "asgi"
         self._pool = Pool(workers, thread_name_prefix="manygil.serve", initializer=_wsgi.load_app, initargs=(app,),
                           replace_stuck_after=STUCK_AFTER if timeout is not None else None,
-                          max_tasks_per_child=max_requests or None, max_tasks_jitter=max_requests_jitter)
+                          max_tasks_per_child=max_requests if pool_recycles else None,
+                          max_tasks_jitter=max_requests_jitter if pool_recycles else 0)
         try:
             self._pool.wait_ready()
         except BrokenPool as e:
@@ -157,10 +165,6 @@ class Server:
             except BaseException:
                 self._pool.shutdown(wait=True)
                 raise
-        if interface == "asgi" and max_requests:
-            self._pool.shutdown(wait=True)
-            raise ValueError("max_requests does not apply to ASGI: each worker's event loop serves until the server "
-                             "stops")
         try:
             self._core = _core.HttpServer(
                 self._pool._core, app, binds, io_threads=io_threads, backlog=backlog, max_body=max_body,
@@ -171,7 +175,7 @@ class Server:
                 access_log_format=access_log_format, log_level=log_level.lower(),
                 certfile=None if certfile is None else os.fspath(certfile),
                 keyfile=None if keyfile is None else os.fspath(keyfile), interface=interface, lifespan=lifespan,
-                root_path=root_path)
+                root_path=root_path, max_requests=max_requests, max_requests_jitter=max_requests_jitter)
         except RuntimeError as e:  # ASGI: a worker's lifespan startup failed (or its loop could not start)
             self._pool.shutdown(wait=True)
             if interface != "asgi":

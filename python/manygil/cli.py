@@ -179,9 +179,10 @@ def main(argv=None):
                        "graceful restart (SIGHUP), so a renewed certificate takes effect without a dropped connection")
     serve.add_argument("--keyfile", default=None, metavar="PATH", help="the certificate's PEM private key, "
                        "unencrypted (default: in --certfile)")
-    serve.add_argument("--max-requests", type=int, default=0, metavar="N", help="WSGI: recycle: a worker interpreter "
-                       "that has served N requests is replaced by a fresh one, which loads the application while "
-                       "the old one serves on (default 0: never)")
+    serve.add_argument("--max-requests", type=int, default=0, metavar="N", help="recycle: a worker interpreter that "
+                       "has served N requests is replaced by a fresh one, which loads the application while the "
+                       "old one serves on (ASGI: lifespan shutdown and startup; open WebSockets get 30 s) (default "
+                       "0: never)")
     serve.add_argument("--max-requests-jitter", type=int, default=0, metavar="N", help="add up to N (at random, "
                        "per worker) to --max-requests, so that workers do not recycle at once")
     serve.add_argument("--log-level", default="info", type=str.lower,

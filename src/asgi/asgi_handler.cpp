@@ -4,9 +4,12 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <pthread.h>
+
 #include <cerrno>
 #include <cstdio>
 #include <limits>
+#include <random>
 #include <system_error>
 #include <utility>
 
@@ -18,6 +21,8 @@
 #include "manygil/errors.hpp"
 #include "manygil/job.hpp"
 #include "runtime/call_target.hpp"
+#include "runtime/interruptible_call.hpp"
+#include "runtime/worker_group.hpp"
 #include "wsgi/forwarded.hpp"
 
 namespace manygil::asgi {
@@ -35,8 +40,16 @@ Inbox::Inbox() {
 
 Inbox::~Inbox() { ::close(efd_); }
 
+namespace {
+std::int64_t steady_ns() {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+}
+}  // namespace
+
 void Inbox::signal_locked_was_idle(bool was_idle) {
     if (!was_idle) return;
+    signalled_since.store(steady_ns(), std::memory_order_relaxed);
     std::uint64_t one = 1;
     [[maybe_unused]] auto n = ::write(efd_, &one, sizeof one);
 }
@@ -71,6 +84,41 @@ void Inbox::request_stop() {
     signal_locked_was_idle(was_idle);
 }
 
+bool Inbox::stop_requested() {
+    std::lock_guard lock(mu_);
+    return stop_;
+}
+
+void Inbox::poke() {
+    bool was_idle;
+    {
+        std::lock_guard lock(mu_);
+        was_idle = !std::exchange(signalled_, true);
+    }
+    signal_locked_was_idle(was_idle);
+}
+
+void Inbox::request_retire() {
+    bool was_idle;
+    {
+        std::lock_guard lock(mu_);
+        retire_ = true;
+        was_idle = !std::exchange(signalled_, true);
+    }
+    signal_locked_was_idle(was_idle);
+}
+
+void Inbox::recycle_failed() {
+    std::lock_guard lock(mu_);
+    taken_ = 0;
+    recycle_said_ = false;
+}
+
+std::vector<Arrival> Inbox::take_arrivals() {
+    std::lock_guard lock(mu_);
+    return std::exchange(arrivals_, {});
+}
+
 Inbox::Drained Inbox::drain() {
     // The counter first: what is pushed after the swap below writes it again.
     std::uint64_t count;
@@ -80,14 +128,45 @@ Inbox::Drained Inbox::drain() {
     d.arrivals.swap(arrivals_);
     d.woken.swap(woken_);
     d.stop = stop_;
+    d.retire = retire_;
     signalled_ = false;
+    signalled_since.store(0, std::memory_order_relaxed);
+    taken_ += d.arrivals.size();
+    if (limit && !recycle_said_ && taken_ >= limit) {
+        recycle_said_ = true;
+        d.recycle_due = true;
+    }
     return d;
 }
 
 // ---- AsgiShared ----
 
-AsgiShared::AsgiShared(AsgiOptions o, std::size_t workers) : options(std::move(o)) {
-    for (std::size_t i = 0; i < workers; ++i) inboxes.push_back(std::make_shared<Inbox>());
+AsgiShared::AsgiShared(AsgiOptions o, std::size_t n, Pool* p) : options(std::move(o)), workers(n), pool(p) {}
+
+std::shared_ptr<Inbox> AsgiShared::new_inbox() {
+    auto inbox = std::make_shared<Inbox>();
+    std::lock_guard lock(mu);
+    if (stopped) return nullptr;
+    if (options.max_requests) {
+        thread_local std::minstd_rand rng{std::random_device{}()};
+        inbox->limit = options.max_requests +
+                       (options.max_requests_jitter
+                            ? std::uniform_int_distribution<std::size_t>(0, options.max_requests_jitter)(rng)
+                            : 0);
+    }
+    live.push_back(inbox);
+    ++jobs;
+    return inbox;
+}
+
+void AsgiShared::add_route(const std::shared_ptr<Inbox>& inbox) {
+    std::lock_guard lock(routes_mu);
+    routes.push_back(inbox);
+}
+
+void AsgiShared::remove_route(const Inbox* inbox) {
+    std::lock_guard lock(routes_mu);
+    std::erase_if(routes, [&](const std::shared_ptr<Inbox>& r) { return r.get() == inbox; });
 }
 
 void AsgiShared::log(http::LogLevel level, const std::string& text) const {
@@ -105,13 +184,40 @@ void AsgiShared::mark_started(std::optional<std::string> why) {
     cv.notify_all();
 }
 
-void AsgiShared::mark_ended(std::optional<std::string> why) {
+void AsgiShared::mark_ended(const Inbox* inbox) {
+    if (inbox) remove_route(inbox);
     {
         std::lock_guard lock(mu);
         ++ended;
-        if (why && !failure) failure = std::move(why);
+        if (inbox) std::erase_if(live, [&](const std::shared_ptr<Inbox>& l) { return l.get() == inbox; });
     }
     cv.notify_all();
+}
+
+void AsgiShared::successor_started(Inbox& inbox, const std::optional<std::string>& failure) {
+    std::shared_ptr<Inbox> old = inbox.predecessor.lock();
+    if (failure) {
+        // Its requests (if any came: only when no other loop served) go back to the front end as 500s
+        // when its job ends; the predecessor serves on and tries again after another share.
+        remove_route(&inbox);
+        log(http::LogLevel::critical,
+            "manygil serve: a new ASGI worker could not start (the old one serves on): " + *failure);
+        if (old) old->recycle_failed();
+        return;
+    }
+    inbox.in_flight.fetch_sub(kStartingBias);
+    if (old) {
+        remove_route(old.get());  // nothing more arrives there once this returns
+        if (old->stuck.load()) {
+            // What the stuck loop never drained is served here (the front end answers what it took
+            // in and never finished 504).
+            for (Arrival& a : old->take_arrivals()) {
+                inbox.in_flight.fetch_add(1);
+                inbox.push(std::move(a));
+            }
+        }
+        old->request_retire();
+    }
 }
 
 }  // namespace detail
@@ -128,19 +234,23 @@ const char* lifespan_name(Lifespan l) {
 }
 
 // One worker's whole service: its event loop, from lifespan startup to shutdown (manygil._asgi.serve,
-// through the package hook "asgi.serve").
+// through the package hook "asgi.serve"), on its own inbox. A successor (recycling) is the same job
+// posted by the loop it replaces.
 class ServeJob final : public Job {
 public:
-    explicit ServeJob(std::shared_ptr<detail::AsgiShared> shared) : shared_(std::move(shared)) {}
+    ServeJob(std::shared_ptr<detail::AsgiShared> shared, std::shared_ptr<detail::Inbox> inbox)
+        : shared_(std::move(shared)), inbox_(std::move(inbox)) {}
 
     void run() noexcept override {
-        std::size_t slot = shared_->next_inbox.fetch_add(1);
-        if (slot >= shared_->inboxes.size()) {  // cannot happen: one job per inbox
-            shared_->mark_started("an ASGI serving job found no inbox");
-            shared_->mark_ended(std::nullopt);
+        const std::shared_ptr<detail::Inbox>& inbox = inbox_;
+        if (inbox->successor && inbox->stop_requested()) {
+            // The handler stopped before this successor started (it may even run on the worker it was
+            // to replace, which took it from the queue after its own loop stopped): nothing to serve.
+            shared_->remove_route(inbox.get());
+            closed_inbox(*inbox);
+            shared_->mark_ended(inbox.get());
             return;
         }
-        std::shared_ptr<detail::Inbox> inbox = shared_->inboxes[slot];
         std::optional<std::string> error;
         bool reported = false;
         try {
@@ -155,8 +265,14 @@ public:
                 PyRef timeout = shared_->options.timeout ? PyRef(PyFloat_FromDouble(shared_->options.timeout->count()))
                                                          : PyRef::borrow(Py_None);
                 if (!lifespan || !timeout) manygil::detail::throw_python_error();
+                inbox->interpreter_id.store(PyInterpreterState_GetID(PyInterpreterState_Get()));
+                // The whole loop is one interruptible call: the stuck-loop watchdog interrupts it by id.
+                std::uint64_t task = manygil::detail::next_task_id();
+                inbox->task.store(task);
+                manygil::detail::InterruptibleCall call(task, std::nullopt);
                 PyRef done(PyObject_CallFunctionObjArgs(serve, worker.get(), app.get(), lifespan.get(), timeout.get(),
                                                         nullptr));
+                (void)call.finish();
                 reported = detail::worker_reported_start(worker.get());
                 if (!done) manygil::detail::throw_python_error();
             }
@@ -167,19 +283,33 @@ public:
             error = e.what();
         }
         if (PyErr_Occurred()) PyErr_Clear();
-        // Requests still in the inbox are dropped (their Responders answer 500) and no more come.
+        inbox->serving.store(false);
+        {
+            // Recycled: the job returns only once this worker is retired, or it would take the next
+            // successor job from the queue itself (another slot's, whose new interpreter is not ready).
+            PyThreadState* ts = PyEval_SaveThread();
+            manygil::detail::WorkerGroup::wait_current_replaced();
+            PyEval_RestoreThread(ts);
+        }
+        // No more requests come here; those still in the inbox are dropped (their Responders answer 500).
+        shared_->remove_route(inbox.get());
         closed_inbox(*inbox);
         if (!reported) {
-            shared_->mark_started(error ? error : std::optional<std::string>("the worker's loop ended before it started"));
+            auto why = error ? error : std::optional<std::string>("the worker's loop ended before it started");
+            if (inbox->successor) shared_->successor_started(*inbox, why);
+            else shared_->mark_started(why);
         } else if (error) {
             shared_->log(http::LogLevel::critical, "manygil serve: a worker's ASGI event loop failed:\n" + *error);
         }
-        shared_->mark_ended(std::nullopt);
+        shared_->mark_ended(inbox.get());
     }
 
     void abandon(std::exception_ptr) noexcept override {
-        shared_->mark_started("the pool shut down before an ASGI worker started");
-        shared_->mark_ended(std::nullopt);
+        if (inbox_->successor) shared_->successor_started(*inbox_, "the pool shut down before it started");
+        else shared_->mark_started("the pool shut down before an ASGI worker started");
+        shared_->remove_route(inbox_.get());
+        closed_inbox(*inbox_);
+        shared_->mark_ended(inbox_.get());
     }
 
     std::string describe() const override { return "ASGI event loop (" + shared_->options.app + ")"; }
@@ -191,31 +321,127 @@ private:
     }
 
     std::shared_ptr<detail::AsgiShared> shared_;
+    std::shared_ptr<detail::Inbox> inbox_;
 };
 
 }  // namespace
 
+namespace detail {
+
+bool AsgiShared::recycle(const std::shared_ptr<Inbox>& inbox) { return post_successor(inbox, true); }
+
+bool AsgiShared::post_successor(const std::shared_ptr<Inbox>& inbox, bool start_worker) {
+    std::shared_ptr<Inbox> next = new_inbox();
+    if (!next) return false;  // stopping: nothing to hand over
+    next->successor = true;
+    next->predecessor = inbox;
+    next->in_flight.store(kStartingBias);
+    auto undo = [&] {
+        {
+            std::lock_guard lock(mu);
+            std::erase_if(live, [&](const std::shared_ptr<Inbox>& l) { return l == next; });
+            --jobs;
+        }
+        cv.notify_all();
+    };
+    // The interpreter first, then the job it is to run: every other worker of the pool is busy with
+    // its own loop, so the successor, once ready, takes this job from the queue (the calling worker
+    // cannot: it is busy until it retires, and then it leaves). If no successor can start, nothing
+    // was posted and the caller serves on.
+    if (start_worker && !manygil::detail::WorkerGroup::start_current_successor()) {
+        undo();
+        log(http::LogLevel::warning, "manygil serve: an ASGI worker could not be recycled now (the pool is "
+                                     "closing, or the worker is being replaced); it serves on");
+        return false;
+    }
+    try {
+        pool->post(std::make_unique<ServeJob>(shared_from_this(), next));
+    } catch (const std::exception& e) {  // the pool shut down meanwhile: its successor has no job and leaves
+        undo();
+        log(http::LogLevel::error, std::string("manygil serve: cannot start a new ASGI worker: ") + e.what());
+        return false;
+    }
+    add_route(next);
+    return true;
+}
+
+void AsgiShared::watch() {
+    pthread_setname_np(pthread_self(), "mg-asgi-watch");
+    using namespace std::chrono_literals;
+    const auto timeout = std::chrono::duration_cast<std::chrono::nanoseconds>(*options.timeout).count();
+    std::unique_lock lock(mu);
+    while (!cv.wait_for(lock, 100ms, [&] { return watch_stop; })) {
+        std::vector<std::shared_ptr<Inbox>> inboxes = live;
+        lock.unlock();
+        for (const auto& in : inboxes) {
+            if (!in->serving.load() || in->watch_stage == 2) continue;
+            std::int64_t since = in->signalled_since.load(std::memory_order_relaxed);
+            if (in->watch_stage == 0) {
+                if (since == 0) {
+                    // With requests in flight, a probe: a loop that is not blocked drains it at once, one
+                    // blocked leaves it signalled (a blocked loop hears nothing else when no request
+                    // arrives).
+                    if (in->in_flight.load(std::memory_order_relaxed) > 0) in->poke();
+                    continue;
+                }
+                if (steady_ns() - since < timeout) continue;
+                // Not back at its selector for the whole timeout: a request blocks the loop (in C code,
+                // or a long stretch of Python that never awaits). The interrupt raises TimeoutError
+                // at its next bytecode, in the request that blocks it.
+                in->interrupted.store(true);
+                in->watch_stage = 1;
+                pool->interrupt(in->task.load(), "the ASGI event loop was blocked past --timeout");
+                log(http::LogLevel::error, "manygil serve: an ASGI worker's event loop has been blocked for over " +
+                                               std::to_string(options.timeout->count()) +
+                                               " s (a request blocking it in C code?): interrupted");
+                continue;
+            }
+            // Interrupted: the pool replaces its worker if the interrupt stays pending
+            // (PoolOptions::replace_stuck_after); its new worker takes a successor job.
+            bool withdrawn = !in->interrupted.load();
+            bool replaced = false;
+            for (const WorkerStats& w : pool->stats().stuck) replaced |= w.interpreter_id == in->interpreter_id.load();
+            if (replaced) {
+                in->stuck.store(true);
+                in->watch_stage = 2;
+                if (!post_successor(in, false)) in->watch_stage = 1;  // stopping; or tried again next round
+            } else if (withdrawn) {
+                in->watch_stage = 0;  // it came back: the interrupt was withdrawn at its next drain
+            }
+        }
+        lock.lock();
+    }
+}
+
+}  // namespace detail
+
 AsgiHandler::AsgiHandler(Pool& pool, AsgiOptions options) {
     manygil::detail::check_target(options.app);
     std::size_t workers = pool.size();
-    shared_ = std::make_shared<detail::AsgiShared>(std::move(options), workers);
+    shared_ = std::make_shared<detail::AsgiShared>(std::move(options), workers, &pool);
     for (std::size_t i = 0; i < workers; ++i) {
+        std::shared_ptr<detail::Inbox> inbox = shared_->new_inbox();
+        shared_->add_route(inbox);
         try {
-            pool.post(std::make_unique<ServeJob>(shared_));
+            pool.post(std::make_unique<ServeJob>(shared_, inbox));
         } catch (const std::exception& e) {
             shared_->mark_started(std::string("cannot start an ASGI worker: ") + e.what());
-            shared_->mark_ended(std::nullopt);
+            shared_->remove_route(inbox.get());
+            shared_->mark_ended(inbox.get());
         }
+    }
+    if (shared_->options.timeout) {
+        shared_->watchdog = std::thread([shared = shared_.get()] { shared->watch(); });
     }
 }
 
 AsgiHandler::~AsgiHandler() { stop(); }
 
-std::size_t AsgiHandler::capacity() const noexcept { return shared_->inboxes.size(); }
+std::size_t AsgiHandler::capacity() const noexcept { return shared_->workers; }
 
 std::optional<std::string> AsgiHandler::wait_started() {
     std::unique_lock lock(shared_->mu);
-    shared_->cv.wait(lock, [&] { return shared_->failure || shared_->started >= shared_->inboxes.size(); });
+    shared_->cv.wait(lock, [&] { return shared_->failure || shared_->started >= shared_->workers; });
     return shared_->failure;
 }
 
@@ -244,11 +470,13 @@ constexpr const char* kNoWorker = "Service Unavailable: no ASGI worker is servin
 // An HTTP request's and a WebSocket upgrade's common path: the scheme (https over TLS, else the
 // options'; the scope says wss / ws for a WebSocket), a trusted proxy's headers, then the inbox of
 // the least-loaded worker. False when no worker serves: `a` keeps its Responder or WebSocket, and the
-// caller answers 503 (kNoWorker).
+// caller answers 503 (kNoWorker) once this has returned (the routes unlocked: answering may pump the
+// connection into the handler again).
 bool dispatch(detail::AsgiShared& shared, detail::Arrival& a) {
     a.scheme = a.request.tls ? "https" : shared.options.url_scheme;  // a trusted proxy's word overrides
     wsgi::apply_proxy_headers(a.request, shared.options.forwarded_allow_ips, a.scheme);
-    detail::Inbox* best = least_loaded(shared.inboxes);
+    std::lock_guard routes(shared.routes_mu);  // held through the push (recycling: see AsgiShared::routes)
+    detail::Inbox* best = least_loaded(shared.routes);
     if (!best) return false;
     best->in_flight.fetch_add(1);
     best->push(std::move(a));
@@ -278,9 +506,20 @@ void AsgiHandler::stop() {
         if (shared_->stopped) return;
         shared_->stopped = true;
     }
-    for (auto& inbox : shared_->inboxes) inbox->request_stop();
+    // No job is posted once `stopped` is set (new_inbox()): every loop there will be is in `live`.
+    std::vector<std::shared_ptr<detail::Inbox>> live;
+    {
+        std::lock_guard lock(shared_->mu);
+        live = shared_->live;
+    }
+    for (auto& inbox : live) inbox->request_stop();
     std::unique_lock lock(shared_->mu);
-    shared_->cv.wait(lock, [&] { return shared_->ended >= shared_->inboxes.size(); });
+    shared_->watch_stop = true;
+    shared_->cv.notify_all();
+    lock.unlock();
+    if (shared_->watchdog.joinable()) shared_->watchdog.join();
+    lock.lock();
+    shared_->cv.wait(lock, [&] { return shared_->ended >= shared_->jobs; });
 }
 
 }  // namespace manygil::asgi

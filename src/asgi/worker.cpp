@@ -15,6 +15,7 @@
 #include "cpython/interpreter_dict.hpp"
 #include "cpython/python_error.hpp"
 #include "http/response_head.hpp"
+#include "runtime/interruptible_call.hpp"
 
 namespace manygil::asgi::detail {
 
@@ -178,6 +179,20 @@ PyObject* new_call(PyObject* worker, Arrival arrival) {
         call->is_websocket = true;
         call->websocket = std::move(arrival.websocket);
         call->events = std::make_shared<WsEvents>();
+        // The client leaving before the application has answered the upgrade: receive() says
+        // websocket.disconnect (1006) instead of waiting for messages that cannot come. An accept after
+        // it goes to a closed connection (the listener hears 1006, and websocket.send raises).
+        call->websocket.on_gone([events = call->events, inbox = w.inbox, id = call->id] {
+            {
+                std::lock_guard lock(events->mu);
+                if (!events->closed) {
+                    events->closed = true;
+                    events->code = 1006;
+                    events->reason = "the client left before the WebSocket was accepted";
+                }
+            }
+            inbox->wake(id);
+        });
         w.calls.emplace(call->id, op);
         return op;
     }
@@ -194,6 +209,16 @@ PyObject* new_call(PyObject* worker, Arrival arrival) {
 PyObject* worker_drain(PyObject* op, PyObject*) {
     WorkerState& w = worker_of(op);
     Inbox::Drained d = w.inbox->drain();
+    if (w.inbox->interrupted.exchange(false)) {
+        // The stuck-loop watchdog interrupted this loop, and it came back: the interrupt is withdrawn
+        // (a new interruptible call from here on), so the pool does not replace a worker that serves.
+        if (manygil::detail::WorkerMonitor* monitor = manygil::detail::WorkerMonitor::current()) {
+            (void)monitor->call_finished();
+            std::uint64_t task = manygil::detail::next_task_id();
+            w.inbox->task.store(task);
+            monitor->call_started(task, std::nullopt);
+        }
+    }
     PyRef fresh(PyList_New(0)), woken(PyList_New(0));
     if (!fresh || !woken) return nullptr;
     for (Arrival& a : d.arrivals) {
@@ -204,7 +229,19 @@ PyObject* worker_drain(PyObject* op, PyObject*) {
         auto it = w.calls.find(id);
         if (it != w.calls.end() && PyList_Append(woken.get(), it->second) < 0) return nullptr;
     }
-    return Py_BuildValue("(OOO)", fresh.get(), woken.get(), d.stop ? Py_True : Py_False);
+    // Its share of requests taken (AsgiOptions::max_requests): a successor starts now; this loop
+    // serves on until it is ready (then drain() says retire).
+    if (d.recycle_due && !d.stop) {
+        bool recycling;
+        Py_BEGIN_ALLOW_THREADS  // posting to the pool and starting a thread: no GIL needed
+        recycling = w.shared->recycle(w.inbox);
+        Py_END_ALLOW_THREADS
+        (void)recycling;
+    }
+    // stop: True (the handler stops), 2 (retire: a successor serves instead), False.
+    if (d.stop) return Py_BuildValue("(OOO)", fresh.get(), woken.get(), Py_True);
+    if (d.retire) return Py_BuildValue("(OOi)", fresh.get(), woken.get(), 2);
+    return Py_BuildValue("(OOO)", fresh.get(), woken.get(), Py_False);
 }
 
 PyObject* worker_started(PyObject* op, PyObject* error) {
@@ -217,7 +254,9 @@ PyObject* worker_started(PyObject* op, PyObject* error) {
         failure = text;
     }
     w.reported_start = true;
-    w.shared->mark_started(std::move(failure));
+    if (!failure) w.inbox->serving.store(true);
+    if (w.inbox->successor) w.shared->successor_started(*w.inbox, failure);
+    else w.shared->mark_started(std::move(failure));
     Py_RETURN_NONE;
 }
 
@@ -247,10 +286,15 @@ PyObject* worker_bind(PyObject* op, PyObject* create_future) {
     Py_RETURN_NONE;
 }
 
+PyObject* worker_recycle_grace(PyObject* op, PyObject*) {
+    return PyFloat_FromDouble(worker_of(op).shared->options.recycle_grace.count());
+}
+
 PyMethodDef worker_methods[] = {
     {"fileno", worker_fileno, METH_NOARGS, "the inbox's eventfd (readable: drain())"},
     {"drain", worker_drain, METH_NOARGS, "drain() -> (new HttpCalls, HttpCalls with news, stop)"},
     {"started", worker_started, METH_O, "started(error: str | None): lifespan startup is over"},
+    {"recycle_grace", worker_recycle_grace, METH_NOARGS, "recycle_grace() -> seconds a retiring loop's WebSockets get"},
     {"log", worker_log, METH_VARARGS, "log(level: int, text: str): the server's log (0 debug .. 4 critical)"},
     {"bind", worker_bind, METH_O, "bind(loop.create_future or None): where waiting receive()/send() get futures"},
     {nullptr, nullptr, 0, nullptr},
@@ -909,6 +953,15 @@ PyObject* ws_send(Call& c, PyObject* m, std::string_view kind) {
             if (!bytes_of(bytes_obj, "'bytes'", data)) return nullptr;
         } else {
             if (!optional_str(m, t.k_text.get(), "'text'", data)) return nullptr;
+        }
+        bool closed;
+        {
+            std::lock_guard lock(c.events->mu);
+            closed = c.events->closed;  // the listener heard the close, or the client left before accept
+        }
+        if (closed) {
+            PyErr_SetString(PyExc_ConnectionResetError, "ASGI send(): the WebSocket is closed (the client has gone)");
+            return nullptr;
         }
         // Set before the send: on_writable() (which clears it) can only follow a QueueFull.
         c.events->full.store(true);

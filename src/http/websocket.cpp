@@ -204,6 +204,15 @@ void WebSocket::accept(std::shared_ptr<WebSocketListener> listener, std::string 
     }
 }
 
+void WebSocket::on_gone(std::function<void()> gone) {
+    if (!io_ || !gone || stage_.load() != Stage::Pending) return;
+    Completion c;
+    c.connection = connection_;
+    c.kind = Completion::Kind::Watch;
+    c.gone = gone;
+    if (!io_->post(std::move(c))) gone();  // the I/O thread has ended: nobody is there to answer
+}
+
 void WebSocket::deny(Response response) {
     Stage pending = Stage::Pending;
     if (!stage_.compare_exchange_strong(pending, Stage::Done)) {

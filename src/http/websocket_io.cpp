@@ -152,6 +152,7 @@ void IoThread::ws_accept(Connection& c, WebSocketOp& op) {
     s.conn = &c;
     s.listener = std::move(op.listener);
     s.open = true;
+    c.on_gone = nullptr;  // WebSocket::on_gone watched the wait for this answer; on_close() tells from here on
     c.in.erase(0, c.in_pos);  // bytes after the upgrade request are the first frames
     c.in_pos = 0;
     s.last_ping = Clock::now();

@@ -1,7 +1,10 @@
 #include "pytypes/channel_type.hpp"
 
+#include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "manygil/value.hpp"
 #include "codec/payload_python.hpp"
@@ -121,6 +124,28 @@ PyObject* channel_recv(PyObject* self, PyObject* args, PyObject* kwargs) {
 
 PyObject* channel_recv_nowait(PyObject* self, PyObject*) { return do_recv(self, std::chrono::duration<double>(0)); }
 
+// recv_async(timeout=None): the package's coroutine (manygil/_aio.py), which waits on this
+// interpreter's running loop through a _ChannelWaker. Without the package (a C++ host) there is none.
+PyObject* channel_recv_async(PyObject* self, PyObject* args, PyObject* kwargs) {
+    PyObject* hook = nullptr;
+    try {
+        hook = package_hook("aio.channel_recv");
+    } catch (const std::exception&) {
+        return nullptr;  // the provider raised: its error is set
+    }
+    if (!hook) {
+        PyErr_SetString(PyExc_RuntimeError, "Channel.recv_async needs the manygil package (import manygil)");
+        return nullptr;
+    }
+    PyRef call_args(PyTuple_New(PyTuple_GET_SIZE(args) + 1));
+    if (!call_args) return nullptr;
+    PyTuple_SET_ITEM(call_args.get(), 0, Py_NewRef(self));
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(args); ++i) {
+        PyTuple_SET_ITEM(call_args.get(), i + 1, Py_NewRef(PyTuple_GET_ITEM(args, i)));
+    }
+    return PyObject_Call(hook, call_args.get(), kwargs);
+}
+
 PyObject* channel_close(PyObject* self, PyObject*) {
     channel_of(self).close();
     Py_RETURN_NONE;
@@ -155,6 +180,10 @@ PyMethodDef channel_methods[] = {
      "recv(timeout=None): take the next object, waiting while empty; ChannelEmpty on timeout, ChannelClosed "
      "once closed and drained"},
     {"recv_nowait", channel_recv_nowait, METH_NOARGS, "recv_nowait(): recv without waiting (ChannelEmpty)"},
+    {"recv_async", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(channel_recv_async)),
+     METH_VARARGS | METH_KEYWORDS,
+     "recv_async(timeout=None): a coroutine: recv for asyncio, waiting without a thread or a poll (the running "
+     "loop watches an eventfd); ChannelEmpty on timeout, ChannelClosed once closed and drained; cancellable"},
     {"close", channel_close, METH_NOARGS, "close(): senders get ChannelClosed; receivers drain what is left"},
     {"__reduce__", refuse_pickle<kNotPicklable>, METH_NOARGS, nullptr},
     {nullptr, nullptr, 0, nullptr},
@@ -185,7 +214,96 @@ PyType_Slot channel_slots[] = {
 
 constexpr ChannelType kChannelType{"manygil.Channel", channel_slots};
 
+// _ChannelWaker: an event loop's side of ChannelWaker, for manygil/_aio.py's Channel.recv_async.
+using WakerHandle = std::shared_ptr<ChannelWaker>;
+using WakerType = HandleType<WakerHandle>;
+
+PyObject* waker_new(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
+    if (!PyArg_ParseTuple(args, ":_ChannelWaker") || (kwargs && PyDict_GET_SIZE(kwargs))) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "_ChannelWaker() takes no arguments");
+        return nullptr;
+    }
+    try {
+        return WakerType::make(type, std::make_shared<ChannelWaker>());
+    } catch (const Error& e) {
+        PyErr_SetString(PyExc_OSError, e.what());
+        return nullptr;
+    }
+}
+
+// (channel, token): the Channel argument and an unsigned 64-bit token, or null with a TypeError.
+Channel* channel_and_token(PyObject* args, const char* fn, std::uint64_t& token) {
+    PyObject *obj, *token_obj;
+    if (!PyArg_ParseTuple(args, "OO", &obj, &token_obj)) return nullptr;
+    const Channel* channel = unwrap_channel(obj);
+    if (!channel) {
+        PyErr_Format(PyExc_TypeError, "%s: expected a manygil.Channel, not %.100s", fn, Py_TYPE(obj)->tp_name);
+        return nullptr;
+    }
+    token = PyLong_AsUnsignedLongLong(token_obj);
+    if (PyErr_Occurred()) return nullptr;
+    return const_cast<Channel*>(channel);
+}
+
+PyObject* waker_arm(PyObject* self, PyObject* args) {
+    std::uint64_t token;
+    Channel* channel = channel_and_token(args, "arm", token);
+    if (!channel) return nullptr;
+    ChannelAccess::arm(*channel, WakerType::of(self), token);  // short lock, never blocks: GIL kept
+    Py_RETURN_NONE;
+}
+
+PyObject* waker_disarm(PyObject* self, PyObject* args) {
+    std::uint64_t token;
+    Channel* channel = channel_and_token(args, "disarm", token);
+    if (!channel) return nullptr;
+    ChannelAccess::disarm(*channel, WakerType::of(self).get(), token);
+    Py_RETURN_NONE;
+}
+
+PyObject* waker_take_ready(PyObject* self, PyObject*) {
+    std::vector<std::uint64_t> tokens = WakerType::of(self)->take_ready();
+    PyObject* out = PyTuple_New(static_cast<Py_ssize_t>(tokens.size()));
+    if (!out) return nullptr;
+    for (std::size_t i = 0; i < tokens.size(); ++i) {
+        PyObject* t = PyLong_FromUnsignedLongLong(tokens[i]);
+        if (!t) {
+            Py_DECREF(out);
+            return nullptr;
+        }
+        PyTuple_SET_ITEM(out, static_cast<Py_ssize_t>(i), t);
+    }
+    return out;
+}
+
+PyObject* waker_fileno(PyObject* self, PyObject*) { return PyLong_FromLong(WakerType::of(self)->fd()); }
+
+constexpr char kWakerNotPicklable[] = "a _ChannelWaker belongs to one event loop and cannot be pickled";
+
+PyMethodDef waker_methods[] = {
+    {"fileno", waker_fileno, METH_NOARGS, "fileno(): the eventfd to watch for reading (loop.add_reader)"},
+    {"arm", waker_arm, METH_VARARGS,
+     "arm(channel, token): mark token ready at the channel's next send or close (at once if it has a message or "
+     "is closed)"},
+    {"disarm", waker_disarm, METH_VARARGS, "disarm(channel, token): drop an armed watch that has not fired"},
+    {"take_ready", waker_take_ready, METH_NOARGS, "take_ready(): the tokens marked since the last call (a tuple)"},
+    {"__reduce__", refuse_pickle<kWakerNotPicklable>, METH_NOARGS, nullptr},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+PyType_Slot waker_slots[] = {
+    {Py_tp_new, reinterpret_cast<void*>(waker_new)},
+    {Py_tp_methods, waker_methods},
+    {Py_tp_doc, const_cast<char*>("_ChannelWaker(): an event loop's wake-up for the channels it waits on "
+                                  "(internal: Channel.recv_async).")},
+    {0, nullptr},
+};
+
+constexpr WakerType kWakerType{"manygil._ChannelWaker", waker_slots};
+
 }  // namespace
+
+PyTypeObject* channel_waker_type() { return kWakerType.type(); }
 
 PyTypeObject* channel_type() { return kChannelType.type(); }
 

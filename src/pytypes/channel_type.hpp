@@ -12,6 +12,8 @@ namespace manygil::detail {
 
 // The Channel type of the current interpreter (borrowed). Throws PythonError.
 PyTypeObject* channel_type();
+// _ChannelWaker of the current interpreter (borrowed): an event loop's wake-up for recv_async.
+PyTypeObject* channel_waker_type();
 // ChannelClosed, ChannelEmpty (a queue.Empty), ChannelFull (a queue.Full) of this interpreter (borrowed).
 PyObject* channel_exception(const char* name);
 

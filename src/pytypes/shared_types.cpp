@@ -14,7 +14,8 @@ int add_shared_types(PyObject* module) noexcept {
     try {  // creating a type may throw (its interpreter's dict, the codec's registry)
         if (PyModule_AddObjectRef(module, "SharedBuffer", reinterpret_cast<PyObject*>(buffer_type())) < 0 ||
             PyModule_AddObjectRef(module, "Channel", reinterpret_cast<PyObject*>(channel_type())) < 0 ||
-            PyModule_AddObjectRef(module, "SharedDict", reinterpret_cast<PyObject*>(shared_dict_type())) < 0) {
+            PyModule_AddObjectRef(module, "SharedDict", reinterpret_cast<PyObject*>(shared_dict_type())) < 0 ||
+            PyModule_AddObjectRef(module, "_ChannelWaker", reinterpret_cast<PyObject*>(channel_waker_type())) < 0) {
             return -1;
         }
         for (const char* name : {"Lock", "Event", "Semaphore", "Barrier"}) {

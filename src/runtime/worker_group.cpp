@@ -24,6 +24,7 @@ namespace {
 constexpr std::size_t kNotAWorker = static_cast<std::size_t>(-1);
 thread_local std::size_t t_worker_index = kNotAWorker;
 thread_local const WorkerGroup* t_group = nullptr;  // the group whose job this thread may be running
+thread_local const void* t_worker = nullptr;         // the WorkerGroup::Worker this thread is (with t_group)
 
 std::string describe(std::exception_ptr e) {
     try {
@@ -222,6 +223,7 @@ bool WorkerGroup::serve(std::size_t index, std::optional<ThreadInterpreter>& int
         std::lock_guard lock(mu_);
         self = slots_[index];
     }
+    t_worker = self.get();
 
     try {
         if (interp) {
@@ -242,6 +244,7 @@ bool WorkerGroup::serve(std::size_t index, std::optional<ThreadInterpreter>& int
         }
         break_group(index, cause);
         t_group = nullptr;
+        t_worker = nullptr;
         return false;
     }
     WorkerMonitor& monitor = self->monitor;
@@ -305,6 +308,7 @@ bool WorkerGroup::serve(std::size_t index, std::optional<ThreadInterpreter>& int
         if (task_limit && ++jobs == task_limit && !start_successor(*self)) jobs = 0;
     }
     note.stop();
+    t_worker = nullptr;
     WorkerMonitor::set_current(nullptr);
     expect_detached("a worker stops its monitor holding no GIL (the monitor needs the worker's)");
     monitor.stop();  // detached: the monitor drops its thread state in this interpreter first
@@ -635,5 +639,23 @@ std::optional<std::size_t> WorkerGroup::current_worker_index() noexcept {
 }
 
 bool WorkerGroup::on_worker_thread() const noexcept { return t_group == this; }
+
+void WorkerGroup::wait_current_replaced() noexcept {
+    if (!t_group || !t_worker) return;
+    auto* group = const_cast<WorkerGroup*>(t_group);
+    const auto& self = *static_cast<const Worker*>(t_worker);
+    std::unique_lock lock(group->mu_);
+    group->work_signal_.wait(lock, [&] {
+        return self.retired || group->closed_ || group->broken_ || !group->successors_[self.index];
+    });
+}
+
+bool WorkerGroup::start_current_successor() noexcept {
+    if (!t_group || !t_worker) return false;
+    // The group is only const in t_group so that observers cannot change it; the worker's own thread
+    // may (as serve() does when its share of jobs is done).
+    auto* group = const_cast<WorkerGroup*>(t_group);
+    return group->start_successor(*static_cast<const Worker*>(t_worker));
+}
 
 }  // namespace manygil::detail

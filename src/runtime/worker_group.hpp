@@ -85,6 +85,18 @@ public:
     bool on_worker_thread() const noexcept;
     // On a worker thread of any group: its index in the group (0 .. workers-1); else nullopt.
     static std::optional<std::size_t> current_worker_index() noexcept;
+    // From a job running on a worker thread: recycle that worker now, as max_tasks_per_worker would
+    // after its share (start_successor): a new interpreter starts for its slot and, once ready, takes
+    // the slot and the queue's next job; the calling worker is retired and ends its interpreter when
+    // its current job returns. A job that serves until told to stop (the ASGI loop) uses it to hand
+    // its slot to a successor job it posts. False (nothing started) off a worker thread, when the
+    // group is closed or broken, or the worker is retired or has a successor starting already.
+    static bool start_current_successor() noexcept;
+    // From a job on a worker thread whose successor is starting (start_current_successor): blocks
+    // until the successor has taken the slot (this worker is retired and leaves after the job), or
+    // the group is closed or broken; at once if no successor is starting. Without a GIL. A job that
+    // returns earlier would let its worker take the next queued job, meant for a new interpreter.
+    static void wait_current_replaced() noexcept;
     // The error that broke the group (BrokenPoolError), or null.
     std::exception_ptr broken() const;
     // Blocks until every worker has left the group (finished()), or the timeout passes: true if so.

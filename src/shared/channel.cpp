@@ -1,9 +1,15 @@
 #include "manygil/channel.hpp"
 
+#include <sys/eventfd.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
+#include <cstring>
 #include <deque>
 #include <mutex>
+#include <string>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
@@ -54,6 +60,8 @@ struct Channel::State {
     detail::WakeSignal not_empty, not_full;
     std::deque<detail::Payload> items;
     bool closed = false;
+    // One-shot watches of event loops waiting for a message (ChannelAccess::arm).
+    std::vector<std::pair<std::shared_ptr<detail::ChannelWaker>, std::uint64_t>> watches;
     // Handles to this channel inside messages queued in any channel (itself included).
     std::atomic<std::size_t> queued_refs{0};
 
@@ -103,9 +111,68 @@ bool ChannelAccess::send(Channel& channel, Payload payload, Channel::Timeout tim
     if (s.closed) throw ChannelClosed();
     queued(payload);
     s.items.push_back(std::move(payload));
+    auto watches = std::move(s.watches);
+    s.watches.clear();
     lock.unlock();
     s.not_empty.notify_one();
+    for (auto& [waker, token] : watches) waker->ready(token);
     return true;
+}
+
+void ChannelAccess::arm(Channel& channel, std::shared_ptr<ChannelWaker> waker, std::uint64_t token) {
+    State& s = *channel.state_;
+    std::unique_lock lock(s.mu);
+    if (s.closed || !s.items.empty()) {
+        lock.unlock();
+        waker->ready(token);
+        return;
+    }
+    s.watches.emplace_back(std::move(waker), token);
+}
+
+void ChannelAccess::disarm(Channel& channel, const ChannelWaker* waker, std::uint64_t token) {
+    State& s = *channel.state_;
+    std::shared_ptr<ChannelWaker> dropped;  // ends outside the lock
+    std::lock_guard lock(s.mu);
+    auto it = std::find_if(s.watches.begin(), s.watches.end(),
+                           [&](const auto& w) { return w.first.get() == waker && w.second == token; });
+    if (it == s.watches.end()) return;
+    dropped = std::move(it->first);
+    s.watches.erase(it);
+}
+
+ChannelWaker::ChannelWaker() : fd_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
+    if (fd_ < 0) throw Error(std::string("eventfd() failed: ") + std::strerror(errno));
+}
+
+ChannelWaker::~ChannelWaker() { ::close(fd_); }
+
+void ChannelWaker::ready(std::uint64_t token) {
+    bool first;
+    {
+        std::lock_guard lock(mu_);
+        first = ready_.empty();
+        ready_.push_back(token);
+    }
+    if (first) {
+        std::uint64_t one = 1;
+        while (::write(fd_, &one, sizeof one) < 0 && errno == EINTR) {
+        }
+    }
+}
+
+std::vector<std::uint64_t> ChannelWaker::take_ready() {
+    std::vector<std::uint64_t> tokens;
+    {
+        std::lock_guard lock(mu_);
+        std::uint64_t count;
+        while (::read(fd_, &count, sizeof count) < 0 && errno == EINTR) {
+        }
+        tokens.swap(ready_);
+    }
+    std::sort(tokens.begin(), tokens.end());
+    tokens.erase(std::unique(tokens.begin(), tokens.end()), tokens.end());
+    return tokens;
 }
 
 std::optional<Payload> ChannelAccess::recv(Channel& channel, Channel::Timeout timeout) {
@@ -177,12 +244,15 @@ void collect_unreachable_channels() {
 }  // namespace detail
 
 void Channel::close() {
+    std::vector<std::pair<std::shared_ptr<detail::ChannelWaker>, std::uint64_t>> watches;
     {
         std::lock_guard lock(state_->mu);
         state_->closed = true;
+        watches.swap(state_->watches);
     }
     state_->not_empty.notify_all();
     state_->not_full.notify_all();
+    for (auto& [waker, token] : watches) waker->ready(token);
 }
 
 bool Channel::closed() const {

@@ -3,12 +3,40 @@
 // and Python ends of one channel see the same messages.
 #pragma once
 
+#include <cstdint>
+#include <memory>
+#include <mutex>
 #include <optional>
+#include <vector>
 
 #include "manygil/channel.hpp"
 #include "codec/payload.hpp"
 
 namespace manygil::detail {
+
+// An event loop's wake-up for the channels it waits on (manygil.Channel.recv_async): an eventfd
+// that becomes readable once a channel armed with it (ChannelAccess::arm) may have a message for
+// it; take_ready() says which waits to retry, by the tokens given to arm(). Thread-safe. The fd
+// lives as long as the object, which every channel still armed with it keeps alive: a sender never
+// writes to a descriptor that was closed and reused.
+class ChannelWaker {
+public:
+    ChannelWaker();  // throws Error if no eventfd can be made
+    ~ChannelWaker();
+    ChannelWaker(const ChannelWaker&) = delete;
+    ChannelWaker& operator=(const ChannelWaker&) = delete;
+
+    int fd() const noexcept { return fd_; }
+    // Marks token ready and makes the fd readable (once per batch). Any thread; never blocks.
+    void ready(std::uint64_t token);
+    // The tokens marked since the last call, each once, in order; the fd is unreadable after.
+    std::vector<std::uint64_t> take_ready();
+
+private:
+    int fd_;
+    std::mutex mu_;
+    std::vector<std::uint64_t> ready_;
+};
 
 struct ChannelAccess {
     // Channel's private state, named for the channel's own code (channel.cpp's registry and collector).
@@ -17,6 +45,12 @@ struct ChannelAccess {
     // As Channel::send / Channel::recv.
     static bool send(Channel& channel, Payload payload, Channel::Timeout timeout);
     static std::optional<Payload> recv(Channel& channel, Channel::Timeout timeout);
+
+    // A one-shot watch: waker->ready(token) at the channel's next send or close, or at once if it
+    // holds a message or is closed now (so a recv that found it empty just before cannot miss one).
+    // disarm() drops a watch that has not fired (a cancelled wait); a fired one is already gone.
+    static void arm(Channel& channel, std::shared_ptr<ChannelWaker> waker, std::uint64_t token);
+    static void disarm(Channel& channel, const ChannelWaker* waker, std::uint64_t token);
 
     // For the cycle collector: a channel's state, and the bookkeeping of handles inside queued
     // messages (Channel::State::queued_refs) as a message enters and leaves a queue.

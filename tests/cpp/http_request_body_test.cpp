@@ -32,21 +32,8 @@ using manygil::http::RequestBody;
 using manygil::http::Responder;
 using manygil::http::Response;
 using manygil::testing::connect_to;
+using manygil::testing::read_until;
 using manygil::testing::send_all;
-
-// What the server sends until `end` has arrived, it closes, or 10 s pass without a byte.
-std::string read_until(int fd, const std::string& end) {
-    std::string got;
-    char buf[65536];
-    while (got.find(end) == std::string::npos) {
-        pollfd p{fd, POLLIN, 0};
-        if (poll(&p, 1, 10'000) <= 0) break;
-        ssize_t n = recv(fd, buf, sizeof buf, 0);
-        if (n <= 0) break;
-        got.append(buf, static_cast<std::size_t>(n));
-    }
-    return got;
-}
 
 manygil::http::ServerOptions options() {
     manygil::http::ServerOptions o;

@@ -25,21 +25,8 @@ using namespace std::chrono_literals;
 using manygil::http::Request;
 using manygil::http::Responder;
 using manygil::testing::connect_to;
+using manygil::testing::read_until;
 using manygil::testing::send_all;
-
-// What the server sends until `end` has arrived, it closes, or 10 s pass without a byte.
-std::string read_until_close_or(int fd, const std::string& end) {
-    std::string got;
-    char buf[65536];
-    while (got.size() < end.size() || got.compare(got.size() - end.size(), end.size(), end) != 0) {
-        pollfd p{fd, POLLIN, 0};
-        if (poll(&p, 1, 10'000) <= 0) break;
-        ssize_t n = recv(fd, buf, sizeof buf, 0);
-        if (n <= 0) break;
-        got.append(buf, static_cast<std::size_t>(n));
-    }
-    return got;
-}
 
 manygil::http::ServerOptions options() {
     manygil::http::ServerOptions o;
@@ -116,7 +103,7 @@ TEST(Responder, TrySendChunkNeverWaitsAndCallsBackOnceTheClientHasRead) {
     EXPECT_EQ(r->try_send_chunk(piece, [] {}), Responder::ChunkResult::Sent);
     sent += piece.size();
     r->finish();
-    std::string rest = read_until_close_or(fd, "0\r\n\r\n");
+    std::string rest = read_until(fd, "0\r\n\r\n");
     for (char c : rest) got_x += c == 'x';
     EXPECT_EQ(got_x, sent);
     EXPECT_EQ(calls.load(), 1);
@@ -161,7 +148,7 @@ TEST(Responder, OnGoneIsNotCalledOnceTheResponseIsComplete) {
     std::atomic<bool> called{false};
     r->on_gone([&] { called = true; });
     r->send(manygil::http::Response(200, "fine\n"));
-    EXPECT_NE(read_until_close_or(fd, "fine\n").find("fine\n"), std::string::npos);
+    EXPECT_NE(read_until(fd, "fine\n").find("fine\n"), std::string::npos);
     close(fd);
     EXPECT_TRUE(all_closed(server));
     EXPECT_FALSE(called.load());

@@ -1,11 +1,12 @@
 // A minimal blocking HTTP client over loopback sockets, for the front end's tests (http_test.cpp,
-// wsgi_test.cpp): bytes in, bytes out, nothing parsed for you.
+// wsgi_test.cpp, the responder, request-body and WebSocket tests): bytes in, bytes out, nothing parsed for you.
 #pragma once
 
 #include <gtest/gtest.h>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/time.h>
@@ -59,6 +60,20 @@ inline std::string read_until_close(int fd) {
     std::string got;
     char buf[4096];
     for (ssize_t n; (n = recv(fd, buf, sizeof buf, 0)) > 0;) got.append(buf, static_cast<std::size_t>(n));
+    return got;
+}
+
+// What the server sends until `end` has arrived, it closes, or 10 s pass without a byte.
+inline std::string read_until(int fd, const std::string& end) {
+    std::string got;
+    char buf[65536];
+    while (got.find(end) == std::string::npos) {
+        pollfd p{fd, POLLIN, 0};
+        if (poll(&p, 1, 10'000) <= 0) break;
+        ssize_t n = recv(fd, buf, sizeof buf, 0);
+        if (n <= 0) break;
+        got.append(buf, static_cast<std::size_t>(n));
+    }
     return got;
 }
 

@@ -487,3 +487,38 @@ def environ_and_interpreter(name):
     import _interpreters
 
     return os.environ.get(name), _interpreters.get_current()[0]
+
+
+def send_after(channel, delay, value):
+    """Sends value on channel after delay seconds (from a worker: a wake-up from another interpreter)."""
+    import time
+
+    time.sleep(delay)
+    channel.send(value)
+
+
+def async_receive_until_none(channel):
+    """Runs an event loop in this worker that takes messages with Channel.recv_async until None."""
+    import asyncio
+
+    async def go():
+        got = []
+        while (item := await channel.recv_async()) is not None:
+            got.append(item)
+        return got
+
+    return asyncio.run(go())
+
+
+def layer_receive(name, channel, count):
+    """Receives count messages from a SharedChannelLayer's channel in this worker's own event loop."""
+    import asyncio
+
+    from manygil.channels import SharedChannelLayer
+
+    layer = SharedChannelLayer(name=name)
+
+    async def go():
+        return [await layer.receive(channel) for _ in range(count)]
+
+    return asyncio.run(go())

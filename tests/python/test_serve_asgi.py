@@ -190,10 +190,6 @@ def test_lifespan_startup_failure_exits_the_command():
     assert "the database is not there" in proc.stderr
 
 
-def test_max_requests_does_not_apply():
-    with pytest.raises(ValueError, match="max_requests"):
-        manygil.Server("serve_apps.asgi_plain:app", workers=1, bind="127.0.0.1:0", max_requests=10)
-
 
 def test_sigterm_finishes_requests_in_flight_and_runs_lifespan_shutdown(tmp_path):
     marker = tmp_path / "shutdown"

@@ -1,0 +1,267 @@
+"""manygil serve under ASGI, operations: --max-requests recycling a worker's event loop (a new
+interpreter, lifespan shutdown and startup, no request lost), clients that leave before the
+application answered, and a loop stuck in C code replaced. Real clients (http.client, raw sockets,
+the `websockets` library) and the `manygil serve` CLI; no times asserted."""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import json
+import socket
+import sys
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+import manygil
+
+from served import Served, address
+
+APPS = Path(__file__).parent
+if str(APPS) not in sys.path:
+    sys.path.insert(0, str(APPS))  # serve_apps, importable by the workers too (they copy sys.path)
+
+APP = "serve_apps.asgi_ops:app"
+
+
+def get(host: str, port: int, path: str, timeout: float = 30) -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        conn.request("GET", path)
+        r = conn.getresponse()
+        return r.status, r.read()
+    finally:
+        conn.close()
+
+
+def marks(path: Path) -> tuple[Counter, Counter]:
+    """The lifespan marker file: how many startups and shutdowns each interpreter (token) ran."""
+    startups, shutdowns = Counter(), Counter()
+    for line in path.read_text().splitlines() if path.exists() else []:
+        what, token = line.split()
+        (startups if what == "startup" else shutdowns)[token] += 1
+    return startups, shutdowns
+
+
+def wait_until(predicate, limit: float = 60.0) -> bool:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
+
+
+def hammer(host: str, port: int, n: int = 200, threads: int = 4, path: str = "/") -> list[tuple[int, bytes]]:
+    """n GETs from `threads` threads, each on its own keep-alive connection (reconnecting if the server
+    closes it), as a load generator would."""
+    per = n // threads
+
+    def run(_: int) -> list[tuple[int, bytes]]:
+        out = []
+        conn = http.client.HTTPConnection(host, port, timeout=60)
+        try:
+            for _ in range(per):
+                try:
+                    conn.request("GET", path)
+                    r = conn.getresponse()
+                    out.append((r.status, r.read()))
+                except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                    conn.close()  # a keep-alive connection closed between requests: a client retries
+                    conn = http.client.HTTPConnection(host, port, timeout=60)
+                    conn.request("GET", path)
+                    r = conn.getresponse()
+                    out.append((r.status, r.read()))
+        finally:
+            conn.close()
+        return out
+
+    with ThreadPoolExecutor(threads) as ex:
+        return [x for part in ex.map(run, range(threads)) for x in part]
+
+
+# ---- --max-requests ----------------------------------------------------------------------------------
+
+
+def test_max_requests_recycles_loops_without_losing_a_request(tmp_path, monkeypatch):
+    marker = tmp_path / "lifespan"
+    monkeypatch.setenv("ASGI_RECYCLE_MARKER", str(marker))  # the workers' os.environ follows the process's
+    with manygil.Server(APP, workers=2, bind="127.0.0.1:0", interface="asgi", max_requests=20) as server:
+        host, port = address(server)
+        # Each request awaits 20 ms, so that the 200 take long enough for new interpreters to start
+        # (~0.1-0.3 s each here) while the old loops serve on.
+        replies = hammer(host, port, 200, 4, "/slow?0.02")
+        assert [s for s, _ in replies] == [200] * 200
+        # Each reply names the interpreter that answered and how many it had answered by then.
+        served_by = Counter()
+        for _, body in replies:
+            token, count = body.decode().split()
+            served_by[token] = max(served_by[token], int(count))
+        # 200 requests, a share of 20 per interpreter: up to 10 interpreters (a loop serves on while
+        # its successor starts, so it may take more than its share).
+        assert len(served_by) >= 4, served_by
+        # All but the two serving now were recycled, each after at least its share.
+        assert sum(1 for n in served_by.values() if n < 20) <= 2, served_by
+        assert server.stats()["pool"]["recycled"] >= len(served_by) - 2
+        # Every interpreter that answered ran lifespan startup, and the recycled ones shutdown too.
+        assert set(served_by) <= set(marks(marker)[0])
+        assert wait_until(lambda: sum(marks(marker)[1].values()) >= len(served_by) - 2)
+    startups, shutdowns = marks(marker)
+    assert startups == shutdowns  # after stop: every interpreter's startup has its shutdown
+    assert set(startups.values()) == {1}, marker.read_text()
+
+
+def test_max_requests_with_the_cli_and_jitter(tmp_path):
+    import os
+
+    marker = tmp_path / "lifespan"
+    env = dict(os.environ, ASGI_RECYCLE_MARKER=str(marker))
+    served = Served(APP, "--interface", "asgi", "--max-requests", "20", "--max-requests-jitter", "5", env=env)
+    try:
+        replies = hammer(served.host, served.port, 200, 4, "/slow?0.02")
+        assert [s for s, _ in replies] == [200] * 200
+        tokens = {body.decode().split()[0] for _, body in replies}
+        assert len(tokens) >= 3, tokens  # 200 requests, a share of 20 to 25 each: recycled
+    finally:
+        served.stop()
+    startups, shutdowns = marks(marker)
+    assert set(tokens) <= set(startups)
+    assert startups == shutdowns
+
+
+def test_a_recycled_loop_keeps_its_open_websocket_until_it_ends(tmp_path, monkeypatch):
+    websockets = pytest.importorskip("websockets", reason="the websockets client is in requirements-dev.txt")
+    from websockets.asyncio.client import connect
+
+    marker = tmp_path / "lifespan"
+    monkeypatch.setenv("ASGI_RECYCLE_MARKER", str(marker))
+    with manygil.Server(APP, workers=1, bind="127.0.0.1:0", interface="asgi", max_requests=5) as server:
+        host, port = address(server)
+
+        async def go():
+            async with connect(f"ws://{host}:{port}/ws") as ws:
+                await ws.send("hello")
+                first_token = (await ws.recv()).split()[0]
+                # More requests than the share: the loop holding the WebSocket starts a successor, which
+                # takes the requests once it has started.
+                loop = asyncio.get_running_loop()
+
+                def until_handed_over() -> str:
+                    for _ in range(600):
+                        status, body = get(host, port, "/slow?0.01")
+                        assert status == 200
+                        if body.decode().split()[0] != first_token:
+                            return body.decode().split()[0]
+                    raise AssertionError("no new interpreter took over")
+
+                assert await loop.run_in_executor(None, until_handed_over) != first_token
+                # The old interpreter still serves its WebSocket (within the recycle grace) ...
+                await ws.send("still there?")
+                assert await ws.recv() == f"{first_token} still there?"
+                assert marks(marker)[1][first_token] == 0
+                return first_token
+
+        first_token = asyncio.run(go())
+        # ... and ends once it has closed: its lifespan shutdown runs.
+        assert wait_until(lambda: marks(marker)[1][first_token] == 1)
+        assert get(host, port, "/")[0] == 200
+    startups, shutdowns = marks(marker)
+    assert startups == shutdowns
+
+
+def test_max_requests_refuses_a_negative_value():
+    with pytest.raises(ValueError, match="max_requests"):
+        manygil.Server(APP, workers=1, bind="127.0.0.1:0", interface="asgi", max_requests=-1)
+
+
+# ---- clients that leave early ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def one():
+    with manygil.Server(APP, workers=1, bind="127.0.0.1:0", interface="asgi") as server:
+        yield server
+
+
+def seen(server) -> dict:
+    status, body = get(*address(server), "/seen")
+    assert status == 200
+    return json.loads(body)
+
+
+def test_a_websocket_client_that_leaves_before_accept_is_heard_as_disconnect(one):
+    with socket.create_connection(address(one)) as s:
+        s.sendall(b"GET /ws-leaves HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                  b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        time.sleep(0.2)  # the application has taken websocket.connect and waits in receive()
+    # The task was not left hanging: it heard websocket.disconnect, its accept was harmless and a send
+    # after it raised an OSError.
+    assert wait_until(lambda: "send" in seen(one).get("/ws-leaves", {}))
+    assert seen(one)["/ws-leaves"] == {"received": "websocket.disconnect", "code": 1006, "accepted": True,
+                                       "send": "ConnectionResetError"}
+
+
+def test_an_http_client_that_leaves_is_heard_as_disconnect(one):
+    with socket.create_connection(address(one)) as s:
+        s.sendall(b"GET /http-leaves HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert wait_until(lambda: "/http-leaves" in seen(one))
+    assert wait_until(lambda: "then" in seen(one)["/http-leaves"])
+    assert seen(one)["/http-leaves"] == {"first": "http.request", "then": "http.disconnect"}
+
+
+# ---- a loop stuck in C code ----------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_a_loop_blocked_in_c_is_replaced_and_requests_go_on(tmp_path, monkeypatch, capfd):
+    # One worker: without a replacement nothing else could be served while time.sleep blocks its
+    # loop. (The sleep is 10 s, not a minute: stopping the server waits for the stuck call to return,
+    # as for WSGI's stuck workers.)
+    marker = tmp_path / "lifespan"
+    monkeypatch.setenv("ASGI_RECYCLE_MARKER", str(marker))
+    with manygil.Server(APP, workers=1, bind="127.0.0.1:0", interface="asgi", timeout=1.0) as server:
+        host, port = address(server)
+        status, body = get(host, port, "/")
+        assert status == 200
+        stuck_token = body.decode().split()[0]
+        results = {}
+
+        def blocked() -> None:
+            results["blocked"] = get(host, port, "/block?10")
+
+        t = threading.Thread(target=blocked)
+        t.start()
+        # The front end answers the blocked request 504 past the timeout; the loop is interrupted (in
+        # vain: time.sleep), its worker replaced, and a new interpreter serves.
+        t.join(60)
+        assert results["blocked"][0] == 504
+        assert wait_until(lambda: server.stats()["pool"]["replaced"] == 1)
+        status, body = get(host, port, "/")
+        assert status == 200 and body.decode().split()[0] != stuck_token
+        for _ in range(5):
+            assert get(host, port, "/")[0] == 200
+        assert len(server.stats()["pool"]["stuck"]) == 1  # the old one still sleeps
+        # When the sleep returns, the old loop finishes (TimeoutError in its request, which was
+        # answered already) and ends: its lifespan shutdown runs.
+        assert wait_until(lambda: marks(marker)[1][stuck_token] == 1, 60)
+        assert wait_until(lambda: not server.stats()["pool"]["stuck"], 30)
+    err = capfd.readouterr().err
+    assert "blocked for over" in err
+
+
+def test_a_loop_that_comes_back_after_the_interrupt_is_not_replaced(capfd):
+    # Pure Python that never awaits: the interrupt lands (TimeoutError in that request) and the loop
+    # serves on; its worker is not replaced.
+    with manygil.Server(APP, workers=1, bind="127.0.0.1:0", interface="asgi", timeout=1.0) as server:
+        host, port = address(server)
+        token = get(host, port, "/")[1].decode().split()[0]
+        assert get(host, port, "/spin")[0] in (500, 504)
+        time.sleep(2)  # past the pool's stuck threshold: a pending interrupt would have had it replaced
+        status, body = get(host, port, "/")
+        assert status == 200 and body.decode().split()[0] == token
+        assert server.stats()["pool"]["replaced"] == 0
