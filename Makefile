@@ -146,9 +146,11 @@ bench: build-python
 	@$(VENV)/bin/python bench/dask_workers.py
 	@$(VENV)/bin/python bench/duckdb_udf.py
 
-# bench/serve.py against an earlier build in the same run: BASE is a git revision (default: the
-# previous commit), built and installed into $(BUILD)/base-pkg, served as "manygil-base".
+# bench/serve.py (or BENCH_AB=bench/serve_asgi.py) against an earlier build in the same run: BASE is
+# a git revision (default: the previous commit), built and installed into $(BUILD)/base-pkg, served
+# as "manygil-base".
 BASE ?= HEAD~1
+BENCH_AB ?= bench/serve.py
 bench-ab: build-python
 	@rm -rf $(BUILD)/base-src $(BUILD)/base-pkg && mkdir -p $(BUILD)/base-src
 	@git archive $(BASE) | tar -x -C $(BUILD)/base-src
@@ -156,7 +158,7 @@ bench-ab: build-python
 	@PATH="$(abspath $(VENV)/bin):$$PATH" $(VENV)/bin/python -m pip install --no-build-isolation --no-deps \
 	    --disable-pip-version-check --target $(BUILD)/base-pkg $(BUILD)/base-src > $(BUILD)/base.pip.log 2>&1 \
 	    || (tail -40 $(BUILD)/base.pip.log; exit 1)
-	@$(VENV)/bin/python bench/serve.py --servers manygil,granian --baseline $(BUILD)/base-pkg $(BENCH_AB_ARGS)
+	@$(VENV)/bin/python $(BENCH_AB) --servers manygil,granian --baseline $(BUILD)/base-pkg $(BENCH_AB_ARGS)
 
 # The bare-CPython reproducers of docs/cpython-bugs.md, against the bootstrap's Python, or the ones in
 # PYTHONS (for instance two builds, to see what a newer patch release fixes). Run by hand.

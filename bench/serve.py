@@ -28,6 +28,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Callable
 
 HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
@@ -111,29 +112,60 @@ def parse_wrk(text: str) -> dict[str, float]:
 def measure(server: str, workload: str, duration: int, connections: int) -> dict[str, float]:
     app, path = WORKLOADS[workload]
     port = free_port()
-    cmd = commands(app, port)[server]
-    # Its own process group (to stop the whole tree) but not its own session: with the kernel's
-    # autogroup scheduling, a new session would be one scheduling group that shares the CPUs 50/50
-    # with wrk's, instead of thread by thread.
     env = dict(os.environ)
     if server == "manygil-base":
         env["PYTHONPATH"] = os.pathsep.join(p for p in (BASELINE, env.get("PYTHONPATH")) if p)
-    proc = subprocess.Popen(cmd, cwd=HERE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, process_group=0,
+    return measure_command(commands(app, port)[server], f"http://127.0.0.1:{port}{path}", duration, connections,
+                           env=env)
+
+
+def measure_command(cmd: list[str], url: str, duration: int, connections: int, *, cwd: Path = HERE,
+                    env: dict[str, str] | None = None, context=None,
+                    probe: Callable[[dict[str, float]], None] | None = None) -> dict[str, float]:
+    """One measurement of one server: starts `cmd` (in `cwd`, with `env`), waits until `url` answers
+    (`context`: an ssl.SSLContext for https), runs wrk against it (run_wrk: req/s, latency, memory),
+    lets `probe` add to the result while the server still runs, and stops it. The benchmarks of
+    bench/serve*.py all measure through here."""
+    # Its own process group (to stop the whole tree) but not its own session: with the kernel's
+    # autogroup scheduling, a new session would be one scheduling group that shares the CPUs 50/50
+    # with wrk's, instead of thread by thread.
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, process_group=0,
                             env=env)
     try:
-        url = f"http://127.0.0.1:{port}{path}"
-        wait_ready(url, proc)
-        return run_wrk(proc, url, duration, connections)
+        wait_ready(url, proc, context=context)
+        result = run_wrk(proc, url, duration, connections)
+        if probe is not None:
+            probe(result)
+        return result
     finally:
         stop(proc)
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time the processes have used so far."""
+    total = 0
+    for p in pids:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def run_wrk(proc: subprocess.Popen, url: str, duration: int, connections: int) -> dict[str, float]:
-    """A 1 s warm-up, then the measured wrk run against the server `proc`, with its memory after."""
+    """A 1 s warm-up, then the measured wrk run against the server `proc`, with its memory after and
+    the CPU its process tree used per request meanwhile (cpu_us: what other load on the machine
+    moves least)."""
     subprocess.run(["wrk", "-t2", "-c", str(connections), "-d", "1s", url], capture_output=True, check=True)
+    pids = tree(proc.pid)
+    cpu0 = cpu_seconds(pids)
     out = subprocess.run(["wrk", "-t2", "-c", str(connections), "-d", f"{duration}s", "--latency", url],
                          capture_output=True, text=True, check=True).stdout
+    cpu = cpu_seconds(pids) - cpu0
     result = parse_wrk(out)
+    requests = re.search(r"(\d+) requests in", out)
+    result["cpu_us"] = cpu / int(requests.group(1)) * 1e6 if requests and int(requests.group(1)) else float("nan")
     result["rss_mib"], result["pss_mib"] = memory_mib(proc.pid)
     return result
 

@@ -30,7 +30,7 @@ import threading
 import time
 from pathlib import Path
 
-from serve import commands, free_port, keep_best, run_wrk, stop, tree, wait_ready, write_json
+from serve import commands, cpu_seconds, free_port, keep_best, run_wrk, stop, tree, wait_ready, write_json
 
 HERE = Path(__file__).resolve().parent
 APPS = HERE.parent / "tests" / "python"  # serve_apps/ and temp_postgres.py
@@ -58,18 +58,6 @@ def app_env(pg: TempPostgres, dbname: str) -> dict[str, str]:
     env = {**os.environ, **pg.env(dbname)}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(APPS), env.get("PYTHONPATH")) if p)
     return env
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU time the processes have used so far."""
-    total = 0
-    for p in pids:
-        try:
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
-    return total / os.sysconf("SC_CLK_TCK")
 
 
 def postmaster(pg: TempPostgres) -> int:

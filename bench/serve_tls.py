@@ -25,7 +25,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from serve import free_port, run_wrk, stop, wait_ready, write_json  # noqa: E402  (bench/serve.py's helpers)
+from serve import free_port, measure_command, write_json  # noqa: E402  (bench/serve.py's helpers)
 
 BIN = Path(sys.executable).parent
 WORKLOADS = {"hello": "serve_apps:hello", "json": "serve_apps:json_app"}
@@ -67,17 +67,14 @@ def negotiated(port: int) -> str:
 
 def measure(server: str, workload: str, duration: int, connections: int, key: Path, cert: Path) -> dict:
     port = free_port()
-    # Its own process group (to stop the whole tree), not its own session (see bench/serve.py).
-    proc = subprocess.Popen(command(server, WORKLOADS[workload], port, key, cert), cwd=HERE,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, process_group=0)
-    try:
-        url = f"{'https' if '-tls' in server else 'http'}://127.0.0.1:{port}/"
-        wait_ready(url, proc, context=insecure_context())
-        result = run_wrk(proc, url, duration, connections)
-        result["tls"] = negotiated(port) if "-tls" in server else ""
-        return result
-    finally:
-        stop(proc)
+    tls = "-tls" in server
+
+    def cipher(result: dict) -> None:
+        result["tls"] = negotiated(port) if tls else ""
+
+    return measure_command(command(server, WORKLOADS[workload], port, key, cert),
+                           f"{'https' if tls else 'http'}://127.0.0.1:{port}/", duration, connections,
+                           context=insecure_context(), probe=cipher)
 
 
 def main() -> int:

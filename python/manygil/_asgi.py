@@ -90,21 +90,29 @@ async def _main(worker: Any, app: Any, mode: str, timeout: float | None) -> None
     def on_inbox() -> None:
         calls, woken, stop = worker.drain()
         for call in calls:
+            # eager_start: the task runs at once, up to its first wait. A request whose body has come
+            # and whose response fits the window never waits: it is done before Task() returns, with
+            # no trip through the loop's ready queue.
             if call.is_websocket():  # --timeout does not apply: a WebSocket lives as long as it is used
-                task = loop.create_task(_websocket(app, call, scope_state, loop))
+                task = asyncio.Task(_websocket(app, call, scope_state), loop=loop, eager_start=True)
+                if task.done():
+                    continue
                 websockets.add(task)
                 task.add_done_callback(websockets.discard)
             else:
-                task = loop.create_task(_request(app, call, scope_state, timeout, loop))
+                task = asyncio.Task(_request(app, call, scope_state, timeout, loop), loop=loop, eager_start=True)
+                if task.done():
+                    continue
             tasks.add(task)
             task.add_done_callback(tasks.discard)
         for call in woken:
-            _wake(call)
+            call.wake()
         if stop and not stopping.done():
             stopping.set_result(stop)
         if stop is True and not server_stop.done():
             server_stop.set_result(None)
 
+    worker.bind(loop.create_future)  # for a receive() or send() that must wait
     loop.add_reader(worker.fileno(), on_inbox)
     try:
         on_inbox()  # requests that came while lifespan startup ran
@@ -121,6 +129,7 @@ async def _main(worker: Any, app: Any, mode: str, timeout: float | None) -> None
     if tasks:
         await asyncio.gather(*tasks, return_exceptions=True)
     await life.shutdown()
+    worker.bind(None)
 
 
 async def _retire(worker: Any, tasks: set[asyncio.Task[None]], websockets: set[asyncio.Task[None]],
@@ -138,32 +147,12 @@ async def _retire(worker: Any, tasks: set[asyncio.Task[None]], websockets: set[a
         await asyncio.wait(set(websockets), timeout=WEBSOCKET_FINISH_SECONDS)
 
 
-def _wake(call: Any) -> None:
-    for waiter in call.unpark():
-        if not waiter.done():
-            waiter.set_result(None)
+# The application's receive and send are the call's own (C) methods: each returns an awaitable that
+# answers at once when it can and otherwise waits on a future the inbox resolves (src/asgi/worker.cpp).
 
 
 async def _request(app: Any, call: Any, state: dict[str, Any] | None, timeout: float | None,
                    loop: asyncio.AbstractEventLoop) -> None:
-    async def receive() -> dict[str, Any]:
-        message = call.receive()
-        while message is None:
-            waiter = loop.create_future()
-            call.park(waiter)
-            await waiter
-            message = call.receive()
-        return message
-
-    async def send(message: dict[str, Any]) -> None:
-        outcome = call.send(message)
-        if outcome == 1:  # the client has a window's worth unread: wait for it to catch up
-            waiter = loop.create_future()
-            call.park(waiter)
-            await waiter
-        elif outcome == 2:  # complete: receive() says http.disconnect from now on
-            _wake(call)
-
     expired = False
     timer = None
     if timeout is not None:
@@ -176,7 +165,7 @@ async def _request(app: Any, call: Any, state: dict[str, Any] | None, timeout: f
 
         timer = loop.call_later(timeout, expire)
     try:
-        await app(call.scope(state), receive, send)
+        await app(call.scope(state), call.receive, call.send)
     except asyncio.CancelledError:
         if expired:
             call.fail(504, f"no response within {timeout:g} s: the request's task was cancelled")
@@ -190,33 +179,14 @@ async def _request(app: Any, call: Any, state: dict[str, Any] | None, timeout: f
     finally:
         if timer is not None:
             timer.cancel()
-        _wake(call)
+        call.wake()  # a receive() still waiting says http.disconnect
 
 
-async def _websocket(app: Any, call: Any, state: dict[str, Any] | None, loop: asyncio.AbstractEventLoop) -> None:
+async def _websocket(app: Any, call: Any, state: dict[str, Any] | None) -> None:
     """One WebSocket connection (asgiref's websocket.* events; the checks and the connection's state
     are C++: HttpCall's WebSocket side)."""
-    async def receive() -> dict[str, Any]:
-        message = call.receive()
-        while message is None:
-            waiter = loop.create_future()
-            call.park(waiter)
-            await waiter
-            message = call.receive()
-        return message
-
-    async def send(message: dict[str, Any]) -> None:
-        outcome = call.send(message)
-        if outcome == 1:  # over the send window: wait until the client has read enough
-            while call.blocked():
-                waiter = loop.create_future()
-                call.park(waiter)
-                await waiter
-        elif outcome == 2:  # denied: a receive() waiting says websocket.disconnect
-            _wake(call)
-
     try:
-        await app(call.scope(state), receive, send)
+        await app(call.scope(state), call.receive, call.send)
     except asyncio.CancelledError:
         call.fail(503, "the server stopped while the WebSocket was open")
         raise
@@ -225,7 +195,7 @@ async def _websocket(app: Any, call: Any, state: dict[str, Any] | None, loop: as
     else:
         call.finish()
     finally:
-        _wake(call)
+        call.wake()
 
 
 class _Lifespan:

@@ -465,43 +465,39 @@ detail::Inbox* least_loaded(const std::vector<std::shared_ptr<detail::Inbox>>& i
     return best;
 }
 
+constexpr const char* kNoWorker = "Service Unavailable: no ASGI worker is serving\n";
+
+// An HTTP request's and a WebSocket upgrade's common path: the scheme (https over TLS, else the
+// options'; the scope says wss / ws for a WebSocket), a trusted proxy's headers, then the inbox of
+// the least-loaded worker. False when no worker serves: `a` keeps its Responder or WebSocket, and the
+// caller answers 503 (kNoWorker) once this has returned (the routes unlocked: answering may pump the
+// connection into the handler again).
+bool dispatch(detail::AsgiShared& shared, detail::Arrival& a) {
+    a.scheme = a.request.tls ? "https" : shared.options.url_scheme;  // a trusted proxy's word overrides
+    wsgi::apply_proxy_headers(a.request, shared.options.forwarded_allow_ips, a.scheme);
+    std::lock_guard routes(shared.routes_mu);  // held through the push (recycling: see AsgiShared::routes)
+    detail::Inbox* best = least_loaded(shared.routes);
+    if (!best) return false;
+    best->in_flight.fetch_add(1);
+    best->push(std::move(a));
+    return true;
+}
+
 }  // namespace
 
 void AsgiHandler::handle(http::Request request, http::Responder responder) {
-    std::string scheme = request.tls ? "https" : shared_->options.url_scheme;  // a trusted proxy's word overrides
-    wsgi::apply_proxy_headers(request, shared_->options.forwarded_allow_ips, scheme);
-    std::unique_lock routes(shared_->routes_mu);  // held through the push (recycling: see AsgiShared::routes)
-    detail::Inbox* best = least_loaded(shared_->routes);
-    if (!best) {
-        routes.unlock();  // answering may pump the connection into handle() again
-        responder.send(http::Response(503, "Service Unavailable: no ASGI worker is serving\n"));
-        return;
-    }
-    best->in_flight.fetch_add(1);
     detail::Arrival a;
     a.request = std::move(request);
     a.responder = std::move(responder);
-    a.scheme = std::move(scheme);
-    best->push(std::move(a));
+    if (!dispatch(*shared_, a)) a.responder.send(http::Response(503, kNoWorker));
 }
 
 void AsgiHandler::handle_websocket(http::Request request, http::WebSocket websocket) {
-    std::string scheme = request.tls ? "https" : shared_->options.url_scheme;  // the scope says wss / ws
-    wsgi::apply_proxy_headers(request, shared_->options.forwarded_allow_ips, scheme);
-    std::unique_lock routes(shared_->routes_mu);  // held through the push (recycling: see AsgiShared::routes)
-    detail::Inbox* best = least_loaded(shared_->routes);
-    if (!best) {
-        routes.unlock();  // answering may pump the connection into the handler again
-        websocket.deny(http::Response(503, "Service Unavailable: no ASGI worker is serving\n"));
-        return;
-    }
-    best->in_flight.fetch_add(1);
     detail::Arrival a;
     a.request = std::move(request);
-    a.scheme = std::move(scheme);
     a.websocket = std::move(websocket);
     a.is_websocket = true;
-    best->push(std::move(a));
+    if (!dispatch(*shared_, a)) a.websocket.deny(http::Response(503, kNoWorker));
 }
 
 void AsgiHandler::stop() {

@@ -26,7 +26,8 @@ namespace {
 // ---- the per-interpreter types ----
 
 struct Types {
-    PyRef worker, call;
+    PyRef worker, call, step;
+    PyRef s_done, s_set_result, s_blocking;  // Future.done, Future.set_result, _asyncio_future_blocking
     PyRef k_type, k_body, k_more_body, k_status, k_headers, http_request, http_disconnect;
     PyRef k_text, k_bytes, k_code, k_reason, k_subprotocol, ws_connect, ws_receive, ws_disconnect;
 };
@@ -83,6 +84,7 @@ struct WorkerState {
     std::shared_ptr<Inbox> inbox;
     std::unordered_map<std::uint64_t, PyObject*> calls;  // borrowed: each HttpCall removes itself
     bool reported_start = false;
+    PyRef create_future;  // the loop's create_future (bind()), for a receive() or send() that must wait
 };
 
 struct WorkerObject {
@@ -273,6 +275,17 @@ PyObject* worker_log(PyObject* op, PyObject* args) {
     Py_RETURN_NONE;
 }
 
+// bind(create_future or None): the loop's create_future, which a receive() or send() that must wait
+// calls for the future it yields; None when the loop ends (the Worker must not keep it alive).
+PyObject* worker_bind(PyObject* op, PyObject* create_future) {
+    if (create_future != Py_None && !PyCallable_Check(create_future)) {
+        PyErr_SetString(PyExc_TypeError, "bind() takes the loop's create_future or None");
+        return nullptr;
+    }
+    worker_of(op).create_future = create_future == Py_None ? PyRef() : PyRef::borrow(create_future);
+    Py_RETURN_NONE;
+}
+
 PyObject* worker_recycle_grace(PyObject* op, PyObject*) {
     return PyFloat_FromDouble(worker_of(op).shared->options.recycle_grace.count());
 }
@@ -283,6 +296,7 @@ PyMethodDef worker_methods[] = {
     {"started", worker_started, METH_O, "started(error: str | None): lifespan startup is over"},
     {"recycle_grace", worker_recycle_grace, METH_NOARGS, "recycle_grace() -> seconds a retiring loop's WebSockets get"},
     {"log", worker_log, METH_VARARGS, "log(level: int, text: str): the server's log (0 debug .. 4 critical)"},
+    {"bind", worker_bind, METH_O, "bind(loop.create_future or None): where waiting receive()/send() get futures"},
     {nullptr, nullptr, 0, nullptr},
 };
 
@@ -342,6 +356,7 @@ PyObject* message(PyObject* type_value) {
 }
 
 PyObject* ws_receive(Call& c);
+PyObject* send_message(PyObject* op, PyObject* m);
 PyObject* ws_send(Call& c, PyObject* m, std::string_view kind);
 
 // receive() while the body streams (AsgiHandler::streams_request_bodies): what has arrived as one
@@ -377,7 +392,8 @@ PyObject* streamed_body(Call& c) {
     return m.release();
 }
 
-PyObject* call_receive(PyObject* op, PyObject*) {
+// The next message, or None while there is none yet (the caller parks a future).
+PyObject* receive_now(PyObject* op) {
     Call& c = call_of(op);
     if (c.is_websocket) return ws_receive(c);
     Types& t = types();
@@ -484,8 +500,16 @@ bool parse_start(Call& c, PyObject* m) {
     return true;
 }
 
+// Hands `m` over: 0 go on, 1 wait for the window (a WebSocket's: while it stays full), 2 complete (the
+// receivers are woken by the caller). -1 with a Python error for a bad message.
+int send_now(PyObject* op, PyObject* m) {
+    PyRef outcome(send_message(op, m));
+    if (!outcome) return -1;
+    return static_cast<int>(PyLong_AsLong(outcome.get()));
+}
+
 // send(message) -> 0 go on, 1 wait for the window, 2 complete.
-PyObject* call_send(PyObject* op, PyObject* m) {
+PyObject* send_message(PyObject* op, PyObject* m) {
     Call& c = call_of(op);
     Types& t = types();
     PyObject* type = nullptr;
@@ -559,21 +583,239 @@ PyObject* call_send(PyObject* op, PyObject* m) {
     return PyLong_FromLong(sent == http::Responder::ChunkResult::Full ? 1 : 0);
 }
 
-PyObject* call_park(PyObject* op, PyObject* future) {
-    Call& c = call_of(op);
-    if (!c.waiters) {
-        c.waiters = PyRef(PyList_New(0));
-        if (!c.waiters) return nullptr;
+// Resolves the futures parked on the call (receive() or send() waiting): they try again. False
+// with a Python error.
+bool wake(Call& c) {
+    if (!c.waiters) return true;
+    Types& t = types();
+    PyRef waiters = std::exchange(c.waiters, PyRef());
+    for (Py_ssize_t i = 0, n = PyList_GET_SIZE(waiters.get()); i < n; ++i) {
+        PyObject* f = PyList_GET_ITEM(waiters.get(), i);
+        PyRef done(PyObject_CallMethodNoArgs(f, t.s_done.get()));
+        if (!done) return false;
+        if (done.get() == Py_True) continue;  // cancelled (its task was)
+        PyRef r(PyObject_CallMethodOneArg(f, t.s_set_result.get(), Py_None));
+        if (!r) return false;
     }
-    if (PyList_Append(c.waiters.get(), future) < 0) return nullptr;
+    return true;
+}
+
+PyObject* call_wake(PyObject* op, PyObject*) {
+    if (!wake(call_of(op))) return nullptr;
     Py_RETURN_NONE;
 }
 
-PyObject* call_unpark(PyObject* op, PyObject*) {
-    Call& c = call_of(op);
-    if (!c.waiters) return PyList_New(0);
-    return std::exchange(c.waiters, PyRef()).release();
+// ---- receive() and send(): awaitables in C ----
+//
+// The ASGI callables an application gets are the HttpCall's bound methods receive and send. Each
+// call returns a Step: a coroutine-like object (__await__, send, throw, close: asyncio.create_task
+// and collections.abc.Coroutine take it, as Django Channels' await_many_dispatch needs) that does its
+// work when first stepped, as a coroutine would. When the answer is there (the body has arrived, the
+// response fits the window: the usual case) that first step returns it at once, with no Python frame,
+// closure or future. Otherwise it yields a future of the loop (_asyncio_future_blocking set, as
+// Future.__await__ does), parked on the call and resolved through the inbox, and tries again when the
+// task resumes it. A cancellation arrives as throw(): the Step ends and the exception goes on up.
+
+struct StepObject {
+    PyObject_HEAD
+    PyObject* call;     // the HttpCall (strong)
+    PyObject* message;  // send()'s message (strong) until it is handed over
+    PyObject* waiter;   // the future yielded, while suspended (strong)
+    bool is_send;       // a send(), not a receive()
+    bool sent;          // send(): the message was handed over; a resume only waits for the window
+    bool done;
+};
+
+PyObject* new_step(PyObject* call, PyObject* message) {
+    PyTypeObject* type = reinterpret_cast<PyTypeObject*>(types().step.get());
+    auto* st = PyObject_GC_New(StepObject, type);
+    if (!st) return nullptr;
+    st->call = Py_NewRef(call);
+    st->message = Py_XNewRef(message);
+    st->waiter = nullptr;
+    st->is_send = message != nullptr;
+    st->sent = st->done = false;
+    PyObject_GC_Track(st);
+    return reinterpret_cast<PyObject*>(st);
 }
+
+int step_traverse(PyObject* op, visitproc visit, void* arg) {
+    auto* st = reinterpret_cast<StepObject*>(op);
+    Py_VISIT(Py_TYPE(op));
+    Py_VISIT(st->call);
+    Py_VISIT(st->message);
+    Py_VISIT(st->waiter);
+    return 0;
+}
+
+int step_clear(PyObject* op) {
+    auto* st = reinterpret_cast<StepObject*>(op);
+    st->done = true;
+    Py_CLEAR(st->call);
+    Py_CLEAR(st->message);
+    Py_CLEAR(st->waiter);
+    return 0;
+}
+
+void step_dealloc(PyObject* op) {
+    PyObject_GC_UnTrack(op);
+    step_clear(op);
+    PyTypeObject* type = Py_TYPE(op);
+    type->tp_free(op);
+    Py_DECREF(type);
+}
+
+// Yields a new future parked on the call.
+PySendResult step_suspend(StepObject* st, PyObject** result) {
+    Call& c = call_of(st->call);
+    WorkerState& w = worker_of(c.worker.get());
+    if (!w.create_future) {
+        PyErr_SetString(PyExc_RuntimeError, "ASGI receive()/send() waited outside the worker's event loop");
+        return PYGEN_ERROR;
+    }
+    PyRef future(PyObject_CallNoArgs(w.create_future.get()));
+    if (!future || PyObject_SetAttr(future.get(), types().s_blocking.get(), Py_True) < 0) return PYGEN_ERROR;
+    if (!c.waiters) {
+        c.waiters = PyRef(PyList_New(0));
+        if (!c.waiters) return PYGEN_ERROR;
+    }
+    if (PyList_Append(c.waiters.get(), future.get()) < 0) return PYGEN_ERROR;
+    st->waiter = Py_NewRef(future.get());
+    *result = future.release();
+    return PYGEN_NEXT;
+}
+
+PySendResult step_finish(StepObject* st, PyObject* value, PyObject** result) {
+    st->done = true;
+    Py_CLEAR(st->waiter);
+    Py_CLEAR(st->message);
+    *result = value;
+    return value ? PYGEN_RETURN : PYGEN_ERROR;
+}
+
+// am_send: one step (the value sent in is ignored: the task resumes with None).
+PySendResult step_send(PyObject* op, PyObject*, PyObject** result) {
+    auto* st = reinterpret_cast<StepObject*>(op);
+    *result = nullptr;
+    if (st->done || !st->call) {
+        PyErr_SetString(PyExc_RuntimeError, "cannot reuse an ASGI receive() or send() already awaited");
+        return PYGEN_ERROR;
+    }
+    Py_CLEAR(st->waiter);
+    Call& c = call_of(st->call);
+    if (!st->is_send) {
+        PyObject* m = receive_now(st->call);
+        if (m != Py_None) return step_finish(st, m, result);  // a message, or an error
+        Py_DECREF(m);
+        return step_suspend(st, result);
+    }
+    if (!st->sent) {
+        st->sent = true;
+        int outcome = send_now(st->call, st->message);
+        Py_CLEAR(st->message);
+        if (outcome < 0) return step_finish(st, nullptr, result);
+        if (outcome == 2 && !wake(c)) return step_finish(st, nullptr, result);  // complete: receive() says disconnect
+        // 1: the client has a window's worth unread (a WebSocket's send queue is full, unless
+        // on_writable() came already): wait for it to catch up.
+        if (outcome != 1 || (c.is_websocket && !c.events->full.load())) {
+            return step_finish(st, Py_NewRef(Py_None), result);
+        }
+        return step_suspend(st, result);
+    }
+    // Resumed after a wait: an HTTP stream goes on (its window has room, or the client left); a
+    // WebSocket waits while its send queue stays full.
+    if (c.is_websocket && c.events->full.load()) return step_suspend(st, result);
+    return step_finish(st, Py_NewRef(Py_None), result);
+}
+
+// The result as a generator's protocol says it: the yielded value, or NULL with StopIteration(value).
+PyObject* step_result(PySendResult r, PyObject* result, bool none_without_exception) {
+    if (r == PYGEN_NEXT) return result;
+    if (r == PYGEN_ERROR) return nullptr;
+    if (result == Py_None && none_without_exception) {  // tp_iternext: NULL without an error is StopIteration
+        Py_DECREF(result);
+        return nullptr;
+    }
+    PyRef stop(PyObject_CallOneArg(PyExc_StopIteration, result));  // wraps a tuple value as one argument
+    Py_DECREF(result);
+    if (stop) PyErr_SetObject(PyExc_StopIteration, stop.get());
+    return nullptr;
+}
+
+PyObject* step_iternext(PyObject* op) {
+    PyObject* result;
+    PySendResult r = step_send(op, Py_None, &result);
+    return step_result(r, result, true);
+}
+
+PyObject* step_send_method(PyObject* op, PyObject* value) {
+    PyObject* result;
+    PySendResult r = step_send(op, value, &result);
+    return step_result(r, result, false);
+}
+
+// throw(exc) or throw(type[, value[, traceback]]): the task was cancelled (or the exception comes
+// from elsewhere): the step ends and the exception is raised from it.
+PyObject* step_throw(PyObject* op, PyObject* const* args, Py_ssize_t n) {
+    if (n < 1 || n > 3) {
+        PyErr_SetString(PyExc_TypeError, "throw() takes 1 to 3 arguments");
+        return nullptr;
+    }
+    auto* st = reinterpret_cast<StepObject*>(op);
+    st->done = true;
+    Py_CLEAR(st->waiter);
+    Py_CLEAR(st->message);
+    PyObject* typ = args[0];
+    if (PyExceptionInstance_Check(typ)) {
+        PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(typ)), typ);
+    } else if (PyExceptionClass_Check(typ)) {
+        PyErr_SetObject(typ, n > 1 ? args[1] : Py_None);
+    } else {
+        PyErr_Format(PyExc_TypeError, "exceptions must derive from BaseException, not %.100s", Py_TYPE(typ)->tp_name);
+    }
+    return nullptr;
+}
+
+PyObject* step_close(PyObject* op, PyObject*) {
+    auto* st = reinterpret_cast<StepObject*>(op);
+    st->done = true;
+    Py_CLEAR(st->waiter);
+    Py_CLEAR(st->message);
+    Py_RETURN_NONE;
+}
+
+PyObject* step_await(PyObject* op) { return Py_NewRef(op); }
+
+PyMethodDef step_methods[] = {
+    {"send", step_send_method, METH_O, "send(value): one step (the value is ignored)"},
+    {"throw", reinterpret_cast<PyCFunction>(reinterpret_cast<void*>(step_throw)), METH_FASTCALL,
+     "throw(exc): end the step with exc"},
+    {"close", step_close, METH_NOARGS, "close(): end the step"},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+PyType_Slot step_slots[] = {
+    {Py_tp_dealloc, reinterpret_cast<void*>(step_dealloc)},
+    {Py_tp_traverse, reinterpret_cast<void*>(step_traverse)},
+    {Py_tp_clear, reinterpret_cast<void*>(step_clear)},
+    {Py_tp_iter, reinterpret_cast<void*>(step_await)},
+    {Py_tp_iternext, reinterpret_cast<void*>(step_iternext)},
+    {Py_tp_methods, step_methods},
+    {Py_am_await, reinterpret_cast<void*>(step_await)},
+    {Py_am_send, reinterpret_cast<void*>(step_send)},
+    {Py_tp_doc, const_cast<char*>("An ASGI receive() or send() in progress (awaitable)")},
+    {0, nullptr},
+};
+
+// Made only by HttpCall.receive() and send(), never from Python.
+PyType_Spec step_spec = {"manygil.asgi.Step", sizeof(StepObject), 0,
+                         Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_DISALLOW_INSTANTIATION, step_slots};
+
+// receive() -> an awaitable of the next message.
+PyObject* call_receive(PyObject* op, PyObject*) { return new_step(op, nullptr); }
+
+// send(message) -> an awaitable that hands the message over (and waits for the client if it must).
+PyObject* call_send(PyObject* op, PyObject* m) { return new_step(op, m); }
 
 std::string describe_request(const Call& c) { return c.request.method + " " + c.request.target; }
 
@@ -661,7 +903,7 @@ void ws_deny(Call& c, http::Response response) {
     c.stage = WsStage::Closed;
 }
 
-// send(message) -> 0 go on, 1 wait (the send window is full: wait while blocked()).
+// send(message) -> 0 go on, 1 wait (the send queue is full: the Step waits while events->full), 2 denied.
 PyObject* ws_send(Call& c, PyObject* m, std::string_view kind) {
     Types& t = types();
     if (kind == "websocket.accept") {
@@ -854,13 +1096,21 @@ void ws_finish(Call& c) {
     }
 }
 
-// blocked(): a websocket.send is waiting for the client to catch up (park and check again).
-PyObject* call_blocked(PyObject* op, PyObject*) {
-    Call& c = call_of(op);
-    return PyBool_FromLong(c.is_websocket && c.events->full.load());
-}
-
 PyObject* call_is_websocket(PyObject* op, PyObject*) { return PyBool_FromLong(call_of(op).is_websocket); }
+
+// An HTTP response the application will not complete (it raised, timed out or returned early): a
+// stream already begun is cut (a warning, `cut`), else `status` answers it (an error, `why`).
+void end_response(Call& c, int status, const std::string& cut, const std::string& why) {
+    if (c.streaming) {
+        log_call(c, http::LogLevel::warning, "manygil serve: " + describe_request(c) + ": " + cut);
+        c.responder.abort();
+    } else {
+        log_call(c, http::LogLevel::error,
+                 "manygil serve: " + std::to_string(status) + " for " + describe_request(c) + ": " + why);
+        c.responder.send(http::Response(status, std::string(http::reason_phrase(status)) + "\n"));
+    }
+    c.complete = true;
+}
 
 // fail(status, text): the application raised (500) or timed out (504).
 PyObject* call_fail(PyObject* op, PyObject* args) {
@@ -876,20 +1126,14 @@ PyObject* call_fail(PyObject* op, PyObject* args) {
     }
     if (c.complete || c.gone->load()) {
         log_call(c, http::LogLevel::error, "manygil serve: " + describe_request(c) + ": " + why);
-    } else if (c.streaming) {
-        log_call(c, http::LogLevel::warning,
-                 "manygil serve: " + describe_request(c) + ": the response was cut short after it began: " + why);
-        c.responder.abort();
+        c.complete = true;
     } else {
-        log_call(c, http::LogLevel::error,
-                 "manygil serve: " + std::to_string(status) + " for " + describe_request(c) + ": " + why);
-        c.responder.send(http::Response(status, std::string(http::reason_phrase(status)) + "\n"));
+        end_response(c, status, "the response was cut short after it began: " + why, why);
     }
-    c.complete = true;
     Py_RETURN_NONE;
 }
 
-// finish(): the application returned. (The caller then wakes what is parked: unpark().)
+// finish(): the application returned. (The caller then wakes what is parked: wake().)
 PyObject* call_finish(PyObject* op, PyObject*) {
     Call& c = call_of(op);
     leave(c);
@@ -898,17 +1142,9 @@ PyObject* call_finish(PyObject* op, PyObject*) {
         Py_RETURN_NONE;
     }
     if (c.complete || c.gone->load()) Py_RETURN_NONE;
-    if (c.streaming) {
-        log_call(c, http::LogLevel::warning, "manygil serve: " + describe_request(c) +
-                                                 ": the application returned before its response was complete");
-        c.responder.abort();
-    } else {
-        log_call(c, http::LogLevel::error, "manygil serve: 500 for " + describe_request(c) +
-                                               ": the application returned without " +
-                                               (c.started ? "completing its response" : "sending a response"));
-        c.responder.send(http::Response(500, "Internal Server Error\n"));
-    }
-    c.complete = true;
+    end_response(c, 500, "the application returned before its response was complete",
+                 std::string("the application returned without ") +
+                     (c.started ? "completing its response" : "sending a response"));
     Py_RETURN_NONE;
 }
 
@@ -920,13 +1156,11 @@ PyObject* call_repr(PyObject* op) {
 
 PyMethodDef call_methods[] = {
     {"scope", call_scope, METH_O, "scope(state) -> the ASGI scope dict"},
-    {"receive", call_receive, METH_NOARGS, "receive() -> the next message, or None: park a future and retry"},
-    {"send", call_send, METH_O, "send(message) -> 0 go on, 1 wait for the client (park a future), 2 complete"},
-    {"park", call_park, METH_O, "park(future): resolved when the request has news"},
-    {"unpark", call_unpark, METH_NOARGS, "unpark() -> the parked futures"},
+    {"receive", call_receive, METH_NOARGS, "ASGI receive(): awaitable -> the next message"},
+    {"send", call_send, METH_O, "ASGI send(message): awaitable; hands the message over"},
+    {"wake", call_wake, METH_NOARGS, "wake(): a receive() or send() waiting tries again (the call has news)"},
     {"fail", call_fail, METH_VARARGS, "fail(status, text): answer status if nothing was sent, else cut"},
     {"finish", call_finish, METH_NOARGS, "finish(): the application returned"},
-    {"blocked", call_blocked, METH_NOARGS, "blocked() -> a WebSocket send waits for the client to catch up"},
     {"is_websocket", call_is_websocket, METH_NOARGS, "is_websocket() -> a WebSocket connection, not an HTTP request"},
     {nullptr, nullptr, 0, nullptr},
 };
@@ -950,6 +1184,10 @@ Types& types() {
         auto t = std::make_unique<Types>();
         t->worker = PyRef(PyType_FromSpec(&worker_spec));
         t->call = PyRef(PyType_FromSpec(&call_spec));
+        t->step = PyRef(PyType_FromSpec(&step_spec));
+        t->s_done = PyRef(PyUnicode_InternFromString("done"));
+        t->s_set_result = PyRef(PyUnicode_InternFromString("set_result"));
+        t->s_blocking = PyRef(PyUnicode_InternFromString("_asyncio_future_blocking"));
         t->k_type = PyRef(PyUnicode_InternFromString("type"));
         t->k_body = PyRef(PyUnicode_InternFromString("body"));
         t->k_more_body = PyRef(PyUnicode_InternFromString("more_body"));
@@ -965,7 +1203,7 @@ Types& types() {
         t->ws_connect = PyRef(PyUnicode_InternFromString("websocket.connect"));
         t->ws_receive = PyRef(PyUnicode_InternFromString("websocket.receive"));
         t->ws_disconnect = PyRef(PyUnicode_InternFromString("websocket.disconnect"));
-        if (!t->worker || !t->call || !t->k_type || !t->k_body || !t->k_more_body || !t->k_status || !t->k_headers ||
+        if (!t->worker || !t->call || !t->step || !t->s_done || !t->s_set_result || !t->s_blocking || !t->k_type || !t->k_body || !t->k_more_body || !t->k_status || !t->k_headers ||
             !t->http_request || !t->http_disconnect || !t->k_text || !t->k_bytes || !t->k_code || !t->k_reason ||
             !t->k_subprotocol || !t->ws_connect || !t->ws_receive || !t->ws_disconnect) {
             return nullptr;
@@ -983,7 +1221,7 @@ PyRef new_worker(std::shared_ptr<AsgiShared> shared, std::shared_ptr<Inbox> inbo
     PyTypeObject* type = reinterpret_cast<PyTypeObject*>(types().worker.get());
     PyRef op(type->tp_alloc(type, 0));
     if (!op) manygil::detail::throw_python_error();
-    reinterpret_cast<WorkerObject*>(op.get())->state = new WorkerState{std::move(shared), std::move(inbox), {}, false};
+    reinterpret_cast<WorkerObject*>(op.get())->state = new WorkerState{std::move(shared), std::move(inbox), {}, false, {}};
     return op;
 }
 

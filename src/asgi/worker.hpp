@@ -2,14 +2,15 @@
 // types created once per interpreter:
 //   Worker: its inbox (inbox.hpp). fileno() (the eventfd, for loop.add_reader), drain() -> (new
 //     HttpCalls, HttpCalls with news, stop?), started(error or None) (lifespan startup is over),
-//     log(level, text).
+//     log(level, text), bind(loop.create_future or None) (where a waiting receive()/send() gets its
+//     future; None when the loop ends).
 //   HttpCall: one request, or one WebSocket connection (is_websocket(): then the messages are the
-//     websocket.* events, fail(403 or 503, text) and finish() deny or close it, and a send() that
-//     answered 1 waits while blocked()). scope(state) -> the scope dict (scope.cpp); receive() -> the next
-//     message, or None while the caller must wait (park a future; it is woken through the inbox);
-//     send(message) -> 0 (go on), 1 (wait: the stream's window is full), 2 (the response is complete:
-//     wake the receivers); park(future) / unpark() -> the parked futures; fail(status, text),
-//     finish(): the application raised or returned.
+//     websocket.* events, and fail(403 or 503, text) and finish() deny or close it). scope(state) ->
+//     the scope dict (scope.cpp). receive and send are the application's ASGI callables themselves:
+//     each call returns a Step, an awaitable (coroutine-like: send/throw/close) that answers at once
+//     when it can and otherwise yields a future of the bound loop, parked on the call until the
+//     inbox wakes it (wake(): the call has news; drain()'s second list, and after the application
+//     ends). fail(status, text), finish(): the application raised or returned.
 // GIL held for all of it (the worker's own interpreter).
 #pragma once
 

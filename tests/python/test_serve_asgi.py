@@ -141,6 +141,21 @@ def test_disconnect_reaches_the_application(plain):
     assert json.loads(body) == {"disconnect": "http.disconnect"}
 
 
+def test_receive_and_send_are_awaitables_as_coroutines_are(plain):
+    # The C awaitables behind receive() and send(): a task can be made of one, a finished one cannot
+    # be awaited again, one never awaited does nothing, a waiting one can be cancelled, and one still
+    # waiting when the response completes says http.disconnect.
+    status, _, body = request(plain, "POST", "/awaitables", body=b"payload")
+    assert status == 200
+    assert json.loads(body) == {"coroutine": True, "body": "payload", "reawaited": "RuntimeError", "cancelled": True}
+    for _ in range(600):
+        seen = request(plain, "GET", "/after-response")[2]
+        if seen:
+            break
+        threading.Event().wait(0.05)
+    assert seen == b"http.disconnect"
+
+
 def test_timeout_cancels_the_task():
     with manygil.Server("serve_apps.asgi_plain:app", workers=1, bind="127.0.0.1:0", timeout=0.3) as server:
         status, _, _ = request(server, "GET", "/sleep?30")

@@ -1,6 +1,7 @@
 """Plain ASGI 3 applications for tests/python/test_serve_asgi.py: no framework, each behaviour by path."""
 
 import asyncio
+import collections.abc
 import json
 import os
 
@@ -121,6 +122,34 @@ async def app(scope, receive, send):
         except asyncio.TimeoutError:
             return await respond(send, 500, b"not concurrent")
         return await respond(send, 200, b"met")
+    if path == "/awaitables":
+        # receive and send are C awaitables (src/asgi/worker.cpp): what a coroutine allows, they allow.
+        out = {}
+        step = receive()
+        out["coroutine"] = isinstance(step, collections.abc.Coroutine)
+        message = await asyncio.create_task(step)  # as Django Channels' await_many_dispatch does
+        out["body"] = message["body"].decode()
+        try:
+            await step
+        except RuntimeError:
+            out["reawaited"] = "RuntimeError"
+        send({"type": "http.response.start", "status": 500, "headers": []}).close()  # never awaited: not sent
+        waiting = asyncio.create_task(receive())  # nothing comes until the response is complete: it waits
+        await asyncio.sleep(0)
+        waiting.cancel()
+        try:
+            await waiting
+        except asyncio.CancelledError:
+            out["cancelled"] = True
+        later = asyncio.ensure_future(receive())  # woken when the response is complete
+        body = json.dumps(out).encode()
+        await asyncio.wait_for(send({"type": "http.response.start", "status": 200,
+                                     "headers": [(b"content-length", str(len(body)).encode())]}), 30)
+        await send({"type": "http.response.body", "body": body})
+        SEEN["after-response"] = (await asyncio.wait_for(later, 30))["type"]
+        return
+    if path == "/after-response":
+        return await respond(send, 200, SEEN.get("after-response", "").encode())
     if path == "/seen":
         return await respond(send, 200, json.dumps({k: v for k, v in SEEN.items() if k == "disconnect" or k.startswith("upload")}).encode())
     if path == "/pid":
