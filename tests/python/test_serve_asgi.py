@@ -376,7 +376,9 @@ def test_a_50_mib_upload_is_read_piece_by_piece_with_memory_bounded():
     assert got["total"] == size and got["sha256"] == digest.hexdigest()
     assert got["pieces"] > 1 and got["biggest"] < size
     # Buffered whole, the body alone would have grown the process by 50 MiB (twice: C++ and bytes).
-    assert got["grew"] < 20 << 20, got
+    # Not under `make sanitize`: ASan's quarantine keeps freed memory out of reuse (174 MiB grown there).
+    if "libasan" not in os.environ.get("LD_PRELOAD", ""):
+        assert got["grew"] < 20 << 20, got
 
 
 def test_a_body_over_max_body_mid_stream_is_refused_and_the_application_hears_disconnect(plain):
