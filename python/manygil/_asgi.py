@@ -147,8 +147,9 @@ async def _retire(worker: Any, tasks: set[asyncio.Task[None]], websockets: set[a
         await asyncio.wait(set(websockets), timeout=WEBSOCKET_FINISH_SECONDS)
 
 
-# The application's receive and send are the call's own (C) methods: each returns an awaitable that
-# answers at once when it can and otherwise waits on a future the inbox resolves (src/asgi/worker.cpp).
+# The application's receive and send are C callables bound to the call (call.callables()), marked as
+# coroutine functions: each returns an awaitable that answers at once when it can and otherwise waits
+# on a future the inbox resolves (src/asgi/worker.cpp).
 
 
 async def _request(app: Any, call: Any, state: dict[str, Any] | None, timeout: float | None,
@@ -165,7 +166,7 @@ async def _request(app: Any, call: Any, state: dict[str, Any] | None, timeout: f
 
         timer = loop.call_later(timeout, expire)
     try:
-        await app(call.scope(state), call.receive, call.send)
+        await app(call.scope(state), *call.callables())
     except asyncio.CancelledError:
         if expired:
             call.fail(504, f"no response within {timeout:g} s: the request's task was cancelled")
@@ -186,7 +187,7 @@ async def _websocket(app: Any, call: Any, state: dict[str, Any] | None) -> None:
     """One WebSocket connection (asgiref's websocket.* events; the checks and the connection's state
     are C++: HttpCall's WebSocket side)."""
     try:
-        await app(call.scope(state), call.receive, call.send)
+        await app(call.scope(state), *call.callables())
     except asyncio.CancelledError:
         call.fail(503, "the server stopped while the WebSocket was open")
         raise

@@ -1,6 +1,7 @@
 #include "asgi/worker.hpp"
 
 #include <atomic>
+#include <cstddef>
 #include <cstdio>
 #include <deque>
 #include <mutex>
@@ -26,7 +27,7 @@ namespace {
 // ---- the per-interpreter types ----
 
 struct Types {
-    PyRef worker, call, step;
+    PyRef worker, call, step, bound;
     PyRef s_done, s_set_result, s_blocking;  // Future.done, Future.set_result, _asyncio_future_blocking
     PyRef k_type, k_body, k_more_body, k_status, k_headers, http_request, http_disconnect;
     PyRef k_text, k_bytes, k_code, k_reason, k_subprotocol, ws_connect, ws_receive, ws_disconnect;
@@ -811,11 +812,92 @@ PyType_Slot step_slots[] = {
 PyType_Spec step_spec = {"manygil.asgi.Step", sizeof(StepObject), 0,
                          Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_DISALLOW_INSTANTIATION, step_slots};
 
-// receive() -> an awaitable of the next message.
-PyObject* call_receive(PyObject* op, PyObject*) { return new_step(op, nullptr); }
+// The application's receive and send: callables bound to the call, each returning a Step. They are
+// their own type, not HttpCall's bound methods, so that they can carry inspect.markcoroutinefunction's
+// mark (set on the type in types()): inspect.iscoroutinefunction and asgiref's async_to_sync then take
+// them for the coroutine functions they stand for (Channels' sync consumers call
+// async_to_sync(send), which warns about a callable that is not marked).
+struct BoundObject {
+    PyObject_HEAD
+    PyObject* call;  // the HttpCall (strong)
+    vectorcallfunc vectorcall;
+    bool is_send;
+};
 
-// send(message) -> an awaitable that hands the message over (and waits for the client if it must).
-PyObject* call_send(PyObject* op, PyObject* m) { return new_step(op, m); }
+PyObject* bound_vectorcall(PyObject* op, PyObject* const* args, std::size_t nargsf, PyObject* kwnames) {
+    auto* b = reinterpret_cast<BoundObject*>(op);
+    Py_ssize_t n = PyVectorcall_NARGS(nargsf);
+    if ((kwnames && PyTuple_GET_SIZE(kwnames)) || n != (b->is_send ? 1 : 0)) {
+        PyErr_SetString(PyExc_TypeError, b->is_send ? "ASGI send() takes one argument, the message"
+                                                    : "ASGI receive() takes no arguments");
+        return nullptr;
+    }
+    return new_step(b->call, b->is_send ? args[0] : nullptr);
+}
+
+PyObject* new_bound(PyObject* call, bool is_send) {
+    PyTypeObject* type = reinterpret_cast<PyTypeObject*>(types().bound.get());
+    auto* b = PyObject_GC_New(BoundObject, type);
+    if (!b) return nullptr;
+    b->call = Py_NewRef(call);
+    b->vectorcall = bound_vectorcall;
+    b->is_send = is_send;
+    PyObject_GC_Track(b);
+    return reinterpret_cast<PyObject*>(b);
+}
+
+int bound_traverse(PyObject* op, visitproc visit, void* arg) {
+    Py_VISIT(Py_TYPE(op));
+    Py_VISIT(reinterpret_cast<BoundObject*>(op)->call);
+    return 0;
+}
+
+int bound_clear(PyObject* op) {
+    Py_CLEAR(reinterpret_cast<BoundObject*>(op)->call);
+    return 0;
+}
+
+void bound_dealloc(PyObject* op) {
+    PyObject_GC_UnTrack(op);
+    bound_clear(op);
+    PyTypeObject* type = Py_TYPE(op);
+    type->tp_free(op);
+    Py_DECREF(type);
+}
+
+PyObject* bound_repr(PyObject* op) {
+    return PyUnicode_FromString(reinterpret_cast<BoundObject*>(op)->is_send ? "<manygil ASGI send>"
+                                                                           : "<manygil ASGI receive>");
+}
+
+PyMemberDef bound_members[] = {
+    {"__vectorcalloffset__", Py_T_PYSSIZET, offsetof(BoundObject, vectorcall), Py_READONLY, nullptr},
+    {nullptr, 0, 0, 0, nullptr},
+};
+
+PyType_Slot bound_slots[] = {
+    {Py_tp_dealloc, reinterpret_cast<void*>(bound_dealloc)},
+    {Py_tp_traverse, reinterpret_cast<void*>(bound_traverse)},
+    {Py_tp_clear, reinterpret_cast<void*>(bound_clear)},
+    {Py_tp_call, reinterpret_cast<void*>(PyVectorcall_Call)},
+    {Py_tp_members, bound_members},
+    {Py_tp_repr, reinterpret_cast<void*>(bound_repr)},
+    {Py_tp_doc, const_cast<char*>("An ASGI receive or send callable (returns an awaitable)")},
+    {0, nullptr},
+};
+
+// Made only by HttpCall.callables(), never from Python. Not immutable: types() sets the mark on it.
+PyType_Spec bound_spec = {"manygil.asgi.Callable", sizeof(BoundObject), 0,
+                          Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL |
+                              Py_TPFLAGS_DISALLOW_INSTANTIATION,
+                          bound_slots};
+
+// callables() -> (receive, send), what the application is called with.
+PyObject* call_callables(PyObject* op, PyObject*) {
+    PyRef receive(new_bound(op, false));
+    PyRef send(receive ? new_bound(op, true) : nullptr);
+    return send ? PyTuple_Pack(2, receive.get(), send.get()) : nullptr;
+}
 
 std::string describe_request(const Call& c) { return c.request.method + " " + c.request.target; }
 
@@ -1156,8 +1238,9 @@ PyObject* call_repr(PyObject* op) {
 
 PyMethodDef call_methods[] = {
     {"scope", call_scope, METH_O, "scope(state) -> the ASGI scope dict"},
-    {"receive", call_receive, METH_NOARGS, "ASGI receive(): awaitable -> the next message"},
-    {"send", call_send, METH_O, "ASGI send(message): awaitable; hands the message over"},
+    {"callables", call_callables, METH_NOARGS,
+     "callables() -> (receive, send): the ASGI callables, each returning an awaitable (receive: the next "
+     "message; send(message): hands the message over)"},
     {"wake", call_wake, METH_NOARGS, "wake(): a receive() or send() waiting tries again (the call has news)"},
     {"fail", call_fail, METH_VARARGS, "fail(status, text): answer status if nothing was sent, else cut"},
     {"finish", call_finish, METH_NOARGS, "finish(): the application returned"},
@@ -1185,6 +1268,15 @@ Types& types() {
         t->worker = PyRef(PyType_FromSpec(&worker_spec));
         t->call = PyRef(PyType_FromSpec(&call_spec));
         t->step = PyRef(PyType_FromSpec(&step_spec));
+        t->bound = PyRef(PyType_FromSpec(&bound_spec));
+        if (!t->bound) return nullptr;
+        {
+            // inspect.markcoroutinefunction's mark (3.12+), on the type: every receive and send carries it.
+            PyRef inspect(PyImport_ImportModule("inspect"));
+            if (!inspect) return nullptr;
+            PyRef mark(PyObject_GetAttrString(inspect.get(), "_is_coroutine_mark"));
+            if (!mark || PyObject_SetAttrString(t->bound.get(), "_is_coroutine_marker", mark.get()) < 0) return nullptr;
+        }
         t->s_done = PyRef(PyUnicode_InternFromString("done"));
         t->s_set_result = PyRef(PyUnicode_InternFromString("set_result"));
         t->s_blocking = PyRef(PyUnicode_InternFromString("_asyncio_future_blocking"));

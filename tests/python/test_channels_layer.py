@@ -242,13 +242,15 @@ def test_a_worker_receives_what_main_and_a_group_send_give_it():
 
 
 def test_a_channels_chat_broadcasts_to_consumers_in_every_worker():
+    # Async and sync consumers alike (a sync consumer calls the layer and the ASGI send through
+    # async_to_sync, which would warn if send were not marked as a coroutine function).
     with Served("serve_apps.channels_chat:application", "--workers", "2") as served:
-        url = f"ws://{served.host}:{served.port}/ws/"
+        urls = [f"ws://{served.host}:{served.port}/ws/", f"ws://{served.host}:{served.port}/ws/sync/"]
 
         async def go():
             clients, workers = [], set()
-            for _ in range(12):  # the front end spreads connections over both workers
-                ws = await connect(url)
+            for i in range(12):  # the front end spreads connections over both workers
+                ws = await connect(urls[i % 2])
                 workers.add(json.loads(await ws.recv())["worker"])
                 clients.append(ws)
             await clients[0].send(json.dumps({"text": "hello all"}))
@@ -263,6 +265,8 @@ def test_a_channels_chat_broadcasts_to_consumers_in_every_worker():
             return workers, heard, heard_again
 
         workers, heard, heard_again = run(go())
+        log = "".join(served.lines)
+        assert "Warning" not in log and "Traceback" not in log, log
         assert len(workers) == 2
         assert [h["text"] for h in heard] == ["hello all"] * 12
         assert [h["text"] for h in heard_again] == ["second"] * 6

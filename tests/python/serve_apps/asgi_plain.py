@@ -2,6 +2,7 @@
 
 import asyncio
 import collections.abc
+import inspect
 import json
 import os
 
@@ -124,7 +125,12 @@ async def app(scope, receive, send):
         return await respond(send, 200, b"met")
     if path == "/awaitables":
         # receive and send are C awaitables (src/asgi/worker.cpp): what a coroutine allows, they allow.
-        out = {}
+        # Marked as coroutine functions (asgiref's async_to_sync warns about unmarked ones).
+        out = {"marked": inspect.iscoroutinefunction(receive) and inspect.iscoroutinefunction(send)}
+        try:
+            receive("extra")
+        except TypeError as e:
+            out["bad call"] = str(e)
         step = receive()
         out["coroutine"] = isinstance(step, collections.abc.Coroutine)
         message = await asyncio.create_task(step)  # as Django Channels' await_many_dispatch does

@@ -17,7 +17,8 @@ import django  # noqa: E402
 
 django.setup()
 
-from channels.generic.websocket import AsyncJsonWebsocketConsumer  # noqa: E402
+from asgiref.sync import async_to_sync  # noqa: E402
+from channels.generic.websocket import AsyncJsonWebsocketConsumer, JsonWebsocketConsumer  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.core.asgi import get_asgi_application  # noqa: E402
 from django.http import JsonResponse  # noqa: E402
@@ -49,7 +50,27 @@ class Chat(AsyncJsonWebsocketConsumer):
         await self.send_json({"text": event["text"], "from": event["from"]})
 
 
+class SyncChat(JsonWebsocketConsumer):
+    """The same chat as a sync consumer (its handlers run in the worker's executor threads; the layer
+    is called through async_to_sync, and so is the ASGI send)."""
+
+    def connect(self):
+        async_to_sync(self.channel_layer.group_add)("room", self.channel_name)
+        self.accept()
+        self.send_json({"worker": WORKER})
+
+    def disconnect(self, code):
+        async_to_sync(self.channel_layer.group_discard)("room", self.channel_name)
+
+    def receive_json(self, content):
+        async_to_sync(self.channel_layer.group_send)("room", {"type": "chat.message", "text": content["text"],
+                                                              "from": WORKER})
+
+    def chat_message(self, event):
+        self.send_json({"text": event["text"], "from": event["from"]})
+
+
 application = ProtocolTypeRouter({
     "http": get_asgi_application(),
-    "websocket": URLRouter([path("ws/", Chat.as_asgi())]),
+    "websocket": URLRouter([path("ws/", Chat.as_asgi()), path("ws/sync/", SyncChat.as_asgi())]),
 })
