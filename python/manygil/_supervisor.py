@@ -113,6 +113,8 @@ class _Child:
 
     def finish_relay(self) -> None:
         self._relay.join(timeout=5)
+        if not self._relay.is_alive() and self.process.stderr is not None:
+            self.process.stderr.close()  # read to EOF: done with it (no ResourceWarning at exit)
 
 
 def _why(code: int) -> str:
