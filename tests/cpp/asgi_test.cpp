@@ -117,13 +117,7 @@ struct Host {
     std::string address() { return server->addresses().at(0); }
 };
 
-std::string round_trip(const std::string& address, const std::string& request) {
-    int fd = manygil::testing::connect_to(address);
-    manygil::testing::send_all(fd, request);
-    std::string got = manygil::testing::read_until_close(fd);
-    close(fd);
-    return got;
-}
+using manygil::testing::round_trip;
 
 std::size_t count(const std::vector<std::string>& v, const std::string& what) {
     return static_cast<std::size_t>(std::count(v.begin(), v.end(), what));

@@ -63,6 +63,15 @@ inline std::string read_until_close(int fd) {
     return got;
 }
 
+// One request on a fresh connection (send it with "Connection: close"); everything the server sent.
+inline std::string round_trip(const std::string& address, const std::string& request) {
+    int fd = connect_to(address);
+    send_all(fd, request);
+    std::string got = read_until_close(fd);
+    close(fd);
+    return got;
+}
+
 // What the server sends until `end` has arrived, it closes, or 10 s pass without a byte.
 inline std::string read_until(int fd, const std::string& end) {
     std::string got;

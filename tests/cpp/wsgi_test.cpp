@@ -14,14 +14,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// One request on a fresh connection with "Connection: close"; everything the server sent.
-std::string round_trip(const std::string& address, const std::string& request) {
-    int fd = manygil::testing::connect_to(address);
-    manygil::testing::send_all(fd, request);
-    std::string got = manygil::testing::read_until_close(fd);
-    close(fd);
-    return got;
-}
+using manygil::testing::round_trip;
 
 struct Served {
     explicit Served(std::string app)
