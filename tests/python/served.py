@@ -5,6 +5,7 @@ in-process `manygil.Server` share: its address, and raw bytes sent to it."""
 from __future__ import annotations
 
 import http.client
+import os
 import re
 import signal
 import socket
@@ -39,6 +40,14 @@ def raw(server, data: bytes, *, read_until_close: bool = True, timeout: float = 
                 break
             chunks.append(chunk)
         return b"".join(chunks)
+
+
+def _children(pid: int) -> list[int]:
+    """The direct children of a process (Linux's /proc), or none if it is gone."""
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
 
 
 class Served:
@@ -81,11 +90,22 @@ class Served:
         return status, body
 
     def stop(self) -> int:
-        """SIGTERM, then the exit status (killed after 60 s)."""
+        """SIGTERM, then the exit status. Not stopped after 60 s: the server (the supervisor's child,
+        run with -X faulthandler) gets SIGABRT, which prints its threads' stacks into the log, and the
+        failure quotes the log's end; then the whole tree is killed."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
         try:
             return self.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            for pid in _children(self.proc.pid):
+                try:
+                    os.kill(pid, signal.SIGABRT)
+                except ProcessLookupError:
+                    pass
+            threading.Event().wait(3)  # the dump reaches self.lines through the reader thread
+            raise AssertionError("manygil serve did not stop within 60 s of SIGTERM; its log ends:\n"
+                                 + "".join(self.lines[-120:])) from None
         finally:
             if self.proc.poll() is None:
                 self.proc.kill()
