@@ -89,6 +89,17 @@ class Served:
         status, _, body = self.request("GET", path, timeout=timeout)
         return status, body
 
+    def wait_for_log(self, text: str, limit: float = 30.0) -> str:
+        """The log so far once it contains text (the server's stderr reaches here through the
+        supervisor's relay and a reader thread: after the client has seen the answer); a failed
+        assertion with the log if it does not come within limit seconds."""
+        for _ in range(int(limit / 0.05)):
+            log = "".join(self.lines)
+            if text in log:
+                return log
+            threading.Event().wait(0.05)
+        raise AssertionError(f"{text!r} not in the log within {limit} s:\n{''.join(self.lines)}")
+
     def stop(self) -> int:
         """SIGTERM, then the exit status. Not stopped after 60 s: the server (the supervisor's child,
         run with -X faulthandler) gets SIGABRT, which prints its threads' stacks into the log, and the
