@@ -100,10 +100,11 @@ int pool_init(PyObject* op, PyObject* args, PyObject* kwargs) {
     int reuse = 0;
     PyObject* stuck_after = Py_None;
     Py_ssize_t max_tasks = 0, max_tasks_jitter = 0;
+    int pin = 0;
     static const char* kw[] = {"workers", "init_source", "pickler", "name", "reuse", "replace_stuck_after",
-                               "max_tasks", "max_tasks_jitter", nullptr};
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "nsO|spOnn", const_cast<char**>(kw), &workers, &init_source,
-                                     &pickler, &name, &reuse, &stuck_after, &max_tasks, &max_tasks_jitter)) {
+                               "max_tasks", "max_tasks_jitter", "pin_workers", nullptr};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "nsO|spOnnp", const_cast<char**>(kw), &workers, &init_source,
+                                     &pickler, &name, &reuse, &stuck_after, &max_tasks, &max_tasks_jitter, &pin)) {
         return -1;
     }
     if (max_tasks < 0 || max_tasks_jitter < 0) {
@@ -148,7 +149,8 @@ int pool_init(PyObject* op, PyObject* args, PyObject* kwargs) {
                                     .replace_stuck_after = replace_stuck_after,
                                     .on_stuck = {},
                                     .max_tasks_per_worker = static_cast<std::size_t>(max_tasks),
-                                    .max_tasks_jitter = static_cast<std::size_t>(max_tasks_jitter)});
+                                    .max_tasks_jitter = static_cast<std::size_t>(max_tasks_jitter),
+                                    .pin_workers = pin != 0});
     } catch (const std::exception& e) {
         error = e.what();
     }

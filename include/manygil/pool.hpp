@@ -133,6 +133,17 @@ struct PoolOptions {
     // ends its interpreter: no job is dropped and the pool never has fewer ready workers. 0: never.
     std::size_t max_tasks_per_worker = 0;
     std::size_t max_tasks_jitter = 0;
+    // Pins worker i to one CPU: the (i mod n)-th of the n CPUs the process may run on when the pool
+    // starts (its main thread's affinity). Its successors (recycling, stuck replacement) take the
+    // same CPU; a parked thread reused by a pool that does not pin gets the process's CPUs back.
+    // Why: workers that are always busy (an event loop under load) look like CPU hogs to the
+    // scheduler, which may leave two of them taking turns of a tick (4 ms at HZ=250) on one CPU while
+    // lighter threads run on another; every request of the one waiting then waits those 4 ms (manygil
+    // serve's ASGI p99 doubled so). Worth it only when the workers are as many as the CPUs and are the
+    // machine's main load: pinned fewer workers than CPUs would all crowd the first CPUs, and several
+    // pinned pools on one machine the same ones. Best effort: a CPU that cannot be set is left to the
+    // kernel. False (default): the kernel places the workers.
+    bool pin_workers = false;
 };
 
 class Pool {

@@ -242,7 +242,7 @@ class Pool(Executor):
 
     Pool(max_workers=None, thread_name_prefix="", initializer=None, initargs=(), *, fallback=None,
          reuse_interpreters=True, replace_stuck_after=None, max_tasks_per_child=None, max_tasks_jitter=0,
-         source_fallback=None)
+         source_fallback=None, pin_workers=False)
 
     ``max_workers`` defaults to the number of usable CPUs. Each worker's thread is named
     ``f"{thread_name_prefix}_{index}"`` (default prefix "manygil.Pool-N"), as ThreadPoolExecutor
@@ -285,8 +285,17 @@ class Pool(Executor):
     chosen at random per worker, is recycled: a successor (a new interpreter, the initializer run again) starts while it serves on,
     takes its place once ready, and the old one ends its interpreter after the task in hand. No task
     is dropped and the pool never has fewer ready workers; ``stats()["recycled"]`` counts them.
-    Recycled interpreters are not kept for reuse. None (default): workers are never recycled. Functions are sent by
-    reference when workers can import them, else pickled by value (lambdas, closures, REPL code);
+    Recycled interpreters are not kept for reuse. None (default): workers are never recycled.
+
+    ``pin_workers``: worker i runs only on the (i mod n)-th of the n CPUs the process may use
+    (``os.sched_getaffinity(0)``), and its successors on the same one. Busy workers that never sleep
+    (event loops under load) can otherwise be left by the scheduler taking turns of several
+    milliseconds on one CPU; pinned, each has its own. Use it when the workers are as many as the
+    CPUs and are the machine's main load (``manygil serve`` does so by default): with fewer workers
+    than CPUs, or several pinned pools on one machine, they would crowd the same CPUs. False
+    (default): the kernel places the workers.
+
+    Functions are sent by reference when workers can import them, else pickled by value (lambdas, closures, REPL code);
     arguments and results of the native types (None, bool, int, float, str, bytes, tuple, list,
     dict) cross without pickle, anything else is pickled. Exceptions are re-raised as their own type
     with the worker's traceback as ``__cause__``.
@@ -298,7 +307,7 @@ class Pool(Executor):
                  initializer: Callable[..., object] | None = None, initargs: tuple[Any, ...] = (), *,
                  fallback: Literal["main", "process"] | None = None, reuse_interpreters: bool = True,
                  replace_stuck_after: float | None = None, max_tasks_per_child: int | None = None,
-                 max_tasks_jitter: int = 0, source_fallback: bool | None = None) -> None:
+                 max_tasks_jitter: int = 0, source_fallback: bool | None = None, pin_workers: bool = False) -> None:
         if not _core.in_main_interpreter():
             _refuse_nested_pool()
         if fallback not in (None, "main", "process"):
@@ -341,7 +350,8 @@ class Pool(Executor):
         self._core = _core.Pool(max_workers, _setup_source(initializer, initargs, self._thread_name_prefix, source_report),
                                 _shipping.dumps, self._thread_name_prefix, bool(reuse_interpreters),
                                 None if replace_stuck_after is None else float(replace_stuck_after),
-                                max_tasks_per_child or 0, max_tasks_jitter if max_tasks_per_child else 0)
+                                max_tasks_per_child or 0, max_tasks_jitter if max_tasks_per_child else 0,
+                                bool(pin_workers))
         _lifecycle.register(self)
 
     @property

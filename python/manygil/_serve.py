@@ -19,7 +19,7 @@ import threading
 
 from . import _asgi, _compat_probe, _core, _wsgi
 from ._errors import BrokenPool
-from ._pool import Pool
+from ._pool import Pool, default_workers
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -34,6 +34,7 @@ _REFUSED = re.compile(_compat_probe.REFUSAL_PATTERN)
 # --interface: "auto" reads the application (a coroutine function or __call__ taking 3 arguments: ASGI).
 INTERFACES = ("auto", "asgi", "wsgi")
 LIFESPANS = ("auto", "on", "off")
+PIN_WORKERS = ("auto", "on", "off")
 # gunicorn's --log-level names, least important first.
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 # Seconds a request may ignore its timeout's interrupt (blocked in C) before its worker is replaced.
@@ -92,6 +93,15 @@ class Server:
 
     ``tls`` says whether it serves TLS.
 
+    ``pin_workers`` ("auto", "on", "off"): "on" runs worker i on only the (i mod n)-th of the n CPUs
+    the process may use (``os.sched_getaffinity(0)``; a recycled or replaced worker's successor on
+    the same one). Workers that are always busy (ASGI event loops under load) can otherwise be left
+    by the scheduler taking turns of 4 ms on one CPU while the I/O thread and the clients run on the
+    other, which doubled ASGI's p99 in ``bench/serve_asgi.py``. "auto" (the default) pins when the
+    workers are exactly as many as those CPUs (the default ``workers``), so no CPU is left without a
+    worker; "off" leaves placement to the kernel (choose it when other busy processes share these
+    CPUs, or run several servers on one machine). ``self.pinned`` says whether it pinned.
+
     ``interface``: "wsgi", "asgi" (ASGI 3.0 HTTP and lifespan: each worker runs one asyncio event loop
     with any number of requests in flight), or "auto" (the default): ASGI if the application is a
     coroutine function, or an object whose ``__call__`` is one, taking (scope, receive, send); else
@@ -120,7 +130,7 @@ class Server:
                  max_requests_jitter: int = 0, log_level: str = "info",
                  certfile: str | os.PathLike[str] | None = None,
                  keyfile: str | os.PathLike[str] | None = None, interface: str = "auto",
-                 lifespan: str = "auto", root_path: str = "") -> None:
+                 lifespan: str = "auto", root_path: str = "", pin_workers: str = "auto") -> None:
         if not isinstance(app, str) or not _APP_REF.match(app):
             raise ValueError(f"app must be 'module:attribute' (e.g. 'myapp:application'), not {app!r}")
         binds = [bind] if isinstance(bind, str) else list(bind)
@@ -135,6 +145,11 @@ class Server:
             raise ValueError(f"interface must be one of {', '.join(INTERFACES)}, not {interface!r}")
         if lifespan not in LIFESPANS:
             raise ValueError(f"lifespan must be one of {', '.join(LIFESPANS)}, not {lifespan!r}")
+        if pin_workers not in PIN_WORKERS:
+            raise ValueError(f"pin_workers must be one of {', '.join(PIN_WORKERS)}, not {pin_workers!r}")
+        if workers is None:
+            workers = default_workers()
+        pin = pin_workers == "on" or (pin_workers == "auto" and workers == default_workers())
         if not isinstance(root_path, str) or (root_path and not root_path.startswith("/")) or root_path.endswith("/"):
             raise ValueError(f"root_path must be '' or a path like '/app' (no trailing slash), not {root_path!r}")
         if keyfile is not None and certfile is None:
@@ -153,7 +168,7 @@ class Server:
         self._pool = Pool(workers, thread_name_prefix="manygil.serve", initializer=_wsgi.load_app, initargs=(app,),
                           replace_stuck_after=STUCK_AFTER if timeout is not None else None,
                           max_tasks_per_child=max_requests if pool_recycles else None,
-                          max_tasks_jitter=max_requests_jitter if pool_recycles else 0)
+                          max_tasks_jitter=max_requests_jitter if pool_recycles else 0, pin_workers=pin)
         try:
             self._pool.wait_ready()
         except BrokenPool as e:
@@ -187,6 +202,7 @@ class Server:
         self.app = app
         self.interface = interface
         self.workers = self._pool.max_workers
+        self.pinned = pin
         self.log_level = log_level.lower()
         self.tls = certfile is not None
 

@@ -76,6 +76,7 @@ def _server_argv(args):
     argv += ["--interface", args.interface, "--lifespan", args.lifespan]
     if args.root_path:
         argv += ["--root-path", args.root_path]
+    argv += ["--pin-workers", args.pin_workers]
     return argv
 
 
@@ -107,7 +108,7 @@ def _serve(args):
               forwarded_allow_ips=[ip.strip() for ip in args.forwarded_allow_ips.split(",") if ip.strip()],
               max_requests=args.max_requests, max_requests_jitter=args.max_requests_jitter, log_level=args.log_level,
               certfile=args.certfile, keyfile=args.keyfile, interface=args.interface, lifespan=args.lifespan,
-              root_path=args.root_path)
+              root_path=args.root_path, pin_workers=args.pin_workers)
     except (AppLoadError, ValueError, OSError) as e:
         print(f"manygil serve: {e}", file=sys.stderr)
         return 1
@@ -153,6 +154,10 @@ def main(argv=None):
                        "application's mount point behind a proxy (e.g. /api)")
     serve.add_argument("--workers", type=int, default=None, help="interpreters running the application "
                        "(default: the CPUs available)")
+    serve.add_argument("--pin-workers", default="auto", choices=("auto", "on", "off"), help="run worker i on CPU "
+                       "i only (mod the CPUs available), so that two busy workers never take turns on one CPU "
+                       "(default auto: on when --workers equals the CPUs available; off when other busy processes "
+                       "or servers share these CPUs)")
     serve.add_argument("--bind", action="append", metavar="ADDRESS", help="address to listen on (repeatable; "
                        "default 127.0.0.1:8000): HOST:PORT, [::1]:PORT, unix:/path[?mode=660] or fd://N (an "
                        "inherited listening socket)")

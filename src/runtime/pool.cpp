@@ -45,7 +45,8 @@ Pool::Pool(Runtime& runtime, PoolOptions options)
                     .replace_stuck_after = options.replace_stuck_after,
                     .on_stuck = std::move(options.on_stuck),
                     .max_tasks_per_worker = options.max_tasks_per_worker,
-                    .max_tasks_jitter = options.max_tasks_jitter})) {}
+                    .max_tasks_jitter = options.max_tasks_jitter,
+                    .pin_workers = options.pin_workers})) {}
 
 Pool::~Pool() {
     if (group_) group_->close();

@@ -2,6 +2,7 @@
 
 #include <Python.h>
 #include <pthread.h>
+#include <sched.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -25,6 +26,18 @@ constexpr std::size_t kNotAWorker = static_cast<std::size_t>(-1);
 thread_local std::size_t t_worker_index = kNotAWorker;
 thread_local const WorkerGroup* t_group = nullptr;  // the group whose job this thread may be running
 thread_local const void* t_worker = nullptr;         // the WorkerGroup::Worker this thread is (with t_group)
+
+// The CPUs the process may run on: its main thread's affinity (a worker thread's own may be pinned).
+std::vector<int> process_cpus() {
+    std::vector<int> cpus;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(getpid(), sizeof set, &set) != 0) return cpus;
+    for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
+        if (CPU_ISSET(cpu, &set)) cpus.push_back(cpu);
+    }
+    return cpus;
+}
 
 std::string describe(std::exception_ptr e) {
     try {
@@ -169,6 +182,7 @@ std::shared_ptr<WorkerGroup> WorkerGroup::start(Runtime& runtime, Options option
     }
     if (options.initializer && !options.initializer->is_source()) check_target(options.initializer->text());
     auto group = std::make_shared<WorkerGroup>(std::move(options));
+    if (group->options_.pin_workers) group->cpus_ = process_cpus();
     std::size_t n = group->options_.workers;
     group->ids_.assign(n, -1);
     // Each worker holds the group until it is done with it: the last owner may then be a worker (a
@@ -213,9 +227,29 @@ WorkerGroup::~WorkerGroup() {
     close();
 }
 
+void WorkerGroup::place_on_cpu(std::size_t index) const noexcept {
+    // Best effort: a CPU taken away since (cpuset changes) makes the call fail, and the thread runs
+    // wherever the kernel puts it, as an unpinned one does.
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (!cpus_.empty()) {
+        CPU_SET(cpus_[index % cpus_.size()], &set);
+        pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+        return;
+    }
+    // Not pinning: a thread inherits its creator's CPUs, and a pinned worker may have created this
+    // one (a successor) or run it before (a parked thread reused): give it the process's.
+    cpu_set_t process;
+    CPU_ZERO(&process);
+    if (sched_getaffinity(getpid(), sizeof process, &process) != 0) return;
+    if (pthread_getaffinity_np(pthread_self(), sizeof set, &set) == 0 && CPU_EQUAL(&set, &process)) return;
+    pthread_setaffinity_np(pthread_self(), sizeof process, &process);
+}
+
 bool WorkerGroup::serve(std::size_t index, std::optional<ThreadInterpreter>& interp, std::shared_ptr<Worker> self) noexcept {
     std::string thread_name = "mg-" + options_.name.substr(0, 8) + "-" + std::to_string(index);
     pthread_setname_np(pthread_self(), thread_name.substr(0, 15).c_str());
+    place_on_cpu(index);
     t_worker_index = index;
     t_group = this;
     std::size_t task_limit = this->task_limit();

@@ -56,6 +56,8 @@ public:
         // PoolOptions::max_tasks_per_worker and max_tasks_jitter (pool.hpp).
         std::size_t max_tasks_per_worker = 0;
         std::size_t max_tasks_jitter = 0;
+        // PoolOptions::pin_workers (pool.hpp).
+        bool pin_workers = false;
     };
 
     // Registers the group with the runtime (which closes it before finalising) and starts the threads.
@@ -162,6 +164,12 @@ private:
     void join();
 
     const Options options_;
+    // pin_workers: the CPUs the process could run on when the group started (worker i runs on
+    // cpus_[i % size]); empty when not pinning. Set by start() before any worker runs.
+    std::vector<int> cpus_;
+    // On a worker thread as it starts serving slot `index`: pins it (cpus_), or gives it the
+    // process's CPUs (a thread a pinned worker created, or one a pinned group parked).
+    void place_on_cpu(std::size_t index) const noexcept;
 
     mutable std::mutex mu_;
     WakeSignal work_signal_;  // queue non-empty, closed or broken

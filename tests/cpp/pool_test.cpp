@@ -2,12 +2,14 @@
 #include <gtest/gtest.h>
 
 #include <Python.h>
+#include <sched.h>
 
 #include <algorithm>
 #include <chrono>
 #include <future>
 #include <set>
 #include <thread>
+#include <vector>
 
 #include "manygil/manygil.hpp"
 #include "shared_runtime.hpp"
@@ -72,6 +74,36 @@ TEST(Pool, ControlThreadsSharingOneGilCannotRendezvous) {
     manygil::Interpreter interp(runtime());
     Value results = interp.call("mg_tasks:rendezvous_in_two_threads_of_one_interpreter", {unique("shared"), 0.5});
     EXPECT_EQ(results.as_list().at(0), Value(false)) << results.repr();
+}
+
+// PoolOptions::pin_workers: worker i on the (i mod n)-th CPU of the process; without it, every CPU.
+// One worker more than the CPUs, so the last wraps round.
+TEST(Pool, PinnedWorkersRunOnTheirOwnCpu) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    ASSERT_EQ(sched_getaffinity(0, sizeof set, &set), 0);
+    std::vector<Value> cpus;
+    for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
+        if (CPU_ISSET(cpu, &set)) cpus.emplace_back(cpu);
+    }
+    std::size_t workers = cpus.size() + 1;
+    for (bool pin : {true, false}) {
+        Pool pool(runtime(), {.workers = workers, .name = "pin", .pin_workers = pin});
+        std::string point = unique("placement");
+        std::vector<manygil::Task> tasks;
+        for (std::size_t i = 0; i < workers; ++i) {
+            tasks.push_back(pool.submit("mg_tasks:placement", {point, static_cast<std::int64_t>(workers)}));
+        }
+        std::set<std::int64_t> indexes;
+        for (auto& t : tasks) {
+            Value v = t.get();
+            std::int64_t index = v.as_list().at(0).as_int();
+            indexes.insert(index);
+            Value expected = pin ? Value::list({cpus[index % cpus.size()]}) : Value(manygil::List{cpus});
+            EXPECT_EQ(v.as_list().at(1), expected) << "worker " << index << (pin ? " pinned" : " not pinned");
+        }
+        EXPECT_EQ(indexes.size(), workers);
+    }
 }
 
 TEST(Pool, SourceInitializerRunsInEveryWorker) {

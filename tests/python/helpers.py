@@ -250,6 +250,13 @@ def barrier_wait(barrier):
     return barrier.wait(timeout=60)
 
 
+def placement(barrier):
+    """(this worker's index, the CPUs its thread may run on, its interpreter's id); `barrier` (one
+    party per worker) makes every worker answer one of these calls."""
+    barrier.wait(timeout=60)
+    return int(threading.current_thread().name.rsplit("_", 1)[1]), sorted(os.sched_getaffinity(0)), interpreter_id()
+
+
 def release_lock(lock):
     lock.release()
 

@@ -192,3 +192,16 @@ def spin_after_event(started):
     x = 0
     while True:
         x += 1
+
+
+def placement(point, parties):
+    """[this worker's index, the CPUs its thread may run on] once `parties` workers met at `point`."""
+    import os
+    import threading
+
+    import _manygil_testing
+
+    _manygil_testing.rendezvous(point, parties, 30.0)
+    with open(f"/proc/self/task/{threading.get_native_id()}/comm") as f:  # "mg-<pool>-<index>"
+        index = int(f.read().strip().rsplit("-", 1)[1])
+    return [index, sorted(os.sched_getaffinity(0))]
