@@ -53,7 +53,8 @@ bool strings_of(PyObject* sequence, const char* what, std::vector<std::string>& 
 
 // HttpServer(pool, app, bind, *, io_threads, backlog, max_body, max_header_bytes, max_pending, timeout,
 //            header_timeout, keep_alive_timeout, access_log, forwarded_allow_ips, access_log_format,
-//            log_level, certfile, keyfile, interface, lifespan, root_path)
+//            log_level, certfile, keyfile, interface, lifespan, root_path, max_requests,
+//            max_requests_jitter, recycle_grace)
 // interface "asgi": the pool's workers run ASGI event loops (manygil/asgi.hpp); the constructor
 // waits (without the GIL) for every worker's lifespan startup and raises RuntimeError with the
 // application's message if one fails.
@@ -61,7 +62,8 @@ PyObject* server_new(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
     static const char* kw[] = {"pool", "app", "bind", "io_threads", "backlog", "max_body", "max_header_bytes",
                                "max_pending", "timeout", "header_timeout", "keep_alive_timeout", "access_log",
                                "forwarded_allow_ips", "access_log_format", "log_level", "certfile", "keyfile",
-                               "interface", "lifespan", "root_path", "max_requests", "max_requests_jitter", nullptr};
+                               "interface", "lifespan", "root_path", "max_requests", "max_requests_jitter",
+                               "recycle_grace", nullptr};
     PyObject *pool, *bind, *timeout = Py_None, *forwarded = nullptr;
     const char* app;
     const char* access_log_format = nullptr;
@@ -70,13 +72,17 @@ PyObject* server_new(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
     const char *interface = "wsgi", *lifespan = "auto", *root_path = "";
     Py_ssize_t io_threads = 1, backlog = 1024, max_body = Py_ssize_t{1} << 30, max_header_bytes = 64 * 1024,
                max_pending = 1024, max_requests = 0, max_requests_jitter = 0;
-    double header_timeout = 10.0, keep_alive_timeout = 75.0;
+    double header_timeout = 10.0, keep_alive_timeout = 75.0, recycle_grace = 30.0;
     int access_log = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OsO|$nnnnnOddpOzszzsssnn:HttpServer", const_cast<char**>(kw),
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OsO|$nnnnnOddpOzszzsssnnd:HttpServer", const_cast<char**>(kw),
                                      &pool, &app, &bind, &io_threads, &backlog, &max_body, &max_header_bytes,
                                      &max_pending, &timeout, &header_timeout, &keep_alive_timeout, &access_log,
                                      &forwarded, &access_log_format, &log_level, &certfile, &keyfile, &interface,
-                                     &lifespan, &root_path, &max_requests, &max_requests_jitter)) {
+                                     &lifespan, &root_path, &max_requests, &max_requests_jitter, &recycle_grace)) {
+        return nullptr;
+    }
+    if (!(recycle_grace >= 0)) {
+        PyErr_SetString(PyExc_ValueError, "recycle_grace must be >= 0");
         return nullptr;
     }
     if (max_requests < 0 || max_requests_jitter < 0) {
@@ -173,6 +179,7 @@ PyObject* server_new(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
             asgi_options.log_level = *level;
             asgi_options.max_requests = static_cast<std::size_t>(max_requests);
             asgi_options.max_requests_jitter = static_cast<std::size_t>(max_requests_jitter);
+            asgi_options.recycle_grace = std::chrono::duration<double>(recycle_grace);
             s->asgi = new asgi::AsgiHandler(*target, std::move(asgi_options));
             s->handler = s->asgi;
             std::optional<std::string> failed;

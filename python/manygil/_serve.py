@@ -114,7 +114,9 @@ class Server:
     after that many requests (and WebSocket connections) a new interpreter loads the application and
     runs lifespan startup while the old loop serves on; then it takes the new requests, and the old
     loop finishes those it has (its open WebSockets get 30 s, then are closed 1001), runs lifespan
-    shutdown and ends (``stats()["pool"]["recycled"]``).
+    shutdown and ends (``stats()["pool"]["recycled"]``); ``recycle_grace`` (seconds, default 30;
+    ``serve()`` passes its ``graceful_timeout``, as gunicorn gives a recycled worker its graceful
+    timeout) is how long the old loop's open WebSockets get before they are closed 1001.
 
     Raises AppLoadError if the application cannot load in a worker, ValueError for a bad option,
     OSError if an address cannot be bound. Use ``stop()`` (or ``with``) to end it.
@@ -130,7 +132,8 @@ class Server:
                  max_requests_jitter: int = 0, log_level: str = "info",
                  certfile: str | os.PathLike[str] | None = None,
                  keyfile: str | os.PathLike[str] | None = None, interface: str = "auto",
-                 lifespan: str = "auto", root_path: str = "", pin_workers: str = "auto") -> None:
+                 lifespan: str = "auto", root_path: str = "", pin_workers: str = "auto",
+                 recycle_grace: float = 30.0) -> None:
         if not isinstance(app, str) or not _APP_REF.match(app):
             raise ValueError(f"app must be 'module:attribute' (e.g. 'myapp:application'), not {app!r}")
         binds = [bind] if isinstance(bind, str) else list(bind)
@@ -145,6 +148,8 @@ class Server:
             raise ValueError(f"interface must be one of {', '.join(INTERFACES)}, not {interface!r}")
         if lifespan not in LIFESPANS:
             raise ValueError(f"lifespan must be one of {', '.join(LIFESPANS)}, not {lifespan!r}")
+        if isinstance(recycle_grace, bool) or not isinstance(recycle_grace, (int, float)) or not recycle_grace >= 0:
+            raise ValueError(f"recycle_grace must be a number of seconds >= 0, not {recycle_grace!r}")
         if pin_workers not in PIN_WORKERS:
             raise ValueError(f"pin_workers must be one of {', '.join(PIN_WORKERS)}, not {pin_workers!r}")
         if workers is None:
@@ -190,7 +195,8 @@ class Server:
                 access_log_format=access_log_format, log_level=log_level.lower(),
                 certfile=None if certfile is None else os.fspath(certfile),
                 keyfile=None if keyfile is None else os.fspath(keyfile), interface=interface, lifespan=lifespan,
-                root_path=root_path, max_requests=max_requests, max_requests_jitter=max_requests_jitter)
+                root_path=root_path, max_requests=max_requests, max_requests_jitter=max_requests_jitter,
+                recycle_grace=float(recycle_grace))
         except RuntimeError as e:  # ASGI: a worker's lifespan startup failed (or its loop could not start)
             self._pool.shutdown(wait=True)
             if interface != "asgi":
@@ -269,11 +275,13 @@ def serve(app: str, *, graceful_timeout: float = 30.0, ready: Callable[[Server],
           **options: Any) -> None:
     """Serves ``app`` until SIGTERM or SIGINT (when called from the main thread) and then stops
     gracefully: no more connections, requests in flight answered for up to ``graceful_timeout``
-    seconds. ``options`` are Server's. ``ready(server)`` is called once it listens.
+    seconds. ``options`` are Server's (``recycle_grace`` defaults to ``graceful_timeout``).
+    ``ready(server)`` is called once it listens.
 
     It installs the process's fatal-signal notes (``SIGSEGV`` and the like write which worker and
     request they hit to stderr, then go on to the handler installed before, e.g. faulthandler's).
     """
+    options.setdefault("recycle_grace", graceful_timeout)
     server = Server(app, **options)
     # A crash (a C extension's SIGSEGV) then names the worker and the request it hit on stderr,
     # before faulthandler's traceback: the supervisor quotes it.
@@ -287,7 +295,8 @@ def serve(app: str, *, graceful_timeout: float = 30.0, ready: Callable[[Server],
     try:
         for address in server.addresses:
             where = address if address.startswith("unix:") else f"{'https' if server.tls else 'http'}://{address}"
-            print(f"manygil serve: {app} on {where} ({server.workers} workers, {server.interface.upper()})",
+            print(f"manygil serve: {app} on {where} ({server.workers} workers{', pinned' if server.pinned else ''}, "
+                  f"{server.interface.upper()})",
                   file=sys.stderr, flush=True)
         if ready is not None:
             ready(server)

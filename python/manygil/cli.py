@@ -186,7 +186,7 @@ def main(argv=None):
                        "unencrypted (default: in --certfile)")
     serve.add_argument("--max-requests", type=int, default=0, metavar="N", help="recycle: a worker interpreter that "
                        "has served N requests is replaced by a fresh one, which loads the application while the "
-                       "old one serves on (ASGI: lifespan shutdown and startup; open WebSockets get 30 s) (default "
+                       "old one serves on (ASGI: lifespan shutdown and startup; open WebSockets get --graceful-timeout) (default "
                        "0: never)")
     serve.add_argument("--max-requests-jitter", type=int, default=0, metavar="N", help="add up to N (at random, "
                        "per worker) to --max-requests, so that workers do not recycle at once")

@@ -174,6 +174,54 @@ def test_a_recycled_loop_keeps_its_open_websocket_until_it_ends(tmp_path, monkey
     assert startups == shutdowns
 
 
+def test_a_recycled_loops_websocket_is_closed_1001_after_the_graceful_timeout(tmp_path):
+    """The CLI's --graceful-timeout is the recycle grace (as gunicorn gives a recycled worker its
+    graceful timeout): the old loop's WebSocket is closed 1001 once it has passed, and the old
+    interpreter then ends (its lifespan shutdown runs)."""
+    pytest.importorskip("websockets", reason="the websockets client is in requirements-dev.txt")
+    import os
+
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import ConnectionClosed
+
+    marker = tmp_path / "lifespan"
+    env = dict(os.environ, ASGI_RECYCLE_MARKER=str(marker))
+    served = Served(APP, "--interface", "asgi", "--workers", "1", "--max-requests", "5", "--graceful-timeout", "0.5",
+                    env=env)
+    try:
+        async def go() -> tuple[str, int]:
+            async with connect(f"ws://{served.host}:{served.port}/ws") as ws:
+                await ws.send("hello")
+                first_token = (await ws.recv()).split()[0]
+                loop = asyncio.get_running_loop()
+
+                def until_handed_over() -> None:
+                    for _ in range(600):
+                        status, body = get(served.host, served.port, "/slow?0.01")
+                        assert status == 200
+                        if body.decode().split()[0] != first_token:
+                            return
+                    raise AssertionError("no new interpreter took over")
+
+                await loop.run_in_executor(None, until_handed_over)
+                with pytest.raises(ConnectionClosed) as closed:
+                    # The old loop closes it (nothing else is sent) after 0.5 s; the bound is below the
+                    # default grace (30 s), so a --graceful-timeout that did not reach it fails here.
+                    await asyncio.wait_for(ws.recv(), 20)
+                return first_token, closed.value.rcvd.code
+
+        first_token, code = asyncio.run(go())
+        assert code == 1001
+        assert wait_until(lambda: marks(marker)[1][first_token] == 1)
+    finally:
+        served.stop()
+
+
+def test_recycle_grace_refuses_a_negative_value():
+    with pytest.raises(ValueError, match="recycle_grace"):
+        manygil.Server(APP, workers=1, bind="127.0.0.1:0", interface="asgi", recycle_grace=-1)
+
+
 def test_max_requests_refuses_a_negative_value():
     with pytest.raises(ValueError, match="max_requests"):
         manygil.Server(APP, workers=1, bind="127.0.0.1:0", interface="asgi", max_requests=-1)
