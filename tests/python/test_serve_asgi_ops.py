@@ -57,6 +57,18 @@ def wait_until(predicate, limit: float = 60.0) -> bool:
     return predicate()
 
 
+def until_handed_over(host: str, port: int, old_token: str) -> str:
+    """Requests (beyond a loop's share) until one is answered by another interpreter than
+    `old_token`'s: a successor has taken over. Returns its token."""
+    for _ in range(600):
+        status, body = get(host, port, "/slow?0.01")
+        assert status == 200
+        token = body.decode().split()[0]
+        if token != old_token:
+            return token
+    raise AssertionError("no new interpreter took over")
+
+
 def hammer(host: str, port: int, n: int = 200, threads: int = 4, path: str = "/") -> list[tuple[int, bytes]]:
     """n GETs from `threads` threads, each on its own keep-alive connection (reconnecting if the server
     closes it), as a load generator would."""
@@ -150,16 +162,7 @@ def test_a_recycled_loop_keeps_its_open_websocket_until_it_ends(tmp_path, monkey
                 # More requests than the share: the loop holding the WebSocket starts a successor, which
                 # takes the requests once it has started.
                 loop = asyncio.get_running_loop()
-
-                def until_handed_over() -> str:
-                    for _ in range(600):
-                        status, body = get(host, port, "/slow?0.01")
-                        assert status == 200
-                        if body.decode().split()[0] != first_token:
-                            return body.decode().split()[0]
-                    raise AssertionError("no new interpreter took over")
-
-                assert await loop.run_in_executor(None, until_handed_over) != first_token
+                assert await loop.run_in_executor(None, until_handed_over, host, port, first_token) != first_token
                 # The old interpreter still serves its WebSocket (within the recycle grace) ...
                 await ws.send("still there?")
                 assert await ws.recv() == f"{first_token} still there?"
@@ -194,16 +197,7 @@ def test_a_recycled_loops_websocket_is_closed_1001_after_the_graceful_timeout(tm
                 await ws.send("hello")
                 first_token = (await ws.recv()).split()[0]
                 loop = asyncio.get_running_loop()
-
-                def until_handed_over() -> None:
-                    for _ in range(600):
-                        status, body = get(served.host, served.port, "/slow?0.01")
-                        assert status == 200
-                        if body.decode().split()[0] != first_token:
-                            return
-                    raise AssertionError("no new interpreter took over")
-
-                await loop.run_in_executor(None, until_handed_over)
+                await loop.run_in_executor(None, until_handed_over, served.host, served.port, first_token)
                 with pytest.raises(ConnectionClosed) as closed:
                     # The old loop closes it (nothing else is sent) after 0.5 s; the bound is below the
                     # default grace (30 s), so a --graceful-timeout that did not reach it fails here.
