@@ -85,6 +85,30 @@ def test_a_crash_costs_only_the_requests_in_flight():
         assert served.stop() == 0
 
 
+def test_an_asgi_worker_crash_is_reported_and_the_server_restarted():
+    """A SIGSEGV inside an ASGI request's task (on a worker's event loop): the supervisor quotes the
+    crash note and the request's stack, and a new server process answers on the same socket."""
+    asgi = served.Served("serve_apps.asgi_plain:app", "--interface", "asgi", start_timeout=60.0)
+    try:
+        before = json.loads(asgi.get("/pid")[1])["pid"]
+        with pytest.raises((ConnectionError, http.client.HTTPException)):  # the crashing request itself
+            asgi.get("/crash")
+        log = asgi.wait_for_log("starting a new server process on the same sockets", limit=60)
+        after = before
+        for _ in range(600):
+            try:
+                after = json.loads(asgi.get("/pid")[1])["pid"]
+                break
+            except (ConnectionError, http.client.HTTPException):  # the new process starting up
+                time.sleep(0.1)
+        assert after != before
+        assert "killed by SIGSEGV" in log or "exited with status" in log, log  # ASan: status 1
+        assert "while running ASGI event loop (serve_apps.asgi_plain:app)" in log, log
+        assert "asgi_plain.py" in log, log  # faulthandler's stack of the crashing request's task
+    finally:
+        assert asgi.stop() == 0
+
+
 def test_sighup_restarts_gracefully_without_losing_a_request():
     served = Served()
     try:

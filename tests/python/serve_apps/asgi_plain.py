@@ -34,6 +34,12 @@ async def app(scope, receive, send):
         out["types"] = {"raw_path": type(scope["raw_path"]).__name__, "query_string": type(scope["query_string"]).__name__,
                         "header": type(scope["headers"][0][0]).__name__ if scope["headers"] else None}
         return await respond(send, 200, json.dumps(out).encode(), b"application/json")
+    if path == "/pid":
+        return await respond(send, 200, json.dumps({"pid": os.getpid()}).encode(), b"application/json")
+    if path == "/crash":  # a C-level crash inside a request's task, as a ctypes mistake makes one
+        import ctypes
+
+        ctypes.string_at(0)
     if path == "/affinity":  # the CPUs the worker thread serving this request may run on
         return await respond(send, 200, json.dumps(sorted(os.sched_getaffinity(0))).encode(), b"application/json")
     if path == "/echo":
