@@ -366,6 +366,42 @@ def test_expired_messages_are_dropped_and_flush_forgets_everything():
     run(go())
 
 
+def test_an_expired_message_takes_its_channel_out_of_exactly_its_groups():
+    layer = SharedChannelLayer(name="t-index", expiry=0.2, capacity=100)
+    groups = [f"g{i}" for i in range(50)]
+
+    async def go():
+        a, b, c = [await layer.new_channel() for _ in range(3)]
+        for g in groups:
+            await layer.group_add(g, b)  # b stays in all 50
+        await layer.group_add("g7", a)
+        await layer.group_add("g31", a)
+        await layer.group_add("g40", a)
+        await layer.group_discard("g40", a)  # left: its index forgets g40
+        await layer.group_discard("g41", a)  # never joined: nothing changes
+        assert set(layer._store.get(("i", a))) == {"g7", "g31"}
+        await layer.group_add("g7", c)
+        await layer.group_discard("g7", c)
+        assert layer._store.get(("i", c)) == {}  # left its only group
+        await layer.group_discard("g1", "never.joined.anything")
+        assert layer._store.get(("i", "never.joined.anything")) is None  # no index made for it
+
+        await layer.send(a, {"type": "old"})
+        await asyncio.sleep(0.3)
+        await layer.send(a, {"type": "new"})
+        assert (await layer.receive(a))["type"] == "new"  # the expired one took a out of g7 and g31
+        assert not layer._store.get(("i", a))
+        for g in groups:
+            assert set(layer._store.get(("g", g))) == {b}, g
+        for g in groups:
+            await layer.group_send(g, {"type": "to", "g": g})
+        assert [(await layer.receive(b))["g"] for _ in groups] == groups  # b is in every group still
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(layer.receive(a), 0.1)
+
+    run(go())
+
+
 def test_layers_of_different_names_are_apart_and_bad_options_are_refused():
     one, two = SharedChannelLayer(name="t-one"), SharedChannelLayer(name="t-two")
 
