@@ -9,7 +9,9 @@ Channels' own ``InMemoryChannelLayer`` lives in one interpreter: a broadcast fro
 only that worker's consumers. ``channels_redis`` reaches every worker, over a socket and msgpack.
 Here each channel is a ``manygil.Channel`` found by name in a process-wide ``SharedDict`` (named
 ``manygil.channels.<name>``), and a receive waits with ``Channel.recv_async`` (an eventfd the
-worker's event loop watches: no thread, no poll). Group memberships live in the same store.
+worker's event loop watches: no thread, no poll). Group memberships live in the same store, with
+an index from each channel to the groups it joined (so a channel whose message expired leaves its
+groups in one lookup).
 
 Options (``CONFIG``), as ``InMemoryChannelLayer``'s: ``expiry`` (60 s: a message older is dropped
 unreceived, and its channel leaves its groups), ``group_expiry`` (86400 s), ``capacity`` (100 messages
