@@ -1,11 +1,14 @@
-"""asyncio waits on manygil's shared objects with neither a thread nor a poll: Channel.recv_async.
+"""asyncio waits on manygil's shared objects with neither a thread nor a poll: Channel.recv_async
+and Channel.send_async.
 
-Each running loop gets one _ChannelWaker (an eventfd the loop watches with add_reader). A wait that
-finds its channel empty arms the channel with the waker and a token of its own; the channel's next
-send or close (from any thread or interpreter) marks the token ready and makes the eventfd readable;
-the loop then wakes exactly the waits whose tokens are ready, and each tries its channel again. A
-message is only ever taken by recv_nowait, so a wait that is cancelled or times out takes nothing:
-another receiver gets the message instead.
+Each running loop gets one _ChannelWaker (an eventfd the loop watches with add_reader). A receive
+that finds its channel empty arms the channel with the waker and a token of its own; the channel's
+next send or close (from any thread or interpreter) marks the token ready and makes the eventfd
+readable; the loop then wakes exactly the waits whose tokens are ready, and each tries its channel
+again. A send that finds a bounded channel full does the same with a watch for room, which the
+channel's next receive or close fires. A message is only ever taken by recv_nowait and put by
+send_nowait, both while the coroutine runs, so a wait that is cancelled or times out takes nothing
+(another receiver gets the message instead) and puts nothing (no half-sent object, no watch left).
 """
 
 from __future__ import annotations
@@ -49,12 +52,35 @@ def _expire(future: asyncio.Future[None]) -> None:
         future.set_result(None)
 
 
-async def channel_recv(channel: _core.Channel, timeout: float | None = None) -> object:
-    """Channel.recv_async (the C type calls this through the package's hooks): see its docstring."""
+def _checked_timeout(timeout: float | None) -> float | None:
     if timeout is not None:
         timeout = float(timeout)
         if not timeout >= 0:
             raise ValueError(f"timeout must be >= 0 or None, not {timeout!r}")
+    return timeout
+
+
+async def _wait(waker: _LoopWaker, channel: _core.Channel, deadline: float | None, room: bool) -> None:
+    """Until the channel may have a message (room: room), its close, the deadline, or a cancel; the
+    watch is dropped on every way out, so none stays armed."""
+    loop = asyncio.get_running_loop()
+    token = next(waker.tokens)
+    future = loop.create_future()
+    waker.waits[token] = future
+    timer = None if deadline is None else loop.call_at(deadline, _expire, future)
+    waker.waker.arm(channel, token, room)  # fires at once if the state changed since the try
+    try:
+        await future
+    finally:
+        del waker.waits[token]
+        waker.waker.disarm(channel, token, room)
+        if timer is not None:
+            timer.cancel()
+
+
+async def channel_recv(channel: _core.Channel, timeout: float | None = None) -> object:
+    """Channel.recv_async (the C type calls this through the package's hooks): see its docstring."""
+    timeout = _checked_timeout(timeout)
     loop = asyncio.get_running_loop()
     deadline = None if timeout is None else loop.time() + timeout
     waker = _loop_waker(loop)
@@ -65,15 +91,24 @@ async def channel_recv(channel: _core.Channel, timeout: float | None = None) -> 
             pass
         if deadline is not None and loop.time() >= deadline:
             raise _core.ChannelEmpty(f"no message within {timeout} s")
-        token = next(waker.tokens)
-        future = loop.create_future()
-        waker.waits[token] = future
-        timer = None if deadline is None else loop.call_at(deadline, _expire, future)
-        waker.waker.arm(channel, token)  # fires at once if a message came since recv_nowait
+        await _wait(waker, channel, deadline, room=False)
+
+
+async def channel_send(channel: _core.Channel, obj: object, timeout: float | None = None) -> None:
+    """Channel.send_async (the C type calls this through the package's hooks): see its docstring."""
+    timeout = _checked_timeout(timeout)
+    if channel.maxsize == 0:
+        channel.send_nowait(obj)  # never full: ChannelClosed or a conversion error at most
+        return
+    loop = asyncio.get_running_loop()
+    deadline = None if timeout is None else loop.time() + timeout
+    waker = _loop_waker(loop)
+    while True:
         try:
-            await future
-        finally:
-            del waker.waits[token]
-            waker.waker.disarm(channel, token)
-            if timer is not None:
-                timer.cancel()
+            channel.send_nowait(obj)  # ChannelClosed (also after a wait: close fires it) goes to the caller
+            return
+        except _core.ChannelFull:
+            pass
+        if deadline is not None and loop.time() >= deadline:
+            raise _core.ChannelFull(f"no room within {timeout} s")
+        await _wait(waker, channel, deadline, room=True)

@@ -9,7 +9,9 @@ Channels' own ``InMemoryChannelLayer`` lives in one interpreter: a broadcast fro
 only that worker's consumers. ``channels_redis`` reaches every worker, over a socket and msgpack.
 Here each channel is a ``manygil.Channel`` found by name in a process-wide ``SharedDict`` (named
 ``manygil.channels.<name>``), and a receive waits with ``Channel.recv_async`` (an eventfd the
-worker's event loop watches: no thread, no poll). Group memberships live in the same store.
+worker's event loop watches: no thread, no poll). Group memberships live in the same store, with
+an index from each channel to the groups it joined (so a channel whose message expired leaves its
+groups in one lookup).
 
 Options (``CONFIG``), as ``InMemoryChannelLayer``'s: ``expiry`` (60 s: a message older is dropped
 unreceived, and its channel leaves its groups), ``group_expiry`` (86400 s), ``capacity`` (100 messages
@@ -76,6 +78,8 @@ class SharedChannelLayer(BaseChannelLayer):
         assert isinstance(message, dict), "message is not a dict"
         self.require_valid_channel_name(channel)
         assert "__asgi_channel__" not in message
+        # Never waits for room (send_async): Channels' contract, as InMemoryChannelLayer's and
+        # channels_redis's, is ChannelFull at once, which consumers catch to shed load.
         try:
             self._channel(channel, renew=False).send_nowait((time.time() + self.expiry, message))
         except _core.ChannelFull:
@@ -108,41 +112,50 @@ class SharedChannelLayer(BaseChannelLayer):
 
     # -- groups ---------------------------------------------------------------------------------
 
-    def _update_group(self, group: str, change: Any) -> None:
-        """Applies change(members) -> members to the group's {channel: joined_at}, atomically
-        (compare-and-set: concurrent adds and discards from other workers are kept)."""
-        key = ("g", group)
+    def _update(self, key: tuple[str, str], change: Any) -> None:
+        """Applies change(mapping) -> mapping to the store's dict at key, atomically (compare-and-set:
+        concurrent changes from other workers are kept), renewing it for group_expiry seconds."""
         while True:
-            members = self._store.get(key)
-            updated = change(dict(members or {}))
-            if members is None:
+            current = self._store.get(key)
+            updated = change(dict(current or {}))
+            if current is None:
                 if not updated or self._store.add(key, updated, ttl=self.group_expiry):
                     return
-            elif self._store.compare_and_set(key, members, updated, ttl=self.group_expiry):
+            elif self._store.compare_and_set(key, current, updated, ttl=self.group_expiry):
                 return
+
+    # A group is the store's ("g", group): {channel: joined_at}. Its index, ("i", channel): {group:
+    # joined_at}, lists the groups a channel joined, so that the channel leaves them all in one lookup
+    # when an expired message shows its receiver gone. Each key changes atomically on its own; the
+    # index is written before a join and after a leave, so it always holds at least the channel's
+    # groups (but for a join and a leave of the same pair racing in two workers: a pair the
+    # application itself leaves undecided: the index may then miss the group, and the membership stays
+    # until group_expiry, as it does when no message ever expires).
 
     async def group_add(self, group: str, channel: str) -> None:
         """Adds channel to group (for group_expiry seconds)."""
         self.require_valid_group_name(group)
         self.require_valid_channel_name(channel)
         now = time.time()
-
-        def add(members: dict[str, float]) -> dict[str, float]:
-            members[channel] = now
-            return members
-
-        self._update_group(group, add)
+        self._update(("i", channel), lambda groups: {**groups, group: now})
+        self._update(("g", group), lambda members: {**members, channel: now})
 
     async def group_discard(self, group: str, channel: str) -> None:
         """Removes channel from group, if it is in it."""
         self.require_valid_channel_name(channel)
         self.require_valid_group_name(group)
+        self._discard(group, channel)
 
-        def discard(members: dict[str, float]) -> dict[str, float]:
-            members.pop(channel, None)
-            return members
+    def _discard(self, group: str, channel: str) -> None:
+        def without(key: str) -> Any:
+            def change(mapping: dict[str, float]) -> dict[str, float]:
+                mapping.pop(key, None)
+                return mapping
 
-        self._update_group(group, discard)
+            return change
+
+        self._update(("g", group), without(channel))
+        self._update(("i", channel), without(group))
 
     async def group_send(self, group: str, message: dict[str, Any]) -> None:
         """Sends message to every channel of group; a full channel is skipped."""
@@ -160,6 +173,6 @@ class SharedChannelLayer(BaseChannelLayer):
                 pass
 
     async def _remove_from_groups(self, channel: str) -> None:
-        for key in self._store.keys():
-            if isinstance(key, tuple) and key[0] == "g":
-                await self.group_discard(key[1], channel)
+        """Takes channel out of every group it joined: one lookup of its index, not a scan of the store."""
+        for group in list(self._store.get(("i", channel)) or {}):
+            self._discard(group, channel)

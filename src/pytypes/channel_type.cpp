@@ -124,17 +124,18 @@ PyObject* channel_recv(PyObject* self, PyObject* args, PyObject* kwargs) {
 
 PyObject* channel_recv_nowait(PyObject* self, PyObject*) { return do_recv(self, std::chrono::duration<double>(0)); }
 
-// recv_async(timeout=None): the package's coroutine (manygil/_aio.py), which waits on this
-// interpreter's running loop through a _ChannelWaker. Without the package (a C++ host) there is none.
-PyObject* channel_recv_async(PyObject* self, PyObject* args, PyObject* kwargs) {
+// recv_async(timeout=None) and send_async(obj, timeout=None): the package's coroutines
+// (manygil/_aio.py), which wait on this interpreter's running loop through a _ChannelWaker, called
+// as hook(self, *args, **kwargs). Without the package (a C++ host) there are none.
+PyObject* call_aio_hook(const char* hook_name, const char* method, PyObject* self, PyObject* args, PyObject* kwargs) {
     PyObject* hook = nullptr;
     try {
-        hook = package_hook("aio.channel_recv");
+        hook = package_hook(hook_name);
     } catch (const std::exception&) {
         return nullptr;  // the provider raised: its error is set
     }
     if (!hook) {
-        PyErr_SetString(PyExc_RuntimeError, "Channel.recv_async needs the manygil package (import manygil)");
+        PyErr_Format(PyExc_RuntimeError, "Channel.%s needs the manygil package (import manygil)", method);
         return nullptr;
     }
     PyRef call_args(PyTuple_New(PyTuple_GET_SIZE(args) + 1));
@@ -144,6 +145,14 @@ PyObject* channel_recv_async(PyObject* self, PyObject* args, PyObject* kwargs) {
         PyTuple_SET_ITEM(call_args.get(), i + 1, Py_NewRef(PyTuple_GET_ITEM(args, i)));
     }
     return PyObject_Call(hook, call_args.get(), kwargs);
+}
+
+PyObject* channel_recv_async(PyObject* self, PyObject* args, PyObject* kwargs) {
+    return call_aio_hook("aio.channel_recv", "recv_async", self, args, kwargs);
+}
+
+PyObject* channel_send_async(PyObject* self, PyObject* args, PyObject* kwargs) {
+    return call_aio_hook("aio.channel_send", "send_async", self, args, kwargs);
 }
 
 PyObject* channel_close(PyObject* self, PyObject*) {
@@ -176,6 +185,12 @@ PyMethodDef channel_methods[] = {
     {"send", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(channel_send)), METH_VARARGS | METH_KEYWORDS,
      "send(obj, timeout=None): put obj, waiting while full; ChannelFull on timeout, ChannelClosed if closed"},
     {"send_nowait", channel_send_nowait, METH_O, "send_nowait(obj): send without waiting (ChannelFull)"},
+    {"send_async", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(channel_send_async)),
+     METH_VARARGS | METH_KEYWORDS,
+     "send_async(obj, timeout=None): a coroutine: send for asyncio, waiting for room without a thread or a poll (the "
+     "running loop watches an eventfd that a receive or a close fires); ChannelFull on timeout, ChannelClosed if "
+     "closed (also while waiting); cancellable: a cancelled or timed-out send_async sends nothing. On an unbounded "
+     "channel it is send_nowait"},
     {"recv", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(channel_recv)), METH_VARARGS | METH_KEYWORDS,
      "recv(timeout=None): take the next object, waiting while empty; ChannelEmpty on timeout, ChannelClosed "
      "once closed and drained"},
@@ -214,7 +229,8 @@ PyType_Slot channel_slots[] = {
 
 constexpr ChannelType kChannelType{"manygil.Channel", channel_slots};
 
-// _ChannelWaker: an event loop's side of ChannelWaker, for manygil/_aio.py's Channel.recv_async.
+// _ChannelWaker: an event loop's side of ChannelWaker, for manygil/_aio.py's Channel.recv_async and
+// send_async.
 using WakerHandle = std::shared_ptr<ChannelWaker>;
 using WakerType = HandleType<WakerHandle>;
 
@@ -231,10 +247,14 @@ PyObject* waker_new(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
     }
 }
 
-// (channel, token): the Channel argument and an unsigned 64-bit token, or null with a TypeError.
-Channel* channel_and_token(PyObject* args, const char* fn, std::uint64_t& token) {
+// (channel, token, room=False): the Channel argument, an unsigned 64-bit token and what the watch
+// waits for, or null with a TypeError.
+Channel* channel_and_token(PyObject* args, const char* fn, std::uint64_t& token, ChannelAccess::Wait& what) {
     PyObject *obj, *token_obj;
-    if (!PyArg_ParseTuple(args, "OO", &obj, &token_obj)) return nullptr;
+    int room = 0;
+    std::string format = std::string("OO|p:") + fn;
+    if (!PyArg_ParseTuple(args, format.c_str(), &obj, &token_obj, &room)) return nullptr;
+    what = room ? ChannelAccess::Wait::room : ChannelAccess::Wait::message;
     const Channel* channel = unwrap_channel(obj);
     if (!channel) {
         PyErr_Format(PyExc_TypeError, "%s: expected a manygil.Channel, not %.100s", fn, Py_TYPE(obj)->tp_name);
@@ -247,17 +267,19 @@ Channel* channel_and_token(PyObject* args, const char* fn, std::uint64_t& token)
 
 PyObject* waker_arm(PyObject* self, PyObject* args) {
     std::uint64_t token;
-    Channel* channel = channel_and_token(args, "arm", token);
+    ChannelAccess::Wait what;
+    Channel* channel = channel_and_token(args, "arm", token, what);
     if (!channel) return nullptr;
-    ChannelAccess::arm(*channel, WakerType::of(self), token);  // short lock, never blocks: GIL kept
+    ChannelAccess::arm(*channel, WakerType::of(self), token, what);  // short lock, never blocks: GIL kept
     Py_RETURN_NONE;
 }
 
 PyObject* waker_disarm(PyObject* self, PyObject* args) {
     std::uint64_t token;
-    Channel* channel = channel_and_token(args, "disarm", token);
+    ChannelAccess::Wait what;
+    Channel* channel = channel_and_token(args, "disarm", token, what);
     if (!channel) return nullptr;
-    ChannelAccess::disarm(*channel, WakerType::of(self).get(), token);
+    ChannelAccess::disarm(*channel, WakerType::of(self).get(), token, what);
     Py_RETURN_NONE;
 }
 
@@ -283,9 +305,10 @@ constexpr char kWakerNotPicklable[] = "a _ChannelWaker belongs to one event loop
 PyMethodDef waker_methods[] = {
     {"fileno", waker_fileno, METH_NOARGS, "fileno(): the eventfd to watch for reading (loop.add_reader)"},
     {"arm", waker_arm, METH_VARARGS,
-     "arm(channel, token): mark token ready at the channel's next send or close (at once if it has a message or "
-     "is closed)"},
-    {"disarm", waker_disarm, METH_VARARGS, "disarm(channel, token): drop an armed watch that has not fired"},
+     "arm(channel, token, room=False): mark token ready at the channel's next send or close (at once if it has a "
+     "message or is closed); room=True: at its next receive or close (at once if it has room or is closed)"},
+    {"disarm", waker_disarm, METH_VARARGS,
+     "disarm(channel, token, room=False): drop an armed watch that has not fired (room as given to arm)"},
     {"take_ready", waker_take_ready, METH_NOARGS, "take_ready(): the tokens marked since the last call (a tuple)"},
     {"__reduce__", refuse_pickle<kWakerNotPicklable>, METH_NOARGS, nullptr},
     {nullptr, nullptr, 0, nullptr},
@@ -295,7 +318,7 @@ PyType_Slot waker_slots[] = {
     {Py_tp_new, reinterpret_cast<void*>(waker_new)},
     {Py_tp_methods, waker_methods},
     {Py_tp_doc, const_cast<char*>("_ChannelWaker(): an event loop's wake-up for the channels it waits on "
-                                  "(internal: Channel.recv_async).")},
+                                  "(internal: Channel.recv_async and send_async).")},
     {0, nullptr},
 };
 

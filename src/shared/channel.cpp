@@ -60,12 +60,16 @@ struct Channel::State {
     detail::WakeSignal not_empty, not_full;
     std::deque<detail::Payload> items;
     bool closed = false;
-    // One-shot watches of event loops waiting for a message (ChannelAccess::arm).
-    std::vector<std::pair<std::shared_ptr<detail::ChannelWaker>, std::uint64_t>> watches;
+    // One-shot watches of event loops waiting for a message, and for room (ChannelAccess::arm).
+    using Watches = std::vector<std::pair<std::shared_ptr<detail::ChannelWaker>, std::uint64_t>>;
+    Watches watches, room_watches;
     // Handles to this channel inside messages queued in any channel (itself included).
     std::atomic<std::size_t> queued_refs{0};
 
     bool full() const { return maxsize && items.size() >= maxsize; }
+    Watches& watches_for(detail::ChannelAccess::Wait what) {
+        return what == detail::ChannelAccess::Wait::room ? room_watches : watches;
+    }
 };
 
 Channel::Channel(std::size_t maxsize) : state_(std::make_shared<State>(maxsize)) {
@@ -111,34 +115,36 @@ bool ChannelAccess::send(Channel& channel, Payload payload, Channel::Timeout tim
     if (s.closed) throw ChannelClosed();
     queued(payload);
     s.items.push_back(std::move(payload));
-    auto watches = std::move(s.watches);
-    s.watches.clear();
+    State::Watches watches;
+    watches.swap(s.watches);
     lock.unlock();
     s.not_empty.notify_one();
     for (auto& [waker, token] : watches) waker->ready(token);
     return true;
 }
 
-void ChannelAccess::arm(Channel& channel, std::shared_ptr<ChannelWaker> waker, std::uint64_t token) {
+void ChannelAccess::arm(Channel& channel, std::shared_ptr<ChannelWaker> waker, std::uint64_t token, Wait what) {
     State& s = *channel.state_;
     std::unique_lock lock(s.mu);
-    if (s.closed || !s.items.empty()) {
+    bool now = s.closed || (what == Wait::message ? !s.items.empty() : !s.full());
+    if (now) {
         lock.unlock();
         waker->ready(token);
         return;
     }
-    s.watches.emplace_back(std::move(waker), token);
+    s.watches_for(what).emplace_back(std::move(waker), token);
 }
 
-void ChannelAccess::disarm(Channel& channel, const ChannelWaker* waker, std::uint64_t token) {
+void ChannelAccess::disarm(Channel& channel, const ChannelWaker* waker, std::uint64_t token, Wait what) {
     State& s = *channel.state_;
     std::shared_ptr<ChannelWaker> dropped;  // ends outside the lock
     std::lock_guard lock(s.mu);
-    auto it = std::find_if(s.watches.begin(), s.watches.end(),
+    State::Watches& watches = s.watches_for(what);
+    auto it = std::find_if(watches.begin(), watches.end(),
                            [&](const auto& w) { return w.first.get() == waker && w.second == token; });
-    if (it == s.watches.end()) return;
+    if (it == watches.end()) return;
     dropped = std::move(it->first);
-    s.watches.erase(it);
+    watches.erase(it);
 }
 
 ChannelWaker::ChannelWaker() : fd_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
@@ -183,8 +189,11 @@ std::optional<Payload> ChannelAccess::recv(Channel& channel, Channel::Timeout ti
     Payload payload = std::move(s.items.front());
     s.items.pop_front();
     unqueued(payload);
+    State::Watches watches;
+    if (s.maxsize) watches.swap(s.room_watches);  // an unbounded channel's room watches fired at arm
     lock.unlock();
     s.not_full.notify_one();
+    for (auto& [waker, token] : watches) waker->ready(token);
     return payload;
 }
 
@@ -244,15 +253,17 @@ void collect_unreachable_channels() {
 }  // namespace detail
 
 void Channel::close() {
-    std::vector<std::pair<std::shared_ptr<detail::ChannelWaker>, std::uint64_t>> watches;
+    State::Watches watches, room_watches;
     {
         std::lock_guard lock(state_->mu);
         state_->closed = true;
         watches.swap(state_->watches);
+        room_watches.swap(state_->room_watches);
     }
     state_->not_empty.notify_all();
     state_->not_full.notify_all();
     for (auto& [waker, token] : watches) waker->ready(token);
+    for (auto& [waker, token] : room_watches) waker->ready(token);
 }
 
 bool Channel::closed() const {

@@ -14,9 +14,9 @@
 
 namespace manygil::detail {
 
-// An event loop's wake-up for the channels it waits on (manygil.Channel.recv_async): an eventfd
-// that becomes readable once a channel armed with it (ChannelAccess::arm) may have a message for
-// it; take_ready() says which waits to retry, by the tokens given to arm(). Thread-safe. The fd
+// An event loop's wake-up for the channels it waits on (manygil.Channel.recv_async / send_async): an
+// eventfd that becomes readable once a channel armed with it (ChannelAccess::arm) may have a message
+// (or room) for it; take_ready() says which waits to retry, by the tokens given to arm(). Thread-safe. The fd
 // lives as long as the object, which every channel still armed with it keeps alive: a sender never
 // writes to a descriptor that was closed and reused.
 class ChannelWaker {
@@ -39,6 +39,9 @@ private:
 };
 
 struct ChannelAccess {
+    // What a watch waits for: a message to receive (recv_async) or room to send (send_async).
+    enum class Wait { message, room };
+
     // Channel's private state, named for the channel's own code (channel.cpp's registry and collector).
     using State = Channel::State;
 
@@ -46,11 +49,17 @@ struct ChannelAccess {
     static bool send(Channel& channel, Payload payload, Channel::Timeout timeout);
     static std::optional<Payload> recv(Channel& channel, Channel::Timeout timeout);
 
-    // A one-shot watch: waker->ready(token) at the channel's next send or close, or at once if it
-    // holds a message or is closed now (so a recv that found it empty just before cannot miss one).
-    // disarm() drops a watch that has not fired (a cancelled wait); a fired one is already gone.
-    static void arm(Channel& channel, std::shared_ptr<ChannelWaker> waker, std::uint64_t token);
-    static void disarm(Channel& channel, const ChannelWaker* waker, std::uint64_t token);
+    // A one-shot watch. Wait::message: waker->ready(token) at the channel's next send or close, or at
+    // once if it holds a message or is closed now (so a recv that found it empty just before cannot
+    // miss one). Wait::room: at the channel's next receive or close, or at once if it has room (or is
+    // unbounded) or is closed now (so a send that found it full just before cannot miss the room).
+    // Every watch of its kind fires at each such event: the woken waits race to retry, and those that
+    // lose arm again. The channel holds the waker (not the reverse) until the watch fires or is
+    // dropped. disarm() drops a watch that has not fired (a cancelled wait), with the same Wait it
+    // was armed with; a fired one is already gone. Neither blocks beyond the channel's short lock.
+    static void arm(Channel& channel, std::shared_ptr<ChannelWaker> waker, std::uint64_t token,
+                    Wait what = Wait::message);
+    static void disarm(Channel& channel, const ChannelWaker* waker, std::uint64_t token, Wait what = Wait::message);
 
     // For the cycle collector: a channel's state, and the bookkeeping of handles inside queued
     // messages (Channel::State::queued_refs) as a message enters and leaves a queue.

@@ -517,6 +517,38 @@ def async_receive_until_none(channel):
     return asyncio.run(go())
 
 
+def async_send_all(channel, items):
+    """Runs an event loop in this worker that sends items with Channel.send_async (waiting for room
+    in a bounded channel), and returns how many times its loop ticked while doing so."""
+    import asyncio
+
+    async def go():
+        ticks = 0
+
+        async def tick():
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0.005)
+
+        ticker = asyncio.create_task(tick())
+        for item in items:
+            await channel.send_async(item)
+        ticker.cancel()
+        return ticks
+
+    return asyncio.run(go())
+
+
+def recv_after(channel, delay, count):
+    """Receives count messages from channel after delay seconds (from a worker: room made by another
+    interpreter)."""
+    import time
+
+    time.sleep(delay)
+    return [channel.recv(timeout=60) for _ in range(count)]
+
+
 def layer_receive(name, channel, count):
     """Receives count messages from a SharedChannelLayer's channel in this worker's own event loop."""
     import asyncio

@@ -1,4 +1,5 @@
-"""Channel.recv_async (asyncio waits on a manygil.Channel, woken from any thread or interpreter) and
+"""Channel.recv_async and send_async (asyncio waits on a manygil.Channel, woken from any thread or
+interpreter) and
 manygil.channels.SharedChannelLayer (a Django Channels layer every worker shares), down to a Channels
 chat served by `manygil serve` with 2 workers and driven by the `websockets` client. No time is
 asserted: a test waits for an event, with a generous bound."""
@@ -135,6 +136,163 @@ def test_many_waits_in_one_loop_use_one_descriptor():
     assert during <= before + 1  # one eventfd for the loop, not one per wait
 
 
+# -- Channel.send_async ---------------------------------------------------------------------------
+
+
+def test_send_async_from_the_main_loop_waits_for_room_made_by_a_worker():
+    channel = manygil.Channel(maxsize=2)
+    channel.send("a")
+    channel.send("b")
+
+    async def go():
+        ticks = 0
+
+        async def tick():
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0.01)
+
+        ticker = asyncio.create_task(tick())
+        with manygil.Pool(1) as pool:
+            drained = pool.submit(helpers.recv_after, channel, 0.3, 5)
+            for item in "cde":
+                await channel.send_async(item)
+            got = drained.result(timeout=60)
+        ticker.cancel()
+        return got, ticks
+
+    got, ticks = run(go())
+    assert got == list("abcde")
+    assert ticks > 1  # the loop ran other tasks while the send waited for room
+
+
+def test_send_async_from_a_workers_loop_into_a_channel_the_main_interpreter_empties():
+    channel = manygil.Channel(maxsize=1)
+    with manygil.Pool(1) as pool:
+        sending = pool.submit(helpers.async_send_all, channel, list(range(200)))
+        got = [channel.recv(timeout=60) for _ in range(200)]
+        ticks = sending.result(timeout=60)
+    assert got == list(range(200))
+    assert ticks >= 1
+    assert len(channel) == 0
+
+
+def test_send_async_timeout_unbounded_and_bad_input():
+    channel = manygil.Channel(maxsize=1)
+
+    async def go():
+        await channel.send_async("first", timeout=0)  # room: no wait
+        with pytest.raises(manygil.ChannelFull):  # what send(timeout=) raises
+            await channel.send_async("late", timeout=0.05)
+        with pytest.raises(manygil.ChannelFull):
+            await channel.send_async("late", timeout=0)
+        with pytest.raises(ValueError, match="timeout"):
+            await channel.send_async("x", timeout=-1)
+        assert channel.recv_nowait() == "first" and len(channel) == 0  # the timed-out sends put nothing
+        with pytest.raises(type(_send_error(channel))):  # what send_nowait raises for an object it cannot copy
+            await channel.send_async(threading.Lock())
+        assert len(channel) == 0
+
+        unbounded = manygil.Channel()
+        for i in range(1000):
+            await unbounded.send_async(i, timeout=0)  # never full: send_nowait
+        assert len(unbounded) == 1000
+        unbounded.close()
+        with pytest.raises(manygil.ChannelClosed):
+            await unbounded.send_async("after close")
+
+    run(go())
+
+
+def _send_error(channel):
+    try:
+        channel.send_nowait(threading.Lock())
+    except Exception as e:  # noqa: BLE001 - the test compares the type send_async raises
+        return e
+    raise AssertionError("a threading.Lock was sent")
+
+
+def test_a_cancelled_send_puts_nothing_and_leaves_no_watch():
+    from manygil import _aio
+
+    channel = manygil.Channel(maxsize=1)
+    channel.send("there")
+
+    async def go():
+        waiting = asyncio.create_task(channel.send_async("cancelled"))
+        await asyncio.sleep(0.05)
+        assert not waiting.done()
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        waker = _aio._wakers[asyncio.get_running_loop()]
+        assert waker.waits == {}
+        # No await from here: a watch still armed would mark its token ready at this receive, on
+        # this thread, before the loop could take it.
+        assert channel.recv_nowait() == "there"
+        assert waker.waker.take_ready() == ()
+        assert len(channel) == 0  # nothing was put
+        await channel.send_async("next", timeout=10)
+        return channel.recv_nowait()
+
+    assert run(go()) == "next"
+    assert len(channel) == 0
+
+
+def test_close_wakes_a_waiting_send_with_channel_closed():
+    channel = manygil.Channel(maxsize=1)
+    channel.send("there")
+
+    async def go():
+        threading.Timer(0.1, channel.close).start()
+        with pytest.raises(manygil.ChannelClosed):
+            await channel.send_async("never")
+
+    run(go())
+    assert channel.recv_nowait() == "there"  # receivers drain what was queued, and only that
+    with pytest.raises(manygil.ChannelClosed):
+        channel.recv_nowait()
+
+
+def test_many_sends_waiting_on_one_loop_each_deliver_once():
+    channel = manygil.Channel(maxsize=1)
+    received = []
+
+    def drain():
+        for _ in range(100):
+            received.append(channel.recv(timeout=60))
+
+    async def go():
+        before = len(os.listdir("/proc/self/fd"))
+        sends = [asyncio.create_task(channel.send_async(i)) for i in range(100)]
+        await asyncio.sleep(0.05)
+        during = len(os.listdir("/proc/self/fd"))
+        drainer = threading.Thread(target=drain)
+        drainer.start()
+        await asyncio.gather(*sends)
+        await asyncio.to_thread(drainer.join)
+        return before, during
+
+    before, during = run(go())
+    assert sorted(received) == list(range(100))
+    assert during <= before + 1  # one eventfd for the loop, not one per wait
+    assert len(channel) == 0
+
+
+def test_loops_in_two_workers_race_for_one_slot_each_item_delivered_once():
+    channel = manygil.Channel(maxsize=1)
+    with manygil.Pool(2) as pool:
+        senders = [pool.submit(helpers.async_send_all, channel, [(w, i) for i in range(300)]) for w in range(2)]
+        got = [channel.recv(timeout=60) for _ in range(600)]
+        for s in senders:
+            s.result(timeout=60)
+    assert sorted(got) == [(w, i) for w in range(2) for i in range(300)]  # none lost, none twice
+    for w in range(2):
+        assert [i for (x, i) in got if x == w] == list(range(300))  # each loop's items in its order
+    assert len(channel) == 0
+
+
 # -- SharedChannelLayer ---------------------------------------------------------------------------
 
 
@@ -202,6 +360,42 @@ def test_expired_messages_are_dropped_and_flush_forgets_everything():
         await layer.send(a, {"type": "flushed"})
         await layer.flush()
         await layer.group_send("g", {"type": "nobody"})
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(layer.receive(a), 0.1)
+
+    run(go())
+
+
+def test_an_expired_message_takes_its_channel_out_of_exactly_its_groups():
+    layer = SharedChannelLayer(name="t-index", expiry=0.2, capacity=100)
+    groups = [f"g{i}" for i in range(50)]
+
+    async def go():
+        a, b, c = [await layer.new_channel() for _ in range(3)]
+        for g in groups:
+            await layer.group_add(g, b)  # b stays in all 50
+        await layer.group_add("g7", a)
+        await layer.group_add("g31", a)
+        await layer.group_add("g40", a)
+        await layer.group_discard("g40", a)  # left: its index forgets g40
+        await layer.group_discard("g41", a)  # never joined: nothing changes
+        assert set(layer._store.get(("i", a))) == {"g7", "g31"}
+        await layer.group_add("g7", c)
+        await layer.group_discard("g7", c)
+        assert layer._store.get(("i", c)) == {}  # left its only group
+        await layer.group_discard("g1", "never.joined.anything")
+        assert layer._store.get(("i", "never.joined.anything")) is None  # no index made for it
+
+        await layer.send(a, {"type": "old"})
+        await asyncio.sleep(0.3)
+        await layer.send(a, {"type": "new"})
+        assert (await layer.receive(a))["type"] == "new"  # the expired one took a out of g7 and g31
+        assert not layer._store.get(("i", a))
+        for g in groups:
+            assert set(layer._store.get(("g", g))) == {b}, g
+        for g in groups:
+            await layer.group_send(g, {"type": "to", "g": g})
+        assert [(await layer.receive(b))["g"] for _ in groups] == groups  # b is in every group still
         with pytest.raises(TimeoutError):
             await asyncio.wait_for(layer.receive(a), 0.1)
 
