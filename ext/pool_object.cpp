@@ -57,7 +57,8 @@ detail::Payload convert(PoolObject* self, PyObject* obj, const char* root) {
 
 // Posts a job for `future` (setting future._handle first, so cancel() can never miss it).
 PyObject* post(PoolObject* self, PyTaskJob::Kind kind, CallableSpec spec, detail::Payload args,
-               detail::Payload kwargs, bool star, PyObject* future, Timeout timeout = std::nullopt) {
+               detail::Payload kwargs, bool star, PyObject* future, Timeout timeout = std::nullopt,
+               bool counted = true) {
     std::optional<detail::TaskState::Clock::duration> limit;
     if (timeout) limit = std::chrono::duration_cast<detail::TaskState::Clock::duration>(*timeout);
     auto state = detail::new_task_state(*self->pool, limit);
@@ -68,8 +69,10 @@ PyObject* post(PoolObject* self, PyTaskJob::Kind kind, CallableSpec spec, detail
         return nullptr;
     }
     try {
-        self->pool->post(std::make_unique<PyTaskJob>(kind, std::move(spec), std::move(args), std::move(kwargs), star,
-                                                     std::move(state), Py_NewRef(future)));
+        auto job = std::make_unique<PyTaskJob>(kind, std::move(spec), std::move(args), std::move(kwargs), star,
+                                               std::move(state), Py_NewRef(future));
+        if (!counted) job->set_uncounted();
+        self->pool->post(std::move(job));
     } catch (const std::exception& e) {
         Py_DECREF(handle);
         return raise_submit_error(e);
@@ -198,12 +201,15 @@ int pool_traverse(PyObject* op, visitproc visit, void* arg) {
     return 0;
 }
 
-// submit(future, spec, args: tuple, kwargs: dict | None[, timeout: float | None]) -> TaskHandle
+// submit(future, spec, args: tuple, kwargs: dict | None[, timeout: float | None[, counted: bool]]) -> TaskHandle
+// counted False: the task does not count toward max_tasks (Job::counts_as_task; `manygil serve`'s probe).
 PyObject* pool_submit(PyObject* op, PyObject* const* argv, Py_ssize_t argc) {
     auto* self = as_pool(op);
-    if (argc != 4 && argc != 5) return PyErr_Format(PyExc_TypeError, "submit() takes 4 or 5 arguments (%zd given)", argc);
+    if (argc < 4 || argc > 6) return PyErr_Format(PyExc_TypeError, "submit() takes 4 to 6 arguments (%zd given)", argc);
     Timeout timeout;
-    if (argc == 5 && !detail::parse_timeout(argv[4], timeout, detail::TimeoutRule::Positive)) return nullptr;
+    if (argc >= 5 && !detail::parse_timeout(argv[4], timeout, detail::TimeoutRule::Positive)) return nullptr;
+    int counted = argc == 6 ? PyObject_IsTrue(argv[5]) : 1;
+    if (counted < 0) return nullptr;
     if (!check_open(self)) return nullptr;
     CallableSpec spec;
     if (!parse_spec(argv[1], spec)) return nullptr;
@@ -212,7 +218,7 @@ PyObject* pool_submit(PyObject* op, PyObject* const* argv, Py_ssize_t argc) {
         detail::Payload args = convert(self, argv[2], "args");
         detail::Payload kwargs = argv[3] == Py_None ? detail::Payload{} : convert(self, argv[3], "kwargs");
         return post(self, PyTaskJob::Kind::Call, std::move(spec), std::move(args), std::move(kwargs), false, argv[0],
-                    timeout);
+                    timeout, counted != 0);
     } catch (const std::exception& e) {
         return raise_submit_error(e);
     }
@@ -446,7 +452,7 @@ PyObject* pool_get_workers(PyObject* op, void*) {
 
 PyMethodDef pool_methods[] = {
     {"submit", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(pool_submit)), METH_FASTCALL,
-     "submit(future, spec, args, kwargs) -> TaskHandle"},
+     "submit(future, spec, args, kwargs[, timeout[, counted]]) -> TaskHandle"},
     {"submit_chunk", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(pool_submit_chunk)), METH_FASTCALL,
      "submit_chunk(future, spec, items, star) -> TaskHandle; the future gets (results, exception or None)"},
     {"submit_exec", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(pool_submit_exec)), METH_FASTCALL,

@@ -59,6 +59,9 @@ public:
     bool wants_cleanup() const noexcept override { return true; }  // also tells the caller it may go on
     std::string describe() const override;
     bool failed() const noexcept override { return error_.has_value(); }
+    bool counts_as_task() const noexcept override { return counted_; }
+    // Before post(): the task does not count toward max_tasks_per_worker (a server's probe).
+    void set_uncounted() noexcept { counted_ = false; }
     void cleanup() noexcept override;
     void abandon(std::exception_ptr reason) noexcept override;
 
@@ -89,6 +92,7 @@ private:
     CallableSpec callable_;
     detail::Payload args_, kwargs_;  // Call: tuple and dict; Chunk: list of items; Exec: the source as str
     bool star_;
+    bool counted_ = true;
     std::shared_ptr<detail::TaskState> state_;
     PyObject* future_;
 

@@ -59,8 +59,9 @@
 // their tasks up to 5 s (manygil._asgi.WEBSOCKET_FINISH_SECONDS) to take websocket.disconnect and
 // return before it cancels what remains.
 //
-// The handler's jobs occupy every worker of the pool until stop(): give it a pool of its own (and
-// without PoolOptions::max_tasks_per_worker: the handler recycles its loops itself, max_requests).
+// The handler's jobs occupy every worker of the pool until stop(): give it a pool of its own. They do
+// not count toward PoolOptions::max_tasks_per_worker (Job::counts_as_task): the handler recycles its
+// loops itself (max_requests), and the pool's count would only start successors with no loop to run.
 //
 // Typical C++ host:
 //   manygil::Runtime runtime({.python_path = {"/srv/app"}});

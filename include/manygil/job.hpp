@@ -41,6 +41,12 @@ public:
     virtual std::string describe() const { return "job"; }
     // Optional: after run(), whether the job failed (counted in stats()).
     virtual bool failed() const noexcept { return false; }
+    // Optional: whether the job counts toward PoolOptions::max_tasks_per_worker (a worker's share of
+    // jobs before it is recycled). Say false for a job that is not one of the pool's tasks, whose
+    // count would recycle workers the host did not mean to: AsgiHandler's event loop (it holds its
+    // worker for as long as it serves and recycles it itself, AsgiOptions::max_requests), or a probe
+    // a host runs before it knows what the pool will serve. Asked once, before run().
+    virtual bool counts_as_task() const noexcept { return true; }
 
     // Optional second phase, for results that belong to the main interpreter (the Python package
     // settles its concurrent.futures.Future here): if wants_main() (asked after run()) is true, the

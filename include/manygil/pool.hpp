@@ -131,6 +131,7 @@ struct PoolOptions {
     // workers do not all recycle at once) starts its successor (a new interpreter, the initializer
     // run again) and goes on serving until the successor is ready, then finishes its job in hand and
     // ends its interpreter: no job is dropped and the pool never has fewer ready workers. 0: never.
+    // A job whose Job::counts_as_task() is false does not count (AsgiHandler's event loops).
     std::size_t max_tasks_per_worker = 0;
     std::size_t max_tasks_jitter = 0;
     // Pins worker i to one CPU: the (i mod n)-th of the n CPUs the process may run on when the pool

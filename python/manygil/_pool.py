@@ -382,11 +382,17 @@ class Pool(Executor):
         """
         return self._submit(fn, args, kwargs or None, None)
 
-    def _submit(self, fn, args, kwargs, timeout):
+    def _submit(self, fn, args, kwargs, timeout, counted=True):
+        """``counted`` False: the task does not count toward ``max_tasks_per_child`` (a probe of the
+        workers that is none of the pool's work: ``manygil serve``'s interface detection)."""
         future = _Future()
         if self._fallback is not None:
             future._route = (self, fn, args, kwargs)
-        self._core.submit(future, _shipping.callable_spec(fn), args, kwargs, timeout)  # sets future._handle
+        spec = _shipping.callable_spec(fn)
+        if counted:
+            self._core.submit(future, spec, args, kwargs, timeout)  # sets future._handle
+        else:
+            self._core.submit(future, spec, args, kwargs, timeout, False)
         return future
 
     def _fallback_submit(self, fn, args, kwargs):

@@ -168,7 +168,10 @@ class Server:
         # With a timeout, a worker whose request ignores the interrupt (blocked in C) for
         # STUCK_AFTER more seconds is replaced, so the server keeps its capacity (stats()["pool"]).
         # The pool recycles WSGI workers itself; ASGI loops are recycled by the handler (each loop is
-        # one long job), so an ASGI server's pool does not count jobs.
+        # one long job), so an ASGI server's pool does not count jobs. Under "auto" the pool is made
+        # before the interface is known, counting: the probe below does not count (else, with
+        # max_requests 1, its worker would be recycled before serving anything), nor do the ASGI
+        # loops' jobs (Job::counts_as_task), so "auto" recycles exactly as the interface it finds.
         pool_recycles = bool(max_requests) and interface != "asgi"
         self._pool = Pool(workers, thread_name_prefix="manygil.serve", initializer=_wsgi.load_app, initargs=(app,),
                           replace_stuck_after=STUCK_AFTER if timeout is not None else None,
@@ -181,7 +184,8 @@ class Server:
             raise AppLoadError(_load_failure(app, e)) from e
         if interface == "auto":  # read in a worker, which has the application loaded
             try:
-                interface = "asgi" if self._pool.submit(_asgi.probe, app).result() else "wsgi"
+                probe = self._pool._submit(_asgi.probe, (app,), None, None, counted=False)
+                interface = "asgi" if probe.result() else "wsgi"
             except BaseException:
                 self._pool.shutdown(wait=True)
                 raise

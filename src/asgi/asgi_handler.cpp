@@ -313,6 +313,10 @@ public:
     }
 
     std::string describe() const override { return "ASGI event loop (" + shared_->options.app + ")"; }
+    // The loop recycles its own worker (max_requests, through start_current_successor): a pool that
+    // also counted these jobs (max_tasks_per_worker) would start successors of its own, which take
+    // the slot from under a serving loop and then sit idle.
+    bool counts_as_task() const noexcept override { return false; }
 
 private:
     static void closed_inbox(detail::Inbox& inbox) {

@@ -308,6 +308,7 @@ bool WorkerGroup::serve(std::size_t index, std::optional<ThreadInterpreter>& int
     while (auto job = next_job(std::exchange(first, false), *self)) {
         interp->attach();
         std::string what = job->describe();
+        const bool counted = job->counts_as_task();
         note.job_started(what);
         activity.job_started(std::move(what));
         job->run();
@@ -339,7 +340,7 @@ bool WorkerGroup::serve(std::size_t index, std::optional<ThreadInterpreter>& int
         }
         note.job_finished();
         // Its share done: a successor starts now, while this one serves on until it is ready.
-        if (task_limit && ++jobs == task_limit && !start_successor(*self)) jobs = 0;
+        if (task_limit && counted && ++jobs == task_limit && !start_successor(*self)) jobs = 0;
     }
     note.stop();
     t_worker = nullptr;

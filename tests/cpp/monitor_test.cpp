@@ -12,6 +12,11 @@
 
 #include <unistd.h>
 
+#include <Python.h>
+
+#include <future>
+
+#include "manygil/job.hpp"
 #include "manygil/manygil.hpp"
 #include "shared_runtime.hpp"
 
@@ -281,6 +286,43 @@ TEST(Recycling, ManyTasksFromSeveralThreadsAllRunWhileWorkersRecycle) {
     EXPECT_TRUE(eventually([&] { return pool.stats().recycled >= 1; }));
     pool.shutdown();
     EXPECT_TRUE(pool.finished());
+}
+
+// A job that is none of the pool's tasks (Job::counts_as_task false): it tells which interpreter it
+// ran in, after holding its worker a moment (GIL released) -- long enough for a successor that its
+// count had started to take the slot.
+class UncountedJob final : public manygil::Job {
+public:
+    explicit UncountedJob(std::promise<std::int64_t>& ran) : ran_(ran) {}
+    void run() noexcept override {
+        std::int64_t id = PyInterpreterState_GetID(PyInterpreterState_Get());
+        Py_BEGIN_ALLOW_THREADS
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        Py_END_ALLOW_THREADS
+        ran_.set_value(id);
+    }
+    void abandon(std::exception_ptr e) noexcept override { ran_.set_exception(e); }
+    bool counts_as_task() const noexcept override { return false; }
+
+private:
+    std::promise<std::int64_t>& ran_;
+};
+
+TEST(Recycling, JobsThatAreNoTasksDoNotCountTowardTheShare) {
+    Pool pool(runtime(), {.workers = 1, .max_tasks_per_worker = 1});
+    pool.wait_ready();
+    std::int64_t first = pool.interpreter_ids()[0];
+    for (int i = 0; i < 3; ++i) {
+        std::promise<std::int64_t> ran;
+        pool.post(std::make_unique<UncountedJob>(ran));
+        EXPECT_EQ(ran.get_future().get(), first);  // counted, the first would have recycled its worker
+    }
+    EXPECT_EQ(pool.stats().recycled, 0u);
+    // The first task counts: its worker's share (1) is done, and a successor takes over.
+    EXPECT_EQ(pool.submit("mg_tasks:interpreter_and_setup").get().as_list().at(0).as_int(), first);
+    ASSERT_TRUE(eventually([&] { return pool.stats().recycled == 1; }));
+    EXPECT_NE(pool.submit("mg_tasks:interpreter_and_setup").get().as_list().at(0).as_int(), first);
+    pool.shutdown();
 }
 
 TEST(StuckWorkers, ANonPositiveLimitIsRefused) {

@@ -211,6 +211,40 @@ def test_a_recycled_loops_websocket_is_closed_1001_after_the_graceful_timeout(tm
         served.stop()
 
 
+@pytest.mark.parametrize("interface", ["asgi", "auto"])
+def test_max_requests_1_recycles_every_loop_under_auto_as_under_asgi(tmp_path, monkeypatch, interface):
+    """--interface auto (the default) finds out that the application is ASGI in a pool job, on a pool
+    made before it knew: neither that probe nor the loops' jobs count toward the pool's own recycling,
+    so each loop is recycled by the handler after its share, exactly as under --interface asgi. (With
+    the probe counted, its worker's successor took the slot from under the loop that worker then ran:
+    that loop never recycled, and the new interpreter sat idle.)"""
+    marker = tmp_path / "lifespan"
+    monkeypatch.setenv("ASGI_RECYCLE_MARKER", str(marker))
+    with manygil.Server(APP, workers=2, bind="127.0.0.1:0", interface=interface, max_requests=1) as server:
+        assert server.interface == "asgi"
+        host, port = address(server)
+        first = list(marks(marker)[0])  # the two loops started before the server listened
+        assert len(first) == 2
+
+        def both_first_loops_retired() -> bool:
+            assert get(host, port, "/")[0] == 200
+            return all(marks(marker)[1][token] == 1 for token in first)
+
+        assert wait_until(both_first_loops_retired)
+
+        # Once quiet: two loops serve, and the pool recycled a worker only for each loop that retired.
+        def settled() -> bool:
+            startups, shutdowns = marks(marker)
+            pool = server.stats()["pool"]
+            return (sum(startups.values()) - sum(shutdowns.values()) == 2 and not pool["queued"]
+                    and pool["recycled"] == sum(shutdowns.values()))
+
+        assert wait_until(settled), (marks(marker), server.stats()["pool"])
+        assert all(w["current"] is not None for w in server.stats()["pool"]["workers"])  # no idle interpreter
+    startups, shutdowns = marks(marker)
+    assert startups == shutdowns
+
+
 def test_recycle_grace_refuses_a_negative_value():
     with pytest.raises(ValueError, match="recycle_grace"):
         manygil.Server(APP, workers=1, bind="127.0.0.1:0", interface="asgi", recycle_grace=-1)
