@@ -194,7 +194,7 @@ void AsgiShared::mark_ended(const Inbox* inbox) {
     cv.notify_all();
 }
 
-void AsgiShared::successor_started(Inbox& inbox, const std::optional<std::string>& failure) {
+void AsgiShared::successor_started(Inbox& inbox, const std::optional<std::string>& failure, bool on_its_worker) {
     std::shared_ptr<Inbox> old = inbox.predecessor.lock();
     if (failure) {
         // Its requests (if any came: only when no other loop served) go back to the front end as 500s
@@ -202,7 +202,16 @@ void AsgiShared::successor_started(Inbox& inbox, const std::optional<std::string
         remove_route(&inbox);
         log(http::LogLevel::critical,
             "manygil serve: a new ASGI worker could not start (the old one serves on): " + *failure);
-        if (old) old->recycle_failed();
+        if (old) {
+            // Recycling: this successor's worker took the pool slot when it took this job, retiring
+            // the old loop's worker, which could then never recycle again (a retired worker starts no
+            // successor) while this interpreter idled in the slot. The slot goes back first, then the
+            // old loop counts a new share.
+            if (inbox.recycling && on_its_worker && old->serving.load()) {
+                (void)manygil::detail::WorkerGroup::return_slot_to_predecessor();
+            }
+            old->recycle_failed();
+        }
         return;
     }
     inbox.in_flight.fetch_sub(kStartingBias);
@@ -296,7 +305,7 @@ public:
         closed_inbox(*inbox);
         if (!reported) {
             auto why = error ? error : std::optional<std::string>("the worker's loop ended before it started");
-            if (inbox->successor) shared_->successor_started(*inbox, why);
+            if (inbox->successor) shared_->successor_started(*inbox, why, true);
             else shared_->mark_started(why);
         } else if (error) {
             shared_->log(http::LogLevel::critical, "manygil serve: a worker's ASGI event loop failed:\n" + *error);
@@ -305,7 +314,7 @@ public:
     }
 
     void abandon(std::exception_ptr) noexcept override {
-        if (inbox_->successor) shared_->successor_started(*inbox_, "the pool shut down before it started");
+        if (inbox_->successor) shared_->successor_started(*inbox_, "the pool shut down before it started", false);
         else shared_->mark_started("the pool shut down before an ASGI worker started");
         shared_->remove_route(inbox_.get());
         closed_inbox(*inbox_);
@@ -338,6 +347,7 @@ bool AsgiShared::post_successor(const std::shared_ptr<Inbox>& inbox, bool start_
     std::shared_ptr<Inbox> next = new_inbox();
     if (!next) return false;  // stopping: nothing to hand over
     next->successor = true;
+    next->recycling = start_worker;
     next->predecessor = inbox;
     next->in_flight.store(kStartingBias);
     auto undo = [&] {

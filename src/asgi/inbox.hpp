@@ -77,6 +77,7 @@ public:
     std::size_t limit = 0;
     std::weak_ptr<Inbox> predecessor;
     bool successor = false;
+    bool recycling = false;  // a successor by recycling, on a new interpreter it started for its slot
     // The loop tried to recycle and could not: count a new share from here.
     void recycle_failed();
     // What has not been drained yet (a stuck loop's, handed to its successor).
@@ -150,8 +151,11 @@ struct AsgiShared : std::enable_shared_from_this<AsgiShared> {
     // for its pool slot with a successor job on a new inbox. False if it cannot (it serves on).
     bool recycle(const std::shared_ptr<Inbox>& inbox);
     // A successor's lifespan startup is over: `failure` nullopt -> it takes the requests and its
-    // predecessor retires; else it is dropped and the predecessor serves on.
-    void successor_started(Inbox& inbox, const std::optional<std::string>& failure);
+    // predecessor retires; else it is dropped (logged once) and the predecessor serves on, and tries
+    // again after another share (recycling: on_its_worker, called on the successor's worker thread,
+    // also gives the pool slot back to the predecessor's worker, so that it can start another
+    // successor and the failed interpreter ends instead of idling in the slot).
+    void successor_started(Inbox& inbox, const std::optional<std::string>& failure, bool on_its_worker);
     // Posts a successor job for `inbox` (a new inbox routed with kStartingBias). With
     // `start_worker`, on the calling worker thread: also starts the interpreter to run it
     // (WorkerGroup::start_current_successor; recycling); without, the pool's stuck-worker

@@ -237,7 +237,7 @@ PyObject* worker_drain(PyObject* op, PyObject*) {
         Py_BEGIN_ALLOW_THREADS  // posting to the pool and starting a thread: no GIL needed
         recycling = w.shared->recycle(w.inbox);
         Py_END_ALLOW_THREADS
-        (void)recycling;
+        if (!recycling) w.inbox->recycle_failed();  // it serves on, and tries again after another share
     }
     // stop: True (the handler stops), 2 (retire: a successor serves instead), False.
     if (d.stop) return Py_BuildValue("(OOO)", fresh.get(), woken.get(), Py_True);
@@ -256,7 +256,11 @@ PyObject* worker_started(PyObject* op, PyObject* error) {
     }
     w.reported_start = true;
     if (!failure) w.inbox->serving.store(true);
-    if (w.inbox->successor) w.shared->successor_started(*w.inbox, failure);
+    if (w.inbox->successor) {
+        Py_BEGIN_ALLOW_THREADS  // may take the pool's lock (a failed successor gives its slot back)
+        w.shared->successor_started(*w.inbox, failure, true);
+        Py_END_ALLOW_THREADS
+    }
     else w.shared->mark_started(std::move(failure));
     Py_RETURN_NONE;
 }

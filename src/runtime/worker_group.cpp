@@ -556,12 +556,14 @@ bool WorkerGroup::start_successor(const Worker& self) {
 
 std::unique_ptr<Job> WorkerGroup::next_job(bool first, const Worker& self) {
     std::unique_lock lock(mu_);
+    if (!first) self.predecessor.reset();  // only the job a successor takes first may give its slot back
     if (first && successors_[self.index].get() == &self) {
         // A successor is ready: it takes the slot, and the worker it succeeds leaves after the job
         // in hand (or at once, if it waits for work).
         std::shared_ptr<Worker> old = std::exchange(slots_[self.index], std::move(successors_[self.index]));
         if (!old->retired) ++recycled_;  // (else it was found stuck meanwhile, and counted as replaced)
         old->retired = true;
+        slots_[self.index]->predecessor = old;
         ids_[self.index] = self.interpreter_id;
         work_signal_.notify_all();
     }
@@ -576,7 +578,10 @@ std::unique_ptr<Job> WorkerGroup::next_job(bool first, const Worker& self) {
     // A retired worker leaves after the job it was stuck in.
     // (A watchdog that saw its call running just before it returned may retire it while it waits.)
     work_signal_.wait(lock, [&] { return !queue_.empty() || closed_ || broken_ || self.retired; }, &idle_wait_);
-    if (broken_ || self.retired || queue_.empty()) return nullptr;  // closed and drained, broken, or retired
+    if (broken_ || self.retired || queue_.empty()) {  // closed and drained, broken, or retired
+        self.leaving = true;
+        return nullptr;
+    }
     auto job = std::move(queue_.front());
     queue_.pop_front();
     return job;
@@ -683,6 +688,30 @@ void WorkerGroup::wait_current_replaced() noexcept {
     group->work_signal_.wait(lock, [&] {
         return self.retired || group->closed_ || group->broken_ || !group->successors_[self.index];
     });
+}
+
+bool WorkerGroup::return_slot_to_predecessor() noexcept {
+    if (!t_group || !t_worker) return false;
+    auto* group = const_cast<WorkerGroup*>(t_group);
+    const auto& self = *static_cast<const Worker*>(t_worker);
+    {
+        std::lock_guard lock(group->mu_);
+        std::shared_ptr<Worker>& slot = group->slots_[self.index];
+        std::shared_ptr<Worker> old = slot.get() == &self ? self.predecessor.lock() : nullptr;
+        // A stuck predecessor (in stuck_) was retired for good: its slot must keep a live worker.
+        if (!old || !old->retired || old->leaving || group->closed_ || group->broken_ ||
+            std::find(group->stuck_.begin(), group->stuck_.end(), old) != group->stuck_.end()) {
+            return false;
+        }
+        std::shared_ptr<Worker> successor = std::exchange(slot, old);
+        successor->retired = true;
+        successor->predecessor.reset();
+        old->retired = false;
+        group->ids_[self.index] = old->interpreter_id;
+        --group->recycled_;
+    }
+    group->work_signal_.notify_all();  // this worker leaves after its job
+    return true;
 }
 
 bool WorkerGroup::start_current_successor() noexcept {

@@ -99,6 +99,14 @@ public:
     // the group is closed or broken; at once if no successor is starting. Without a GIL. A job that
     // returns earlier would let its worker take the next queued job, meant for a new interpreter.
     static void wait_current_replaced() noexcept;
+    // From the job a recycling successor took first (start_current_successor), on its worker thread:
+    // that job could not start what it was to take over (an ASGI successor whose lifespan startup
+    // failed), so the slot goes back to the worker this one replaced, which serves on (not retired,
+    // as if it had never been recycled; stats().recycled not counted), and this worker is retired:
+    // it leaves after the job, ending its interpreter. False (nothing changed) off such a worker,
+    // or when the predecessor cannot take the slot back: it was found stuck meanwhile, it has left,
+    // or the group is closed or broken. Without a GIL or with one.
+    static bool return_slot_to_predecessor() noexcept;
     // The error that broke the group (BrokenPoolError), or null.
     std::exception_ptr broken() const;
     // Blocks until every worker has left the group (finished()), or the timeout passes: true if so.
@@ -132,6 +140,11 @@ private:
         JobNote note;  // for the line a fatal signal writes
         bool retired = false;  // (mu_) stuck and replaced, or recycled: leave after the current job
         std::int64_t interpreter_id = -1;  // (mu_)
+        // (mu_) A recycling successor, during its first job: the worker whose slot it took
+        // (return_slot_to_predecessor). leaving: next_job() gave it no more work, it leaves the group
+        // (a slot cannot come back to it). Mutable: next_job() sees its worker as const.
+        mutable std::weak_ptr<Worker> predecessor;
+        mutable bool leaving = false;
     };
 
     // `worker`: the Worker the thread is (a successor); null: whichever serves slot `index` now.

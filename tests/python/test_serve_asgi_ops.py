@@ -245,6 +245,42 @@ def test_max_requests_1_recycles_every_loop_under_auto_as_under_asgi(tmp_path, m
     assert startups == shutdowns
 
 
+def test_a_successor_whose_startup_fails_leaves_the_old_loop_serving_until_the_next_share(tmp_path, monkeypatch,
+                                                                                         capfd):
+    """A successor whose lifespan startup fails is dropped (logged once) and the old loop serves on;
+    after another share it starts a new successor, which takes over."""
+    marker, attempts = tmp_path / "lifespan", tmp_path / "attempts"
+    monkeypatch.setenv("ASGI_RECYCLE_MARKER", str(marker))
+    monkeypatch.setenv("ASGI_FAIL_EVERY_SECOND", str(attempts))  # the 2nd, 4th, ... startup fails
+    with manygil.Server(APP, workers=1, bind="127.0.0.1:0", interface="asgi", max_requests=3) as server:
+        host, port = address(server)
+        first = get(host, port, "/")[1].decode().split()[0]
+        served = Counter()
+
+        def third_interpreter_serves() -> bool:
+            status, body = get(host, port, "/")
+            assert status == 200
+            token = body.decode().split()[0]
+            served[token] += 1
+            return token != first
+
+        assert wait_until(third_interpreter_serves)
+        tries = attempts.read_text().split()
+        assert tries[:2] == ["ok", first] and tries[2] == "failed" and tries[4:6] == ["ok", next(t for t in served
+                                                                                             if t != first)]
+        # The first loop served on through the failed attempt: at least two shares.
+        assert served[first] + 1 >= 2 * 3, served
+        assert wait_until(lambda: marks(marker)[1][first] == 1)  # then it retired
+        # One interpreter in the pool's slot, running the new loop: the failed one and the first have left.
+        assert wait_until(lambda: not server.stats()["pool"]["stuck"] and server.stats()["pool"]["recycled"] == 1)
+        assert [w["current"] is not None for w in server.stats()["pool"]["workers"]] == [True]
+    err = capfd.readouterr().err
+    failed = attempts.read_text().split().count("failed")
+    assert failed >= 1
+    assert err.count("a new ASGI worker could not start (the old one serves on)") == failed, err
+    assert "could not be recycled now" not in err, err
+
+
 def test_recycle_grace_refuses_a_negative_value():
     with pytest.raises(ValueError, match="recycle_grace"):
         manygil.Server(APP, workers=1, bind="127.0.0.1:0", interface="asgi", recycle_grace=-1)

@@ -1,7 +1,10 @@
 """An ASGI application for the operational tests (tests/python/test_serve_asgi_ops.py): recycling, a
 stuck loop, clients that leave early.
 Each worker interpreter imports it afresh, so TOKEN names the interpreter; lifespan startup and
-shutdown append "startup TOKEN" / "shutdown TOKEN" to the file named by ASGI_RECYCLE_MARKER."""
+shutdown append "startup TOKEN" / "shutdown TOKEN" to the file named by ASGI_RECYCLE_MARKER. With
+ASGI_FAIL_EVERY_SECOND naming a file, every second lifespan startup of the process fails (the 2nd, the
+4th, ...: a successor that cannot start), each attempt appending "ok TOKEN" or "failed TOKEN" to it.
+With ASGI_BLOCK_MARKER, /block appends "blocking TOKEN" to that file just before it blocks."""
 
 import asyncio
 import os
@@ -30,6 +33,15 @@ async def app(scope, receive, send):
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                attempts = os.environ.get("ASGI_FAIL_EVERY_SECOND")
+                if attempts:
+                    with open(attempts, "a+") as f:  # startups are one at a time here (one worker)
+                        f.seek(0)
+                        failing = len(f.read().splitlines()) % 2 == 1
+                        f.write(f"{'failed' if failing else 'ok'} {TOKEN}\n")
+                    if failing:
+                        await send({"type": "lifespan.startup.failed", "message": f"refused start {TOKEN}"})
+                        return
                 _mark("startup")
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
