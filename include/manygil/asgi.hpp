@@ -38,7 +38,8 @@
 // bytecode, in that request; a loop that comes back withdraws the interrupt and serves on). If the
 // interrupt stays pending until the pool replaces the worker as stuck (PoolOptions::
 // replace_stuck_after: give the pool one), a successor loop is posted for the replacement
-// interpreter; it takes the requests the stuck loop never drained (those it had taken get the front
+// interpreter (also when the pool retires a worker whose loop came back just after it looked, or
+// whose call anyone else interrupted: the watchdog checks the pool's stuck workers every round); it takes the requests the stuck loop never drained (those it had taken get the front
 // end's 504, Server's response_timeout), and the stuck loop retires when its call returns.
 //
 // WebSockets (asgiref's websocket.* events, spec 2.4): accepts_websockets() is true, and an upgrade

@@ -6,6 +6,7 @@
 
 #include <pthread.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <limits>
@@ -387,8 +388,24 @@ void AsgiShared::watch() {
     while (!cv.wait_for(lock, 100ms, [&] { return watch_stop; })) {
         std::vector<std::shared_ptr<Inbox>> inboxes = live;
         lock.unlock();
+        // The workers the pool has retired as stuck (PoolOptions::replace_stuck_after), each with a
+        // new worker in its slot that waits for a job.
+        std::vector<std::int64_t> stuck;
+        for (const WorkerStats& w : pool->stats().stuck) stuck.push_back(w.interpreter_id);
         for (const auto& in : inboxes) {
             if (!in->serving.load() || in->watch_stage == 2) continue;
+            if (std::find(stuck.begin(), stuck.end(), in->interpreter_id.load()) != stuck.end()) {
+                // Replaced: its successor job goes to the new worker. At stage 1 because our
+                // interrupt stayed pending; but at stage 0 too, whenever the pool saw an interrupt
+                // pending (ours, just before the loop came back and withdrew it, or anyone's: Pool::
+                // interrupt) and retired the worker after the loop had come back. A loop that serves
+                // is handed over all the same (it retires, finishing what it has): without a job,
+                // the new worker would idle, and the retired one could never be recycled.
+                in->stuck.store(true);
+                int stage = std::exchange(in->watch_stage, 2);
+                if (!post_successor(in, false)) in->watch_stage = stage;  // stopping; or tried again next round
+                continue;
+            }
             std::int64_t since = in->signalled_since.load(std::memory_order_relaxed);
             if (in->watch_stage == 0) {
                 if (since == 0) {
@@ -411,17 +428,8 @@ void AsgiShared::watch() {
                 continue;
             }
             // Interrupted: the pool replaces its worker if the interrupt stays pending
-            // (PoolOptions::replace_stuck_after); its new worker takes a successor job.
-            bool withdrawn = !in->interrupted.load();
-            bool replaced = false;
-            for (const WorkerStats& w : pool->stats().stuck) replaced |= w.interpreter_id == in->interpreter_id.load();
-            if (replaced) {
-                in->stuck.store(true);
-                in->watch_stage = 2;
-                if (!post_successor(in, false)) in->watch_stage = 1;  // stopping; or tried again next round
-            } else if (withdrawn) {
-                in->watch_stage = 0;  // it came back: the interrupt was withdrawn at its next drain
-            }
+            // (PoolOptions::replace_stuck_after: above, next round).
+            if (!in->interrupted.load()) in->watch_stage = 0;  // it came back: withdrawn at its next drain
         }
         lock.lock();
     }

@@ -366,6 +366,38 @@ def test_a_loop_blocked_in_c_is_replaced_and_requests_go_on(tmp_path, monkeypatc
     assert "blocked for over" in err
 
 
+def test_a_loop_the_pool_replaced_as_stuck_hands_over_even_if_it_came_back(tmp_path, monkeypatch):
+    """The pool's watchdog may replace a loop's worker as stuck just as the loop comes back to its
+    selector (the loop withdraws the handler's interrupt; the pool had seen it pending and retires
+    the worker anyway). The handler must then still post a successor for the new interpreter, or
+    that interpreter sits idle and the old loop serves on in a retired worker. Driven here without a
+    race: the loop's call is interrupted directly (not by the handler's watchdog, whose --timeout is
+    far off), blocked in C until the pool has replaced it."""
+    marker, blocking = tmp_path / "lifespan", tmp_path / "blocking"
+    monkeypatch.setenv("ASGI_RECYCLE_MARKER", str(marker))
+    monkeypatch.setenv("ASGI_BLOCK_MARKER", str(blocking))
+    with manygil.Server(APP, workers=1, bind="127.0.0.1:0", interface="asgi", timeout=60.0) as server:
+        host, port = address(server)
+        token = get(host, port, "/")[1].decode().split()[0]
+        results = {}
+        t = threading.Thread(target=lambda: results.setdefault("blocked", get(host, port, "/block?3")))
+        t.start()
+        assert wait_until(blocking.exists)
+        assert server._pool._core.interrupt_running("test: an interrupt the loop cannot hear in C", False) == 1
+        assert wait_until(lambda: server.stats()["pool"]["replaced"] == 1)
+        t.join(60)
+        assert "blocked" in results  # answered (the interrupt raised in it once the sleep returned)
+        # A successor took over on the new interpreter, and the old loop retired and left.
+        assert wait_until(lambda: marks(marker)[1][token] == 1)
+        assert wait_until(lambda: not server.stats()["pool"]["stuck"])
+        status, body = get(host, port, "/")
+        assert status == 200 and body.decode().split()[0] != token
+        pool = server.stats()["pool"]
+        assert [w["current"] is not None for w in pool["workers"]] == [True]
+    startups, shutdowns = marks(marker)
+    assert startups == shutdowns and len(startups) == 2
+
+
 def test_a_loop_that_comes_back_after_the_interrupt_is_not_replaced(capfd):
     # Pure Python that never awaits: the interrupt lands (TimeoutError in that request) and the loop
     # serves on; its worker is not replaced.

@@ -81,6 +81,10 @@ async def app(scope, receive, send):
         SEEN["/http-leaves"]["then"] = (await receive())["type"]
         return
     if path == "/block":  # blocks the whole loop in C code (time.sleep): only an interrupt or a new worker helps
+        blocking = os.environ.get("ASGI_BLOCK_MARKER")
+        if blocking:
+            with open(blocking, "a") as f:
+                f.write(f"blocking {TOKEN}\n")
         time.sleep(float(scope["query_string"] or b"60"))
         return await _body(send, 200, b"woke")
     if path == "/spin":  # Python that never awaits: only an interrupt ends it
