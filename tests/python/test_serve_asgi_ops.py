@@ -380,7 +380,7 @@ def test_a_loop_the_pool_replaced_as_stuck_hands_over_even_if_it_came_back(tmp_p
         host, port = address(server)
         token = get(host, port, "/")[1].decode().split()[0]
         results = {}
-        t = threading.Thread(target=lambda: results.setdefault("blocked", get(host, port, "/block?3")))
+        t = threading.Thread(target=lambda: results.setdefault("blocked", get(host, port, "/block?4")))
         t.start()
         assert wait_until(blocking.exists)
         assert server._pool._core.interrupt_running("test: an interrupt the loop cannot hear in C", False) == 1
