@@ -352,6 +352,7 @@ bool AsgiShared::post_successor(const std::shared_ptr<Inbox>& inbox, bool start_
     next->predecessor = inbox;
     next->in_flight.store(kStartingBias);
     auto undo = [&] {
+        remove_route(next.get());
         {
             std::lock_guard lock(mu);
             std::erase_if(live, [&](const std::shared_ptr<Inbox>& l) { return l == next; });
@@ -359,24 +360,29 @@ bool AsgiShared::post_successor(const std::shared_ptr<Inbox>& inbox, bool start_
         }
         cv.notify_all();
     };
-    // The interpreter first, then the job it is to run: every other worker of the pool is busy with
-    // its own loop, so the successor, once ready, takes this job from the queue (the calling worker
-    // cannot: it is busy until it retires, and then it leaves). If no successor can start, nothing
-    // was posted and the caller serves on.
-    if (start_worker && !manygil::detail::WorkerGroup::start_current_successor()) {
+    // Routed before its job can start (with the bias, it gets requests only when no started loop
+    // serves): a successor that failed at once must find its inbox there to take it out.
+    add_route(next);
+    std::unique_ptr<Job> job = std::make_unique<ServeJob>(shared_from_this(), next);
+    if (start_worker) {
+        // Recycling: the new interpreter runs this job first (not whichever successor job is queued:
+        // with several starting at once, each must replace the worker that started it, or a failed
+        // one would give back the wrong slot). If none can start, the caller serves on.
+        if (manygil::detail::WorkerGroup::start_current_successor(job)) return true;
         undo();
         log(http::LogLevel::warning, "manygil serve: an ASGI worker could not be recycled now (the pool is "
                                      "closing, or the worker is being replaced); it serves on");
         return false;
     }
     try {
-        pool->post(std::make_unique<ServeJob>(shared_from_this(), next));
-    } catch (const std::exception& e) {  // the pool shut down meanwhile: its successor has no job and leaves
+        // Stuck: the pool's replacement for the slot waits for work; every other worker is busy with
+        // its own loop.
+        pool->post(std::move(job));
+    } catch (const std::exception& e) {  // the pool shut down meanwhile
         undo();
         log(http::LogLevel::error, std::string("manygil serve: cannot start a new ASGI worker: ") + e.what());
         return false;
     }
-    add_route(next);
     return true;
 }
 

@@ -277,6 +277,12 @@ bool WorkerGroup::serve(std::size_t index, std::optional<ThreadInterpreter>& int
             interp.reset();
         }
         break_group(index, cause);
+        std::unique_ptr<Job> first_job;  // a successor's own job, which no worker will run now
+        {
+            std::lock_guard lock(mu_);
+            first_job = std::move(self->first_job);
+        }
+        if (first_job) first_job->abandon(broken());
         t_group = nullptr;
         t_worker = nullptr;
         return false;
@@ -529,7 +535,7 @@ std::size_t WorkerGroup::task_limit() {
     return options_.max_tasks_per_worker + std::uniform_int_distribution<std::size_t>(0, options_.max_tasks_jitter)(rng_);
 }
 
-bool WorkerGroup::start_successor(const Worker& self) {
+bool WorkerGroup::start_successor(const Worker& self, std::unique_ptr<Job>* first_job) {
     std::shared_ptr<Worker> successor;
     {
         std::lock_guard lock(mu_);
@@ -538,6 +544,7 @@ bool WorkerGroup::start_successor(const Worker& self) {
             return false;
         }
         successor = std::make_shared<Worker>(self.index, false);
+        if (first_job) successor->first_job = std::move(*first_job);  // before its thread can look
         successors_[self.index] = successor;
         ++spawned_;
     }
@@ -547,6 +554,7 @@ bool WorkerGroup::start_successor(const Worker& self) {
         {
             std::lock_guard lock(mu_);
             successors_[self.index] = nullptr;
+            if (first_job) *first_job = std::move(successor->first_job);  // back to the caller
         }
         mark_exited();
         return false;  // it serves on, and tries again after another share
@@ -566,6 +574,8 @@ std::unique_ptr<Job> WorkerGroup::next_job(bool first, const Worker& self) {
         slots_[self.index]->predecessor = old;
         ids_[self.index] = self.interpreter_id;
         work_signal_.notify_all();
+        // The job it was started for (start_current_successor) comes before the queue's.
+        if (auto job = std::move(slots_[self.index]->first_job)) return job;
     }
     if (first && self.initial) {
         // The worker counts as ready in the same critical section in which it takes its first task:
@@ -714,12 +724,16 @@ bool WorkerGroup::return_slot_to_predecessor() noexcept {
     return true;
 }
 
-bool WorkerGroup::start_current_successor() noexcept {
+bool WorkerGroup::start_current_successor(std::unique_ptr<Job>& first_job) noexcept {
     if (!t_group || !t_worker) return false;
     // The group is only const in t_group so that observers cannot change it; the worker's own thread
     // may (as serve() does when its share of jobs is done).
     auto* group = const_cast<WorkerGroup*>(t_group);
-    return group->start_successor(*static_cast<const Worker*>(t_worker));
+    try {
+        return group->start_successor(*static_cast<const Worker*>(t_worker), &first_job);
+    } catch (...) {  // (make_shared: out of memory) nothing started
+        return false;
+    }
 }
 
 }  // namespace manygil::detail

@@ -91,9 +91,13 @@ public:
     // after its share (start_successor): a new interpreter starts for its slot and, once ready, takes
     // the slot and the queue's next job; the calling worker is retired and ends its interpreter when
     // its current job returns. A job that serves until told to stop (the ASGI loop) uses it to hand
-    // its slot to a successor job it posts. False (nothing started) off a worker thread, when the
-    // group is closed or broken, or the worker is retired or has a successor starting already.
-    static bool start_current_successor() noexcept;
+    // its slot to a successor job: `first_job`, which the successor runs first, before it takes
+    // anything from the queue (so each successor runs the job meant for it, whichever of several
+    // starting successors is ready first); the group owns it from then on (run, or abandoned if the
+    // group breaks first). False (nothing started, `first_job` left with the caller) off a worker
+    // thread, when the group is closed or broken, or the worker is retired or has a successor
+    // starting already.
+    static bool start_current_successor(std::unique_ptr<Job>& first_job) noexcept;
     // From a job on a worker thread whose successor is starting (start_current_successor): blocks
     // until the successor has taken the slot (this worker is retired and leaves after the job), or
     // the group is closed or broken; at once if no successor is starting. Without a GIL. A job that
@@ -145,6 +149,8 @@ private:
         // (a slot cannot come back to it). Mutable: next_job() sees its worker as const.
         mutable std::weak_ptr<Worker> predecessor;
         mutable bool leaving = false;
+        std::unique_ptr<Job> first_job;  // (mu_) a successor's job, run before the queue's
+                                         // (start_current_successor)
     };
 
     // `worker`: the Worker the thread is (a successor); null: whichever serves slot `index` now.
@@ -162,8 +168,9 @@ private:
     // Starts a detached worker thread for slot `index` (counted in g_threads), as `worker` if given.
     void spawn_worker(std::size_t index, std::shared_ptr<Worker> worker = nullptr);
     // The worker's thread, once it has run its share of jobs: starts its successor (false if none
-    // could start; it then serves on).
-    bool start_successor(const Worker& self);
+    // could start; it then serves on), which runs `first_job` first if one is given (taken only on
+    // success).
+    bool start_successor(const Worker& self, std::unique_ptr<Job>* first_job = nullptr);
     // How many jobs a new worker runs before it is recycled (0: no limit).
     std::size_t task_limit();
     // The watchdog thread's body (Options::replace_stuck_after): holds the group only weakly.

@@ -281,6 +281,38 @@ def test_a_successor_whose_startup_fails_leaves_the_old_loop_serving_until_the_n
     assert "could not be recycled now" not in err, err
 
 
+def test_failing_successors_of_two_loops_recycling_at_once_each_hand_back_their_own_slot(tmp_path, monkeypatch,
+                                                                                           capfd):
+    """Two loops recycling at the same time: each new interpreter runs the successor job of the loop
+    that started it (not whichever was queued first), so a successor that fails gives back the right
+    pool slot. (When jobs were queued, the wrong old worker could get its slot back: a retired loop
+    then served on, unable to recycle, while an interpreter idled in its slot.)"""
+    marker, attempts = tmp_path / "lifespan", tmp_path / "attempts"
+    monkeypatch.setenv("ASGI_RECYCLE_MARKER", str(marker))
+    with manygil.Server(APP, workers=2, bind="127.0.0.1:0", interface="asgi", max_requests=5) as server:
+        # Only the successors (new interpreters copy the environment as it is then): every second fails.
+        monkeypatch.setenv("ASGI_FAIL_EVERY_SECOND", str(attempts))
+        host, port = address(server)
+        replies = hammer(host, port, 200, 4, "/slow?0.005")
+        assert [s for s, _ in replies] == [200] * 200
+
+        def settled() -> bool:
+            pool = server.stats()["pool"]
+            startups, shutdowns = marks(marker)
+            return (not pool["stuck"] and not pool["queued"] and all(w["current"] is not None for w in pool["workers"])
+                    and sum(startups.values()) - sum(shutdowns.values()) == 2
+                    and pool["recycled"] == sum(shutdowns.values()))
+
+        assert wait_until(settled), (server.stats()["pool"], marks(marker))
+    err = capfd.readouterr().err
+    failed = attempts.read_text().split().count("failed")
+    assert failed >= 1
+    assert err.count("a new ASGI worker could not start (the old one serves on)") == failed, err
+    assert "could not be recycled now" not in err, err
+    startups, shutdowns = marks(marker)
+    assert startups == shutdowns
+
+
 def test_recycle_grace_refuses_a_negative_value():
     with pytest.raises(ValueError, match="recycle_grace"):
         manygil.Server(APP, workers=1, bind="127.0.0.1:0", interface="asgi", recycle_grace=-1)
