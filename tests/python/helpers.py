@@ -517,25 +517,43 @@ def async_receive_until_none(channel):
     return asyncio.run(go())
 
 
+class LoopTicks:
+    """Counts the turns a task on the running loop gets every `period` seconds while started: more
+    than one proves the loop was not blocked by what ran meanwhile."""
+
+    def __init__(self, period=0.01):
+        self.period = period
+        self.count = 0
+        self._task = None
+
+    def start(self):
+        import asyncio
+
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    async def _run(self):
+        import asyncio
+
+        while True:
+            self.count += 1
+            await asyncio.sleep(self.period)
+
+    def stop(self):
+        self._task.cancel()
+        return self.count
+
+
 def async_send_all(channel, items):
     """Runs an event loop in this worker that sends items with Channel.send_async (waiting for room
     in a bounded channel), and returns how many times its loop ticked while doing so."""
     import asyncio
 
     async def go():
-        ticks = 0
-
-        async def tick():
-            nonlocal ticks
-            while True:
-                ticks += 1
-                await asyncio.sleep(0.005)
-
-        ticker = asyncio.create_task(tick())
+        ticks = LoopTicks(0.005).start()
         for item in items:
             await channel.send_async(item)
-        ticker.cancel()
-        return ticks
+        return ticks.stop()
 
     return asyncio.run(go())
 

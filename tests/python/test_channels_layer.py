@@ -35,21 +35,12 @@ def test_recv_async_waits_without_blocking_the_loop_for_a_message_from_a_worker(
     channel = manygil.Channel()
 
     async def go():
-        ticks = 0
-
-        async def tick():
-            nonlocal ticks
-            while True:
-                ticks += 1
-                await asyncio.sleep(0.01)
-
-        ticker = asyncio.create_task(tick())
+        ticks = helpers.LoopTicks().start()
         with manygil.Pool(1) as pool:
             sent = pool.submit(helpers.send_after, channel, 0.3, {"from": "worker", "n": [1, 2]})
             got = await channel.recv_async()
             sent.result()
-        ticker.cancel()
-        return got, ticks
+        return got, ticks.stop()
 
     got, ticks = run(go())
     assert got == {"from": "worker", "n": [1, 2]}
@@ -145,22 +136,13 @@ def test_send_async_from_the_main_loop_waits_for_room_made_by_a_worker():
     channel.send("b")
 
     async def go():
-        ticks = 0
-
-        async def tick():
-            nonlocal ticks
-            while True:
-                ticks += 1
-                await asyncio.sleep(0.01)
-
-        ticker = asyncio.create_task(tick())
+        ticks = helpers.LoopTicks().start()
         with manygil.Pool(1) as pool:
             drained = pool.submit(helpers.recv_after, channel, 0.3, 5)
             for item in "cde":
                 await channel.send_async(item)
             got = drained.result(timeout=60)
-        ticker.cancel()
-        return got, ticks
+        return got, ticks.stop()
 
     got, ticks = run(go())
     assert got == list("abcde")
