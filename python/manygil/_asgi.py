@@ -4,7 +4,8 @@ AsgiHandler through the package hook "asgi.serve". What is per request and hot (
 side: one task per request or WebSocket connection, the lifespan protocol, the timeout (HTTP only), and
 the wake-ups the I/O thread posts.
 
-Also ``is_asgi(app)``: whether ``--interface auto`` takes an application for ASGI.
+``is_asgi`` and ``probe`` (``--interface auto``) are in manygil._interface, which the server's main
+interpreter and the supervisor import without asyncio.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["is_asgi", "probe", "serve"]
+__all__ = ["serve"]
 
 # http::LogLevel's order, for Worker.log().
 _INFO, _WARNING, _ERROR = 1, 2, 3
@@ -28,33 +29,6 @@ WEBSOCKET_FINISH_SECONDS = 5.0
 
 # Worker.drain()'s third item when this loop is to retire (recycling: a successor serves instead).
 _RETIRE = 2
-
-
-def is_asgi(app: Any) -> bool:
-    """An ASGI 3 application: a coroutine function, or an object whose ``__call__`` is one, taking
-    (scope, receive, send). Anything else callable is taken for WSGI."""
-    if inspect.isclass(app):
-        return False
-    call = app if inspect.iscoroutinefunction(app) else getattr(app, "__call__", None)
-    if call is None or not inspect.iscoroutinefunction(call):
-        return False
-    try:
-        params = inspect.signature(call).parameters.values()
-    except (TypeError, ValueError):
-        return True  # no signature to read: the coroutine function is the evidence
-    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    return len(positional) == 3 or any(p.kind == p.VAR_POSITIONAL for p in params)
-
-
-def probe(ref: str) -> bool:
-    """In a worker that has loaded the application "module:attribute": is_asgi() of it."""
-    import importlib
-
-    module_name, _, qualname = ref.partition(":")
-    obj: Any = importlib.import_module(module_name)
-    for part in qualname.split("."):
-        obj = getattr(obj, part)
-    return is_asgi(obj)
 
 
 def serve(worker: Any, app: Any, lifespan: str, timeout: float | None) -> None:

@@ -17,7 +17,7 @@ import signal
 import sys
 import threading
 
-from . import _asgi, _compat_probe, _core, _wsgi
+from . import _compat_probe, _core, _interface, _wsgi
 from ._errors import BrokenPool
 from ._pool import Pool, default_workers
 
@@ -184,7 +184,7 @@ class Server:
             raise AppLoadError(_load_failure(app, e)) from e
         if interface == "auto":  # read in a worker, which has the application loaded
             try:
-                probe = self._pool._submit(_asgi.probe, (app,), None, None, counted=False)
+                probe = self._pool._submit(_interface.probe, (app,), None, None, counted=False)
                 interface = "asgi" if probe.result() else "wsgi"
             except BaseException:
                 self._pool.shutdown(wait=True)

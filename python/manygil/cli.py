@@ -83,8 +83,6 @@ def _server_argv(args):
 def _serve(args):
     import os
 
-    from ._serve import AppLoadError, serve
-
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())  # as gunicorn does: the application's module is found from here
     binds = args.bind or ["127.0.0.1:8000"]
@@ -99,6 +97,7 @@ def _serve(args):
     if args.reload:
         print("manygil serve: --reload needs the supervisor (leave out --no-supervisor)", file=sys.stderr)
         return 2
+    from ._serve import AppLoadError, serve  # not in the supervisor: it never loads the application
     try:
         serve(args.app, workers=args.workers, bind=binds, backlog=args.backlog,
               max_body=args.max_body, timeout=args.timeout, graceful_timeout=args.graceful_timeout,
