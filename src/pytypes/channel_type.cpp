@@ -248,12 +248,13 @@ PyObject* waker_new(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
 }
 
 // (channel, token, room=False): the Channel argument, an unsigned 64-bit token and what the watch
-// waits for, or null with a TypeError.
-Channel* channel_and_token(PyObject* args, const char* fn, std::uint64_t& token, ChannelAccess::Wait& what) {
+// waits for, or null with a TypeError. format: "OO|p:" and the method's name (a literal: this runs
+// at every wait of recv_async and send_async).
+Channel* channel_and_token(PyObject* args, const char* format, const char* fn, std::uint64_t& token,
+                           ChannelAccess::Wait& what) {
     PyObject *obj, *token_obj;
     int room = 0;
-    std::string format = std::string("OO|p:") + fn;
-    if (!PyArg_ParseTuple(args, format.c_str(), &obj, &token_obj, &room)) return nullptr;
+    if (!PyArg_ParseTuple(args, format, &obj, &token_obj, &room)) return nullptr;
     what = room ? ChannelAccess::Wait::room : ChannelAccess::Wait::message;
     const Channel* channel = unwrap_channel(obj);
     if (!channel) {
@@ -268,7 +269,7 @@ Channel* channel_and_token(PyObject* args, const char* fn, std::uint64_t& token,
 PyObject* waker_arm(PyObject* self, PyObject* args) {
     std::uint64_t token;
     ChannelAccess::Wait what;
-    Channel* channel = channel_and_token(args, "arm", token, what);
+    Channel* channel = channel_and_token(args, "OO|p:arm", "arm", token, what);
     if (!channel) return nullptr;
     ChannelAccess::arm(*channel, WakerType::of(self), token, what);  // short lock, never blocks: GIL kept
     Py_RETURN_NONE;
@@ -277,7 +278,7 @@ PyObject* waker_arm(PyObject* self, PyObject* args) {
 PyObject* waker_disarm(PyObject* self, PyObject* args) {
     std::uint64_t token;
     ChannelAccess::Wait what;
-    Channel* channel = channel_and_token(args, "disarm", token, what);
+    Channel* channel = channel_and_token(args, "OO|p:disarm", "disarm", token, what);
     if (!channel) return nullptr;
     ChannelAccess::disarm(*channel, WakerType::of(self).get(), token, what);
     Py_RETURN_NONE;

@@ -28,11 +28,17 @@ thread_local const WorkerGroup* t_group = nullptr;  // the group whose job this 
 thread_local const void* t_worker = nullptr;         // the WorkerGroup::Worker this thread is (with t_group)
 
 // The CPUs the process may run on: its main thread's affinity (a worker thread's own may be pinned).
+// False if it cannot be read.
+bool process_cpu_set(cpu_set_t& set) {
+    CPU_ZERO(&set);
+    return sched_getaffinity(getpid(), sizeof set, &set) == 0;
+}
+
+// The same, as a list of CPU numbers (empty if it cannot be read).
 std::vector<int> process_cpus() {
     std::vector<int> cpus;
     cpu_set_t set;
-    CPU_ZERO(&set);
-    if (sched_getaffinity(getpid(), sizeof set, &set) != 0) return cpus;
+    if (!process_cpu_set(set)) return cpus;
     for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
         if (CPU_ISSET(cpu, &set)) cpus.push_back(cpu);
     }
@@ -240,8 +246,7 @@ void WorkerGroup::place_on_cpu(std::size_t index) const noexcept {
     // Not pinning: a thread inherits its creator's CPUs, and a pinned worker may have created this
     // one (a successor) or run it before (a parked thread reused): give it the process's.
     cpu_set_t process;
-    CPU_ZERO(&process);
-    if (sched_getaffinity(getpid(), sizeof process, &process) != 0) return;
+    if (!process_cpu_set(process)) return;
     if (pthread_getaffinity_np(pthread_self(), sizeof set, &set) == 0 && CPU_EQUAL(&set, &process)) return;
     pthread_setaffinity_np(pthread_self(), sizeof process, &process);
 }
